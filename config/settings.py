@@ -1,0 +1,260 @@
+"""One env-driven settings module. Every variable is documented in .env.production.example."""
+
+from decimal import Decimal
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+# A development key only works while DEBUG is on; `check --deploy` refuses it in production.
+SECRET_KEY = env("SECRET_KEY", default="django-insecure-dev-only-key-change-me" if DEBUG else "")
+if not SECRET_KEY:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see .env.production.example).")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "drf_spectacular",
+    "django_tasks_db",
+    "patients",
+    "donor",
+    "payments",
+]
+
+MIDDLEWARE = [
+    "config.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.JsonErrorMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Off on purpose: a failure while processing a callback must never roll back the stored raw callback.
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "charset": "utf8mb4",
+            # Strict mode turns silent truncation of money or references into an error.
+            "init_command": "SET sql_mode='STRICT_TRANS_TABLES'",
+            "isolation_level": "read committed",
+        }
+    )
+    DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL and a busy timeout let the sandbox's callbacks and the site write to the demo DB together.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env("TIME_ZONE", default="Africa/Dar_es_Salaam")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = "media/"
+MEDIA_ROOT = BASE_DIR / "media"
+LOGIN_URL = "/admin/login/"
+
+# --- Security (all from env so `check --deploy --fail-level WARNING` is clean in production) ----------
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if env.bool("USE_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Client IP addresses of reverse proxies whose X-Forwarded-For we believe (comma separated).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+
+# --- API ------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Patient donations API",
+    "DESCRIPTION": "Fund a patient's treatment with mobile money. Errors use one JSON shape (see API.md).",
+    "VERSION": "1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Domain ---------------------------------------------------------------------------------------
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+DONATION_REFERENCE_PREFIX = env("DONATION_REFERENCE_PREFIX", default="RHCI")
+OVERFUNDING_POLICY = env("OVERFUNDING_POLICY", default="keep")
+DONATION_MIN_AMOUNT = Decimal(env("DONATION_MIN_AMOUNT", default="1"))
+DONATION_MAX_AMOUNT = Decimal(env("DONATION_MAX_AMOUNT", default="10000000"))
+
+# --- Background work (Django's tasks framework) --------------------------------------------------
+_TASK_BACKENDS = {
+    "immediate": "django.tasks.backends.immediate.ImmediateBackend",
+    "database": "django_tasks_db.DatabaseBackend",
+}
+TASKS_BACKEND = env("TASKS_BACKEND", default="immediate")
+TASKS = {"default": {"BACKEND": _TASK_BACKENDS.get(TASKS_BACKEND, TASKS_BACKEND)}}
+
+# --- Email ----------------------------------------------------------------------------------------
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="donations@localhost")
+
+# --- Logging --------------------------------------------------------------------------------------
+LOG_DIR = Path(env("LOG_DIR", default=str(BASE_DIR / "logs")))
+LOG_DIR.mkdir(parents=True, exist_ok=True)
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+_LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+
+
+def _rotating(filename: str, level: str = "DEBUG") -> dict:
+    return {
+        "class": "logging.handlers.RotatingFileHandler",
+        "filename": str(LOG_DIR / filename),
+        "maxBytes": 10 * 1024 * 1024,
+        "backupCount": 10,
+        "formatter": "standard",
+        "filters": ["mask_sensitive"],
+        "level": level,
+        "encoding": "utf-8",
+    }
+
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"mask_sensitive": {"()": "config.logging.MaskSensitiveFilter"}},
+    "formatters": {"standard": {"format": _LOG_FORMAT}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "standard", "filters": ["mask_sensitive"]},
+        "payments_file": _rotating("payments.log"),
+        "django_file": _rotating("django.log", "INFO"),
+        "errors_file": _rotating("errors.log", "ERROR"),
+    },
+    "root": {"handlers": ["console", "django_file", "errors_file"], "level": LOG_LEVEL},
+    "loggers": {
+        "payments": {"handlers": ["payments_file"], "level": LOG_LEVEL, "propagate": True},
+        "django.db.backends": {"level": "INFO"},
+    },
+}
+# Per-currency (min, max) for one donation; a currency not listed uses DONATION_MIN_AMOUNT/MAX_AMOUNT.
+DONATION_LIMITS = env.json(
+    "DONATION_LIMITS",
+    default={"TZS": [500, 10_000_000], "KES": [10, 250_000], "UGX": [500, 20_000_000], "EUR": [1, 50_000]},
+)
+GENERAL_FUND_CURRENCIES = set(env.list("GENERAL_FUND_CURRENCIES", default=["TZS", "KES", "UGX", "EUR"]))
+DEFAULT_PHONE_REGION = env("DEFAULT_PHONE_REGION", default="TZ")
+
+# --- Payment providers ---------------------------------------------------------------------------------
+# With PAYMENTS_SANDBOX_URL set, every provider not explicitly configured points at `manage.py sandbox`
+# with the sandbox's built-in test credentials. Production never sets it.
+PAYMENTS_SANDBOX_URL = env("PAYMENTS_SANDBOX_URL", default="").rstrip("/")
+SANDBOX_CREDENTIALS = {
+    "azampay": {
+        "app_name": "sandbox-app",
+        "client_id": "sandbox-client-id",
+        "client_secret": "sandbox-client-secret",
+        "api_key": "sandbox-api-key",
+        "vendor_id": "sandbox-vendor",
+    },
+}
+AZAMPAY_CALLBACK_PASSWORD = env("AZAMPAY_CALLBACK_PASSWORD", default="")
+PAYMENT_PROVIDERS: dict[str, dict] = {}
+if env("AZAMPAY_CLIENT_ID", default="") or not PAYMENTS_SANDBOX_URL:
+    PAYMENT_PROVIDERS["azampay"] = {
+        "app_name": env("AZAMPAY_APP_NAME", default=""),
+        "client_id": env("AZAMPAY_CLIENT_ID", default=""),
+        "client_secret": env("AZAMPAY_CLIENT_SECRET", default=""),
+        "api_key": env("AZAMPAY_API_KEY", default=""),
+        "vendor_id": env("AZAMPAY_VENDOR_ID", default=""),
+        "auth_url": env("AZAMPAY_AUTH_URL", default="https://authenticator-sandbox.azampay.co.tz"),
+        "api_url": env("AZAMPAY_API_URL", default="https://sandbox.azampay.co.tz"),
+    }
+else:
+    PAYMENT_PROVIDERS["azampay"] = {
+        **SANDBOX_CREDENTIALS["azampay"],
+        "auth_url": f"{PAYMENTS_SANDBOX_URL}/azampay-auth",
+        "api_url": f"{PAYMENTS_SANDBOX_URL}/azampay",
+    }
+    AZAMPAY_CALLBACK_PASSWORD = AZAMPAY_CALLBACK_PASSWORD or "sandbox-callback-password"
+PAYMENT_PROVIDERS["azampay"].update(
+    {
+        "callback_password": AZAMPAY_CALLBACK_PASSWORD,
+        "public_key_pem": env("AZAMPAY_PUBLIC_KEY", default=""),
+        "require_signature": env.bool("AZAMPAY_REQUIRE_SIGNATURE", default=False),
+        # The status endpoint is not settled (provider notes A.8): path and parameter names are settings.
+        "status_path": env("AZAMPAY_STATUS_PATH", default="/azampay/gettransactionstatus"),
+        "status_id_param": env("AZAMPAY_STATUS_ID_PARAM", default="pgReferenceId"),
+        "status_provider_param": env("AZAMPAY_STATUS_PROVIDER_PARAM", default="bankName"),
+        "connect_timeout": env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0),
+        "read_timeout": env.float("PROVIDER_READ_TIMEOUT", default=30.0),
+    }
+)
+# Which callbacks may be applied without asking the provider: "trusted" (authenticated ones) or "never".
+PAYMENTS_APPLY_TRUSTED_CALLBACKS = env.bool("PAYMENTS_APPLY_TRUSTED_CALLBACKS", default=True)
+CALLBACK_MAX_BODY_BYTES = env.int("CALLBACK_MAX_BODY_BYTES", default=64 * 1024)
+WEBHOOK_RATE_LIMIT_PER_MINUTE = env.int("WEBHOOK_RATE_LIMIT_PER_MINUTE", default=1000)
+HEALTH_RATE_LIMIT_PER_MINUTE = env.int("HEALTH_RATE_LIMIT_PER_MINUTE", default=100)
+# Seconds after which a pending payment nobody confirms is expired by reconciliation.
+PAYMENT_EXPIRY_SECONDS = env.int("PAYMENT_EXPIRY_SECONDS", default=24 * 3600)
+RECONCILE_LADDER_SECONDS = [30, 120, 600, 3600, 6 * 3600, 24 * 3600]

@@ -1,0 +1,14 @@
+"""Test settings: the real settings module, with a fast hasher and in-memory email."""
+
+import os
+
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789")
+os.environ.setdefault("AZAMPAY_CALLBACK_PASSWORD", "test-callback-password")
+os.environ.setdefault("LOG_DIR", "/tmp/donation-portal-test-logs")  # noqa: S108
+
+from config.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}

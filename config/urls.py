@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from config.health import health
+from config.views import handler404_view, handler500_view
+
+api_v1 = [
+    path("auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
+    path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("patients/", include("patients.urls")),
+    path("donors/", include("donor.urls")),
+    path("donors/", include("payments.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/v1.0/", include(api_v1)),
+    path("webhooks/", include("payments.webhook_urls")),
+    re_path(r"^health/?$", health, name="health"),
+    path("", include("donor.web_urls")),
+]
+
+handler404 = handler404_view
+handler500 = handler500_view

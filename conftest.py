@@ -1,0 +1,48 @@
+"""Project-wide fixtures. Database-specific tests are marked `mysql` and skip on SQLite."""
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+
+def pytest_collection_modifyitems(config, items):
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if engine != "django.db.backends.mysql":
+        skip = pytest.mark.skip(reason="needs MariaDB/MySQL (run `make test` with a server or TEST_MYSQL_URL)")
+        for item in items:
+            if "mysql" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def donor_user(db):
+    from donor.services import donor_register
+
+    return donor_register(
+        username="amani",
+        password="S3cure-pass-123",
+        email="amani@example.org",
+        name="Amani Mollel",
+        phone_number="0712345678",
+    ).user
+
+
+@pytest.fixture
+def auth_client(donor_user) -> APIClient:
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(donor_user).access_token}")
+    return client
+
+
+@pytest.fixture
+def is_mysql() -> bool:
+    return connection.vendor == "mysql"

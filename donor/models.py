@@ -1,0 +1,97 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+from patients.models import MONEY, Patient
+
+
+class Donor(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="donor"
+    )
+    name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True, db_index=True)
+    phone = models.CharField(max_length=15, blank=True, db_index=True, help_text="E.164 digits without +")
+    telegram_chat_id = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name or self.email or f"Donor {self.pk}"
+
+
+class Donation(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        EXPIRED = "expired"
+        REFUNDED = "refunded"
+
+    TERMINAL = {Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.EXPIRED, Status.REFUNDED}
+
+    # Set right after insert: {PREFIX}-DN-{id}-{YYYYMMDDHHMMSS}. It is the externalId providers echo back.
+    reference = models.CharField(max_length=64, unique=True)
+    donor = models.ForeignKey(Donor, null=True, blank=True, on_delete=models.PROTECT, related_name="donations")
+    patient = models.ForeignKey(
+        Patient,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="donations",
+        help_text="Empty means the general fund",
+    )
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    status_reason = models.CharField(max_length=255, blank=True)
+    anonymous = models.BooleanField(default=False)
+    message = models.TextField(blank=True, max_length=1000)
+    # A verified payment arrived after we had given up on it: the money moved, so it is credited, but a
+    # person should look at it.
+    needs_review = models.BooleanField(default=False, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="donation_amount_positive")]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def donor_display_name(self) -> str:
+        if self.anonymous or not self.donor or not self.donor.name:
+            return "Anonymous"
+        return self.donor.name
+
+
+class Allocation(models.Model):
+    """The funding ledger: where each completed donation's money went. Append-only."""
+
+    GENERAL_FUND = "general_fund"
+
+    donation = models.ForeignKey(Donation, on_delete=models.PROTECT, related_name="allocations")
+    patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="allocations")
+    # "patient:<id>" or "general_fund": a non-null key so the unique constraint also holds for the fund.
+    target = models.CharField(max_length=40)
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["donation", "target"], name="allocation_once_per_donation_target"),
+            models.CheckConstraint(condition=models.Q(amount__gt=Decimal("0")), name="allocation_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.donation_id} → {self.target}: {self.amount} {self.currency}"
+
+    @staticmethod
+    def target_for(patient: Patient | None) -> str:
+        return f"patient:{patient.pk}" if patient else Allocation.GENERAL_FUND

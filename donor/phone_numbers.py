@@ -1,0 +1,37 @@
+"""Phone numbers parsed with `phonenumbers` and kept as E.164 digits without the "+"."""
+
+import phonenumbers
+
+REGION_BY_CURRENCY = {"TZS": "TZ", "KES": "KE", "UGX": "UG", "RWF": "RW", "ZMW": "ZM", "MWK": "MW"}
+DEFAULT_REGION = "TZ"
+
+
+class InvalidPhoneNumber(ValueError):
+    pass
+
+
+def normalize_msisdn(raw: str, *, region: str | None = None) -> str:
+    """'0712 345 678' in TZ → '255712345678'. Raises InvalidPhoneNumber with a message a donor understands."""
+    text = (raw or "").strip()
+    if not text:
+        raise InvalidPhoneNumber("Enter a mobile number.")
+    digits_only = text.replace(" ", "").replace("-", "")
+    if digits_only.isdigit() and len(digits_only) > 10 and not digits_only.startswith("0"):
+        text = "+" + digits_only  # 255712345678 written without the plus
+    try:
+        number = phonenumbers.parse(text, region or DEFAULT_REGION)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhoneNumber("That does not look like a phone number.") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhoneNumber("That phone number is not valid for its country.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
+
+
+def region_for_currency(currency: str) -> str:
+    return REGION_BY_CURRENCY.get(currency.upper(), DEFAULT_REGION)
+
+
+def mask_msisdn(msisdn: str) -> str:
+    if len(msisdn) < 8:
+        return "****" if msisdn else ""
+    return f"{msisdn[:4]}****{msisdn[-3:]}"

@@ -1,0 +1,282 @@
+"""Donations and the funding ledger. Depends on patients only (payments → donor → patients)."""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from donor.models import Allocation, Donation, Donor
+from donor.phone_numbers import InvalidPhoneNumber, normalize_msisdn
+from patients.models import Patient
+from patients.services import patient_add_funds, patient_lock
+
+logger = logging.getLogger("payments.ledger")
+
+OVERFUNDING_KEEP = "keep"
+OVERFUNDING_GENERAL_FUND = "general_fund"
+# Mobile money moves whole units of these currencies; a fractional amount is a mistake, not a rounding.
+WHOLE_UNIT_CURRENCIES = {"TZS", "UGX", "RWF"}
+
+
+def donation_limits(currency: str) -> tuple[Decimal, Decimal]:
+    low, high = settings.DONATION_LIMITS.get(currency, (settings.DONATION_MIN_AMOUNT, settings.DONATION_MAX_AMOUNT))
+    return Decimal(str(low)), Decimal(str(high))
+
+
+def parse_amount(value) -> Decimal:
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        amount = Decimal(str(value).strip().replace(",", ""))
+    except (InvalidOperation, TypeError) as exc:
+        raise ValidationError({"amount": "Enter an amount such as 5000."}) from exc
+    if not amount.is_finite():
+        raise ValidationError({"amount": "Enter an amount such as 5000."})
+    return amount
+
+
+# --- Donors --------------------------------------------------------------------------------------------
+
+
+def donor_register(*, username: str, password: str, email: str, name: str = "", phone_number: str = "") -> Donor:
+    User = get_user_model()
+    errors = {}
+    phone = ""
+    if phone_number:
+        try:
+            phone = normalize_msisdn(phone_number)
+        except InvalidPhoneNumber as exc:
+            errors["phone_number"] = str(exc)
+    if User.objects.filter(username__iexact=username).exists():
+        errors["username"] = "That username is taken."
+    if email and User.objects.filter(email__iexact=email).exists():
+        errors["email"] = "An account with this email already exists."
+    if not errors:
+        from django.contrib.auth.password_validation import validate_password
+
+        try:
+            validate_password(password, User(username=username, email=email))
+        except ValidationError as exc:
+            errors["password"] = exc.messages
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        user = User.objects.create_user(username=username, password=password, email=email, first_name=name[:150])
+        donor = Donor.objects.create(user=user, name=name, email=email, phone=phone)
+    logger.info("Donor %s registered", donor.pk)
+    return donor
+
+
+def donor_for_user(*, user: AbstractBaseUser) -> Donor:
+    donor, _ = Donor.objects.get_or_create(
+        user=user, defaults={"name": user.get_full_name() or user.get_username(), "email": user.email or ""}
+    )
+    return donor
+
+
+def donor_for_guest(*, name: str = "", email: str = "", phone: str = "") -> Donor:
+    """A guest gets a donor row of their own per donation: we never merge strangers by a typed email."""
+    return Donor.objects.create(name=name, email=email, phone=phone)
+
+
+# --- Donations -----------------------------------------------------------------------------------------
+
+
+def donation_create(
+    *,
+    patient: Patient | None,
+    amount,
+    currency: str,
+    donor: Donor | None = None,
+    anonymous: bool = False,
+    message: str = "",
+) -> Donation:
+    """Record a donor's intent to give. Validation errors name the field and say what to do."""
+    amount = parse_amount(amount)
+    currency = (currency or "").strip().upper()
+    errors: dict[str, str] = {}
+    if patient is not None:
+        if not patient.is_accepting_donations:
+            errors["patient"] = f"Patient {patient.code} is not accepting donations (status: {patient.status})."
+        elif currency != patient.currency:
+            errors["currency"] = (
+                f"Patient {patient.code} is funded in {patient.currency}; donate in {patient.currency}."
+            )
+    elif currency not in settings.GENERAL_FUND_CURRENCIES:
+        errors["currency"] = f"The general fund accepts {', '.join(sorted(settings.GENERAL_FUND_CURRENCIES))}."
+    if amount <= 0:
+        errors["amount"] = "The amount must be greater than zero."
+    elif amount.as_tuple().exponent < -2:
+        errors["amount"] = "Use at most two decimal places."
+    elif currency in WHOLE_UNIT_CURRENCIES and amount != amount.to_integral_value():
+        errors["amount"] = f"{currency} amounts must be whole numbers."
+    elif "currency" not in errors:
+        low, high = donation_limits(currency)
+        if amount < low:
+            errors["amount"] = f"The smallest donation is {low:,} {currency}."
+        elif amount > high:
+            errors["amount"] = f"The largest donation is {high:,} {currency}."
+    if errors:
+        raise ValidationError(errors)
+
+    with transaction.atomic():
+        donation = Donation.objects.create(
+            reference=f"tmp-{uuid.uuid4().hex}",
+            donor=donor,
+            patient=patient,
+            amount=amount,
+            currency=currency,
+            anonymous=anonymous,
+            message=(message or "")[:1000],
+        )
+        stamp = timezone.now().strftime("%Y%m%d%H%M%S")
+        donation.reference = f"{settings.DONATION_REFERENCE_PREFIX}-DN-{donation.pk}-{stamp}"
+        donation.save(update_fields=["reference"])
+    logger.info("Donation %s created: %s %s for %s", donation.reference, amount, currency, _target_label(patient))
+    return donation
+
+
+@dataclass(frozen=True)
+class CompletionResult:
+    donation: Donation
+    credited: bool  # False when it had already been credited (a duplicate)
+    late: bool = False
+
+
+def donation_complete(*, donation_id: int) -> CompletionResult:
+    """Credit a paid donation to the ledger exactly once.
+
+    Row locks (donation, then patient) serialise concurrent completions; the unique constraint on
+    Allocation(donation, target) is the last line of defence if a lock were ever missed.
+    """
+    with transaction.atomic():
+        donation = Donation.objects.select_for_update().select_related("donor").get(pk=donation_id)
+        if donation.status in (Donation.Status.COMPLETED, Donation.Status.REFUNDED):
+            return CompletionResult(donation=donation, credited=False)
+        late = donation.status != Donation.Status.PENDING
+        patient = patient_lock(patient_id=donation.patient_id) if donation.patient_id else None
+
+        for target_patient, amount in _split(donation, patient):
+            try:
+                with transaction.atomic():
+                    Allocation.objects.create(
+                        donation=donation,
+                        patient=target_patient,
+                        target=Allocation.target_for(target_patient),
+                        amount=amount,
+                        currency=donation.currency,
+                    )
+            except IntegrityError:
+                logger.error("Allocation for donation %s already exists; not crediting twice", donation.reference)
+                return CompletionResult(donation=donation, credited=False)
+            if target_patient is not None:
+                patient_add_funds(patient=target_patient, amount=amount)
+
+        donation.status = Donation.Status.COMPLETED
+        donation.completed_at = timezone.now()
+        donation.status_reason = ""
+        update = ["status", "completed_at", "status_reason", "updated_at"]
+        if late:
+            donation.needs_review = True
+            update.append("needs_review")
+            logger.warning("Donation %s completed late (was %s): credited and flagged", donation.reference, late)
+        donation.save(update_fields=update)
+    logger.info("Donation %s completed: %s %s credited", donation.reference, donation.amount, donation.currency)
+    return CompletionResult(donation=donation, credited=True, late=late)
+
+
+def _split(donation: Donation, patient: Patient | None) -> list[tuple[Patient | None, Decimal]]:
+    """Where the money goes, by the overfunding policy."""
+    if patient is None:
+        return [(None, donation.amount)]
+    if settings.OVERFUNDING_POLICY != OVERFUNDING_GENERAL_FUND:
+        return [(patient, donation.amount)]
+    to_patient = min(donation.amount, max(Decimal("0"), patient.funding_goal - patient.funding_received))
+    parts: list[tuple[Patient | None, Decimal]] = []
+    if to_patient > 0:
+        parts.append((patient, to_patient))
+    if donation.amount - to_patient > 0:
+        parts.append((None, donation.amount - to_patient))
+    return parts
+
+
+def _finish_unpaid(*, donation_id: int, status: str, reason: str) -> Donation:
+    with transaction.atomic():
+        donation = Donation.objects.select_for_update().get(pk=donation_id)
+        if donation.status != Donation.Status.PENDING:
+            # Terminal states never move back on their own.
+            if donation.status != status:
+                logger.info(
+                    "Donation %s stays %s (ignored %s: %s)", donation.reference, donation.status, status, reason
+                )
+            return donation
+        donation.status = status
+        donation.status_reason = reason[:255]
+        donation.save(update_fields=["status", "status_reason", "updated_at"])
+    logger.info("Donation %s %s: %s", donation.reference, status, reason)
+    return donation
+
+
+def donation_fail(*, donation_id: int, reason: str = "") -> Donation:
+    return _finish_unpaid(donation_id=donation_id, status=Donation.Status.FAILED, reason=reason)
+
+
+def donation_cancel(*, donation_id: int, reason: str = "") -> Donation:
+    return _finish_unpaid(donation_id=donation_id, status=Donation.Status.CANCELLED, reason=reason)
+
+
+def donation_expire(*, donation_id: int, reason: str = "") -> Donation:
+    return _finish_unpaid(donation_id=donation_id, status=Donation.Status.EXPIRED, reason=reason)
+
+
+# --- Ledger verification -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerDrift:
+    patient: Patient
+    cached: Decimal
+    ledger: Decimal
+
+    @property
+    def difference(self) -> Decimal:
+        return self.cached - self.ledger
+
+
+def ledger_repair(*, drift: LedgerDrift) -> None:
+    from patients.services import patient_set_funding_received
+
+    with transaction.atomic():
+        patient_lock(patient_id=drift.patient.pk)
+        patient_set_funding_received(patient=drift.patient, amount=drift.ledger)
+    logger.warning(
+        "Ledger repaired for %s: %s -> %s %s", drift.patient.code, drift.cached, drift.ledger, drift.patient.currency
+    )
+
+
+def _target_label(patient: Patient | None) -> str:
+    return patient.code if patient else "the general fund"
+
+
+def ledger_seed_opening_balance(*, patient: Patient, amount: Decimal) -> Donation:
+    """Demo and migration aid: money raised before this system, recorded as a completed offline donation."""
+    donor = Donor.objects.create(name="Offline donations")
+    with transaction.atomic():
+        donation = Donation.objects.create(
+            reference=f"{settings.DONATION_REFERENCE_PREFIX}-OPEN-{patient.code}",
+            donor=donor,
+            patient=patient,
+            amount=amount,
+            currency=patient.currency,
+            anonymous=True,
+            message="Raised before the portal opened",
+        )
+    donation_complete(donation_id=donation.pk)
+    return donation

@@ -1,0 +1,53 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.generics import ListAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import error_body
+from patients.models import Patient
+from patients.selectors import patient_get_published, patient_list_published
+
+
+class PatientOutputSerializer(serializers.ModelSerializer):
+    funding_percent = serializers.IntegerField(read_only=True)
+    amount_needed = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
+    treatment_partner = serializers.CharField(source="treatment_partner.name", default="", read_only=True)
+
+    class Meta:
+        model = Patient
+        fields = [
+            "code",
+            "name",
+            "story",
+            "condition",
+            "treatment",
+            "treatment_partner",
+            "photo_url",
+            "currency",
+            "funding_goal",
+            "funding_received",
+            "funding_percent",
+            "amount_needed",
+            "status",
+            "fully_funded_at",
+        ]
+
+
+class PatientListApi(ListAPIView):
+    serializer_class = PatientOutputSerializer
+    authentication_classes: list = []
+
+    def get_queryset(self):
+        return patient_list_published()
+
+
+class PatientDetailApi(APIView):
+    authentication_classes: list = []
+
+    @extend_schema(responses=PatientOutputSerializer)
+    def get(self, request, code: str) -> Response:
+        patient = patient_get_published(code=code)
+        if patient is None:
+            return Response(error_body(404, f"No published patient with code {code}."), status=404)
+        return Response(PatientOutputSerializer(patient).data)

@@ -1,0 +1,38 @@
+"""Writes to patients. This app imports nothing of donor or payments (the one-way rule)."""
+
+import logging
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from patients.models import Patient
+
+logger = logging.getLogger("payments.ledger")
+
+
+def patient_lock(*, patient_id: int) -> Patient:
+    """Lock the patient row for the rest of the caller's transaction (the ledger's first line of defence)."""
+    return Patient.objects.select_for_update().get(pk=patient_id)
+
+
+def patient_add_funds(*, patient: Patient, amount: Decimal) -> Patient:
+    """Add money to the cached total and move to fully_funded once the goal is reached.
+
+    The caller holds the row lock (patient_lock) inside transaction.atomic().
+    """
+    assert transaction.get_connection().in_atomic_block, "patient_add_funds needs the caller's transaction"
+    Patient.objects.filter(pk=patient.pk).update(funding_received=F("funding_received") + amount)
+    patient.refresh_from_db(fields=["funding_received", "status", "fully_funded_at"])
+    if patient.status == Patient.Status.FUNDING and patient.funding_received >= patient.funding_goal:
+        patient.status = Patient.Status.FULLY_FUNDED
+        patient.fully_funded_at = timezone.now()
+        patient.save(update_fields=["status", "fully_funded_at", "updated_at"])
+        logger.info("Patient %s is fully funded (%s %s)", patient.code, patient.funding_received, patient.currency)
+    return patient
+
+
+def patient_set_funding_received(*, patient: Patient, amount: Decimal) -> None:
+    """Used only by the ledger repair: overwrite the cache with the ledger's truth."""
+    Patient.objects.filter(pk=patient.pk).update(funding_received=amount)

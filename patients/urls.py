@@ -1,0 +1,8 @@
+from django.urls import path
+
+from patients.apis import PatientDetailApi, PatientListApi
+
+urlpatterns = [
+    path("", PatientListApi.as_view(), name="patient-list"),
+    path("<str:code>/", PatientDetailApi.as_view(), name="patient-detail"),
+]

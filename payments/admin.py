@@ -1,0 +1,121 @@
+import json
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from donor.phone_numbers import mask_msisdn
+from payments.models import CallbackEvent, Payment
+from payments.services.callbacks import callback_replay
+from payments.services.payments import payment_confirm
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):
+    list_display = [
+        "reference",
+        "provider",
+        "channel",
+        "amount",
+        "currency",
+        "status",
+        "masked_msisdn",
+        "provider_reference",
+        "receipt",
+        "needs_review",
+        "created_at",
+    ]
+    list_filter = [
+        "status",
+        "provider",
+        "channel",
+        "currency",
+        "needs_review",
+        ("created_at", admin.DateFieldListFilter),
+    ]
+    search_fields = ["reference", "provider_reference", "receipt", "donation__reference"]
+    readonly_fields = [f.name for f in Payment._meta.fields if f.name not in ("msisdn", "callback_token")]
+    exclude = ["msisdn", "callback_token"]
+    actions = ["check_with_provider"]
+    list_select_related = ["donation"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="Phone")
+    def masked_msisdn(self, payment: Payment) -> str:
+        return mask_msisdn(payment.msisdn)
+
+    @admin.action(description="Check with provider now")
+    def check_with_provider(self, request, queryset):
+        for payment in queryset:
+            result, outcome = payment_confirm(payment_id=payment.pk)
+            said = result.status if result else "no answer"
+            level = messages.SUCCESS if outcome.changed else messages.INFO
+            self.message_user(
+                request, f"{payment.reference}: provider says {said}; {outcome.status} ({outcome.detail})", level
+            )
+
+
+@admin.register(CallbackEvent)
+class CallbackEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "provider",
+        "kind",
+        "status",
+        "trust",
+        "our_reference",
+        "provider_reference",
+        "client_ip",
+        "attempts",
+        "received_at",
+    ]
+    list_filter = ["status", "provider", "kind", "trust", ("received_at", admin.DateFieldListFilter)]
+    search_fields = ["our_reference", "provider_reference", "sha256", "error"]
+    readonly_fields = [
+        "pretty_body",
+        "headers",
+        "provider",
+        "kind",
+        "client_ip",
+        "sha256",
+        "dedup_key",
+        "duplicate_of",
+        "status",
+        "trust",
+        "error",
+        "attempts",
+        "payment",
+        "our_reference",
+        "provider_reference",
+        "received_at",
+        "processed_at",
+    ]
+    exclude = ["body", "url_token"]
+    actions = ["replay", "dry_run_replay"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # viewable, never editable: it is evidence
+
+    @admin.display(description="Body (secrets redacted)")
+    def pretty_body(self, event: CallbackEvent) -> str:
+        try:
+            text = json.dumps(json.loads(event.body), indent=2, ensure_ascii=False)
+        except ValueError:
+            text = event.body
+        return format_html("<pre>{}</pre>", text)
+
+    @admin.action(description="Replay")
+    def replay(self, request, queryset):
+        for event in queryset:
+            outcome = callback_replay(event=event)
+            self.message_user(request, f"#{event.pk}: {outcome.code} — {outcome.message}")
+
+    @admin.action(description="Dry-run replay (show what would change)")
+    def dry_run_replay(self, request, queryset):
+        for event in queryset:
+            outcome = callback_replay(event=event, dry_run=True)
+            self.message_user(request, f"#{event.pk} would be: {outcome.code} — {outcome.message} (nothing saved)")

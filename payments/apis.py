@@ -1,0 +1,262 @@
+"""The donor-facing payment API: create a donation and start its payment; read and refresh its status."""
+
+from django.core.exceptions import ValidationError
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import error_body
+from donor.models import Donation
+from donor.phone_numbers import InvalidPhoneNumber, normalize_msisdn, region_for_currency
+from donor.selectors import donation_get
+from donor.services import donation_create, donor_for_guest, donor_for_user
+from patients.selectors import patient_get_published
+from payments.providers import PROVIDER_CLASSES, get_provider, provider_codes
+from payments.providers.azampay import BANK_CHANNEL, CARD_CHANNEL, normalize_channel
+from payments.selectors import payment_latest_for_donation
+from payments.services.idempotency import (
+    IdempotencyConflict,
+    IdempotencyInProgress,
+    idempotent_call,
+    request_fingerprint,
+)
+from payments.services.payments import PaymentStartFailed, payment_confirm, payment_start
+
+PHONE_CONFIRMATION_MESSAGE = "Check your phone and enter your PIN to confirm the payment."
+
+
+class DonationStatusSerializer(serializers.Serializer):
+    reference = serializers.CharField()
+    status = serializers.CharField()
+    status_reason = serializers.CharField()
+    transactionId = serializers.CharField(allow_null=True)
+    receipt = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    patient = serializers.CharField(allow_null=True)
+    provider = serializers.CharField(allow_null=True)
+    updated_at = serializers.DateTimeField()
+
+
+def donation_status_body(donation: Donation) -> dict:
+    payment = payment_latest_for_donation(donation_id=donation.pk)
+    return {
+        "reference": donation.reference,
+        "status": donation.status,
+        "status_reason": donation.status_reason,
+        "transactionId": payment.provider_reference if payment else None,
+        "receipt": payment.receipt if payment else "",
+        "amount": str(donation.amount),
+        "currency": donation.currency,
+        "patient": donation.patient.code if donation.patient else None,
+        "provider": payment.provider if payment else None,
+        "updated_at": max(donation.updated_at, payment.updated_at if payment else donation.updated_at).isoformat(),
+    }
+
+
+class DonationCreateApi(APIView):
+    """Create a donation and prompt the payer. Guests and JWT donors alike."""
+
+    class InputSerializer(serializers.Serializer):
+        patient = serializers.CharField(
+            allow_null=True, required=False, max_length=20, help_text="Patient code; null for the general fund"
+        )
+        amount = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=True)
+        currency = serializers.CharField(max_length=3)
+        provider = serializers.ChoiceField(choices=sorted(PROVIDER_CLASSES))
+        channel = serializers.CharField(required=False, allow_blank=True, default="", max_length=20)
+        phone_number = serializers.CharField(required=False, allow_blank=True, default="", max_length=32)
+        email = serializers.EmailField(required=False, allow_blank=True, default="")
+        name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+        anonymous = serializers.BooleanField(required=False, default=False)
+        message = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+
+    class PaymentSerializer(serializers.Serializer):
+        provider = serializers.CharField()
+        channel = serializers.CharField()
+        status = serializers.CharField()
+        provider_reference = serializers.CharField(allow_null=True)
+
+    class NextActionSerializer(serializers.Serializer):
+        type = serializers.ChoiceField(choices=["await_phone_confirmation", "redirect"])
+        message = serializers.CharField(required=False)
+        url = serializers.URLField(required=False)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        reference = serializers.CharField()
+        status = serializers.CharField()
+        amount = serializers.CharField()
+        currency = serializers.CharField()
+        patient = serializers.CharField(allow_null=True)
+        payment = serializers.DictField()
+        next_action = serializers.DictField()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: OutputSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="Same key and body → the first answer, and no second charge",
+            )
+        ],
+    )
+    def post(self, request) -> Response:
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if not key:
+            status, body = self._create(request)
+            return Response(body, status=status)
+        if len(key) > 255:
+            return Response(error_body(400, "Idempotency-Key must be at most 255 characters."), status=400)
+        user_scope = request.user.pk if request.user.is_authenticated else "guest"
+        fingerprint = request_fingerprint({"user": user_scope, "body": request.data})
+        try:
+            status, body = idempotent_call(
+                key=f"donation:{key}", fingerprint=fingerprint, call=lambda: self._create(request)
+            )
+        except IdempotencyConflict:
+            return Response(
+                error_body(
+                    422,
+                    "This Idempotency-Key was already used with a different request body. "
+                    "Use a new key for a new donation.",
+                    "IDEMPOTENCY_KEY_REUSED",
+                ),
+                status=422,
+            )
+        except IdempotencyInProgress:
+            return Response(
+                error_body(
+                    409,
+                    "A request with this Idempotency-Key is still being processed; retry shortly.",
+                    "IDEMPOTENCY_IN_PROGRESS",
+                ),
+                status=409,
+            )
+        return Response(body, status=status)
+
+    def _create(self, request) -> tuple[int, dict]:
+        """Validate, create the donation, start the payment. Returns (status, body) so it can be replayed."""
+        serializer = self.InputSerializer(data=request.data)
+        if not serializer.is_valid():
+            return 400, error_body(400, _first_error(serializer.errors), "VALIDATION_ERROR", errors=serializer.errors)
+        data = serializer.validated_data
+        errors: dict[str, str] = {}
+        patient = None
+        if data.get("patient"):
+            patient = patient_get_published(code=data["patient"])
+            if patient is None:
+                errors["patient"] = f"No published patient with code {data['patient']}."
+        provider_code = data["provider"]
+        if provider_code not in provider_codes():
+            errors["provider"] = f"{provider_code} is not available here."
+        channel = data["channel"]
+        needs_phone = True
+        if provider_code == "azampay":
+            channel = normalize_channel(channel)
+            if not channel:
+                errors["channel"] = "Choose Mpesa, Airtel, Tigo, Halopesa, Azampesa, card or bank."
+            needs_phone = channel != CARD_CHANNEL
+        msisdn = ""
+        if needs_phone or data["phone_number"]:
+            try:
+                msisdn = normalize_msisdn(data["phone_number"], region=region_for_currency(data["currency"]))
+            except InvalidPhoneNumber as exc:
+                errors["phone_number"] = str(exc)
+        if provider_code in provider_codes():
+            currencies = get_provider(provider_code).currencies
+            if data["currency"].upper() not in currencies:
+                errors["currency"] = f"{provider_code} collects {', '.join(sorted(currencies))} only."
+        if errors:
+            return 400, _validation_error(errors)
+
+        donor = (
+            donor_for_user(user=request.user)
+            if request.user.is_authenticated
+            else donor_for_guest(name=data["name"], email=data["email"], phone=msisdn)
+        )
+        try:
+            donation = donation_create(
+                patient=patient,
+                amount=data["amount"],
+                currency=data["currency"],
+                donor=donor,
+                anonymous=data["anonymous"],
+                message=data["message"],
+            )
+        except ValidationError as exc:
+            return 400, _validation_error({k: " ".join(v) for k, v in exc.message_dict.items()})
+        extra = {}
+        if channel == BANK_CHANNEL:
+            extra = {k: str(request.data.get(k, "")) for k in ("bank", "account_number", "account_name", "otp")}
+        try:
+            payment = payment_start(
+                donation=donation, provider_code=provider_code, channel=channel, msisdn=msisdn, extra=extra
+            )
+        except PaymentStartFailed as failure:
+            body = error_body(502, failure.error.message, "PROVIDER_ERROR", reference=donation.reference)
+            return 502, body
+        donation.refresh_from_db()
+        if payment.checkout_url:
+            next_action = {"type": "redirect", "url": payment.checkout_url}
+        else:
+            next_action = {"type": "await_phone_confirmation", "message": PHONE_CONFIRMATION_MESSAGE}
+        return 201, {
+            "id": donation.pk,
+            "reference": donation.reference,
+            "status": donation.status,
+            "amount": str(donation.amount),
+            "currency": donation.currency,
+            "patient": patient.code if patient else None,
+            "payment": {
+                "provider": payment.provider,
+                "channel": payment.channel,
+                "status": payment.status,
+                "provider_reference": payment.provider_reference,
+            },
+            "next_action": next_action,
+        }
+
+
+class DonationStatusApi(APIView):
+    authentication_classes: list = []
+
+    @extend_schema(responses=DonationStatusSerializer)
+    def get(self, request, reference: str) -> Response:
+        donation = donation_get(reference=reference)
+        if donation is None:
+            return Response(error_body(404, f"No donation with reference {reference}."), status=404)
+        return Response(donation_status_body(donation))
+
+
+class DonationRefreshApi(APIView):
+    """Ask the provider now (sandbox callbacks are unreliable) and answer the fresh status."""
+
+    authentication_classes: list = []
+
+    @extend_schema(request=None, responses=DonationStatusSerializer)
+    def post(self, request, reference: str) -> Response:
+        donation = donation_get(reference=reference)
+        if donation is None:
+            return Response(error_body(404, f"No donation with reference {reference}."), status=404)
+        payment = payment_latest_for_donation(donation_id=donation.pk)
+        if payment is not None and not payment.is_terminal:
+            payment_confirm(payment_id=payment.pk)
+            donation.refresh_from_db()
+        return Response(donation_status_body(donation))
+
+
+def _validation_error(errors: dict[str, str]) -> dict:
+    return error_body(400, _first_error(errors), "VALIDATION_ERROR", errors={k: [v] for k, v in errors.items()})
+
+
+def _first_error(errors: dict) -> str:
+    for field, value in errors.items():
+        text = value[0] if isinstance(value, list) and value else value
+        return f"{field}: {text}"
+    return "Invalid input."

@@ -1,0 +1,121 @@
+import secrets
+
+from django.db import models
+
+from donor.models import Donation
+from patients.models import MONEY
+
+
+def new_callback_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Payment(models.Model):
+    """One attempt to collect a donation through one provider."""
+
+    class Status(models.TextChoices):
+        CREATED = "created"
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        EXPIRED = "expired"
+
+    TERMINAL = {Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.EXPIRED}
+
+    donation = models.ForeignKey(Donation, on_delete=models.PROTECT, related_name="payments")
+    # Our id for this attempt, sent as externalId/utilityref/AccountReference; equal to the donation's
+    # reference for the first attempt.
+    reference = models.CharField(max_length=64, unique=True)
+    provider = models.CharField(max_length=20, db_index=True)
+    channel = models.CharField(max_length=20, blank=True, help_text="Mpesa, Airtel, Tigo, card, bank, …")
+    msisdn = models.CharField(max_length=15, blank=True, help_text="E.164 digits without +")
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.CREATED, db_index=True)
+    provider_reference = models.CharField(max_length=100, null=True, blank=True)
+    receipt = models.CharField(max_length=100, blank=True)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    callback_token = models.CharField(max_length=64, unique=True, default=new_callback_token, editable=False)
+    checkout_url = models.URLField(max_length=1000, blank=True)
+    # A verified success that arrived after we had marked the attempt failed/expired, or a conflict.
+    needs_review = models.BooleanField(default=False, db_index=True)
+    # Reconciliation ladder (30 s, 2 min, 10 min, 1 h, 6 h, 24 h).
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    check_count = models.PositiveSmallIntegerField(default=0)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_reference"], name="payment_provider_reference_unique"
+            ),
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="payment_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} ({self.provider} {self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL
+
+
+class CallbackEvent(models.Model):
+    """The raw inbox: every callback delivery, stored before we trust it (after dj-stripe)."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received"
+        PROCESSED = "processed"
+        DUPLICATE = "duplicate"
+        IGNORED = "ignored"
+        REJECTED = "rejected"
+        FAILED = "failed"
+        REVIEW = "review"
+
+    provider = models.CharField(max_length=20, db_index=True)
+    kind = models.CharField(max_length=30, default="payment")
+    body = models.TextField(help_text="Raw body with secrets redacted")
+    headers = models.JSONField(default=dict)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    # provider:kind:sha256 of the raw bytes; NULL on the rows that repeat an earlier delivery.
+    dedup_key = models.CharField(max_length=120, unique=True, null=True, blank=True)
+    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    url_token = models.CharField(max_length=64, blank=True, help_text="Secret path segment it arrived on")
+    # The verdict on the raw bytes (trusted / unverified / rejected), kept because the stored body is
+    # redacted: a replay reuses it instead of re-checking a password that is no longer there.
+    trust = models.CharField(max_length=12, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVED, db_index=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    payment = models.ForeignKey(
+        Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="callback_events"
+    )
+    our_reference = models.CharField(max_length=64, blank=True, db_index=True)
+    provider_reference = models.CharField(max_length=100, blank=True, db_index=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.provider}/{self.kind} {self.status}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a donation request carrying an Idempotency-Key."""
+
+    key = models.CharField(max_length=255, unique=True)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.key

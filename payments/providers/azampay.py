@@ -1,0 +1,432 @@
+"""AzamPay (Tanzania): MNO push, hosted card checkout, bank checkout, callbacks, status query.
+
+Facts and their sources: shared/providers/azampay-and-daraja.md, Part A. The callback is authenticated by
+a dashboard "callback password" echoed in its body (and optionally an RSA signature); without one it is a
+hint, confirmed by the status query before anything is credited.
+"""
+
+import base64
+import hmac
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from urllib.parse import urlsplit
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from django.core.cache import cache
+
+from payments.providers.base import (
+    CallbackMalformed,
+    CallbackTrust,
+    ChargeRequest,
+    PaymentProvider,
+    PaymentRef,
+    PaymentStatus,
+    ProviderError,
+    ProviderResult,
+)
+from payments.providers.http import ProviderHttpClient
+
+logger = logging.getLogger("payments.azampay")
+
+MNO_CHANNELS = ("Mpesa", "Airtel", "Tigo", "Halopesa", "Azampesa")
+BANK_CHANNELS = ("CRDB", "NMB")
+CARD_CHANNEL = "card"
+BANK_CHANNEL = "bank"
+CALLBACK_SUCCESS = "success"
+TOKEN_REFRESH_MARGIN_SECONDS = 60
+DEFAULT_TOKEN_LIFETIME_SECONDS = 3600
+# Donors type operator names in many ways; AzamPay's enum is case-sensitive.
+CHANNEL_ALIASES = {c.lower(): c for c in MNO_CHANNELS} | {
+    "m-pesa": "Mpesa",
+    "vodacom": "Mpesa",
+    "mixx": "Tigo",
+    "yas": "Tigo",
+    "halotel": "Halopesa",
+    "azam pesa": "Azampesa",
+    "airtel money": "Airtel",
+    "card": CARD_CHANNEL,
+    "bank": BANK_CHANNEL,
+}
+# Free-text statuses of the status query, matched conservatively: anything else is UNKNOWN, never FAILED.
+STATUS_MAP: tuple[tuple[str, PaymentStatus], ...] = (
+    ("cancel", PaymentStatus.CANCELLED),
+    ("timeout", PaymentStatus.EXPIRED),
+    ("timed out", PaymentStatus.EXPIRED),
+    ("expired", PaymentStatus.EXPIRED),
+    ("fail", PaymentStatus.FAILED),
+    ("reject", PaymentStatus.FAILED),
+    ("insufficient", PaymentStatus.FAILED),
+    ("success", PaymentStatus.SUCCEEDED),
+    ("pending", PaymentStatus.PENDING),
+    ("processing", PaymentStatus.PENDING),
+    ("progress", PaymentStatus.PENDING),
+)
+SECRET_FIELDS = ("password",)
+
+
+def normalize_channel(value: str) -> str:
+    return CHANNEL_ALIASES.get((value or "").strip().lower(), "")
+
+
+def status_from_text(text: str) -> PaymentStatus:
+    lowered = (text or "").lower()
+    for needle, status in STATUS_MAP:
+        if needle in lowered:
+            return status
+    return PaymentStatus.UNKNOWN
+
+
+def _money(value) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        amount = Decimal(str(value).replace(",", "").strip())
+    except InvalidOperation as exc:
+        raise CallbackMalformed(f"amount {value!r} is not a number") from exc
+    if not amount.is_finite():
+        raise CallbackMalformed(f"amount {value!r} is not a number")
+    return amount
+
+
+class AzamPayProvider(PaymentProvider):
+    code = "azampay"
+    display_name = "AzamPay"
+    currencies = frozenset({"TZS"})
+    channels = (*MNO_CHANNELS, CARD_CHANNEL, BANK_CHANNEL)
+
+    def __init__(
+        self,
+        *,
+        app_name: str,
+        client_id: str,
+        client_secret: str,
+        auth_url: str,
+        api_url: str,
+        api_key: str = "",
+        vendor_id: str = "",
+        callback_password: str = "",
+        public_key_pem: str = "",
+        require_signature: bool = False,
+        status_path: str = "/azampay/gettransactionstatus",
+        status_id_param: str = "pgReferenceId",
+        status_provider_param: str = "bankName",
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+    ):
+        self.app_name = app_name
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.api_key = api_key
+        self.vendor_id = vendor_id
+        self.callback_password = callback_password
+        self.public_key_pem = public_key_pem
+        self.require_signature = require_signature
+        self.status_path = status_path
+        self.status_id_param = status_id_param
+        self.status_provider_param = status_provider_param
+        self.auth = ProviderHttpClient(
+            base_url=auth_url, provider="AzamPay", connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
+        self.api = ProviderHttpClient(
+            base_url=api_url, provider="AzamPay", connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
+
+    # --- token --------------------------------------------------------------------------------------
+
+    @property
+    def _token_cache_key(self) -> str:
+        return f"azampay:token:{self.auth.base_url}:{self.client_id}"
+
+    def access_token(self) -> str:
+        token = cache.get(self._token_cache_key)
+        if token:
+            return token
+        response = self.auth.request(
+            "POST",
+            "/AppRegistration/GenerateToken",
+            json={"appName": self.app_name, "clientId": self.client_id, "clientSecret": self.client_secret},
+            headers=self._api_key_header(),
+        )
+        payload = _json_or_empty(response)
+        data = payload.get("data") or {}
+        token = data.get("accessToken") if isinstance(data, dict) else None
+        if response.status_code != 200 or not token:
+            logger.error("AzamPay token refused: HTTP %s %s", response.status_code, payload.get("message", ""))
+            raise ProviderError("AzamPay refused our credentials.", status_code=response.status_code)
+        cache.set(self._token_cache_key, token, self._token_ttl(data.get("expire")))
+        return token
+
+    @staticmethod
+    def _token_ttl(expire: str | None) -> int:
+        try:
+            expires_at = datetime.fromisoformat(str(expire).replace("Z", "+00:00"))
+            if expires_at.tzinfo is None:
+                expires_at = expires_at.replace(tzinfo=UTC)
+            seconds = int((expires_at - datetime.now(UTC)).total_seconds())
+        except (TypeError, ValueError):
+            seconds = DEFAULT_TOKEN_LIFETIME_SECONDS
+        return max(1, seconds - TOKEN_REFRESH_MARGIN_SECONDS)
+
+    def _api_key_header(self) -> dict[str, str]:
+        return {"X-API-Key": self.api_key} if self.api_key else {}
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token()}", **self._api_key_header()}
+
+    # --- charges --------------------------------------------------------------------------------------
+
+    def start_charge(self, charge: ChargeRequest) -> ProviderResult:
+        if charge.currency != "TZS":
+            raise ProviderError("AzamPay collects Tanzanian shillings (TZS) only.")
+        if charge.amount != charge.amount.to_integral_value():
+            raise ProviderError("AzamPay takes whole shillings only.")
+        channel = normalize_channel(charge.channel)
+        if channel == CARD_CHANNEL:
+            return self._hosted_checkout(charge)
+        if channel == BANK_CHANNEL:
+            return self._bank_checkout(charge)
+        if channel not in MNO_CHANNELS:
+            raise ProviderError(f"Unknown AzamPay channel {charge.channel!r}.")
+        return self._mno_checkout(charge, channel)
+
+    def _mno_checkout(self, charge: ChargeRequest, channel: str) -> ProviderResult:
+        body = {
+            "accountNumber": charge.msisdn,
+            "amount": _whole(charge.amount),
+            "currency": charge.currency,
+            "externalId": charge.reference,
+            "provider": channel,
+            "additionalProperties": {"reference": charge.reference},
+        }
+        # A POST that moves money: sent once, never retried automatically.
+        response = self.api.request("POST", "/azampay/mno/checkout", json=body, headers=self._headers())
+        payload = _json_or_empty(response)
+        if response.status_code != 200 or payload.get("success") is not True or not payload.get("transactionId"):
+            raise ProviderError(
+                _refusal(payload, "AzamPay did not start the payment."), status_code=response.status_code
+            )
+        return ProviderResult(
+            status=PaymentStatus.PENDING,
+            provider_reference=str(payload["transactionId"]),
+            our_reference=charge.reference,
+            amount=charge.amount,
+            currency=charge.currency,
+            message=str(payload.get("message", "")),
+        )
+
+    def _bank_checkout(self, charge: ChargeRequest) -> ProviderResult:
+        bank = (charge.extra.get("bank") or "").upper()
+        if bank not in BANK_CHANNELS:
+            raise ProviderError("Choose CRDB or NMB for a bank payment.")
+        body = {
+            "amount": _whole(charge.amount),
+            "currencyCode": charge.currency,  # not "currency": the bank call names it differently
+            "merchantAccountNumber": charge.extra.get("account_number", ""),
+            "merchantMobileNumber": charge.msisdn,
+            "merchantName": charge.extra.get("account_name", ""),
+            "otp": charge.extra.get("otp", ""),
+            "provider": bank,
+            "referenceId": charge.reference,
+            "additionalProperties": {"reference": charge.reference},
+        }
+        response = self.api.request("POST", "/azampay/bank/checkout", json=body, headers=self._headers())
+        payload = _json_or_empty(response)
+        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+        transaction_id = (data.get("properties") or {}).get("ReferenceID") or payload.get("transactionId")
+        if response.status_code != 200 or payload.get("success") is False or not transaction_id:
+            raise ProviderError(
+                _refusal(payload, "The bank did not accept the payment."), status_code=response.status_code
+            )
+        return ProviderResult(
+            status=PaymentStatus.PENDING,
+            provider_reference=str(transaction_id),
+            our_reference=charge.reference,
+            amount=charge.amount,
+            currency=charge.currency,
+            message=str(payload.get("msg") or payload.get("message") or ""),
+        )
+
+    def _hosted_checkout(self, charge: ChargeRequest) -> ProviderResult:
+        body = {
+            "appName": self.app_name,
+            "clientId": self.client_id,
+            "vendorId": self.vendor_id,
+            "vendorName": self.app_name,
+            "amount": _whole(charge.amount),
+            "currency": charge.currency,
+            "language": "en",
+            "externalId": charge.reference[:30],  # PostCheckout allows 30 characters
+            "requestOrigin": _origin(charge.success_url),
+            "redirectSuccessURL": charge.success_url,
+            "redirectFailURL": charge.failure_url,
+            "cart": {"items": [{"name": charge.description or "Donation"}]},
+        }
+        response = self.api.request("POST", "/api/v1/Partner/PostCheckout", json=body, headers=self._headers())
+        url = response.text.strip().strip('"')
+        if response.status_code != 200 or not url.startswith(("http://", "https://")):
+            raise ProviderError("AzamPay did not open a card checkout page.", status_code=response.status_code)
+        return ProviderResult(
+            status=PaymentStatus.PENDING,
+            # The hosted page has no transaction id of its own yet: the callback's utilityref finds us.
+            provider_reference="",
+            our_reference=charge.reference,
+            amount=charge.amount,
+            currency=charge.currency,
+            checkout_url=url,
+        )
+
+    # --- status ---------------------------------------------------------------------------------------
+
+    def fetch_status(self, ref: PaymentRef) -> ProviderResult:
+        if not ref.provider_reference:
+            return ProviderResult(
+                status=PaymentStatus.UNKNOWN,
+                our_reference=ref.reference,
+                message="No AzamPay transaction id to ask about yet.",
+            )
+        params = {self.status_id_param: ref.provider_reference}
+        if self.status_provider_param:
+            params[self.status_provider_param] = normalize_channel(ref.channel) or ref.channel
+        response = self.api.request("GET", self.status_path, params=params, headers=self._headers())
+        payload = _json_or_empty(response)
+        if isinstance(payload, list):  # some documented examples wrap the object in an array
+            payload = payload[0] if payload and isinstance(payload[0], dict) else {}
+        if response.status_code >= 500:
+            raise ProviderError("AzamPay's status service failed.", retryable=True, status_code=response.status_code)
+        if response.status_code != 200 or payload.get("success") is False and not payload.get("data"):
+            raise ProviderError(
+                _refusal(payload, "AzamPay did not answer the status query."), status_code=response.status_code
+            )
+        text = str(payload.get("data") or payload.get("message") or "")
+        status = status_from_text(payload.get("transactionstatus") or text)
+        if status == PaymentStatus.FAILED and payload.get("transactionstatus") is None:
+            status = status_from_text(text)  # "Transaction failed: timeout" → EXPIRED, not FAILED
+        return ProviderResult(
+            status=status,
+            provider_reference=ref.provider_reference,
+            our_reference=str(payload.get("utilityref") or ref.reference),
+            amount=_money(payload.get("amount")),
+            currency="TZS",
+            receipt=str(payload.get("mnoreference") or ""),
+            message=text,
+        )
+
+    # --- callbacks --------------------------------------------------------------------------------------
+
+    def parse_callback(self, kind: str, body: bytes, headers: Mapping[str, str]) -> ProviderResult:
+        data = _callback_fields(body)
+        our_reference = str(data.get("utilityref") or "")
+        provider_reference = str(data.get("reference") or data.get("transid") or "")
+        external = str(data.get("externalreference") or "")
+        if not our_reference and external and external != provider_reference:
+            our_reference = external  # the variant seen in seed 001: our id in externalreference
+        provider_reference = provider_reference or external
+        state = str(data.get("transactionstatus") or "").strip().lower()
+        if not state or not (our_reference or provider_reference):
+            raise CallbackMalformed("transactionstatus and utilityref/reference are required")
+        message = str(data.get("message") or "")
+        if state == CALLBACK_SUCCESS:
+            status = PaymentStatus.SUCCEEDED
+        else:
+            mapped = status_from_text(message)
+            status = mapped if mapped in (PaymentStatus.CANCELLED, PaymentStatus.EXPIRED) else PaymentStatus.FAILED
+        return ProviderResult(
+            status=status,
+            provider_reference=provider_reference,
+            our_reference=our_reference,
+            amount=_money(data.get("amount")),
+            currency="TZS",
+            receipt=str(data.get("mnoreference") or data.get("fspreferenceid") or provider_reference or ""),
+            msisdn=str(data.get("msisdn") or ""),
+            message=message,
+        )
+
+    def authenticate_callback(
+        self, kind: str, body: bytes, headers: Mapping[str, str], url_token: str, expected_token: str
+    ) -> CallbackTrust:
+        try:
+            data = _callback_fields(body)
+        except CallbackMalformed:
+            return CallbackTrust.UNVERIFIED  # parse_callback will reject it with a precise 400
+        if self.public_key_pem and (data.get("signature") or self.require_signature):
+            if not self._signature_valid(data):
+                return CallbackTrust.REJECTED
+            if not self.callback_password:
+                return CallbackTrust.TRUSTED
+        if self.callback_password:
+            given = str(data.get("password") or "")
+            if hmac.compare_digest(given.encode(), self.callback_password.encode()):
+                return CallbackTrust.TRUSTED
+            return CallbackTrust.REJECTED
+        return CallbackTrust.UNVERIFIED
+
+    def _signature_valid(self, data: Mapping[str, object]) -> bool:
+        signed = "".join(
+            str(data.get(k) or "") for k in ("utilityref", "externalreference", "transactionstatus", "operator")
+        )
+        try:
+            key = serialization.load_pem_public_key(self.public_key_pem.replace("\\n", "\n").encode())
+            key.verify(
+                base64.b64decode(str(data.get("signature") or "")), signed.encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
+        except (InvalidSignature, ValueError, TypeError):
+            logger.warning("AzamPay callback signature did not verify (utilityref %s)", data.get("utilityref"))
+            return False
+        return True
+
+    def ack(self, kind: str, accepted: bool) -> tuple[int, dict]:
+        return 200, {"success": True, "message": "Callback received"}
+
+    def redact(self, body: bytes) -> str:
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return body.decode("utf-8", errors="replace")
+        if isinstance(data, dict):
+            for key in list(data):
+                if key.lower() in SECRET_FIELDS:
+                    data[key] = "***"
+        return json.dumps(data, ensure_ascii=False)
+
+
+def _callback_fields(body: bytes) -> dict:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CallbackMalformed("the body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise CallbackMalformed("the body must be a JSON object")
+    return {str(k).lower(): v for k, v in data.items()}  # key casing varies between integrations
+
+
+def _json_or_empty(response) -> dict:
+    try:
+        payload = response.json()
+    except ValueError:
+        return {}
+    return payload if isinstance(payload, dict | list) else {}
+
+
+def _refusal(payload, default: str) -> str:
+    if isinstance(payload, dict):
+        if payload.get("errors"):
+            fields = ", ".join(sorted(payload["errors"]))
+            return f"AzamPay rejected the request ({fields})."
+        text = payload.get("message") or payload.get("msg") or payload.get("title")
+        if text:
+            return f"AzamPay: {text}"
+    return default
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else ""
+
+
+def _whole(amount: Decimal) -> str:
+    return str(int(amount))

@@ -1,0 +1,105 @@
+"""What every mobile-money provider must do, in our words. Provider modules import no ORM."""
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"  # the provider's answer did not tell us; never treated as a failure
+
+
+class CallbackTrust(StrEnum):
+    TRUSTED = "trusted"  # authenticated by the provider's own mechanism: apply now
+    UNVERIFIED = "unverified"  # plausible but unauthenticated: confirm with the status query first
+    REJECTED = "rejected"  # failed authentication: never applied
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    reference: str  # our Payment.reference; providers echo it back
+    amount: Decimal
+    currency: str
+    msisdn: str = ""  # E.164 digits without "+"
+    channel: str = ""
+    callback_url: str = ""
+    success_url: str = ""
+    failure_url: str = ""
+    description: str = ""
+    extra: Mapping[str, str] = field(default_factory=dict)  # bank account, OTP, …
+
+
+@dataclass(frozen=True)
+class PaymentRef:
+    reference: str
+    provider_reference: str
+    channel: str = ""
+    amount: Decimal | None = None
+    currency: str = ""
+
+
+@dataclass(frozen=True)
+class ProviderResult:
+    status: PaymentStatus
+    provider_reference: str = ""
+    our_reference: str = ""
+    amount: Decimal | None = None
+    currency: str = ""
+    receipt: str = ""
+    msisdn: str = ""
+    message: str = ""  # the provider's human text, shown to admins and (translated) to donors
+    checkout_url: str = ""
+
+
+class ProviderError(Exception):
+    """The provider was unreachable or refused the request. `message` is safe to show a donor."""
+
+    def __init__(self, message: str, *, retryable: bool = False, status_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status_code = status_code
+
+
+class CallbackMalformed(ValueError):
+    """The body is not a callback we can read."""
+
+
+class PaymentProvider(ABC):
+    code: str
+    display_name: str
+    currencies: frozenset[str]
+    channels: tuple[str, ...] = ()
+
+    @abstractmethod
+    def start_charge(self, charge: ChargeRequest) -> ProviderResult:
+        """Send the payer a prompt or create a checkout page. Usually returns PENDING."""
+
+    @abstractmethod
+    def parse_callback(self, kind: str, body: bytes, headers: Mapping[str, str]) -> ProviderResult:
+        """Translate a raw callback. Raise CallbackMalformed if it cannot be read."""
+
+    @abstractmethod
+    def authenticate_callback(
+        self, kind: str, body: bytes, headers: Mapping[str, str], url_token: str, expected_token: str
+    ) -> CallbackTrust:
+        """Decide how far the raw callback can be believed, before anything is applied."""
+
+    @abstractmethod
+    def fetch_status(self, ref: PaymentRef) -> ProviderResult:
+        """Ask the provider directly. Used to verify callbacks and to reconcile."""
+
+    @abstractmethod
+    def ack(self, kind: str, accepted: bool) -> tuple[int, dict]:
+        """The body the provider expects in answer to a callback."""
+
+    def redact(self, body: bytes) -> str:
+        """The body as it may be stored: secrets removed."""
+        return body.decode("utf-8", errors="replace")

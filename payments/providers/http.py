@@ -1,0 +1,63 @@
+"""A thin requests client: explicit timeouts, bounded retries for reads, none for money-moving POSTs."""
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from payments.providers.base import ProviderError
+
+logger = logging.getLogger("payments.http")
+
+
+class ProviderHttpClient:
+    def __init__(self, *, base_url: str, provider: str, connect_timeout: float = 5.0, read_timeout: float = 30.0):
+        self.base_url = base_url.rstrip("/")
+        self.provider = provider
+        self.timeout = (connect_timeout, read_timeout)
+        self.session = requests.Session()
+        # Retries only for idempotent methods (GET); urllib3 never retries POST with this allowlist.
+        retry = Retry(
+            total=2,
+            connect=2,
+            read=2,
+            backoff_factor=0.3,
+            status_forcelist=(502, 503, 504),
+            allowed_methods=frozenset({"GET", "HEAD"}),
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def url(self, path_or_url: str) -> str:
+        if path_or_url.startswith(("http://", "https://")):
+            return path_or_url
+        return f"{self.base_url}/{path_or_url.lstrip('/')}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> requests.Response:
+        url = self.url(path)
+        try:
+            response = self.session.request(
+                method, url, json=json, params=params, headers=dict(headers or {}), auth=auth, timeout=self.timeout
+            )
+        except requests.Timeout as exc:
+            logger.warning("%s %s %s timed out", self.provider, method, path)
+            raise ProviderError(f"{self.provider} did not answer in time.", retryable=True) from exc
+        except requests.RequestException as exc:
+            logger.warning("%s %s %s unreachable: %s", self.provider, method, path, type(exc).__name__)
+            raise ProviderError(f"{self.provider} could not be reached.", retryable=True) from exc
+        logger.info("%s %s %s -> %s", self.provider, method, path, response.status_code)
+        return response

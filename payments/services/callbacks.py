@@ -1,0 +1,220 @@
+"""The callback inbox: record the raw delivery first, then authenticate, parse and apply or verify.
+
+Every delivery leaves a CallbackEvent whatever happens next, so a failure is always replayable.
+"""
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from payments.models import CallbackEvent, Payment
+from payments.providers import get_provider
+from payments.providers.base import CallbackMalformed, CallbackTrust, PaymentProvider, ProviderResult
+from payments.services.payments import payment_apply_result
+
+logger = logging.getLogger("payments.callbacks")
+
+# Headers worth keeping for an investigation; never Authorization or cookies.
+KEPT_HEADERS = {"content-type", "user-agent", "x-forwarded-for", "x-real-ip", "content-length", "x-request-id"}
+SETTLED_STATUSES = {
+    CallbackEvent.Status.PROCESSED,
+    CallbackEvent.Status.DUPLICATE,
+    CallbackEvent.Status.IGNORED,
+    CallbackEvent.Status.RECEIVED,
+    CallbackEvent.Status.REVIEW,
+}
+
+
+class InboxUnavailable(Exception):
+    """The raw callback could not be stored: answer 503 so the provider tries again."""
+
+
+@dataclass(frozen=True)
+class CallbackOutcome:
+    # accepted | duplicate | queued | review | ignored | unauthenticated | malformed | unknown_reference | failed
+    code: str
+    http_status: int
+    message: str
+
+
+ACCEPTED = "accepted"
+
+
+def callback_record(
+    *,
+    provider_code: str,
+    kind: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    client_ip: str | None,
+    url_token: str = "",
+) -> CallbackEvent:
+    """Store the delivery in its own committed transaction before anything trusts it."""
+    provider = get_provider(provider_code)
+    digest = hashlib.sha256(body).hexdigest()
+    fields = {
+        "provider": provider_code,
+        "kind": kind,
+        "body": provider.redact(body),
+        "headers": {k: v for k, v in headers.items() if k.lower() in KEPT_HEADERS},
+        "client_ip": client_ip,
+        "sha256": digest,
+        "url_token": url_token[:64],
+    }
+    dedup_key = f"{provider_code}:{kind}:{digest}"
+    try:
+        try:
+            with transaction.atomic():
+                return CallbackEvent.objects.create(dedup_key=dedup_key, **fields)
+        except IntegrityError:
+            original = CallbackEvent.objects.filter(dedup_key=dedup_key).only("pk", "status").first()
+            with transaction.atomic():
+                return CallbackEvent.objects.create(
+                    duplicate_of=original,
+                    status=CallbackEvent.Status.DUPLICATE
+                    if original and original.status in SETTLED_STATUSES
+                    else CallbackEvent.Status.RECEIVED,
+                    **fields,
+                )
+    except DatabaseError as exc:
+        logger.error("Could not store %s/%s callback (sha256 %s): %s", provider_code, kind, digest[:12], exc)
+        raise InboxUnavailable from exc
+
+
+def callback_process(*, event: CallbackEvent, raw_body: bytes | None = None) -> CallbackOutcome:
+    """Authenticate → parse → apply (trusted) or verify with the provider (untrusted). Idempotent."""
+    if event.status == CallbackEvent.Status.DUPLICATE:
+        logger.info("Callback %s repeats #%s; answered without re-processing", event.pk, event.duplicate_of_id)
+        return CallbackOutcome("duplicate", 200, "Duplicate delivery; already received.")
+    provider = get_provider(event.provider)
+    try:
+        return _process(event, provider, raw_body)
+    except Exception as exc:  # the boundary: keep the event as failed, replayable; answer 200, it is stored
+        logger.exception("Callback %s failed while processing", event.pk)
+        _mark(event, CallbackEvent.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        return CallbackOutcome("failed", 200, "Received; processing will be retried.")
+
+
+def _process(event: CallbackEvent, provider: PaymentProvider, raw_body: bytes | None) -> CallbackOutcome:
+    body = raw_body if raw_body is not None else event.body.encode()
+    if raw_body is not None or not event.trust:
+        token_payment = Payment.objects.filter(callback_token=event.url_token).first() if event.url_token else None
+        expected = token_payment.callback_token if token_payment else ""
+        event.trust = provider.authenticate_callback(event.kind, body, event.headers, event.url_token, expected)
+    if event.trust == CallbackTrust.REJECTED:
+        _mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
+        logger.warning("Callback %s from %s rejected: authentication failed", event.pk, event.client_ip)
+        return CallbackOutcome("unauthenticated", 401, "Callback authentication failed.")
+
+    try:
+        result = provider.parse_callback(event.kind, body, event.headers)
+    except CallbackMalformed as exc:
+        _mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
+        return CallbackOutcome("malformed", 400, f"Malformed callback: {exc}.")
+    event.our_reference = result.our_reference[:64]
+    event.provider_reference = result.provider_reference[:100]
+
+    payment = payment_for_result(event.provider, result)
+    if payment is None:
+        _mark(event, CallbackEvent.Status.REJECTED, error="unknown reference")
+        logger.warning("Callback %s names an unknown payment (ref %s)", event.pk, result.our_reference)
+        return CallbackOutcome("unknown_reference", 404, "No payment with this reference.")
+    event.payment = payment
+
+    if event.trust == CallbackTrust.TRUSTED and settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS:
+        return _apply(event, payment, result)
+
+    # Not trusted enough to credit on its word: ask the provider, then apply what the provider says.
+    _mark(event, CallbackEvent.Status.RECEIVED)
+    event_id = event.pk
+    transaction.on_commit(lambda: _enqueue_verification(event_id))
+    return CallbackOutcome("queued", 200, "Received; verifying with the provider.")
+
+
+def _apply(event: CallbackEvent, payment: Payment, result: ProviderResult) -> CallbackOutcome:
+    outcome = payment_apply_result(payment_id=payment.pk, result=result, verified=True)
+    if outcome.status == "review":
+        _mark(event, CallbackEvent.Status.REVIEW, error=outcome.detail)
+        return CallbackOutcome("review", 200, "Received; held for review.")
+    status = CallbackEvent.Status.PROCESSED if outcome.changed else CallbackEvent.Status.IGNORED
+    _mark(event, status, error="" if outcome.changed else outcome.detail)
+    return CallbackOutcome(ACCEPTED, 200, "Callback received")
+
+
+def callback_verify(*, event_id: int) -> CallbackOutcome:
+    """For an unverified callback: believe the provider's status API, not the body."""
+    from payments.services.payments import payment_confirm
+
+    event = CallbackEvent.objects.select_related("payment").get(pk=event_id)
+    if event.payment is None:
+        return CallbackOutcome("unknown_reference", 404, "No payment")
+    claimed = get_provider(event.provider).parse_callback(event.kind, event.body.encode(), event.headers)
+    result, outcome = payment_confirm(payment_id=event.payment_id)
+    if outcome.changed or outcome.status == "duplicate":
+        _mark(event, CallbackEvent.Status.PROCESSED)
+        return CallbackOutcome(ACCEPTED, 200, "Verified with the provider.")
+    provider_says = result.status if result else "unreachable"
+    if provider_says != claimed.status:
+        _mark(
+            event,
+            CallbackEvent.Status.REVIEW,
+            error=f"callback claims {claimed.status}; provider reports {provider_says}: {outcome.detail}",
+        )
+        return CallbackOutcome("review", 200, "Held for review: the provider does not confirm it.")
+    _mark(event, CallbackEvent.Status.IGNORED, error=outcome.detail)
+    return CallbackOutcome("ignored", 200, outcome.detail)
+
+
+def _enqueue_verification(event_id: int) -> None:
+    from payments.tasks import verify_callback
+
+    verify_callback.enqueue(event_id)
+
+
+def payment_for_result(provider_code: str, result: ProviderResult) -> Payment | None:
+    lookups = Q()
+    if result.our_reference:
+        lookups |= Q(reference=result.our_reference)
+    if result.provider_reference:
+        lookups |= Q(provider_reference=result.provider_reference)
+    if not lookups:
+        return None
+    return Payment.objects.filter(lookups, provider=provider_code).order_by("-pk").first()
+
+
+def _mark(event: CallbackEvent, status: str, *, error: str = "") -> None:
+    event.status = status
+    event.error = error[:2000]
+    event.attempts += 1
+    event.processed_at = timezone.now()
+    event.save(
+        update_fields=[
+            "status",
+            "error",
+            "attempts",
+            "processed_at",
+            "trust",
+            "payment",
+            "our_reference",
+            "provider_reference",
+        ]
+    )
+
+
+def callback_replay(*, event: CallbackEvent, dry_run: bool = False) -> CallbackOutcome:
+    """Run a stored callback through the pipeline again. A dry run shows the outcome and rolls back."""
+    if event.status == CallbackEvent.Status.DUPLICATE:
+        event.status = CallbackEvent.Status.RECEIVED  # replaying a duplicate on purpose: process it
+    if not dry_run:
+        return callback_process(event=event)
+    with transaction.atomic():
+        outcome = callback_process(event=event)
+        transaction.set_rollback(True)  # on_commit hooks (tasks, notifications) are discarded too
+    event.refresh_from_db()
+    return outcome

@@ -1,0 +1,256 @@
+"""Starting a payment and moving it through its state machine (the only place a payment changes state)."""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from donor.models import Donation
+from donor.services import donation_cancel, donation_complete, donation_expire, donation_fail
+from payments.models import Payment
+from payments.providers import get_provider
+from payments.providers.base import ChargeRequest, PaymentRef, PaymentStatus, ProviderError, ProviderResult
+
+logger = logging.getLogger("payments")
+
+TERMINAL_RESULTS = {PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CANCELLED, PaymentStatus.EXPIRED}
+UNPAID_DONATION_ENDINGS = {
+    PaymentStatus.FAILED: donation_fail,
+    PaymentStatus.CANCELLED: donation_cancel,
+    PaymentStatus.EXPIRED: donation_expire,
+}
+FRIENDLY_REASONS = {
+    PaymentStatus.FAILED: "The payment did not go through.",
+    PaymentStatus.CANCELLED: "The payment was cancelled on the phone.",
+    PaymentStatus.EXPIRED: "The payment request timed out before it was confirmed.",
+}
+
+
+class PaymentStartFailed(Exception):
+    def __init__(self, payment: Payment, error: ProviderError):
+        super().__init__(error.message)
+        self.payment = payment
+        self.error = error
+
+
+def payment_start(
+    *, donation: Donation, provider_code: str, channel: str = "", msisdn: str = "", extra: dict | None = None
+) -> Payment:
+    """Create the attempt, then ask the provider to prompt the payer. No transaction is held over HTTP."""
+    provider = get_provider(provider_code)
+    attempt = donation.payments.count()
+    payment = Payment.objects.create(
+        donation=donation,
+        reference=donation.reference if attempt == 0 else f"{donation.reference}-{attempt + 1}",
+        provider=provider_code,
+        channel=channel,
+        msisdn=msisdn,
+        amount=donation.amount,
+        currency=donation.currency,
+        status=Payment.Status.CREATED,
+    )
+    status_url = settings.SITE_URL + reverse("donation-status-page", kwargs={"reference": donation.reference})
+    charge = ChargeRequest(
+        reference=payment.reference,
+        amount=payment.amount,
+        currency=payment.currency,
+        msisdn=msisdn,
+        channel=channel,
+        callback_url=settings.SITE_URL + callback_path(provider_code, payment.callback_token),
+        success_url=f"{status_url}?return=success",
+        failure_url=f"{status_url}?return=failed",
+        description=f"Donation {donation.reference}"[:60],
+        extra=extra or {},
+    )
+    try:
+        result = provider.start_charge(charge)
+    except ProviderError as error:
+        payment.status = Payment.Status.FAILED
+        payment.failure_reason = error.message[:255]
+        payment.save(update_fields=["status", "failure_reason", "updated_at"])
+        donation_fail(donation_id=donation.pk, reason=error.message)
+        logger.warning("Payment %s refused by %s: %s", payment.reference, provider_code, error.message)
+        raise PaymentStartFailed(payment, error) from error
+
+    # A fast callback may already have settled the payment: only move it forward from CREATED.
+    Payment.objects.filter(pk=payment.pk, status=Payment.Status.CREATED).update(
+        status=Payment.Status.PENDING, next_check_at=timezone.now() + timedelta(seconds=ladder_step(0))
+    )
+    Payment.objects.filter(pk=payment.pk).update(
+        provider_reference=result.provider_reference or None, checkout_url=result.checkout_url
+    )
+    payment.refresh_from_db()
+    logger.info(
+        "Payment %s started with %s/%s: %s %s, provider ref %s",
+        payment.reference,
+        provider_code,
+        channel,
+        payment.amount,
+        payment.currency,
+        result.provider_reference or "-",
+    )
+    return payment
+
+
+def callback_path(provider_code: str, token: str) -> str:
+    """The URL we give providers that accept a per-request callback URL (AzamPay does not)."""
+    return f"/webhooks/{provider_code}/{token}/"
+
+
+def ladder_step(check_count: int) -> int:
+    ladder = settings.RECONCILE_LADDER_SECONDS
+    return ladder[min(check_count, len(ladder) - 1)]
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    changed: bool
+    status: str  # "applied", "duplicate", "ignored", "conflict", "review", "pending"
+    detail: str = ""
+
+
+def payment_apply_result(*, payment_id: int, result: ProviderResult, verified: bool) -> ApplyOutcome:
+    """Move a payment to the state the provider reports, once, under the payment's row lock.
+
+    `verified` means the result comes from an authenticated callback or the provider's status API.
+    Amount, currency and reference must match what we asked for; otherwise nothing is applied and the
+    caller sends the event to review.
+    """
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        mismatch = _mismatch(payment, result)
+        if mismatch:
+            logger.error("Payment %s: %s; not applied, sent to review", payment.reference, mismatch)
+            return ApplyOutcome(False, "review", mismatch)
+        if result.status not in TERMINAL_RESULTS:
+            _remember_provider_reference(payment, result)
+            return ApplyOutcome(False, "pending", f"provider reports {result.status}")
+        if not verified:
+            return ApplyOutcome(False, "review", "unverified result")
+
+        if payment.status == result.status:
+            return ApplyOutcome(False, "duplicate", f"already {payment.status}")
+        if payment.status == Payment.Status.SUCCEEDED:
+            logger.warning(
+                "Payment %s conflict: succeeded, then provider said %s (%s); ignored",
+                payment.reference,
+                result.status,
+                result.message,
+            )
+            return ApplyOutcome(False, "conflict", f"already succeeded; ignored {result.status}")
+        if payment.is_terminal and result.status != PaymentStatus.SUCCEEDED:
+            return ApplyOutcome(False, "ignored", f"already {payment.status}; ignored {result.status}")
+
+        late = payment.is_terminal  # a verified success after failed/expired: the money moved
+        previous = payment.status
+        payment.status = result.status
+        payment.receipt = result.receipt[:100] or payment.receipt
+        payment.failure_reason = "" if result.status == PaymentStatus.SUCCEEDED else result.message[:255]
+        payment.completed_at = timezone.now()
+        payment.next_check_at = None
+        fields = ["status", "receipt", "failure_reason", "completed_at", "next_check_at", "updated_at"]
+        if result.provider_reference and not payment.provider_reference:
+            payment.provider_reference = result.provider_reference
+            fields.append("provider_reference")
+        if late:
+            payment.needs_review = True
+            fields.append("needs_review")
+        payment.save(update_fields=fields)
+
+        if result.status == PaymentStatus.SUCCEEDED:
+            donation_complete(donation_id=payment.donation_id)
+        else:
+            reason = result.message or FRIENDLY_REASONS[result.status]
+            UNPAID_DONATION_ENDINGS[result.status](donation_id=payment.donation_id, reason=reason)
+        donation_id = payment.donation_id
+        transaction.on_commit(lambda: _notify(donation_id))
+    logger.info(
+        "Payment %s %s -> %s%s",
+        payment.reference,
+        previous,
+        result.status,
+        " (late, flagged for review)" if late else "",
+    )
+    return ApplyOutcome(True, "applied", f"{previous} -> {result.status}")
+
+
+def _mismatch(payment: Payment, result: ProviderResult) -> str:
+    if result.our_reference and result.our_reference != payment.reference:
+        return f"reference {result.our_reference!r} is not {payment.reference!r}"
+    if (
+        result.provider_reference
+        and payment.provider_reference
+        and result.provider_reference != payment.provider_reference
+    ):
+        return f"provider reference {result.provider_reference!r} is not {payment.provider_reference!r}"
+    if result.status == PaymentStatus.SUCCEEDED:
+        if result.amount is not None and result.amount != payment.amount:
+            return f"amount {result.amount} is not {payment.amount}"
+        if result.currency and result.currency != payment.currency:
+            return f"currency {result.currency} is not {payment.currency}"
+    return ""
+
+
+def _remember_provider_reference(payment: Payment, result: ProviderResult) -> None:
+    if result.provider_reference and not payment.provider_reference:
+        payment.provider_reference = result.provider_reference
+        payment.save(update_fields=["provider_reference", "updated_at"])
+
+
+def _notify(donation_id: int) -> None:
+    from payments.tasks import notify_donation_status
+
+    notify_donation_status.enqueue(donation_id)
+
+
+def payment_fetch_status(*, payment: Payment) -> ProviderResult:
+    provider = get_provider(payment.provider)
+    return provider.fetch_status(
+        PaymentRef(
+            reference=payment.reference,
+            provider_reference=payment.provider_reference or "",
+            channel=payment.channel,
+            amount=payment.amount,
+            currency=payment.currency,
+        )
+    )
+
+
+def payment_confirm(*, payment_id: int) -> tuple[ProviderResult | None, ApplyOutcome]:
+    """Ask the provider about one payment now and apply its answer. Safe to run any number of times."""
+    payment = Payment.objects.get(pk=payment_id)
+    if payment.status == Payment.Status.SUCCEEDED:
+        return None, ApplyOutcome(False, "duplicate", "already succeeded")
+    try:
+        result = payment_fetch_status(payment=payment)
+    except ProviderError as error:
+        _schedule_next_check(payment_id)
+        logger.warning("Status check for %s failed: %s", payment.reference, error.message)
+        return None, ApplyOutcome(False, "pending", error.message)
+    outcome = payment_apply_result(payment_id=payment_id, result=result, verified=True)
+    if not outcome.changed:
+        _schedule_next_check(payment_id)
+        if result.status in (PaymentStatus.PENDING, PaymentStatus.UNKNOWN) and _expired(payment):
+            expired = ProviderResult(status=PaymentStatus.EXPIRED, message="No confirmation from the provider in time.")
+            outcome = payment_apply_result(payment_id=payment_id, result=expired, verified=True)
+    return result, outcome
+
+
+def _expired(payment: Payment) -> bool:
+    return payment.created_at < timezone.now() - timedelta(seconds=settings.PAYMENT_EXPIRY_SECONDS)
+
+
+def _schedule_next_check(payment_id: int) -> None:
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        now = timezone.now()
+        payment.last_checked_at = now
+        payment.check_count += 1
+        payment.next_check_at = (
+            None if payment.is_terminal else now + timedelta(seconds=ladder_step(payment.check_count))
+        )
+        payment.save(update_fields=["last_checked_at", "check_count", "next_check_at", "updated_at"])

@@ -1,0 +1,58 @@
+"""Background work through Django's tasks framework. Tasks take ids and are idempotent."""
+
+import logging
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.tasks import task
+
+logger = logging.getLogger("payments.tasks")
+
+
+@task()
+def verify_callback(event_id: int) -> str:
+    from payments.services.callbacks import callback_verify
+
+    return callback_verify(event_id=event_id).code
+
+
+@task()
+def payment_confirm_task(payment_id: int) -> str:
+    from payments.services.payments import payment_confirm
+
+    _, outcome = payment_confirm(payment_id=payment_id)
+    return outcome.status
+
+
+@task()
+def reconcile_payments_task() -> int:
+    from payments.services.reconcile import payments_reconcile
+
+    return payments_reconcile().checked
+
+
+@task()
+def notify_donation_status(donation_id: int) -> str:
+    """Email receipt on completion. Sending twice is harmless but we only enqueue on real transitions."""
+    from donor.models import Donation
+
+    donation = Donation.objects.select_related("donor", "patient").get(pk=donation_id)
+    email = donation.donor.email if donation.donor else ""
+    if donation.status != Donation.Status.COMPLETED or not email:
+        return "skipped"
+    payment = donation.payments.filter(status="succeeded").first()
+    target = donation.patient.first_name if donation.patient else "the general fund"
+    send_mail(
+        subject=f"Thank you: your donation {donation.reference} is confirmed",
+        message=(
+            f"Thank you for your gift of {donation.amount:,} {donation.currency} to {target}.\n\n"
+            f"Reference: {donation.reference}\n"
+            f"Provider receipt: {payment.receipt if payment else '-'}\n"
+            f"Status page: {settings.SITE_URL}/donations/{donation.reference}/\n"
+        ),
+        from_email=None,
+        recipient_list=[email],
+        fail_silently=True,
+    )
+    logger.info("Receipt emailed for donation %s", donation.reference)
+    return "sent"
