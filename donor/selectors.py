@@ -7,6 +7,8 @@ from donor.models import Allocation, Donation, Donor
 from donor.services import LedgerDrift
 from patients.models import Patient
 
+CENTS = Decimal("0.01")
+
 
 def ledger_drift() -> list[LedgerDrift]:
     """Every patient whose cached funding_received differs from Sum(Allocation.amount)."""
@@ -21,7 +23,7 @@ def ledger_drift() -> list[LedgerDrift]:
         ledger=Coalesce(Subquery(ledger_sum, output_field=money), Value(Decimal("0")), output_field=money)
     ).order_by("code")
     return [
-        LedgerDrift(patient=p, cached=p.funding_received, ledger=p.ledger)
+        LedgerDrift(patient=p, cached=p.funding_received, ledger=Decimal(p.ledger).quantize(CENTS))
         for p in patients
         if p.funding_received != p.ledger
     ]
