@@ -13,26 +13,26 @@ from donor.services import donor_for_user, donor_register
 class DonorRegisterApi(APIView):
     authentication_classes: list = []
 
-    class InputSerializer(serializers.Serializer):
+    class DonorRegisterInputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(write_only=True, max_length=128)
         email = serializers.EmailField()
         name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
         phone_number = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
 
-    class OutputSerializer(serializers.Serializer):
+    class DonorRegisterOutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         username = serializers.CharField(source="user.username")
         email = serializers.EmailField()
         name = serializers.CharField()
         phone_number = serializers.CharField(source="phone")
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(request=DonorRegisterInputSerializer, responses={201: DonorRegisterOutputSerializer})
     def post(self, request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.DonorRegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         donor = donor_register(**data.validated_data)
-        return Response(self.OutputSerializer(donor).data, status=status.HTTP_201_CREATED)
+        return Response(self.DonorRegisterOutputSerializer(donor).data, status=status.HTTP_201_CREATED)
 
 
 class DonationListOutputSerializer(serializers.ModelSerializer):

@@ -58,7 +58,7 @@ def donation_status_body(donation: Donation) -> dict:
 class DonationCreateApi(APIView):
     """Create a donation and prompt the payer. Guests and JWT donors alike."""
 
-    class InputSerializer(serializers.Serializer):
+    class DonationCreateInputSerializer(serializers.Serializer):
         patient = serializers.CharField(
             allow_null=True, required=False, max_length=20, help_text="Patient code; null for the general fund"
         )
@@ -83,7 +83,7 @@ class DonationCreateApi(APIView):
         message = serializers.CharField(required=False)
         url = serializers.URLField(required=False)
 
-    class OutputSerializer(serializers.Serializer):
+    class DonationCreateOutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         reference = serializers.CharField()
         status = serializers.CharField()
@@ -94,8 +94,8 @@ class DonationCreateApi(APIView):
         next_action = serializers.DictField()
 
     @extend_schema(
-        request=InputSerializer,
-        responses={201: OutputSerializer},
+        request=DonationCreateInputSerializer,
+        responses={201: DonationCreateOutputSerializer},
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
@@ -142,7 +142,7 @@ class DonationCreateApi(APIView):
 
     def _create(self, request) -> tuple[int, dict]:
         """Validate, create the donation, start the payment. Returns (status, body) so it can be replayed."""
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.DonationCreateInputSerializer(data=request.data)
         if not serializer.is_valid():
             return 400, error_body(400, _first_error(serializer.errors), "VALIDATION_ERROR", errors=serializer.errors)
         data = serializer.validated_data
