@@ -15,8 +15,15 @@ from django.utils import timezone
 
 from payments.models import CallbackEvent, Payment
 from payments.providers import get_provider
-from payments.providers.base import CallbackMalformed, CallbackTrust, PaymentProvider, ProviderResult
-from payments.services.payments import payment_apply_result
+from payments.providers.base import (
+    CallbackMalformed,
+    CallbackTrust,
+    PaymentProvider,
+    PaymentStatus,
+    ProviderError,
+    ProviderResult,
+)
+from payments.services.payments import TERMINAL_RESULTS, payment_apply_result, payment_fetch_status
 
 logger = logging.getLogger("payments.callbacks")
 
@@ -127,10 +134,12 @@ def _process(event: CallbackEvent, provider: PaymentProvider, raw_body: bytes | 
         return CallbackOutcome("unknown_reference", 404, "No payment with this reference.")
     event.payment = payment
 
-    if event.trust == CallbackTrust.TRUSTED and settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS:
+    trusted = event.trust == CallbackTrust.TRUSTED and settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS
+    if trusted and result.status == PaymentStatus.SUCCEEDED:
         return _apply(event, payment, result)
 
-    # Not trusted enough to credit on its word: ask the provider, then apply what the provider says.
+    # Not trusted enough to credit on its word, or a failure (which AzamPay's own notes say to re-query:
+    # a failure can arrive before the real success). Ask the provider, then apply what it says.
     _mark(event, CallbackEvent.Status.RECEIVED)
     event_id = event.pk
     transaction.on_commit(lambda: _enqueue_verification(event_id))
@@ -148,27 +157,50 @@ def _apply(event: CallbackEvent, payment: Payment, result: ProviderResult) -> Ca
 
 
 def callback_verify(*, event_id: int) -> CallbackOutcome:
-    """For an unverified callback: believe the provider's status API, not the body."""
-    from payments.services.payments import payment_confirm
+    """Check a callback against the provider's status API and apply the provider's answer.
 
+    A terminal answer from the provider wins. Without one (still pending, unknown, unreachable) an
+    authenticated callback is applied as it stands; an unauthenticated one is held for review and the
+    payment stays on the reconciliation ladder.
+    """
     event = CallbackEvent.objects.select_related("payment").get(pk=event_id)
     if event.payment is None:
         return CallbackOutcome("unknown_reference", 404, "No payment")
+    try:
+        return _verify(event)
+    except Exception as exc:  # the task boundary: keep the event replayable
+        logger.exception("Verifying callback %s failed", event.pk)
+        _mark(event, CallbackEvent.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        return CallbackOutcome("failed", 200, "Verification failed; will be retried.")
+
+
+def _verify(event: CallbackEvent) -> CallbackOutcome:
     claimed = get_provider(event.provider).parse_callback(event.kind, event.body.encode(), event.headers)
-    result, outcome = payment_confirm(payment_id=event.payment_id)
-    if outcome.changed or outcome.status == "duplicate":
-        _mark(event, CallbackEvent.Status.PROCESSED)
-        return CallbackOutcome(ACCEPTED, 200, "Verified with the provider.")
-    provider_says = result.status if result else "unreachable"
-    if provider_says != claimed.status:
+    try:
+        said = payment_fetch_status(payment=event.payment)
+    except ProviderError as error:
+        said = ProviderResult(status=PaymentStatus.UNKNOWN, message=error.message)
+    if said.status in TERMINAL_RESULTS:
+        outcome = payment_apply_result(payment_id=event.payment.pk, result=said, verified=True)
+    elif event.trust == CallbackTrust.TRUSTED:
+        outcome = payment_apply_result(payment_id=event.payment.pk, result=claimed, verified=True)
+    else:
         _mark(
             event,
             CallbackEvent.Status.REVIEW,
-            error=f"callback claims {claimed.status}; provider reports {provider_says}: {outcome.detail}",
+            error=f"callback claims {claimed.status}; provider reports {said.status}: {said.message}"[:2000],
         )
+        logger.warning("Callback %s not confirmed: claims %s, provider says %s", event.pk, claimed.status, said.status)
         return CallbackOutcome("review", 200, "Held for review: the provider does not confirm it.")
-    _mark(event, CallbackEvent.Status.IGNORED, error=outcome.detail)
-    return CallbackOutcome("ignored", 200, outcome.detail)
+    if outcome.status == "review":
+        _mark(event, CallbackEvent.Status.REVIEW, error=outcome.detail)
+        return CallbackOutcome("review", 200, "Held for review.")
+    _mark(
+        event,
+        CallbackEvent.Status.PROCESSED if outcome.changed else CallbackEvent.Status.IGNORED,
+        error="" if outcome.changed else outcome.detail,
+    )
+    return CallbackOutcome(ACCEPTED, 200, "Verified with the provider.")
 
 
 def _enqueue_verification(event_id: int) -> None:
