@@ -12,3 +12,8 @@ from config.settings import *  # noqa: E402,F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # MAILERS arrives with Django 7
 TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not the shared in-memory DB: the live-server tests have several threads writing at once, and
+    # only a file database honours WAL and the busy timeout (shared memory raises "table is locked").
+    DATABASES["default"]["TEST"] = {"NAME": f"/tmp/donation-portal-test-{os.getpid()}.sqlite3"}  # noqa: F405,S108

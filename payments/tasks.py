@@ -42,6 +42,16 @@ def notify_donation_status(donation_id: int) -> str:
         return "skipped"
     payment = donation.payments.filter(status="succeeded").first()
     target = donation.patient.first_name if donation.patient else "the general fund"
+    try:
+        _send_receipt(donation, email, payment, target)
+    except OSError:  # SMTP down: the donation is still complete; the status page shows the receipt
+        logger.warning("Receipt email for donation %s could not be sent", donation.reference)
+        return "failed"
+    logger.info("Receipt emailed for donation %s", donation.reference)
+    return "sent"
+
+
+def _send_receipt(donation, email: str, payment, target: str) -> None:
     send_mail(
         subject=f"Thank you: your donation {donation.reference} is confirmed",
         message=(
@@ -52,7 +62,4 @@ def notify_donation_status(donation_id: int) -> str:
         ),
         from_email=None,
         recipient_list=[email],
-        fail_silently=True,
     )
-    logger.info("Receipt emailed for donation %s", donation.reference)
-    return "sent"

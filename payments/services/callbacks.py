@@ -80,13 +80,19 @@ def callback_record(
             with transaction.atomic():
                 return CallbackEvent.objects.create(dedup_key=dedup_key, **fields)
         except IntegrityError:
-            original = CallbackEvent.objects.filter(dedup_key=dedup_key).only("pk", "status").first()
+            original = (
+                CallbackEvent.objects.filter(dedup_key=dedup_key)
+                .only("pk", "status", "payment_id", "our_reference", "provider_reference")
+                .first()
+            )
+            settled = original is not None and original.status in SETTLED_STATUSES
             with transaction.atomic():
                 return CallbackEvent.objects.create(
                     duplicate_of=original,
-                    status=CallbackEvent.Status.DUPLICATE
-                    if original and original.status in SETTLED_STATUSES
-                    else CallbackEvent.Status.RECEIVED,
+                    status=CallbackEvent.Status.DUPLICATE if settled else CallbackEvent.Status.RECEIVED,
+                    payment_id=original.payment_id if original else None,
+                    our_reference=original.our_reference if original else "",
+                    provider_reference=original.provider_reference if original else "",
                     **fields,
                 )
     except DatabaseError as exc:
