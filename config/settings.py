@@ -219,6 +219,8 @@ SANDBOX_CREDENTIALS = {
     },
 }
 AZAMPAY_CALLBACK_PASSWORD = env("AZAMPAY_CALLBACK_PASSWORD", default="")
+# `manage.py sandbox` only: 0.1 makes every scripted delay (1 s callback, 30 s timeout) ten times shorter.
+SANDBOX_TIME_SCALE = env.float("SANDBOX_TIME_SCALE", default=1.0)
 PAYMENT_PROVIDERS: dict[str, dict] = {}
 if env("AZAMPAY_CLIENT_ID", default="") or not PAYMENTS_SANDBOX_URL:
     PAYMENT_PROVIDERS["azampay"] = {
