@@ -18,7 +18,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from django.db.models import Q
 
-from payments.sandbox.azampay import CALLBACK_MESSAGE, HOSTED_OPERATOR, build_callback, default_callback_url
+from payments.sandbox.azampay import (
+    CALLBACK_MESSAGE,
+    DEFAULT_CALLBACK_PASSWORD,
+    HOSTED_OPERATOR,
+    build_callback,
+    default_callback_url,
+)
 from payments.sandbox.outcomes import Result
 
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -171,9 +177,10 @@ class Command(BaseCommand):
         elif options["no_password"]:
             password = None
         else:
-            password = settings.AZAMPAY_CALLBACK_PASSWORD or None
-            if password is None:
-                self.stderr.write("AZAMPAY_CALLBACK_PASSWORD is not set: sending no password.")
+            # With nothing configured here, the demo site (make run) expects the sandbox's built-in password.
+            password = settings.AZAMPAY_CALLBACK_PASSWORD or DEFAULT_CALLBACK_PASSWORD
+            if not settings.AZAMPAY_CALLBACK_PASSWORD:
+                self.stderr.write("AZAMPAY_CALLBACK_PASSWORD is not set here: sending the sandbox's built-in one.")
         body = callback_for_payment(
             payment,
             success=options["status"] == "success",
