@@ -1,6 +1,7 @@
 """The donor-facing payment API: create a donation and start its payment; read and refresh its status."""
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -175,20 +176,21 @@ class DonationCreateApi(APIView):
         if errors:
             return 400, _validation_error(errors)
 
-        donor = (
-            donor_for_user(user=request.user)
-            if request.user.is_authenticated
-            else donor_for_guest(name=data["name"], email=data["email"], phone=msisdn)
-        )
         try:
-            donation = donation_create(
-                patient=patient,
-                amount=data["amount"],
-                currency=data["currency"],
-                donor=donor,
-                anonymous=data["anonymous"],
-                message=data["message"],
-            )
+            with transaction.atomic():  # a refused donation leaves no orphan guest donor behind
+                donor = (
+                    donor_for_user(user=request.user)
+                    if request.user.is_authenticated
+                    else donor_for_guest(name=data["name"], email=data["email"], phone=msisdn)
+                )
+                donation = donation_create(
+                    patient=patient,
+                    amount=data["amount"],
+                    currency=data["currency"],
+                    donor=donor,
+                    anonymous=data["anonymous"],
+                    message=data["message"],
+                )
         except ValidationError as exc:
             return 400, _validation_error({k: " ".join(v) for k, v in exc.message_dict.items()})
         extra = {}

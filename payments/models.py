@@ -27,6 +27,8 @@ class Payment(models.Model):
     # Our id for this attempt, sent as externalId/utilityref/AccountReference; equal to the donation's
     # reference for the first attempt.
     reference = models.CharField(max_length=64, unique=True)
+    # What the provider was actually sent as our id (a provider may cap its length); callbacks echo it.
+    external_id = models.CharField(max_length=64, blank=True, db_index=True)
     provider = models.CharField(max_length=20, db_index=True)
     channel = models.CharField(max_length=20, blank=True, help_text="Mpesa, Airtel, Tigo, card, bank, …")
     msisdn = models.CharField(max_length=15, blank=True, help_text="E.164 digits without +")

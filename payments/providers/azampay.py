@@ -39,6 +39,7 @@ CARD_CHANNEL = "card"
 BANK_CHANNEL = "bank"
 CALLBACK_SUCCESS = "success"
 TOKEN_REFRESH_MARGIN_SECONDS = 60
+HOSTED_EXTERNAL_ID_MAX = 30
 DEFAULT_TOKEN_LIFETIME_SECONDS = 3600
 # Donors type operator names in many ways; AzamPay's enum is case-sensitive.
 CHANNEL_ALIASES = {c.lower(): c for c in MNO_CHANNELS} | {
@@ -58,6 +59,9 @@ STATUS_MAP: tuple[tuple[str, PaymentStatus], ...] = (
     ("timeout", PaymentStatus.EXPIRED),
     ("timed out", PaymentStatus.EXPIRED),
     ("expired", PaymentStatus.EXPIRED),
+    # Negations before "success": "Transaction unsuccessful" must never read as paid.
+    ("unsuccess", PaymentStatus.FAILED),
+    ("not success", PaymentStatus.FAILED),
     ("fail", PaymentStatus.FAILED),
     ("reject", PaymentStatus.FAILED),
     ("insufficient", PaymentStatus.FAILED),
@@ -158,7 +162,9 @@ class AzamPayProvider(PaymentProvider):
         if response.status_code != 200 or not token:
             logger.error("AzamPay token refused: HTTP %s %s", response.status_code, payload.get("message", ""))
             raise ProviderError("AzamPay refused our credentials.", status_code=response.status_code)
-        cache.set(self._token_cache_key, token, self._token_ttl(data.get("expire")))
+        ttl = self._token_ttl(data.get("expire"))
+        if ttl > 0:  # a token already inside the refresh margin is used once, not cached
+            cache.set(self._token_cache_key, token, ttl)
         return token
 
     @staticmethod
@@ -170,13 +176,21 @@ class AzamPayProvider(PaymentProvider):
             seconds = int((expires_at - datetime.now(UTC)).total_seconds())
         except (TypeError, ValueError):
             seconds = DEFAULT_TOKEN_LIFETIME_SECONDS
-        return max(1, seconds - TOKEN_REFRESH_MARGIN_SECONDS)
+        return seconds - TOKEN_REFRESH_MARGIN_SECONDS
 
     def _api_key_header(self) -> dict[str, str]:
         return {"X-API-Key": self.api_key} if self.api_key else {}
 
+    def _forget_token_if_refused(self, response) -> None:
+        if response.status_code == 401:  # revoked or expired early: the next call fetches a new one
+            cache.delete(self._token_cache_key)
+
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token()}", **self._api_key_header()}
+
+    def external_id(self, reference: str, channel: str) -> str:
+        # PostCheckout allows 30 characters (notes A.5); the MNO and bank calls allow 128.
+        return reference[:HOSTED_EXTERNAL_ID_MAX] if normalize_channel(channel) == CARD_CHANNEL else reference
 
     # --- charges --------------------------------------------------------------------------------------
 
@@ -205,6 +219,7 @@ class AzamPayProvider(PaymentProvider):
         }
         # A POST that moves money: sent once, never retried automatically.
         response = self.api.request("POST", "/azampay/mno/checkout", json=body, headers=self._headers())
+        self._forget_token_if_refused(response)
         payload = _json_or_empty(response)
         if response.status_code != 200 or payload.get("success") is not True or not payload.get("transactionId"):
             raise ProviderError(
@@ -235,6 +250,7 @@ class AzamPayProvider(PaymentProvider):
             "additionalProperties": {"reference": charge.reference},
         }
         response = self.api.request("POST", "/azampay/bank/checkout", json=body, headers=self._headers())
+        self._forget_token_if_refused(response)
         payload = _json_or_empty(response)
         data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
         transaction_id = (data.get("properties") or {}).get("ReferenceID") or payload.get("transactionId")
@@ -260,13 +276,14 @@ class AzamPayProvider(PaymentProvider):
             "amount": _whole(charge.amount),
             "currency": charge.currency,
             "language": "en",
-            "externalId": charge.reference[:30],  # PostCheckout allows 30 characters
+            "externalId": self.external_id(charge.reference, CARD_CHANNEL),
             "requestOrigin": _origin(charge.success_url),
             "redirectSuccessURL": charge.success_url,
             "redirectFailURL": charge.failure_url,
             "cart": {"items": [{"name": charge.description or "Donation"}]},
         }
         response = self.api.request("POST", "/api/v1/Partner/PostCheckout", json=body, headers=self._headers())
+        self._forget_token_if_refused(response)
         url = response.text.strip().strip('"')
         if response.status_code != 200 or not url.startswith(("http://", "https://")):
             raise ProviderError("AzamPay did not open a card checkout page.", status_code=response.status_code)
@@ -293,6 +310,7 @@ class AzamPayProvider(PaymentProvider):
         if self.status_provider_param:
             params[self.status_provider_param] = normalize_channel(ref.channel) or ref.channel
         response = self.api.request("GET", self.status_path, params=params, headers=self._headers())
+        self._forget_token_if_refused(response)
         payload = _json_or_empty(response)
         if isinstance(payload, list):  # some documented examples wrap the object in an array
             payload = payload[0] if payload and isinstance(payload[0], dict) else {}
@@ -302,8 +320,11 @@ class AzamPayProvider(PaymentProvider):
             raise ProviderError(
                 _refusal(payload, "AzamPay did not answer the status query."), status_code=response.status_code
             )
-        text = str(payload.get("data") or payload.get("message") or "")
-        status = status_from_text(payload.get("transactionstatus") or text)
+        # The transaction's state is in `data` (or `transactionstatus`); the envelope's "Request successful."
+        # only says the query worked, so it must never be read as a payment's success.
+        data = payload.get("data")
+        text = data if isinstance(data, str) else ""
+        status = status_from_text(str(payload.get("transactionstatus") or text))
         if status == PaymentStatus.FAILED and payload.get("transactionstatus") is None:
             status = status_from_text(text)  # "Transaction failed: timeout" → EXPIRED, not FAILED
         return ProviderResult(
@@ -313,7 +334,7 @@ class AzamPayProvider(PaymentProvider):
             amount=_money(payload.get("amount")),
             currency="TZS",
             receipt=str(payload.get("mnoreference") or ""),
-            message=text,
+            message=text or str(payload.get("message") or ""),
         )
 
     # --- callbacks --------------------------------------------------------------------------------------

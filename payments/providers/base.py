@@ -2,9 +2,14 @@
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+
+# The source address of the callback being authenticated (set by the webhook view), for providers whose only
+# evidence besides the URL is where the request came from (Daraja's IP allowlist). None outside a request.
+callback_client_ip: ContextVar[str | None] = ContextVar("callback_client_ip", default=None)
 
 
 class PaymentStatus(StrEnum):
@@ -77,6 +82,8 @@ class PaymentProvider(ABC):
     display_name: str
     currencies: frozenset[str]
     channels: tuple[str, ...] = ()
+    # Where providers told a callback URL per request send it; {code} and {token} (the payment's secret).
+    callback_path_template: str = "/webhooks/{code}/{token}/"
 
     @abstractmethod
     def start_charge(self, charge: ChargeRequest) -> ProviderResult:
@@ -99,6 +106,10 @@ class PaymentProvider(ABC):
     @abstractmethod
     def ack(self, kind: str, accepted: bool) -> tuple[int, dict]:
         """The body the provider expects in answer to a callback."""
+
+    def external_id(self, reference: str, channel: str) -> str:
+        """The id we send the provider for this payment and it echoes back (some cap its length)."""
+        return reference
 
     def redact(self, body: bytes) -> str:
         """The body as it may be stored: secrets removed."""

@@ -218,7 +218,7 @@ def _enqueue_verification(event_id: int) -> None:
 def payment_for_result(provider_code: str, result: ProviderResult) -> Payment | None:
     lookups = Q()
     if result.our_reference:
-        lookups |= Q(reference=result.our_reference)
+        lookups |= Q(reference=result.our_reference) | Q(external_id=result.our_reference)
     if result.provider_reference:
         lookups |= Q(provider_reference=result.provider_reference)
     if not lookups:

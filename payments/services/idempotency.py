@@ -31,7 +31,12 @@ def idempotent_call(*, key: str, fingerprint: str, call: Callable[[], tuple[int,
             record = IdempotencyRecord.objects.create(key=key, request_hash=fingerprint)
     except IntegrityError:
         return _previous_answer(key=key, fingerprint=fingerprint)
-    status, body = call()
+    try:
+        status, body = call()
+    except BaseException:
+        # Nothing was answered: free the key so the client's retry runs instead of waiting forever.
+        IdempotencyRecord.objects.filter(pk=record.pk).delete()
+        raise
     IdempotencyRecord.objects.filter(pk=record.pk).update(response_status=status, response_body=body)
     return status, body
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from donor.models import Donation
 from donor.services import donation_cancel, donation_complete, donation_expire, donation_fail
 from payments.models import Payment
-from payments.providers import get_provider
+from payments.providers import PROVIDER_CLASSES, get_provider
 from payments.providers.base import ChargeRequest, PaymentRef, PaymentStatus, ProviderError, ProviderResult
 
 logger = logging.getLogger("payments")
@@ -43,9 +43,13 @@ def payment_start(
     """Create the attempt, then ask the provider to prompt the payer. No transaction is held over HTTP."""
     provider = get_provider(provider_code)
     attempt = donation.payments.count()
+    reference = donation.reference if attempt == 0 else f"{donation.reference}-{attempt + 1}"
     payment = Payment.objects.create(
         donation=donation,
-        reference=donation.reference if attempt == 0 else f"{donation.reference}-{attempt + 1}",
+        reference=reference,
+        external_id=provider.external_id(reference, channel),
+        # Due for a status check even if this process dies before the provider answers.
+        next_check_at=timezone.now() + timedelta(seconds=ladder_step(0)),
         provider=provider_code,
         channel=channel,
         msisdn=msisdn,
@@ -97,8 +101,12 @@ def payment_start(
 
 
 def callback_path(provider_code: str, token: str) -> str:
-    """The URL we give providers that accept a per-request callback URL (AzamPay does not)."""
-    return f"/webhooks/{provider_code}/{token}/"
+    """The URL we give providers that accept a per-request callback URL (AzamPay does not).
+
+    Each provider class names its own shape (`callback_path_template`), e.g. `/webhooks/mpesa/stkpush/{token}/`.
+    """
+    template = PROVIDER_CLASSES[provider_code].callback_path_template if provider_code in PROVIDER_CLASSES else None
+    return (template or "/webhooks/{code}/{token}/").format(code=provider_code, token=token)
 
 
 def ladder_step(check_count: int) -> int:
@@ -179,7 +187,7 @@ def payment_apply_result(*, payment_id: int, result: ProviderResult, verified: b
 
 
 def _mismatch(payment: Payment, result: ProviderResult) -> str:
-    if result.our_reference and result.our_reference != payment.reference:
+    if result.our_reference and result.our_reference not in (payment.reference, payment.external_id):
         return f"reference {result.our_reference!r} is not {payment.reference!r}"
     if (
         result.provider_reference

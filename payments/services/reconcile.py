@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from payments.models import CallbackEvent, Payment
@@ -37,7 +38,7 @@ def payments_reconcile(*, older_than: timedelta = timedelta(seconds=0), limit: i
             due = list(
                 Payment.objects.select_for_update(skip_locked=True)
                 .filter(status__in=[Payment.Status.PENDING, Payment.Status.CREATED], created_at__lte=now - older_than)
-                .filter(next_check_at__lte=now)
+                .filter(Q(next_check_at__lte=now) | Q(next_check_at__isnull=True))
                 .order_by("next_check_at")[: min(CLAIM_BATCH, limit - report.checked)]
             )
             for payment in due:
