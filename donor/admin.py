@@ -34,7 +34,6 @@ class DonationAdmin(admin.ModelAdmin):
     search_fields = ["reference", "donor__phone", "donor__email", "donor__name", "payments__provider_reference"]
     readonly_fields = [f.name for f in Donation._meta.fields]
     list_select_related = ["patient", "donor"]
-    date_hierarchy = "created_at"
     actions = ["export_csv"]
 
     def has_add_permission(self, request) -> bool:
