@@ -13,12 +13,12 @@ PYTHON ?= $(shell for c in python3.13 python3.12 $$HOME/.pyenv/versions/3.13*/bi
 	p=$$(command -v $$c 2>/dev/null) && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: help install install-dev run serve sandbox migrate seed test test-sqlite test-mysql lint fmt reconcile bench clean
+.PHONY: help install install-dev run serve sandbox migrate seed test test-sqlite test-mysql lint fmt reconcile bench screenshots clean
 
 help:
 	@echo "make run     demo: site on http://127.0.0.1:$(PORT), provider sandbox on http://127.0.0.1:$(SANDBOX_PORT)"
 	@echo "make test    ruff + the suite on SQLite, then on MariaDB/MySQL when one is reachable"
-	@echo "make lint | make fmt | make reconcile | make bench"
+	@echo "make lint | make fmt | make reconcile | make bench | make screenshots"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@if [ -z "$(PYTHON)" ]; then echo "ERROR: Python 3.12 or newer is required (Django 6.1). Install python3.12 (or pyenv install 3.12) and retry." >&2; exit 1; fi
@@ -80,6 +80,10 @@ test-mysql: install
 
 reconcile: install
 	$(PY) manage.py reconcile_payments
+
+# Phone-sized PNGs of the main pages into docs/screenshots/ (Debian's chromium, no browser download).
+screenshots: install
+	DJANGO_SETTINGS_MODULE=config.settings_test $(PY) -m pytest donor/tests/screenshots.py -q
 
 bench: install
 	bash bench/run.sh

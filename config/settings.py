@@ -108,7 +108,9 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_URL = "media/"
 MEDIA_ROOT = BASE_DIR / "media"
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/my/donations/"
+LOGOUT_REDIRECT_URL = "/"
 
 # --- Security (all from env so `check --deploy --fail-level WARNING` is clean in production) ----------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
@@ -209,6 +211,15 @@ DEFAULT_PHONE_REGION = env("DEFAULT_PHONE_REGION", default="TZ")
 # With PAYMENTS_SANDBOX_URL set, every provider not explicitly configured points at `manage.py sandbox`
 # with the sandbox's built-in test credentials. Production never sets it.
 PAYMENTS_SANDBOX_URL = env("PAYMENTS_SANDBOX_URL", default="").rstrip("/")
+# Donate form submissions per client IP per minute (the portal; the API is guarded by Idempotency-Key).
+DONATE_RATE_LIMIT_PER_MINUTE = env.int("DONATE_RATE_LIMIT_PER_MINUTE", default=10)
+# --- Telegram (receipts and alerts); the sandbox's Telegram in development ---------------------------
+TELEGRAM_BOT_TOKEN = env("TELEGRAM_BOT_TOKEN", default="1:sandbox-bot-token" if PAYMENTS_SANDBOX_URL else "")
+TELEGRAM_API_URL = env(
+    "TELEGRAM_API_URL",
+    default=f"{PAYMENTS_SANDBOX_URL}/telegram" if PAYMENTS_SANDBOX_URL else "https://api.telegram.org",
+).rstrip("/")
+ADMIN_CHAT_ID = env("ADMIN_CHAT_ID", default="")
 SANDBOX_CREDENTIALS = {
     "azampay": {
         "app_name": "sandbox-app",
@@ -252,6 +263,61 @@ PAYMENT_PROVIDERS["azampay"].update(
         "read_timeout": env.float("PROVIDER_READ_TIMEOUT", default=30.0),
     }
 )
+# --- M-Pesa Daraja -------------------------------------------------------------------------------------
+# Real Daraja when MPESA_CONSUMER_KEY is set (or no sandbox); else the simulator under /daraja with the public
+# Daraja sandbox test values (providers notes B.12: shortcode 174379 and its published passkey).
+SANDBOX_CREDENTIALS["mpesa"] = {
+    "consumer_key": "sandbox-consumer-key",
+    "consumer_secret": "sandbox-consumer-secret",
+    "shortcode": "174379",
+    "passkey": "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
+    "c2b_shortcode": "600984",
+    "c2b_token": "sandbox-c2b-token",
+    "b2c_shortcode": "600992",
+    "initiator_name": "testapi",
+    "security_credential": "sandbox-security-credential",
+    "b2c_token": "sandbox-b2c-token",
+}
+# Daraja callbacks are unsigned: by default every STK callback is confirmed with the STK Push Query before
+# anything is credited. True believes a callback that arrives on its payment's secret token URL.
+MPESA_TRUST_CALLBACKS = env.bool("MPESA_TRUST_CALLBACKS", default=False)
+# Safaricom's (community-circulated) callback source IPs/CIDRs: logged when a callback comes from elsewhere;
+# such a callback is rejected only with MPESA_IP_ALLOWLIST_STRICT.
+MPESA_ALLOWED_IPS = env.list("MPESA_ALLOWED_IPS", default=[])
+MPESA_IP_ALLOWLIST_STRICT = env.bool("MPESA_IP_ALLOWLIST_STRICT", default=False)
+if env("MPESA_CONSUMER_KEY", default="") or not PAYMENTS_SANDBOX_URL:
+    PAYMENT_PROVIDERS["mpesa"] = {
+        "consumer_key": env("MPESA_CONSUMER_KEY", default=""),
+        "consumer_secret": env("MPESA_CONSUMER_SECRET", default=""),
+        "shortcode": env("MPESA_SHORTCODE", default="174379"),
+        "passkey": env("MPESA_PASSKEY", default=""),
+        "api_url": env("MPESA_API_URL", default="https://sandbox.safaricom.co.ke"),
+        # C2B paybill: its shortcode (default MPESA_SHORTCODE) and the secret in the registered URLs.
+        "c2b_shortcode": env("MPESA_C2B_SHORTCODE", default=""),
+        "c2b_token": env("MPESA_C2B_TOKEN", default=""),
+        # B2C payouts: the disbursement shortcode, its initiator and the encrypted SecurityCredential, and the
+        # secret in the result/timeout URLs we send.
+        "b2c_shortcode": env("MPESA_B2C_SHORTCODE", default=""),
+        "initiator_name": env("MPESA_INITIATOR_NAME", default=""),
+        "security_credential": env("MPESA_SECURITY_CREDENTIAL", default=""),
+        "b2c_token": env("MPESA_B2C_TOKEN", default=""),
+    }
+else:
+    PAYMENT_PROVIDERS["mpesa"] = {**SANDBOX_CREDENTIALS["mpesa"], "api_url": f"{PAYMENTS_SANDBOX_URL}/daraja"}
+PAYMENT_PROVIDERS["mpesa"].update(
+    {
+        "transaction_type": env("MPESA_TRANSACTION_TYPE", default="CustomerPayBillOnline"),
+        "party_b": env("MPESA_TILL_NUMBER", default=""),  # Buy Goods only: the till; PayBill uses the shortcode
+        "callback_url": env("MPESA_CALLBACK_URL", default=""),
+        "trust_callbacks": MPESA_TRUST_CALLBACKS,
+        "allowed_ips": MPESA_ALLOWED_IPS,
+        "ip_allowlist_strict": MPESA_IP_ALLOWLIST_STRICT,
+        "connect_timeout": env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0),
+        "read_timeout": env.float("PROVIDER_READ_TIMEOUT", default=30.0),
+    }
+)
+MPESA_C2B_RESPONSE_TYPE = env("MPESA_C2B_RESPONSE_TYPE", default="Completed")  # if validation is unreachable
+# --- end M-Pesa Daraja ---------------------------------------------------------------------------------
 # Which callbacks may be applied without asking the provider: "trusted" (authenticated ones) or "never".
 PAYMENTS_APPLY_TRUSTED_CALLBACKS = env.bool("PAYMENTS_APPLY_TRUSTED_CALLBACKS", default=True)
 CALLBACK_MAX_BODY_BYTES = env.int("CALLBACK_MAX_BODY_BYTES", default=64 * 1024)

@@ -5,6 +5,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from config.health import health
 from config.views import handler404_view, handler500_view
+from payments.webhook_urls import mpesa_stk
 
 api_v1 = [
     path("auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
@@ -21,6 +22,9 @@ urlpatterns = [
     path("api/v1.0/", include(api_v1)),
     path("webhooks/", include("payments.webhook_urls")),
     re_path(r"^health/?$", health, name="health"),
+    # Aliases of the M-Pesa STK callback, for integrations configured with these URLs (API.md).
+    re_path(r"^api/v1/payments/mpesa/callback/?$", mpesa_stk, name="mpesa-callback-alias-api"),
+    re_path(r"^mpesa/callback/?$", mpesa_stk, name="mpesa-callback-alias"),
     path("", include("donor.web_urls")),
 ]
 

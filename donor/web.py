@@ -1,18 +1,331 @@
-"""The smallest server-rendered pages: the patient list and a live donation status page."""
+"""The donor portal: server-rendered pages. Views are thin: they read forms and call the services.
 
+The donate flow uses the same services and rules as the JSON API (payments/apis.py): donation_create,
+then payment_start; a provider refusal keeps the donation (marked failed) and shows the form again.
+"""
+
+import time
+from decimal import Decimal
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
 
-from donor.selectors import donation_get
-from patients.selectors import patient_list_published
+from config.net import client_ip, rate_limit
+from donor.forms import DonateForm, SignupForm
+from donor.models import Donation
+from donor.phone_numbers import REGION_BY_CURRENCY
+from donor.selectors import donation_get, donation_list_for_donor, donation_recent_public
+from donor.services import donation_create, donor_for_guest, donor_for_user, donor_register
+from patients.models import Patient
+from patients.selectors import patient_get_published, patient_list_published
+from payments.providers import PROVIDER_CLASSES, provider_codes
+from payments.providers.azampay import CARD_CHANNEL, MNO_CHANNELS
+from payments.selectors import payment_latest_for_donation
+from payments.services.payments import PaymentStartFailed, payment_start
+
+PRESET_AMOUNTS: dict[str, list[int]] = {
+    "TZS": [5_000, 10_000, 25_000, 50_000],
+    "KES": [100, 500, 1_000],
+    "UGX": [10_000, 50_000],
+    "EUR": [10, 25, 50],
+}
+CHANNEL_LABELS = {
+    "Mpesa": "M-Pesa (Vodacom)",
+    "Airtel": "Airtel Money",
+    "Tigo": "Tigo Pesa (Mixx by Yas)",
+    "Halopesa": "Halopesa",
+    "Azampesa": "AzamPesa",
+    CARD_CHANNEL: "Card (Visa, Mastercard)",
+}
+PROVIDER_LABELS = {"mpesa": "M-Pesa (Safaricom)", "mtn": "MTN Mobile Money", "airtel": "Airtel Money"}
+SHOWN_STATUSES = (Patient.Status.FUNDING, Patient.Status.FULLY_FUNDED)
+SESSION_KEY = "donation_details"  # reference → what this browser typed, for its own "Try again" link
+SESSION_KEEP = 10
+
+
+# --- Helpers ---------------------------------------------------------------------------------------------
+
+
+def payment_methods(currency: str) -> list[tuple[str, str]]:
+    """("provider:channel", label) for every configured provider that collects this currency."""
+    methods: list[tuple[str, str]] = []
+    for code in provider_codes():
+        if currency not in PROVIDER_CLASSES[code].currencies:
+            continue
+        if code == "azampay":
+            channels = [*MNO_CHANNELS, CARD_CHANNEL]
+            methods += [(f"azampay:{channel}", method_label(code, channel)) for channel in channels]
+        else:
+            methods.append((code, method_label(code)))
+    return methods
+
+
+def method_label(provider: str, channel: str = "") -> str:
+    if channel:
+        return CHANNEL_LABELS.get(channel, channel)
+    return PROVIDER_LABELS.get(provider) or getattr(PROVIDER_CLASSES.get(provider), "display_name", provider)
+
+
+def friendly_reason(status: str, reason: str = "") -> str:
+    """What went wrong, in words a donor understands."""
+    text = (reason or "").lower()
+    if status == Donation.Status.REFUNDED:
+        return "This donation was refunded to you."
+    if status == Donation.Status.CANCELLED or "cancel" in text:
+        return "The payment was cancelled on the phone, so no money was taken."
+    if status == Donation.Status.EXPIRED or "timeout" in text or "timed out" in text:
+        return "We did not get a confirmation from the phone in time, so the request expired. No money was taken."
+    if "insufficient" in text or "balance" in text:
+        return (
+            "The mobile money balance was too low for this amount. No money was taken: top up, or try a smaller amount."
+        )
+    if "pin" in text:
+        return "The PIN was not accepted. No money was taken."
+    return "The payment did not go through. No money was taken."
+
+
+def public_first_name(donation: Donation) -> str:
+    """The name shown to other visitors: a first name, or "Anonymous". Never a phone number or email."""
+    name = donation.donor_display_name
+    return name if name == "Anonymous" else name.split()[0]
+
+
+def _remember_details(request: HttpRequest, reference: str, details: dict[str, str]) -> None:
+    kept = dict(request.session.get(SESSION_KEY, {}))
+    kept[reference] = details
+    request.session[SESSION_KEY] = dict(list(kept.items())[-SESSION_KEEP:])
+
+
+def try_again_url(request: HttpRequest, donation: Donation) -> str:
+    """Back to the form. The details (phone included) come only from this browser's own session."""
+    if donation.patient:
+        base = reverse("patient-page", kwargs={"code": donation.patient.code})
+        query = {}
+    else:
+        base = reverse("general-fund")
+        query = {"currency": donation.currency}
+    details = request.session.get(SESSION_KEY, {}).get(donation.reference)
+    query.update(details or {"amount": f"{donation.amount.normalize():f}"})
+    return f"{base}?{urlencode({k: v for k, v in query.items() if v})}"
+
+
+def _initial_from_query(request: HttpRequest, currency: str) -> dict[str, str]:
+    """Prefill the donate form from a "Try again" link: ?amount=&phone=&channel=&provider=&name=&email="""
+    get = request.GET
+    initial: dict[str, str] = {
+        "name": get.get("name", ""),
+        "email": get.get("email", ""),
+        "phone_number": get.get("phone", ""),
+    }
+    amount = get.get("amount", "")
+    if amount:
+        presets = {str(a) for a in PRESET_AMOUNTS.get(currency, [])}
+        initial["amount" if amount in presets else "custom_amount"] = amount
+    if get.get("channel") or get.get("provider"):
+        provider = get.get("provider", "azampay")
+        initial["method"] = f"{provider}:{get['channel']}" if get.get("channel") else provider
+    return initial
+
+
+# --- Pages -----------------------------------------------------------------------------------------------
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html", {"patients": patient_list_published()})
+    patients = sorted(
+        (p for p in patient_list_published() if p.status in SHOWN_STATUSES),
+        key=lambda p: (p.status != Patient.Status.FUNDING, p.code),
+    )
+    currencies = sorted(settings.GENERAL_FUND_CURRENCIES)
+    context = {"patients": patients, "general_fund_currencies": currencies, "general_fund_default": _fund_default()}
+    return render(request, "home.html", context)
 
 
-def donation_status_page(request: HttpRequest, reference: str) -> HttpResponse:
+def patient_page(request: HttpRequest, code: str) -> HttpResponse:
+    patient = patient_get_published(code=code)
+    if patient is None:
+        raise Http404("No such patient")
+    recent = [
+        {"name": public_first_name(d), "amount": d.amount, "currency": d.currency, "when": d.completed_at}
+        for d in donation_recent_public(patient=patient)
+    ]
+    context = {"patient": patient, "recent": recent, "accepting": patient.is_accepting_donations}
+    return _donate(request, patient=patient, currency=patient.currency, template="patient.html", context=context)
+
+
+def general_fund_page(request: HttpRequest) -> HttpResponse:
+    currencies = sorted(settings.GENERAL_FUND_CURRENCIES)
+    default = _fund_default()
+    currency = request.GET.get("currency", default).upper()
+    if currency not in currencies:
+        currency = default
+    context = {"currencies": currencies, "accepting": True}
+    return _donate(request, patient=None, currency=currency, template="general_fund.html", context=context)
+
+
+def _fund_default() -> str:
+    """The general fund's currency someone can pay in today, the home country's (DEFAULT_PHONE_REGION) first."""
+    home = getattr(settings, "DEFAULT_PHONE_REGION", "TZ")
+    currencies = sorted(settings.GENERAL_FUND_CURRENCIES, key=lambda c: (REGION_BY_CURRENCY.get(c) != home, c))
+    return next((c for c in currencies if payment_methods(c)), currencies[0] if currencies else "TZS")
+
+
+def _donate(
+    request: HttpRequest, *, patient: Patient | None, currency: str, template: str, context: dict
+) -> HttpResponse:
+    methods = payment_methods(currency)
+    status = 200
+    if request.method == "POST" and methods and context["accepting"]:
+        limit = rate_limit(
+            scope="donate", ident=client_ip(request), limit=getattr(settings, "DONATE_RATE_LIMIT_PER_MINUTE", 10)
+        )
+        if not limit.allowed:
+            form = DonateForm(initial=request.POST.dict(), currency=currency, methods=methods)
+            context["page_error"] = (
+                "Too many donation attempts from your connection. Please wait a minute and try again."
+            )
+            status = 429
+        else:
+            form = DonateForm(request.POST, currency=currency, methods=methods)
+            if form.is_valid():
+                response = _start_donation(request, form, patient, currency)
+                if response is not None:
+                    return response
+    else:
+        initial = _initial_from_query(request, currency)
+        if len(methods) == 1:
+            initial.setdefault("method", methods[0][0])  # one way to pay: chosen already
+        form = DonateForm(initial=initial, currency=currency, methods=methods)
+    context.update(
+        {
+            "form": form,
+            "currency": currency,
+            "methods": methods,
+            "presets": PRESET_AMOUNTS.get(currency, []),
+            "selected_amount": str(form["amount"].value() or ""),
+        }
+    )
+    response = render(request, template, context, status=status)
+    if status == 429:
+        for header, value in limit.headers().items():
+            response[header] = value
+        response["Retry-After"] = str(max(1, limit.reset - int(time.time())))
+    return response
+
+
+def _start_donation(
+    request: HttpRequest, form: DonateForm, patient: Patient | None, currency: str
+) -> HttpResponse | None:
+    """donation_create + payment_start, as the API does. None means: show the form again with its errors."""
+    data = form.cleaned_data
+    if request.user.is_authenticated:
+        donor = donor_for_user(user=request.user)
+    else:
+        donor = donor_for_guest(name=data["name"], email=data["email"], phone=data["msisdn"])
+    try:
+        donation = donation_create(
+            patient=patient,
+            amount=data["amount_value"],
+            currency=currency,
+            donor=donor,
+            anonymous=data["anonymous"],
+            message=data["message"],
+        )
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            form.add_error("custom_amount" if field == "amount" else None, messages)
+        return None
+    amount: Decimal = data["amount_value"]
+    _remember_details(
+        request,
+        donation.reference,
+        {
+            "amount": f"{amount.normalize():f}",
+            "phone": data["phone_number"],
+            "provider": data["provider"],
+            "channel": data["channel"],
+            "name": data["name"],
+            "email": data["email"],
+        },
+    )
+    try:
+        payment = payment_start(
+            donation=donation, provider_code=data["provider"], channel=data["channel"], msisdn=data["msisdn"]
+        )
+    except PaymentStartFailed as failure:
+        form.add_error(
+            None,
+            f"The payment could not be started: {failure.error.message} No money was taken. "
+            "Please check the details and try again, or choose another way to pay.",
+        )
+        return None
+    if payment.checkout_url:
+        return redirect(payment.checkout_url)
+    return redirect("donation-status-page", reference=donation.reference)
+
+
+def _status_context(request: HttpRequest, reference: str) -> dict:
     donation = donation_get(reference=reference)
     if donation is None:
         raise Http404("No such donation")
-    return render(request, "donation_status.html", {"donation": donation})
+    payment = payment_latest_for_donation(donation_id=donation.pk)
+    return {
+        "donation": donation,
+        "payment": payment,
+        "is_card": bool(payment and payment.channel == CARD_CHANNEL),
+        "channel_label": method_label(payment.provider, payment.channel) if payment else "",
+        "reason": friendly_reason(donation.status, donation.status_reason),
+        "try_again_url": try_again_url(request, donation),
+        "returned": request.GET.get("return", ""),
+    }
+
+
+@require_GET
+def donation_status_page(request: HttpRequest, reference: str) -> HttpResponse:
+    return render(request, "donation_status.html", _status_context(request, reference))
+
+
+@require_GET
+def donation_status_panel(request: HttpRequest, reference: str) -> HttpResponse:
+    """The status page's live region alone: the page's script swaps it in when the status changes."""
+    return render(request, "_status_panel.html", _status_context(request, reference))
+
+
+# --- Accounts --------------------------------------------------------------------------------------------
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("my-donations-page")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            donor = donor_register(**form.cleaned_data)
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        else:
+            login(request, donor.user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("my-donations-page")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required(login_url="login")
+def my_donations(request: HttpRequest) -> HttpResponse:
+    donor = donor_for_user(user=request.user)
+    rows = []
+    for donation in donation_list_for_donor(donor=donor):
+        payment = payment_latest_for_donation(donation_id=donation.pk)
+        rows.append(
+            {
+                "donation": donation,
+                "receipt": payment.receipt if payment else "",
+                "reason": friendly_reason(donation.status, donation.status_reason),
+            }
+        )
+    return render(request, "my_donations.html", {"rows": rows, "donor": donor})

@@ -1,8 +1,21 @@
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from donor import web
 
 urlpatterns = [
     path("", web.home, name="home"),
+    path("patients/<str:code>/", web.patient_page, name="patient-page"),
+    path("general-fund/", web.general_fund_page, name="general-fund"),
+    # payment_start builds card return URLs with "donation-status-page": keep the name.
     path("donations/<str:reference>/", web.donation_status_page, name="donation-status-page"),
+    path("donations/<str:reference>/panel/", web.donation_status_panel, name="donation-status-panel"),
+    path("signup/", web.signup, name="signup"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="registration/login.html", next_page="my-donations-page"),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(next_page="home"), name="logout"),
+    path("my/donations/", web.my_donations, name="my-donations-page"),
 ]

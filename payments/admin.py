@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from donor.phone_numbers import mask_msisdn
+from payments import payout_admin  # noqa: F401  (registers the Payout admin: maker-checker screens)
 from payments.models import CallbackEvent, Payment
 from payments.services.callbacks import callback_replay
 from payments.services.payments import payment_confirm

@@ -171,6 +171,8 @@ class DonationCreateApi(APIView):
                 errors["phone_number"] = str(exc)
         if provider_code in provider_codes():
             currencies = get_provider(provider_code).currencies
+            if get_provider(provider_code).whole_amounts_only and data["amount"] != data["amount"].to_integral_value():
+                errors["amount"] = f"{provider_code} takes whole {data['currency'].upper()} amounts only."
             if data["currency"].upper() not in currencies:
                 errors["currency"] = f"{provider_code} collects {', '.join(sorted(currencies))} only."
         if errors:

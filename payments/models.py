@@ -1,5 +1,6 @@
 import secrets
 
+from django.conf import settings
 from django.db import models
 
 from donor.models import Donation
@@ -121,3 +122,53 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class Payout(models.Model):
+    """Money sent to a patient's treatment partner (M-Pesa B2C), under maker-checker.
+
+    One staff user requests it, a different staff user approves it; only then is the B2C request sent, once.
+    A queue timeout makes it `ambiguous`: resolved by the result callback, a status query or by hand, never
+    re-sent automatically.
+    """
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested (awaiting approval)"
+        SENDING = "sending", "Approved, sending"
+        SENT = "sent", "Sent, awaiting result"
+        PAID = "paid", "Paid"
+        FAILED = "failed", "Failed"
+        AMBIGUOUS = "ambiguous", "Ambiguous (check with the provider)"
+        CANCELLED = "cancelled", "Cancelled before sending"
+
+    reference = models.CharField(max_length=64, unique=True, help_text="Our OriginatorConversationID")
+    patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="payouts")
+    treatment_partner = models.ForeignKey("patients.TreatmentPartner", on_delete=models.PROTECT, related_name="payouts")
+    provider = models.CharField(max_length=20, default="mpesa")
+    msisdn = models.CharField(max_length=15, help_text="The partner's wallet, E.164 digits without +")
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.REQUESTED, db_index=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payouts_requested"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="payouts_approved"
+    )
+    conversation_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    receipt = models.CharField(max_length=100, blank=True)
+    result_code = models.CharField(max_length=20, blank=True)
+    result_desc = models.CharField(max_length=255, blank=True)
+    needs_review = models.BooleanField(default=False, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="payout_amount_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.reference} ({self.status})"

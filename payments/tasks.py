@@ -5,6 +5,7 @@ import logging
 from django.conf import settings
 from django.core.mail import send_mail
 from django.tasks import task
+from django.template.loader import render_to_string
 
 logger = logging.getLogger("payments.tasks")
 
@@ -33,10 +34,15 @@ def reconcile_payments_task() -> int:
 
 @task()
 def notify_donation_status(donation_id: int) -> str:
-    """Email receipt on completion. Sending twice is harmless but we only enqueue on real transitions."""
+    """Receipts on completion: email, and Telegram when the donor linked a chat id; every outcome to ADMIN_CHAT_ID."""
     from donor.models import Donation
+    from donor.notifications import donation_admin_text, donation_receipt_text, telegram_send
 
     donation = Donation.objects.select_related("donor", "patient").get(pk=donation_id)
+    if settings.ADMIN_CHAT_ID:
+        telegram_send(settings.ADMIN_CHAT_ID, donation_admin_text(donation))
+    if donation.status == Donation.Status.COMPLETED and donation.donor and donation.donor.telegram_chat_id:
+        telegram_send(donation.donor.telegram_chat_id, donation_receipt_text(donation))
     email = donation.donor.email if donation.donor else ""
     if donation.status != Donation.Status.COMPLETED or not email:
         return "skipped"
@@ -54,11 +60,14 @@ def notify_donation_status(donation_id: int) -> str:
 def _send_receipt(donation, email: str, payment, target: str) -> None:
     send_mail(
         subject=f"Thank you: your donation {donation.reference} is confirmed",
-        message=(
-            f"Thank you for your gift of {donation.amount:,} {donation.currency} to {target}.\n\n"
-            f"Reference: {donation.reference}\n"
-            f"Provider receipt: {payment.receipt if payment else '-'}\n"
-            f"Status page: {settings.SITE_URL}/donations/{donation.reference}/\n"
+        message=render_to_string(
+            "emails/receipt.txt",
+            {
+                "donation": donation,
+                "target": target,
+                "receipt": payment.receipt if payment else "",
+                "status_url": f"{settings.SITE_URL}/donations/{donation.reference}/",
+            },
         ),
         from_email=None,
         recipient_list=[email],

@@ -4,8 +4,9 @@ from django.conf import settings
 
 from payments.providers.azampay import AzamPayProvider
 from payments.providers.base import PaymentProvider
+from payments.providers.mpesa import MpesaProvider
 
-PROVIDER_CLASSES: dict[str, type[PaymentProvider]] = {cls.code: cls for cls in (AzamPayProvider,)}
+PROVIDER_CLASSES: dict[str, type[PaymentProvider]] = {cls.code: cls for cls in (AzamPayProvider, MpesaProvider)}
 
 
 class UnknownProvider(KeyError):

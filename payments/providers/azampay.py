@@ -101,6 +101,7 @@ class AzamPayProvider(PaymentProvider):
     code = "azampay"
     display_name = "AzamPay"
     currencies = frozenset({"TZS"})
+    whole_amounts_only = True
     channels = (*MNO_CHANNELS, CARD_CHANNEL, BANK_CHANNEL)
 
     def __init__(

@@ -82,6 +82,8 @@ class PaymentProvider(ABC):
     display_name: str
     currencies: frozenset[str]
     channels: tuple[str, ...] = ()
+    # Mobile money moves whole units: a fractional amount is refused with a 400 before anything is sent.
+    whole_amounts_only: bool = False
     # Where providers told a callback URL per request send it; {code} and {token} (the payment's secret).
     callback_path_template: str = "/webhooks/{code}/{token}/"
 

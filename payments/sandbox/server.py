@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from payments.sandbox.azampay import AzamPaySimulator, default_callback_url
 from payments.sandbox.base import DEFAULT_TOKEN_LIFETIME_SECONDS, Route, SandboxContext, Simulator
+from payments.sandbox.daraja import DarajaSimulator
 from payments.sandbox.dispatch import CallbackDispatcher
 from payments.sandbox.protocol import (
     BadRequestBody,
@@ -29,7 +30,7 @@ logger = logging.getLogger("payments.sandbox")
 
 # The explicit registry: one simulator class per provider. Daraja (/daraja), MTN (/mtn) and Airtel (/airtel)
 # join here as they are written.
-SIMULATOR_CLASSES: tuple[type[Simulator], ...] = (AzamPaySimulator, TelegramSimulator)
+SIMULATOR_CLASSES: tuple[type[Simulator], ...] = (AzamPaySimulator, DarajaSimulator, TelegramSimulator)
 INSPECTION_PREFIX = "/_sandbox"
 MAX_BODY_BYTES = 1024 * 1024
 BOT_TOKEN_IN_PATH = re.compile(r"/bot[^/\s]+/")

@@ -6,7 +6,7 @@ Every delivery leaves a CallbackEvent whatever happens next, so a failure is alw
 import hashlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
@@ -139,6 +139,11 @@ def _process(event: CallbackEvent, provider: PaymentProvider, raw_body: bytes | 
         logger.warning("Callback %s names an unknown payment (ref %s)", event.pk, result.our_reference)
         return CallbackOutcome("unknown_reference", 404, "No payment with this reference.")
     event.payment = payment
+    if event.url_token and payment.callback_token != event.url_token:
+        # The secret URL belongs to a different payment than the body names: never apply, show a person.
+        _mark(event, CallbackEvent.Status.REVIEW, error="URL token belongs to another payment")
+        logger.warning("Callback %s: URL token does not match payment %s", event.pk, payment.reference)
+        return CallbackOutcome("review", 200, "Received; held for review.")
 
     trusted = event.trust == CallbackTrust.TRUSTED and settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS
     if trusted and result.status == PaymentStatus.SUCCEEDED:
@@ -186,6 +191,10 @@ def _verify(event: CallbackEvent) -> CallbackOutcome:
         said = payment_fetch_status(payment=event.payment)
     except ProviderError as error:
         said = ProviderResult(status=PaymentStatus.UNKNOWN, message=error.message)
+    if said.status == claimed.status and not said.receipt and claimed.receipt:
+        # The status query confirms the callback but carries no receipt (Daraja's STK query): keep the
+        # callback's receipt number, the one the donor has in their SMS.
+        said = replace(said, receipt=claimed.receipt)
     if said.status in TERMINAL_RESULTS:
         outcome = payment_apply_result(payment_id=event.payment.pk, result=said, verified=True)
     elif event.trust == CallbackTrust.TRUSTED:

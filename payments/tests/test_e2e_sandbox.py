@@ -27,8 +27,13 @@ def sandbox(live_server, settings):
     server = run_sandbox(port=0, callback_url=live_server.url + CALLBACK_PATH, time_scale=TIME_SCALE)
     config = dict(settings.PAYMENT_PROVIDERS["azampay"])
     config.update(settings.SANDBOX_CREDENTIALS["azampay"])
-    config.update({"auth_url": f"{server.base_url}/azampay-auth", "api_url": f"{server.base_url}/azampay",
-                   "callback_password": settings.AZAMPAY_CALLBACK_PASSWORD})
+    config.update(
+        {
+            "auth_url": f"{server.base_url}/azampay-auth",
+            "api_url": f"{server.base_url}/azampay",
+            "callback_password": settings.AZAMPAY_CALLBACK_PASSWORD,
+        }
+    )
     settings.PAYMENT_PROVIDERS = {**settings.PAYMENT_PROVIDERS, "azampay": config}
     settings.SITE_URL = live_server.url
     yield server
@@ -41,9 +46,20 @@ def patient(db):
 
 
 def donate(live_server, phone: str, amount: str = "5000", channel: str = "Mpesa") -> dict:
-    response = requests.post(f"{live_server.url}/api/v1.0/donors/donations/", json={
-        "patient": "PAT-0001", "amount": amount, "currency": "TZS", "provider": "azampay", "channel": channel,
-        "phone_number": phone, "email": "donor@example.org", "name": "Asha"}, timeout=30)
+    response = requests.post(
+        f"{live_server.url}/api/v1.0/donors/donations/",
+        json={
+            "patient": "PAT-0001",
+            "amount": amount,
+            "currency": "TZS",
+            "provider": "azampay",
+            "channel": channel,
+            "phone_number": phone,
+            "email": "donor@example.org",
+            "name": "Asha",
+        },
+        timeout=30,
+    )
     assert response.status_code == 201, response.text
     return response.json()
 

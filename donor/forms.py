@@ -1,0 +1,125 @@
+"""Forms of the donor portal. They check what a donor typed; the services stay the authority on the rules."""
+
+from decimal import Decimal
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from donor.phone_numbers import InvalidPhoneNumber, normalize_msisdn, region_for_currency
+from donor.services import donation_limits, parse_amount
+
+CARD_METHOD_SUFFIX = ":card"
+
+
+class DonateForm(forms.Form):
+    """One donation: an amount (a preset or a custom one), a payment method and the payer's phone.
+
+    `methods` are (value, label) pairs such as ("azampay:Mpesa", "M-Pesa"); the value says provider and channel.
+    """
+
+    amount = forms.CharField(required=False, label="Amount")
+    custom_amount = forms.CharField(
+        required=False,
+        label="Other amount",
+        max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+    )
+    method = forms.ChoiceField(label="Pay with", widget=forms.RadioSelect)
+    phone_number = forms.CharField(
+        required=False,
+        label="Mobile money number",
+        help_text="The number that gets the PIN prompt, for example 0712 345 678.",
+        max_length=32,
+        widget=forms.TextInput(attrs={"type": "tel", "inputmode": "tel", "autocomplete": "tel"}),
+    )
+    name = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Your name (optional)",
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    email = forms.EmailField(
+        required=False,
+        label="Email for your receipt (optional)",
+        help_text="We send your receipt here, and never share it.",
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    message = forms.CharField(
+        required=False, max_length=1000, label="A message (optional)", widget=forms.Textarea(attrs={"rows": 2})
+    )
+    anonymous = forms.BooleanField(required=False, label="Don't show my name on the patient's page")
+
+    def __init__(self, *args, currency: str, methods: list[tuple[str, str]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        self.fields["method"].choices = methods
+
+    @property
+    def is_card(self) -> bool:
+        return str(self.data.get("method", "")).endswith(CARD_METHOD_SUFFIX)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        raw = (data.get("custom_amount") or "").strip() or (data.get("amount") or "").strip()
+        if not raw:
+            self.add_error("custom_amount", "Choose an amount or type one.")
+        else:
+            try:
+                data["amount_value"] = self._check_amount(parse_amount(raw))
+            except ValidationError as exc:
+                self.add_error("custom_amount", exc.messages[0])
+        method = data.get("method", "")
+        data["provider"], _, data["channel"] = method.partition(":")
+        data["msisdn"] = ""
+        phone = (data.get("phone_number") or "").strip()
+        if method and (not method.endswith(CARD_METHOD_SUFFIX) or phone):
+            try:
+                data["msisdn"] = normalize_msisdn(phone, region=region_for_currency(self.currency))
+            except InvalidPhoneNumber as exc:
+                self.add_error("phone_number", str(exc))
+        return data
+
+    def _check_amount(self, amount: Decimal) -> Decimal:
+        low, high = donation_limits(self.currency)
+        if amount <= 0:
+            raise ValidationError("The amount must be greater than zero.")
+        if amount < low:
+            raise ValidationError(f"The smallest donation is {low:,} {self.currency}.")
+        if amount > high:
+            raise ValidationError(f"The largest donation is {high:,} {self.currency}.")
+        return amount
+
+
+class SignupForm(forms.Form):
+    username = forms.CharField(
+        max_length=150, label="Username", widget=forms.TextInput(attrs={"autocomplete": "username"})
+    )
+    email = forms.EmailField(
+        label="Email",
+        help_text="For your receipts. Never shown to anyone.",
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    name = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Your name (optional)",
+        help_text="Patients see only your first name, unless you give anonymously.",
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    phone_number = forms.CharField(
+        max_length=32,
+        required=False,
+        label="Mobile number (optional)",
+        widget=forms.TextInput(attrs={"type": "tel", "inputmode": "tel", "autocomplete": "tel"}),
+    )
+    password = forms.CharField(
+        label="Password",
+        help_text="At least 8 characters, not only numbers, not like your username.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        strip=False,
+    )
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        """Show donor_register's errors next to the fields they name."""
+        for field, messages in error.message_dict.items():
+            self.add_error(field if field in self.fields else None, messages)

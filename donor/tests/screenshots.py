@@ -1,0 +1,96 @@
+"""Regenerates docs/screenshots/*.png of the donor portal at a phone-sized viewport (390x844).
+
+Not collected by the normal suite (the file name does not start with test_); run it on purpose:
+
+    DJANGO_SETTINGS_MODULE=config.settings_test .venv/bin/python -m pytest donor/tests/screenshots.py -q
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from donor.tests import test_browser as browser
+
+# The browser tests' fixtures, shared (a module-level name is how pytest finds a fixture).
+chromium = browser.chromium
+phone = browser.phone
+sandbox = browser.sandbox
+patients = browser.patients
+CHROMIUM = browser.CHROMIUM
+
+OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium"),
+]
+
+
+def shot(page, name: str, *, full_page: bool = False) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUT / f"{name}.png"), full_page=full_page)
+
+
+def test_screenshots(live_server, sandbox, patients, phone):
+    from playwright.sync_api import expect
+
+    site = live_server.url
+    phone.goto(site + "/")
+    shot(phone, "01-home", full_page=True)
+
+    phone.goto(site + "/patients/PAT-0001/")
+    shot(phone, "02-patient", full_page=True)
+
+    phone.get_by_label("TZS 10,000", exact=True).check()
+    phone.get_by_label("M-Pesa (Vodacom)").check()
+    phone.get_by_label("Mobile money number").fill("071234")
+    phone.get_by_role("button", name="Donate").click()
+    expect(phone.locator("#id_phone_number_error")).to_be_visible()
+    phone.locator("#phone-field").scroll_into_view_if_needed()
+    shot(phone, "03-phone-error")
+
+    phone.get_by_label("Mobile money number").fill("0712345606")  # the sandbox answers ~10 s late
+    phone.get_by_role("button", name="Donate").click()
+    expect(phone.get_by_role("heading", name="Check your phone and enter your PIN")).to_be_visible()
+    shot(phone, "04-status-pending")
+    expect(phone.get_by_role("heading", name=re.compile("Thank you"))).to_be_visible(timeout=30_000)
+    shot(phone, "05-status-completed")
+
+    phone.goto(site + "/patients/PAT-0001/")
+    phone.get_by_label("TZS 5,000", exact=True).check()
+    phone.get_by_label("Tigo Pesa (Mixx by Yas)").check()
+    phone.get_by_label("Mobile money number").fill("0712345602")
+    phone.get_by_role("button", name="Donate").click()
+    expect(phone.get_by_role("heading", name="Payment cancelled")).to_be_visible()
+    shot(phone, "06-status-cancelled")
+
+    phone.goto(site + "/patients/PAT-0002/")
+    phone.locator("#donate").scroll_into_view_if_needed()
+    shot(phone, "07-patient-kes")
+
+    phone.goto(site + "/general-fund/")
+    shot(phone, "08-general-fund", full_page=True)
+
+    phone.goto(site + "/signup/")
+    shot(phone, "09-signup")
+    phone.get_by_label("Username").fill("zawadi")
+    phone.get_by_label("Email").fill("zawadi@example.org")
+    phone.get_by_label("Your name (optional)").fill("Zawadi Juma")
+    phone.get_by_label("Password").fill("Long-enough-pass-42")
+    phone.get_by_role("button", name="Create account").click()
+    phone.goto(site + "/patients/PAT-0001/")
+    phone.get_by_label("TZS 50,000", exact=True).check()
+    phone.get_by_label("M-Pesa (Vodacom)").check()
+    phone.get_by_label("Mobile money number").fill("0712000111")
+    phone.get_by_role("button", name="Donate").click()
+    expect(phone.get_by_role("heading", name=re.compile("Thank you"))).to_be_visible()
+    phone.get_by_role("link", name="My donations").click()
+    expect(phone.get_by_role("heading", name="My donations")).to_be_visible()
+    shot(phone, "10-my-donations", full_page=True)
+
+    phone.goto(site + "/login/")
+    shot(phone, "11-login")
+    phone.goto(site + "/patients/PAT-9999/")
+    shot(phone, "12-not-found")
