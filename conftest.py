@@ -4,6 +4,8 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
+pytest_plugins = ["payments.tests.azampay_fakes"]  # AzamPay's far side: `azam`, `azampay_settings`
+
 
 def pytest_collection_modifyitems(config, items):
     from django.conf import settings

@@ -3,11 +3,9 @@
 import json
 import re
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import responses
-from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
@@ -19,39 +17,14 @@ from patients.models import Patient
 from patients.tests.factories import PatientFactory
 from payments.models import Payment
 from payments.providers import provider_codes
+from payments.tests.azampay_fakes import API, fixture
 from payments.tests.factories import PaymentFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")]
 
-FIXTURES = Path(__file__).resolve().parents[2] / "payments" / "tests" / "fixtures" / "azampay"
-AUTH = "https://authenticator-sandbox.azampay.co.tz"
-API = "https://sandbox.azampay.co.tz"
-TOKEN_URL = f"{AUTH}/AppRegistration/GenerateToken"
 MNO_URL = f"{API}/azampay/mno/checkout"
 CARD_URL = f"{API}/api/v1/Partner/PostCheckout"
 MNO_LABELS = ["M-Pesa (Vodacom)", "Airtel Money", "Tigo Pesa (Mixx by Yas)", "Halopesa", "AzamPesa"]
-
-
-def fixture(name: str):
-    return json.loads((FIXTURES / name).read_text())
-
-
-@pytest.fixture(autouse=True)
-def azampay_settings(settings):
-    cache.clear()  # provider tokens and rate-limit counters
-    settings.PAYMENT_PROVIDERS = {
-        **settings.PAYMENT_PROVIDERS,
-        "azampay": {**settings.PAYMENT_PROVIDERS["azampay"], "auth_url": AUTH, "api_url": API},
-    }
-    yield settings
-    cache.clear()
-
-
-@pytest.fixture
-def azam():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.post(TOKEN_URL, json=fixture("token_success.json"))
-        yield mock
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
@@ -28,8 +28,9 @@ from payments.providers.base import (
     PaymentStatus,
     ProviderError,
     ProviderResult,
+    parse_money,
 )
-from payments.providers.http import ProviderHttpClient
+from payments.providers.http import ProviderHttpClient, response_json
 
 logger = logging.getLogger("payments.azampay")
 
@@ -83,18 +84,6 @@ def status_from_text(text: str) -> PaymentStatus:
         if needle in lowered:
             return status
     return PaymentStatus.UNKNOWN
-
-
-def _money(value) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        amount = Decimal(str(value).replace(",", "").strip())
-    except InvalidOperation as exc:
-        raise CallbackMalformed(f"amount {value!r} is not a number") from exc
-    if not amount.is_finite():
-        raise CallbackMalformed(f"amount {value!r} is not a number")
-    return amount
 
 
 class AzamPayProvider(PaymentProvider):
@@ -157,7 +146,7 @@ class AzamPayProvider(PaymentProvider):
             json={"appName": self.app_name, "clientId": self.client_id, "clientSecret": self.client_secret},
             headers=self._api_key_header(),
         )
-        payload = _json_or_empty(response)
+        payload = response_json(response)
         data = payload.get("data") or {}
         token = data.get("accessToken") if isinstance(data, dict) else None
         if response.status_code != 200 or not token:
@@ -221,7 +210,7 @@ class AzamPayProvider(PaymentProvider):
         # A POST that moves money: sent once, never retried automatically.
         response = self.api.request("POST", "/azampay/mno/checkout", json=body, headers=self._headers())
         self._forget_token_if_refused(response)
-        payload = _json_or_empty(response)
+        payload = response_json(response)
         if response.status_code != 200 or payload.get("success") is not True or not payload.get("transactionId"):
             raise ProviderError(
                 _refusal(payload, "AzamPay did not start the payment."), status_code=response.status_code
@@ -252,7 +241,7 @@ class AzamPayProvider(PaymentProvider):
         }
         response = self.api.request("POST", "/azampay/bank/checkout", json=body, headers=self._headers())
         self._forget_token_if_refused(response)
-        payload = _json_or_empty(response)
+        payload = response_json(response)
         data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
         transaction_id = (data.get("properties") or {}).get("ReferenceID") or payload.get("transactionId")
         if response.status_code != 200 or payload.get("success") is False or not transaction_id:
@@ -312,7 +301,7 @@ class AzamPayProvider(PaymentProvider):
             params[self.status_provider_param] = normalize_channel(ref.channel) or ref.channel
         response = self.api.request("GET", self.status_path, params=params, headers=self._headers())
         self._forget_token_if_refused(response)
-        payload = _json_or_empty(response)
+        payload = response_json(response)
         if isinstance(payload, list):  # some documented examples wrap the object in an array
             payload = payload[0] if payload and isinstance(payload[0], dict) else {}
         if response.status_code >= 500:
@@ -332,7 +321,7 @@ class AzamPayProvider(PaymentProvider):
             status=status,
             provider_reference=ref.provider_reference,
             our_reference=str(payload.get("utilityref") or ref.reference),
-            amount=_money(payload.get("amount")),
+            amount=parse_money(payload.get("amount")),
             currency="TZS",
             receipt=str(payload.get("mnoreference") or ""),
             message=text or str(payload.get("message") or ""),
@@ -361,7 +350,7 @@ class AzamPayProvider(PaymentProvider):
             status=status,
             provider_reference=provider_reference,
             our_reference=our_reference,
-            amount=_money(data.get("amount")),
+            amount=parse_money(data.get("amount")),
             currency="TZS",
             receipt=str(data.get("mnoreference") or data.get("fspreferenceid") or provider_reference or ""),
             msisdn=str(data.get("msisdn") or ""),
@@ -424,14 +413,6 @@ def _callback_fields(body: bytes) -> dict:
     if not isinstance(data, dict):
         raise CallbackMalformed("the body must be a JSON object")
     return {str(k).lower(): v for k, v in data.items()}  # key casing varies between integrations
-
-
-def _json_or_empty(response) -> dict:
-    try:
-        payload = response.json()
-    except ValueError:
-        return {}
-    return payload if isinstance(payload, dict | list) else {}
 
 
 def _refusal(payload, default: str) -> str:

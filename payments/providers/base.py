@@ -4,7 +4,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 # The source address of the callback being authenticated (set by the webhook view), for providers whose only
@@ -75,6 +75,19 @@ class ProviderError(Exception):
 
 class CallbackMalformed(ValueError):
     """The body is not a callback we can read."""
+
+
+def parse_money(value: object) -> Decimal | None:
+    """A provider's amount ("1,000.00", 1000, "60000") as Decimal; None when absent; CallbackMalformed if nonsense."""
+    if value is None or value == "":
+        return None
+    try:
+        amount = Decimal(str(value).replace(",", "").strip())
+    except InvalidOperation as exc:
+        raise CallbackMalformed(f"amount {value!r} is not a number") from exc
+    if not amount.is_finite():
+        raise CallbackMalformed(f"amount {value!r} is not a number")
+    return amount
 
 
 class PaymentProvider(ABC):

@@ -61,3 +61,17 @@ class ProviderHttpClient:
             raise ProviderError(f"{self.provider} could not be reached.", retryable=True) from exc
         logger.info("%s %s %s -> %s", self.provider, method, path, response.status_code)
         return response
+
+
+def response_json(response: requests.Response) -> dict | list:
+    """The JSON body, or {} when there is none (providers answer HTML or plain text on some errors)."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return {}
+    return payload if isinstance(payload, dict | list) else {}
+
+
+def response_object(response: requests.Response) -> dict:
+    payload = response_json(response)
+    return payload if isinstance(payload, dict) else {}

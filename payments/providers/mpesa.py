@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.core.cache import cache
@@ -31,8 +31,9 @@ from payments.providers.base import (
     ProviderError,
     ProviderResult,
     callback_client_ip,
+    parse_money,
 )
-from payments.providers.http import ProviderHttpClient
+from payments.providers.http import ProviderHttpClient, response_object
 
 logger = logging.getLogger("payments.mpesa")
 
@@ -145,18 +146,6 @@ def clean_desc(text: str) -> str:
     return RESULT_DESC_PREFIX_RE.sub("", str(text or "")).strip()
 
 
-def _money(value) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        amount = Decimal(str(value).replace(",", "").strip())
-    except InvalidOperation as exc:
-        raise CallbackMalformed(f"Amount {value!r} is not a number") from exc
-    if not amount.is_finite():
-        raise CallbackMalformed(f"Amount {value!r} is not a number")
-    return amount
-
-
 class MpesaProvider(PaymentProvider):
     code = "mpesa"
     display_name = "M-Pesa"
@@ -230,7 +219,7 @@ class MpesaProvider(PaymentProvider):
             params={"grant_type": "client_credentials"},
             auth=(self.consumer_key, self.consumer_secret),
         )
-        payload = _json_or_empty(response)
+        payload = response_object(response)
         token = payload.get("access_token")
         if response.status_code != 200 or not token:
             logger.error("M-Pesa token refused: HTTP %s %s", response.status_code, payload.get("errorCode", ""))
@@ -288,7 +277,7 @@ class MpesaProvider(PaymentProvider):
         }
         # A POST that moves money: sent once, never retried automatically (a retry could prompt twice).
         response = self.api.request("POST", STK_PUSH_PATH, json=body, headers=self._headers())
-        payload = _json_or_empty(response)
+        payload = response_object(response)
         checkout_id = payload.get("CheckoutRequestID")
         if response.status_code != 200 or str(payload.get("ResponseCode", "")).strip() != "0" or not checkout_id:
             if _is_token_error(payload):
@@ -336,7 +325,7 @@ class MpesaProvider(PaymentProvider):
             "CheckoutRequestID": ref.provider_reference,
         }
         response = self.api.request("POST", STK_QUERY_PATH, json=body, headers=self._headers())
-        payload = _json_or_empty(response)
+        payload = response_object(response)
         error_message = str(payload.get("errorMessage") or "")
         if PENDING_QUERY_TEXT in error_message.lower():
             # HTTP 500 "The transaction is being processed": the prompt is still open (notes B.6).
@@ -383,7 +372,7 @@ class MpesaProvider(PaymentProvider):
         if status == PaymentStatus.PENDING:
             status = PaymentStatus.UNKNOWN  # a callback is a final word; 4999 in one is not a state we know
         items = _metadata(callback.get("CallbackMetadata"))
-        amount = _money(items.get("Amount"))
+        amount = parse_money(items.get("Amount"))
         if status == PaymentStatus.SUCCEEDED and amount is None:
             raise CallbackMalformed("a successful STK callback must carry CallbackMetadata Amount")
         phone = items.get("PhoneNumber")
@@ -457,7 +446,7 @@ class MpesaProvider(PaymentProvider):
         raw_amount = data.get("TransAmount")
         if isinstance(raw_amount, bool) or not isinstance(raw_amount, str | int | float):
             raise CallbackMalformed('TransAmount is required: a number as a string, e.g. "100.00"')
-        amount = _money(raw_amount)
+        amount = parse_money(raw_amount)
         if amount is None or amount <= 0:
             raise CallbackMalformed("TransAmount must be a positive amount")
         names = [_text_field(data, key) for key in ("FirstName", "MiddleName", "LastName")]
@@ -487,7 +476,7 @@ class MpesaProvider(PaymentProvider):
             "ValidationURL": validation_url,
         }
         response = self.api.request("POST", C2B_REGISTER_PATH, json=body, headers=self._headers())
-        payload = _json_or_empty(response)
+        payload = response_object(response)
         if response.status_code != 200 or str(payload.get("ResponseCode", "")).strip() != "0":
             if _is_token_error(payload):
                 self._forget_token()
@@ -520,7 +509,7 @@ class MpesaProvider(PaymentProvider):
             "Occassion": "Treatment",  # sic: Daraja's spelling (notes B.8, B.13 #15)
         }
         response = self.api.request("POST", B2C_PATH, json=body, headers=self._headers())
-        payload = _json_or_empty(response)
+        payload = response_object(response)
         if response.status_code != 200 or str(payload.get("ResponseCode", "")).strip() != "0":
             if _is_token_error(payload):
                 self._forget_token()
@@ -563,7 +552,7 @@ class MpesaProvider(PaymentProvider):
             result_code=str(result["ResultCode"]).strip(),
             result_desc=clean_desc(result.get("ResultDesc")),
             transaction_id=_text_field(result, "TransactionID") or str(values.get("TransactionReceipt") or ""),
-            amount=_money(values.get("TransactionAmount")),
+            amount=parse_money(values.get("TransactionAmount")),
         )
 
 
@@ -652,14 +641,6 @@ def _reason(code: str, desc, default: str) -> str:
 
 def _is_token_error(payload) -> bool:
     return isinstance(payload, dict) and str(payload.get("errorCode", "")) in ("404.001.03", "400.003.01", "401.002.01")
-
-
-def _json_or_empty(response) -> dict:
-    try:
-        payload = response.json()
-    except ValueError:
-        return {}
-    return payload if isinstance(payload, dict) else {}
 
 
 def _refusal(payload: dict, default: str) -> str:

@@ -2,37 +2,26 @@
 
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-import responses
 from django.core import mail
-from django.core.cache import cache
 from django.db import OperationalError
 
 from donor.models import Allocation, Donation
 from patients.tests.factories import PatientFactory
 from payments.models import CallbackEvent, Payment
 from payments.services.callbacks import callback_replay
+from payments.tests.azampay_fakes import API, PASSWORD, fixture
 from payments.tests.factories import PaymentFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")]
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "azampay"
 CALLBACK_URL = "/api/v1.0/donors/payment/azampay/callback/"
-AUTH = "https://authenticator-sandbox.azampay.co.tz"
-API = "https://sandbox.azampay.co.tz"
-TOKEN_URL = f"{AUTH}/AppRegistration/GenerateToken"
 STATUS_URL = f"{API}/azampay/gettransactionstatus"
 POST_CHECKOUT_URL = f"{API}/api/v1/Partner/PostCheckout"
 DONATIONS_URL = "/api/v1.0/donors/donations/"
-PASSWORD = "test-callback-password"
 ACK = {"success": True, "message": "Callback received"}
 ERROR_KEYS = {"error", "message", "code"}
-
-
-def fixture(name: str):
-    return json.loads((FIXTURES / name).read_text())
 
 
 def callback_body(payment: Payment, *, status: str = "success", password: str | None = PASSWORD, **fields) -> bytes:
@@ -62,35 +51,12 @@ def credited(payment: Payment) -> Decimal:
     return payment.donation.patient.funding_received
 
 
-@pytest.fixture(autouse=True)
-def azampay_settings(settings):
-    cache.clear()  # token and rate-limit counters
-    settings.PAYMENT_PROVIDERS = {
-        **settings.PAYMENT_PROVIDERS,
-        "azampay": {
-            **settings.PAYMENT_PROVIDERS["azampay"],
-            "auth_url": AUTH,
-            "api_url": API,
-            "callback_password": PASSWORD,
-        },
-    }
-    yield settings
-    cache.clear()
-
-
 @pytest.fixture
 def no_callback_password(settings):
     settings.PAYMENT_PROVIDERS = {
         **settings.PAYMENT_PROVIDERS,
         "azampay": {**settings.PAYMENT_PROVIDERS["azampay"], "callback_password": ""},
     }
-
-
-@pytest.fixture
-def azam():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.post(TOKEN_URL, json=fixture("token_success.json"))
-        yield mock
 
 
 @pytest.fixture

@@ -3,53 +3,25 @@
 import json
 import re
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import requests
-import responses
-from django.core.cache import cache
 
 from donor.models import Donation, Donor
 from donor.tests.factories import DonationFactory
 from patients.tests.factories import PatientFactory
 from payments.models import Payment
+from payments.tests.azampay_fakes import API, fixture
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")]
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "azampay"
 DONATIONS_URL = "/api/v1.0/donors/donations/"
 MY_DONATIONS_URL = "/api/v1.0/donors/me/donations/"
-AUTH = "https://authenticator-sandbox.azampay.co.tz"
-API = "https://sandbox.azampay.co.tz"
-TOKEN_URL = f"{AUTH}/AppRegistration/GenerateToken"
 MNO_URL = f"{API}/azampay/mno/checkout"
 POST_CHECKOUT_URL = f"{API}/api/v1/Partner/PostCheckout"
 STATUS_URL = f"{API}/azampay/gettransactionstatus"
 TRANSACTION_ID = "b85e971981844a6f8888b42579655b8f"
 ERROR_KEYS = {"error", "message", "code"}
-
-
-def fixture(name: str):
-    return json.loads((FIXTURES / name).read_text())
-
-
-@pytest.fixture(autouse=True)
-def azampay_settings(settings):
-    cache.clear()
-    settings.PAYMENT_PROVIDERS = {
-        **settings.PAYMENT_PROVIDERS,
-        "azampay": {**settings.PAYMENT_PROVIDERS["azampay"], "auth_url": AUTH, "api_url": API},
-    }
-    yield settings
-    cache.clear()
-
-
-@pytest.fixture
-def azam():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.post(TOKEN_URL, json=fixture("token_success.json"))
-        yield mock
 
 
 @pytest.fixture

@@ -8,11 +8,9 @@ import json
 import threading
 import time
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import responses
-from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 
@@ -20,40 +18,16 @@ from donor.models import Allocation, Donation
 from donor.tests.factories import DonationFactory
 from patients.tests.factories import PatientFactory
 from payments.models import CallbackEvent, IdempotencyRecord, Payment
+from payments.tests.azampay_fakes import API, PASSWORD, TOKEN_URL, fixture
 from payments.tests.factories import PaymentFactory
 
-pytestmark = [pytest.mark.mysql, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.mysql, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("azampay_settings")]
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "azampay"
 CALLBACK_URL = "/api/v1.0/donors/payment/azampay/callback/"
 DONATIONS_URL = "/api/v1.0/donors/donations/"
-AUTH = "https://authenticator-sandbox.azampay.co.tz"
-API = "https://sandbox.azampay.co.tz"
-TOKEN_URL = f"{AUTH}/AppRegistration/GenerateToken"
 MNO_URL = f"{API}/azampay/mno/checkout"
-PASSWORD = "test-callback-password"
 ACK = {"success": True, "message": "Callback received"}
 THREADS = 20
-
-
-def fixture(name: str):
-    return json.loads((FIXTURES / name).read_text())
-
-
-@pytest.fixture(autouse=True)
-def azampay_settings(settings):
-    cache.clear()
-    settings.PAYMENT_PROVIDERS = {
-        **settings.PAYMENT_PROVIDERS,
-        "azampay": {
-            **settings.PAYMENT_PROVIDERS["azampay"],
-            "auth_url": AUTH,
-            "api_url": API,
-            "callback_password": PASSWORD,
-        },
-    }
-    yield settings
-    cache.clear()
 
 
 def callback_body(payment: Payment) -> bytes:

@@ -3,55 +3,21 @@
 import json
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-import responses
-from django.core.cache import cache
 from django.utils import timezone
 
 from donor.models import Allocation, Donation
 from payments.models import CallbackEvent, Payment
 from payments.services.reconcile import payments_reconcile
+from payments.tests.azampay_fakes import API, PASSWORD, fixture
 from payments.tests.factories import PaymentFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")]
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "azampay"
-AUTH = "https://authenticator-sandbox.azampay.co.tz"
-API = "https://sandbox.azampay.co.tz"
-TOKEN_URL = f"{AUTH}/AppRegistration/GenerateToken"
 STATUS_URL = f"{API}/azampay/gettransactionstatus"
 CALLBACK_URL = "/api/v1.0/donors/payment/azampay/callback/"
-PASSWORD = "test-callback-password"
 PENDING = {"data": "Transaction pending.", "message": "Request successful.", "success": True, "statusCode": 200}
-
-
-def fixture(name: str):
-    return json.loads((FIXTURES / name).read_text())
-
-
-@pytest.fixture(autouse=True)
-def azampay_settings(settings):
-    cache.clear()
-    settings.PAYMENT_PROVIDERS = {
-        **settings.PAYMENT_PROVIDERS,
-        "azampay": {
-            **settings.PAYMENT_PROVIDERS["azampay"],
-            "auth_url": AUTH,
-            "api_url": API,
-            "callback_password": PASSWORD,
-        },
-    }
-    yield settings
-    cache.clear()
-
-
-@pytest.fixture
-def azam():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.post(TOKEN_URL, json=fixture("token_success.json"))
-        yield mock
 
 
 def due_payment(**fields) -> Payment:

@@ -280,7 +280,7 @@ def test_status_of_an_unknown_transaction_is_404(base: str, auth: dict[str, str]
 def test_success_delivers_one_signed_callback_with_password_and_exact_amount(
     base: str, auth: dict[str, str], receiver: CallbackReceiver
 ) -> None:
-    assert status_text(base, auth, mno_checkout(base, auth, "255712345678")) == "Transaction pending."
+    mno_checkout(base, auth, "255712345678")  # "pending before the decision" is timed in the no-answer test
     transaction_id = requests.get(f"{base}/_sandbox/transactions", timeout=5).json()[0]["transactionId"]
     [callback] = receiver.wait_for(1)
     assert callback["transactionstatus"] == "success"
