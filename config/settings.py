@@ -166,6 +166,7 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="donations@localhost")
 LOG_DIR = Path(env("LOG_DIR", default=str(BASE_DIR / "logs")))
 LOG_DIR.mkdir(parents=True, exist_ok=True)
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOG_CONSOLE = env.bool("LOG_CONSOLE", default=DEBUG)
 _LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 
 
@@ -193,7 +194,9 @@ LOGGING = {
         "django_file": _rotating("django.log", "INFO"),
         "errors_file": _rotating("errors.log", "ERROR"),
     },
-    "root": {"handlers": ["console", "django_file", "errors_file"], "level": LOG_LEVEL},
+    # The console copy is for development; under gunicorn in production the files are the record (and a
+    # third handler per line is measurable on the callback path: bench/README.md).
+    "root": {"handlers": [*(["console"] if LOG_CONSOLE else []), "django_file", "errors_file"], "level": LOG_LEVEL},
     "loggers": {
         "payments": {"handlers": ["payments_file"], "level": LOG_LEVEL, "propagate": True},
         "django.db.backends": {"level": "INFO"},

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from donor.models import Allocation, Donation, Donor
@@ -156,26 +156,25 @@ def donation_complete(*, donation_id: int) -> CompletionResult:
     Row locks (donation, then patient) serialise concurrent completions; the unique constraint on
     Allocation(donation, target) is the last line of defence if a lock were ever missed.
     """
-    with transaction.atomic():
-        donation = Donation.objects.select_for_update().select_related("donor").get(pk=donation_id)
+    # savepoint=False: nested in payment_apply_result's transaction there is nothing to roll back to; any
+    # error here must undo the whole credit, payment status included.
+    with transaction.atomic(savepoint=False):
+        donation = Donation.objects.select_for_update().get(pk=donation_id)
         if donation.status in (Donation.Status.COMPLETED, Donation.Status.REFUNDED):
             return CompletionResult(donation=donation, credited=False)
         late = donation.status != Donation.Status.PENDING
         patient = patient_lock(patient_id=donation.patient_id) if donation.patient_id else None
 
         for target_patient, amount in _split(donation, patient):
-            try:
-                with transaction.atomic():
-                    Allocation.objects.create(
-                        donation=donation,
-                        patient=target_patient,
-                        target=Allocation.target_for(target_patient),
-                        amount=amount,
-                        currency=donation.currency,
-                    )
-            except IntegrityError:
-                logger.error("Allocation for donation %s already exists; not crediting twice", donation.reference)
-                return CompletionResult(donation=donation, credited=False)
+            # The unique (donation, target) constraint is the last line of defence: if the locks were ever
+            # bypassed, the IntegrityError aborts the whole transaction rather than credit twice.
+            Allocation.objects.create(
+                donation=donation,
+                patient=target_patient,
+                target=Allocation.target_for(target_patient),
+                amount=amount,
+                currency=donation.currency,
+            )
             if target_patient is not None:
                 patient_add_funds(patient=target_patient, amount=amount)
 

@@ -24,7 +24,8 @@ def patient_add_funds(*, patient: Patient, amount: Decimal) -> Patient:
     """
     assert transaction.get_connection().in_atomic_block, "patient_add_funds needs the caller's transaction"
     Patient.objects.filter(pk=patient.pk).update(funding_received=F("funding_received") + amount)
-    patient.refresh_from_db(fields=["funding_received", "status", "fully_funded_at"])
+    # The row is locked and was read under the lock, so the new total is known without reading it back.
+    patient.funding_received += amount
     if patient.status == Patient.Status.FUNDING and patient.funding_received >= patient.funding_goal:
         patient.status = Patient.Status.FULLY_FUNDED
         patient.fully_funded_at = timezone.now()

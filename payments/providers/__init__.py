@@ -1,5 +1,7 @@
 """The explicit provider registry: code → class, credentials from settings.PAYMENT_PROVIDERS."""
 
+import json
+
 from django.conf import settings
 
 from payments.providers.azampay import AzamPayProvider
@@ -14,9 +16,19 @@ class UnknownProvider(KeyError):
 
 
 def get_provider(code: str) -> PaymentProvider:
+    """One provider object per process and configuration: it holds HTTP sessions (keep-alive) and is
+    stateless otherwise; a changed configuration (tests override settings) gets a fresh one."""
     if code not in PROVIDER_CLASSES or code not in settings.PAYMENT_PROVIDERS:
         raise UnknownProvider(code)
-    return PROVIDER_CLASSES[code](**settings.PAYMENT_PROVIDERS[code])
+    config = settings.PAYMENT_PROVIDERS[code]
+    key = (code, json.dumps(config, sort_keys=True, default=str))
+    provider = _instances.get(key)
+    if provider is None:
+        provider = _instances[key] = PROVIDER_CLASSES[code](**config)
+    return provider
+
+
+_instances: dict[tuple[str, str], PaymentProvider] = {}
 
 
 def provider_codes() -> list[str]:
