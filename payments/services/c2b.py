@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, transaction
-from django.utils import timezone
 
 from donor.models import Donation
 from donor.services import donation_create, donation_limits, donor_for_guest
@@ -20,6 +19,7 @@ from patients.models import Patient
 from payments.models import CallbackEvent, Payment
 from payments.providers.base import CallbackMalformed, CallbackTrust, PaymentStatus, ProviderResult
 from payments.providers.mpesa import C2BPayment, MpesaProvider, c2b_validation_answer
+from payments.services.callbacks import callback_event_mark
 from payments.services.payments import payment_apply_result
 
 logger = logging.getLogger("payments.c2b")
@@ -91,12 +91,12 @@ def c2b_validate(*, event: CallbackEvent, provider: MpesaProvider, url_token: st
     try:
         c2b = provider.parse_c2b(body)
     except CallbackMalformed as exc:
-        _mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
+        callback_event_mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
         return C2BAnswer(400, {}, "INVALID_FORMAT", f"Malformed C2B validation: {exc}.")
     event.our_reference = normalize_account(c2b.bill_ref)[:64]
     event.provider_reference = c2b.trans_id[:100]
     code = _reject_reason(provider, c2b)
-    _mark(event, CallbackEvent.Status.PROCESSED, error=f"rejected {code}" if code else "")
+    callback_event_mark(event, CallbackEvent.Status.PROCESSED, error=f"rejected {code}" if code else "")
     logger.info("C2B validation %s for account %r: %s", c2b.trans_id, c2b.bill_ref, code or "accepted")
     return C2BAnswer(200, c2b_validation_answer(code or "0"))
 
@@ -109,7 +109,7 @@ def c2b_confirm(*, event: CallbackEvent, provider: MpesaProvider, url_token: str
     try:
         c2b = provider.parse_c2b(body)
     except CallbackMalformed as exc:
-        _mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
+        callback_event_mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
         return C2BAnswer(400, {}, "INVALID_FORMAT", f"Malformed C2B confirmation: {exc}.")
     event.our_reference = normalize_account(c2b.bill_ref)[:64]
     event.provider_reference = c2b.trans_id[:100]
@@ -117,7 +117,9 @@ def c2b_confirm(*, event: CallbackEvent, provider: MpesaProvider, url_token: str
         return C2BAnswer(200, CONFIRMATION_ACK)
     if trust != CallbackTrust.TRUSTED:
         # Unsigned and not on the registered secret URL: anyone could have sent it. Kept for a human.
-        _mark(event, CallbackEvent.Status.REVIEW, error="C2B confirmation without the registered URL token")
+        callback_event_mark(
+            event, CallbackEvent.Status.REVIEW, error="C2B confirmation without the registered URL token"
+        )
         logger.warning("C2B confirmation %s arrived without the URL token; held for review", c2b.trans_id)
         return C2BAnswer(200, CONFIRMATION_ACK)
     for attempt in range(DEADLOCK_RETRIES + 1):
@@ -136,7 +138,7 @@ def _confirm_once(event: CallbackEvent, c2b: C2BPayment) -> C2BAnswer:
     existing = Payment.objects.filter(provider="mpesa", provider_reference=c2b.trans_id).first()
     if existing is not None:
         event.payment = existing
-        _mark(event, CallbackEvent.Status.IGNORED, error=f"TransID {c2b.trans_id} already recorded")
+        callback_event_mark(event, CallbackEvent.Status.IGNORED, error=f"TransID {c2b.trans_id} already recorded")
         return C2BAnswer(200, CONFIRMATION_ACK)
     try:
         with transaction.atomic():
@@ -159,13 +161,13 @@ def _confirm_once(event: CallbackEvent, c2b: C2BPayment) -> C2BAnswer:
     except IntegrityError:
         # The same TransID confirmed concurrently: the other delivery recorded it.
         event.payment = Payment.objects.filter(provider="mpesa", provider_reference=c2b.trans_id).first()
-        _mark(event, CallbackEvent.Status.IGNORED, error=f"TransID {c2b.trans_id} already recorded")
+        callback_event_mark(event, CallbackEvent.Status.IGNORED, error=f"TransID {c2b.trans_id} already recorded")
         return C2BAnswer(200, CONFIRMATION_ACK)
     except _Review as exc:
-        _mark(event, CallbackEvent.Status.REVIEW, error=str(exc))
+        callback_event_mark(event, CallbackEvent.Status.REVIEW, error=str(exc))
         return C2BAnswer(200, CONFIRMATION_ACK)
     event.payment = payment
-    _mark(event, CallbackEvent.Status.REVIEW if review else CallbackEvent.Status.PROCESSED, error=review)
+    callback_event_mark(event, CallbackEvent.Status.REVIEW if review else CallbackEvent.Status.PROCESSED, error=review)
     logger.info(
         "C2B %s: %s KES %s credited as donation %s%s",
         c2b.trans_id,
@@ -226,25 +228,6 @@ def _record(c2b: C2BPayment) -> tuple[Payment, str]:
 def _authenticate(event: CallbackEvent, provider: MpesaProvider, url_token: str, body: bytes) -> str:
     event.trust = provider.authenticate_callback(event.kind, body, event.headers, url_token, provider.c2b_token)
     if event.trust == CallbackTrust.REJECTED:
-        _mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
+        callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
         logger.warning("C2B %s callback from %s rejected: wrong URL token", event.kind, event.client_ip)
     return event.trust
-
-
-def _mark(event: CallbackEvent, status: str, *, error: str = "") -> None:
-    event.status = status
-    event.error = error[:2000]
-    event.attempts += 1
-    event.processed_at = timezone.now()
-    event.save(
-        update_fields=[
-            "status",
-            "error",
-            "attempts",
-            "processed_at",
-            "trust",
-            "payment",
-            "our_reference",
-            "provider_reference",
-        ]
-    )

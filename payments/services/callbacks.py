@@ -118,7 +118,7 @@ def callback_process(*, event: CallbackEvent, raw_body: bytes | None = None) -> 
         return _process(event, provider, raw_body)
     except Exception as exc:  # the boundary: keep the event as failed, replayable; answer 200, it is stored
         logger.exception("Callback %s failed while processing", event.pk)
-        _mark(event, CallbackEvent.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        callback_event_mark(event, CallbackEvent.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
         return CallbackOutcome("failed", 200, "Received; processing will be retried.")
 
 
@@ -129,27 +129,27 @@ def _process(event: CallbackEvent, provider: PaymentProvider, raw_body: bytes | 
         expected = token_payment.callback_token if token_payment else ""
         event.trust = provider.authenticate_callback(event.kind, body, event.headers, event.url_token, expected)
     if event.trust == CallbackTrust.REJECTED:
-        _mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
+        callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
         logger.warning("Callback %s from %s rejected: authentication failed", event.pk, event.client_ip)
         return CallbackOutcome("unauthenticated", 401, "Callback authentication failed.")
 
     try:
         result = provider.parse_callback(event.kind, body, event.headers)
     except CallbackMalformed as exc:
-        _mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
+        callback_event_mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
         return CallbackOutcome("malformed", 400, f"Malformed callback: {exc}.")
     event.our_reference = result.our_reference[:64]
     event.provider_reference = result.provider_reference[:100]
 
     payment = payment_for_result(event.provider, result)
     if payment is None:
-        _mark(event, CallbackEvent.Status.REJECTED, error="unknown reference")
+        callback_event_mark(event, CallbackEvent.Status.REJECTED, error="unknown reference")
         logger.warning("Callback %s names an unknown payment (ref %s)", event.pk, result.our_reference)
         return CallbackOutcome("unknown_reference", 404, "No payment with this reference.")
     event.payment = payment
     if event.url_token and payment.callback_token != event.url_token:
         # The secret URL belongs to a different payment than the body names: never apply, show a person.
-        _mark(event, CallbackEvent.Status.REVIEW, error="URL token belongs to another payment")
+        callback_event_mark(event, CallbackEvent.Status.REVIEW, error="URL token belongs to another payment")
         logger.warning("Callback %s: URL token does not match payment %s", event.pk, payment.reference)
         return CallbackOutcome("review", 200, "Received; held for review.")
 
@@ -159,7 +159,7 @@ def _process(event: CallbackEvent, provider: PaymentProvider, raw_body: bytes | 
 
     # Not trusted enough to credit on its word, or a failure (which AzamPay's own notes say to re-query:
     # a failure can arrive before the real success). Ask the provider, then apply what it says.
-    _mark(event, CallbackEvent.Status.RECEIVED)
+    callback_event_mark(event, CallbackEvent.Status.RECEIVED)
     event_id = event.pk
     transaction.on_commit(lambda: _enqueue_verification(event_id))
     return CallbackOutcome("queued", 200, "Received; verifying with the provider.")
@@ -168,10 +168,10 @@ def _process(event: CallbackEvent, provider: PaymentProvider, raw_body: bytes | 
 def _apply(event: CallbackEvent, payment: Payment, result: ProviderResult) -> CallbackOutcome:
     outcome = payment_apply_result(payment_id=payment.pk, result=result, verified=True)
     if outcome.status == "review":
-        _mark(event, CallbackEvent.Status.REVIEW, error=outcome.detail)
+        callback_event_mark(event, CallbackEvent.Status.REVIEW, error=outcome.detail)
         return CallbackOutcome("review", 200, "Received; held for review.")
     status = CallbackEvent.Status.PROCESSED if outcome.changed else CallbackEvent.Status.IGNORED
-    _mark(event, status, error="" if outcome.changed else outcome.detail)
+    callback_event_mark(event, status, error="" if outcome.changed else outcome.detail)
     return CallbackOutcome(ACCEPTED, 200, "Callback received")
 
 
@@ -189,7 +189,7 @@ def callback_verify(*, event_id: int) -> CallbackOutcome:
         return _verify(event)
     except Exception as exc:  # the task boundary: keep the event replayable
         logger.exception("Verifying callback %s failed", event.pk)
-        _mark(event, CallbackEvent.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        callback_event_mark(event, CallbackEvent.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
         return CallbackOutcome("failed", 200, "Verification failed; will be retried.")
 
 
@@ -208,7 +208,7 @@ def _verify(event: CallbackEvent) -> CallbackOutcome:
     elif event.trust == CallbackTrust.TRUSTED:
         outcome = payment_apply_result(payment_id=event.payment.pk, result=claimed, verified=True)
     else:
-        _mark(
+        callback_event_mark(
             event,
             CallbackEvent.Status.REVIEW,
             error=f"callback claims {claimed.status}; provider reports {said.status}: {said.message}"[:2000],
@@ -216,9 +216,9 @@ def _verify(event: CallbackEvent) -> CallbackOutcome:
         logger.warning("Callback %s not confirmed: claims %s, provider says %s", event.pk, claimed.status, said.status)
         return CallbackOutcome("review", 200, "Held for review: the provider does not confirm it.")
     if outcome.status == "review":
-        _mark(event, CallbackEvent.Status.REVIEW, error=outcome.detail)
+        callback_event_mark(event, CallbackEvent.Status.REVIEW, error=outcome.detail)
         return CallbackOutcome("review", 200, "Held for review.")
-    _mark(
+    callback_event_mark(
         event,
         CallbackEvent.Status.PROCESSED if outcome.changed else CallbackEvent.Status.IGNORED,
         error="" if outcome.changed else outcome.detail,
@@ -243,7 +243,8 @@ def payment_for_result(provider_code: str, result: ProviderResult) -> Payment | 
     return Payment.objects.filter(lookups, provider=provider_code).order_by("-pk").first()
 
 
-def _mark(event: CallbackEvent, status: str, *, error: str = "") -> None:
+def callback_event_mark(event: CallbackEvent, status: str, *, error: str = "") -> None:
+    """Record what became of a delivery (and what we learnt about it) on its inbox row."""
     event.status = status
     event.error = error[:2000]
     event.attempts += 1

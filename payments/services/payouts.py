@@ -20,6 +20,7 @@ from payments.models import CallbackEvent, Payout
 from payments.providers import get_provider
 from payments.providers.base import CallbackMalformed, CallbackTrust, ProviderError
 from payments.providers.mpesa import B2C_RESULT, B2C_TIMEOUT, MpesaProvider
+from payments.services.callbacks import callback_event_mark
 
 logger = logging.getLogger("payments.payouts")
 
@@ -189,19 +190,19 @@ def payout_callback(*, event: CallbackEvent, url_token: str, body: bytes) -> tup
     provider: MpesaProvider = get_provider("mpesa")
     event.trust = provider.authenticate_callback(event.kind, body, event.headers, url_token, provider.b2c_token)
     if event.trust == CallbackTrust.REJECTED:
-        _mark(event, CallbackEvent.Status.REJECTED, "authentication failed")
+        callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
         return 401, {"message": "Callback authentication failed."}, "AUTH_REQUIRED"
     try:
         result = provider.parse_b2c_result(body)
     except CallbackMalformed as exc:
-        _mark(event, CallbackEvent.Status.REJECTED, f"malformed: {exc}")
+        callback_event_mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
         return 400, {"message": f"Malformed B2C callback: {exc}."}, "INVALID_FORMAT"
     event.our_reference = result.originator_conversation_id[:64]
     event.provider_reference = result.conversation_id[:100]
     if event.status == CallbackEvent.Status.DUPLICATE:
         return 200, ACK, ""
     if event.trust != CallbackTrust.TRUSTED:
-        _mark(event, CallbackEvent.Status.REVIEW, "B2C callback without the URL token")
+        callback_event_mark(event, CallbackEvent.Status.REVIEW, error="B2C callback without the URL token")
         return 200, ACK, ""
     with transaction.atomic():
         payout = (
@@ -209,10 +210,12 @@ def payout_callback(*, event: CallbackEvent, url_token: str, body: bytes) -> tup
             or Payout.objects.select_for_update().filter(conversation_id=result.conversation_id or None).first()
         )
         if payout is None:
-            _mark(event, CallbackEvent.Status.REJECTED, "unknown payout")
+            callback_event_mark(event, CallbackEvent.Status.REJECTED, error="unknown payout")
             return 404, {"message": "No payout with this conversation id."}, "NOT_FOUND"
         detail = _apply(payout, result, timeout=event.kind == B2C_TIMEOUT)
-    _mark(event, CallbackEvent.Status.PROCESSED if detail == "applied" else CallbackEvent.Status.IGNORED, detail)
+    callback_event_mark(
+        event, CallbackEvent.Status.PROCESSED if detail == "applied" else CallbackEvent.Status.IGNORED, error=detail
+    )
     return 200, ACK, ""
 
 
@@ -242,16 +245,6 @@ def _apply(payout: Payout, result, *, timeout: bool) -> str:
         _to_treatment(payout)
     logger.info("Payout %s %s (%s %s)", payout.reference, payout.status, result.result_code, result.result_desc)
     return "applied"
-
-
-def _mark(event: CallbackEvent, status: str, error: str = "") -> None:
-    event.status = status
-    event.error = error[:2000]
-    event.attempts += 1
-    event.processed_at = timezone.now()
-    event.save(
-        update_fields=["status", "error", "attempts", "processed_at", "trust", "our_reference", "provider_reference"]
-    )
 
 
 __all__ = [
