@@ -1,0 +1,51 @@
+"""The watchdog: what an operator must hear about before a donor complains (DESIGN "Reconciliation")."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from payments.models import CallbackEvent, Payment
+
+STUCK_AFTER = timedelta(minutes=5)
+SILENCE_AFTER = timedelta(hours=1)
+ERROR_WINDOW = timedelta(hours=1)
+ERROR_RATE_LIMIT = 0.05
+MIN_EVENTS_FOR_RATE = 20  # below this a couple of forged callbacks would look like an outage
+ERROR_STATUSES = (CallbackEvent.Status.FAILED, CallbackEvent.Status.REJECTED, CallbackEvent.Status.REVIEW)
+
+
+def watchdog_alerts() -> list[str]:
+    """One line per problem, per provider; an empty list means all is well."""
+    now = timezone.now()
+    alerts: list[str] = []
+    for provider in settings.PAYMENT_PROVIDERS:
+        pending = Payment.objects.filter(provider=provider, status__in=[Payment.Status.PENDING, Payment.Status.CREATED])
+        stuck = pending.filter(created_at__lt=now - STUCK_AFTER).count()
+        if stuck:
+            alerts.append(
+                f"{provider}: {stuck} payment(s) pending for more than 5 minutes "
+                f"(run reconcile_payments; check the provider's status page)"
+            )
+        events = CallbackEvent.objects.filter(provider=provider)
+        if (
+            pending.filter(created_at__lt=now - SILENCE_AFTER).exists()
+            and not events.filter(received_at__gte=now - SILENCE_AFTER).exists()
+        ):
+            alerts.append(
+                f"{provider}: no callbacks for an hour while payments are pending "
+                f"(is the callback URL registered and reachable?)"
+            )
+        recent = events.filter(received_at__gte=now - ERROR_WINDOW)
+        total = recent.count()
+        if total >= MIN_EVENTS_FOR_RATE:
+            errors = recent.filter(status__in=ERROR_STATUSES).count()
+            if errors / total > ERROR_RATE_LIMIT:
+                alerts.append(
+                    f"{provider}: {errors} of {total} callbacks in the last hour failed, were rejected "
+                    f"or need review ({errors / total:.0%}; see the admin's Callback events)"
+                )
+    needs_review = Payment.objects.filter(needs_review=True, updated_at__gte=now - ERROR_WINDOW).count()
+    if needs_review:
+        alerts.append(f"{needs_review} payment(s) flagged for review in the last hour (late or conflicting results)")
+    return alerts

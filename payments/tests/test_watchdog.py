@@ -1,0 +1,50 @@
+from datetime import timedelta
+
+import pytest
+import responses
+from django.core.management import call_command
+from django.utils import timezone
+
+from payments.models import CallbackEvent, Payment
+from payments.tests.factories import PaymentFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def age(payment: Payment, minutes: int) -> None:
+    Payment.objects.filter(pk=payment.pk).update(created_at=timezone.now() - timedelta(minutes=minutes))
+
+
+def test_all_clear_when_nothing_is_wrong(capsys):
+    PaymentFactory()  # pending, but only just created
+    call_command("payments_watchdog", "--dry-run")
+    assert "All clear" in capsys.readouterr().out
+
+
+def test_stuck_and_silent_payments_are_reported(capsys):
+    age(PaymentFactory(), minutes=90)
+    call_command("payments_watchdog", "--dry-run")
+    out = capsys.readouterr().out
+    assert "azampay: 1 payment(s) pending for more than 5 minutes" in out
+    assert "no callbacks for an hour" in out
+
+
+def test_error_rate_over_five_percent_is_reported(capsys):
+    for i in range(20):
+        status = CallbackEvent.Status.REJECTED if i < 2 else CallbackEvent.Status.PROCESSED
+        CallbackEvent.objects.create(provider="azampay", body="{}", sha256=str(i), status=status)
+    call_command("payments_watchdog", "--dry-run")
+    assert "2 of 20 callbacks in the last hour" in capsys.readouterr().out
+
+
+def test_alerts_go_to_the_admin_chat(settings, capsys):
+    settings.ADMIN_CHAT_ID = "-100123"
+    settings.TELEGRAM_BOT_TOKEN = "1:abc"
+    settings.TELEGRAM_API_URL = "https://telegram.test"
+    age(PaymentFactory(), minutes=10)
+    with responses.RequestsMock() as mock:
+        sent = mock.post("https://telegram.test/bot1:abc/sendMessage", json={"ok": True, "result": {"message_id": 1}})
+        call_command("payments_watchdog")
+    assert sent.call_count == 1
+    assert b"pending for more than 5 minutes" in sent.calls[0].request.body
+    assert "Sent to Telegram." in capsys.readouterr().out
