@@ -162,7 +162,8 @@ def donation_complete(*, donation_id: int) -> CompletionResult:
         donation = Donation.objects.select_for_update().get(pk=donation_id)
         if donation.status in (Donation.Status.COMPLETED, Donation.Status.REFUNDED):
             return CompletionResult(donation=donation, credited=False)
-        late = donation.status != Donation.Status.PENDING
+        previous = donation.status
+        late = previous != Donation.Status.PENDING
         patient = patient_lock(patient_id=donation.patient_id) if donation.patient_id else None
 
         for target_patient, amount in _split(donation, patient):
@@ -185,7 +186,7 @@ def donation_complete(*, donation_id: int) -> CompletionResult:
         if late:
             donation.needs_review = True
             update.append("needs_review")
-            logger.warning("Donation %s completed late (was %s): credited and flagged", donation.reference, late)
+            logger.warning("Donation %s completed late (was %s): credited and flagged", donation.reference, previous)
         donation.save(update_fields=update)
     logger.info("Donation %s completed: %s %s credited", donation.reference, donation.amount, donation.currency)
     return CompletionResult(donation=donation, credited=True, late=late)
