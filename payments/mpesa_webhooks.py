@@ -13,7 +13,6 @@ from django.views.decorators.csrf import csrf_exempt
 from config.errors import error_response
 from config.net import client_ip, rate_limit
 from payments.providers import get_provider
-from payments.providers.base import callback_client_ip
 from payments.providers.mpesa import B2C_RESULT, C2B_CONFIRMATION, C2B_VALIDATION
 from payments.services.c2b import c2b_confirm, c2b_validate
 from payments.services.callbacks import InboxUnavailable, callback_record
@@ -44,11 +43,7 @@ class MpesaC2BView(View):
             )
         except InboxUnavailable:
             return error_response(503, "We could not store the callback; please send it again.")
-        ip_context = callback_client_ip.set(ip)
-        try:
-            status, answer, code, message = self.handle(event, token, body)
-        finally:
-            callback_client_ip.reset(ip_context)
+        status, answer, code, message = self.handle(event, token, body)
         if status >= 400:
             return error_response(status, message, code)
         return JsonResponse(answer, status=status)

@@ -11,7 +11,6 @@ from django.views.decorators.csrf import csrf_exempt
 from config.errors import error_response
 from config.net import client_ip, rate_limit
 from payments.providers import get_provider
-from payments.providers.base import callback_client_ip
 from payments.services.callbacks import ACCEPTED, InboxUnavailable, callback_process, callback_record
 
 logger = logging.getLogger("payments.webhooks")
@@ -52,11 +51,7 @@ class ProviderCallbackView(View):
             )
         except InboxUnavailable:
             return error_response(503, "We could not store the callback; please send it again.")
-        ip_context = callback_client_ip.set(ip)  # for providers whose only other evidence is the source IP
-        try:
-            outcome = callback_process(event=event, raw_body=body)
-        finally:
-            callback_client_ip.reset(ip_context)
+        outcome = callback_process(event=event, raw_body=body)
         if outcome.http_status >= 400:
             return error_response(outcome.http_status, outcome.message, ERROR_STATUSES.get(outcome.http_status))
         status, ack = get_provider(self.provider_code).ack(self.kind, outcome.code in (ACCEPTED, "duplicate"))

@@ -358,7 +358,14 @@ class AzamPayProvider(PaymentProvider):
         )
 
     def authenticate_callback(
-        self, kind: str, body: bytes, headers: Mapping[str, str], url_token: str, expected_token: str
+        self,
+        kind: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        url_token: str,
+        expected_token: str,
+        *,
+        client_ip: str | None = None,
     ) -> CallbackTrust:
         try:
             data = _callback_fields(body)

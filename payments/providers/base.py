@@ -2,14 +2,9 @@
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-
-# The source address of the callback being authenticated (set by the webhook view), for providers whose only
-# evidence besides the URL is where the request came from (Daraja's IP allowlist). None outside a request.
-callback_client_ip: ContextVar[str | None] = ContextVar("callback_client_ip", default=None)
 
 
 class PaymentStatus(StrEnum):
@@ -110,9 +105,19 @@ class PaymentProvider(ABC):
 
     @abstractmethod
     def authenticate_callback(
-        self, kind: str, body: bytes, headers: Mapping[str, str], url_token: str, expected_token: str
+        self,
+        kind: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        url_token: str,
+        expected_token: str,
+        *,
+        client_ip: str | None = None,
     ) -> CallbackTrust:
-        """Decide how far the raw callback can be believed, before anything is applied."""
+        """Decide how far the raw callback can be believed, before anything is applied.
+
+        `client_ip` is where it came from (through trusted proxies), for providers whose only other
+        evidence is the source address (Daraja's IP allowlist)."""
 
     @abstractmethod
     def fetch_status(self, ref: PaymentRef) -> ProviderResult:

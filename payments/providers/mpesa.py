@@ -30,7 +30,6 @@ from payments.providers.base import (
     PaymentStatus,
     ProviderError,
     ProviderResult,
-    callback_client_ip,
     parse_money,
 )
 from payments.providers.http import ProviderHttpClient, response_object
@@ -387,7 +386,14 @@ class MpesaProvider(PaymentProvider):
         )
 
     def authenticate_callback(
-        self, kind: str, body: bytes, headers: Mapping[str, str], url_token: str, expected_token: str
+        self,
+        kind: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        url_token: str,
+        expected_token: str,
+        *,
+        client_ip: str | None = None,
     ) -> CallbackTrust:
         """UNVERIFIED unless MPESA_TRUST_CALLBACKS: Daraja signs nothing, the STK query is the proof.
 
@@ -401,7 +407,7 @@ class MpesaProvider(PaymentProvider):
         if url_token and not (expected_token and hmac.compare_digest(url_token.encode(), expected_token.encode())):
             logger.warning("M-Pesa %s callback with an unknown URL token rejected", kind)
             return CallbackTrust.REJECTED
-        ip = callback_client_ip.get()
+        ip = client_ip
         if self.allowed_networks and not self.source_allowed(ip):
             if self.ip_allowlist_strict:
                 logger.warning("M-Pesa %s callback from %s: not in MPESA_ALLOWED_IPS; rejected (strict)", kind, ip)

@@ -226,7 +226,9 @@ def _record(c2b: C2BPayment) -> tuple[Payment, str]:
 
 
 def _authenticate(event: CallbackEvent, provider: MpesaProvider, url_token: str, body: bytes) -> str:
-    event.trust = provider.authenticate_callback(event.kind, body, event.headers, url_token, provider.c2b_token)
+    event.trust = provider.authenticate_callback(
+        event.kind, body, event.headers, url_token, provider.c2b_token, client_ip=event.client_ip
+    )
     if event.trust == CallbackTrust.REJECTED:
         callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
         logger.warning("C2B %s callback from %s rejected: wrong URL token", event.kind, event.client_ip)

@@ -127,7 +127,9 @@ def _process(event: CallbackEvent, provider: PaymentProvider, raw_body: bytes | 
     if raw_body is not None or not event.trust:
         token_payment = Payment.objects.filter(callback_token=event.url_token).first() if event.url_token else None
         expected = token_payment.callback_token if token_payment else ""
-        event.trust = provider.authenticate_callback(event.kind, body, event.headers, event.url_token, expected)
+        event.trust = provider.authenticate_callback(
+            event.kind, body, event.headers, event.url_token, expected, client_ip=event.client_ip
+        )
     if event.trust == CallbackTrust.REJECTED:
         callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
         logger.warning("Callback %s from %s rejected: authentication failed", event.pk, event.client_ip)

@@ -188,7 +188,9 @@ def _to_treatment(payout: Payout) -> None:
 def payout_callback(*, event: CallbackEvent, url_token: str, body: bytes) -> tuple[int, dict, str]:
     """A B2C result or queue-timeout callback. Returns (HTTP status, body, error code)."""
     provider: MpesaProvider = get_provider("mpesa")
-    event.trust = provider.authenticate_callback(event.kind, body, event.headers, url_token, provider.b2c_token)
+    event.trust = provider.authenticate_callback(
+        event.kind, body, event.headers, url_token, provider.b2c_token, client_ip=event.client_ip
+    )
     if event.trust == CallbackTrust.REJECTED:
         callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
         return 401, {"message": "Callback authentication failed."}, "AUTH_REQUIRED"
