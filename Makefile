@@ -13,14 +13,20 @@ PYTHON ?= $(shell for c in python3.13 python3.12 $$HOME/.pyenv/versions/3.13*/bi
 	p=$$(command -v $$c 2>/dev/null) && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: help install install-dev run serve sandbox migrate seed test test-sqlite test-mysql lint fmt reconcile bench screenshots clean
+.PHONY: test-packages help install install-dev run serve sandbox migrate seed test test-sqlite test-mysql lint fmt reconcile bench screenshots clean
 
 help:
 	@echo "make run     demo: site on http://127.0.0.1:$(PORT), provider sandbox on http://127.0.0.1:$(SANDBOX_PORT)"
 	@echo "make test    ruff + the suite on SQLite, then on MariaDB/MySQL when one is reachable"
 	@echo "make lint | make fmt | make reconcile | make bench | make screenshots"
 
+# Debian packages: mysqlclient compiles against the MySQL/MariaDB client headers (every install needs them:
+# requirements.txt is the production set); the browser tests drive Debian's Chromium (make test only).
+BUILD_PACKAGES := default-libmysqlclient-dev pkg-config build-essential
+TEST_PACKAGES := chromium fonts-dejavu-core
+
 $(VENV)/.installed: requirements.txt requirements-dev.txt
+	@bash scripts/system-packages.sh "building mysqlclient (make install)" $(BUILD_PACKAGES)
 	@if [ -z "$(PYTHON)" ]; then echo "ERROR: Python 3.12 or newer is required (Django 6.1). Install python3.12 (or pyenv install 3.12) and retry." >&2; exit 1; fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -61,7 +67,10 @@ fmt: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: install
+test-packages:
+	@bash scripts/system-packages.sh "the browser tests (make test)" $(TEST_PACKAGES)
+
+test: install test-packages
 	$(VENV)/bin/ruff check .
 	@$(MAKE) --no-print-directory test-sqlite
 	@$(MAKE) --no-print-directory test-mysql
