@@ -11,6 +11,14 @@ SECRET_RE = re.compile(
     re.IGNORECASE,
 )
 BEARER_RE = re.compile(r"(Bearer|Basic)\s+[A-Za-z0-9._~+/=\-]+")
+# The secret segment of a callback URL (/webhooks/mpesa/stkpush/<token>/, /webhooks/paybill/confirmation/<token>/):
+# it is what authenticates a paybill credit or a payout result, so it must never reach a log file (Django's
+# request logger writes the path of every 4xx).
+WEBHOOK_TOKEN_RE = re.compile(
+    r"(/webhooks/(?:[A-Za-z0-9_-]+/){0,3}?"
+    r"(?:stkpush|stk|validation|confirmation|result|timeout|collection|disbursement|remittance|refund)/)"
+    r"([^/\s?#\"']+)"
+)
 
 
 def mask_phone(digits: str) -> str:
@@ -22,6 +30,7 @@ def mask_phone(digits: str) -> str:
 
 
 def mask_text(text: str) -> str:
+    text = WEBHOOK_TOKEN_RE.sub(lambda m: f"{m.group(1)}***", text)
     text = SECRET_RE.sub(lambda m: f"{m.group('key')}***", text)
     text = BEARER_RE.sub(lambda m: f"{m.group(1)} ***", text)
     return PHONE_RE.sub(lambda m: mask_phone(m.group(1)), text)
@@ -36,4 +45,10 @@ class MaskSensitiveFilter(logging.Filter):
         masked = mask_text(message)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            # A traceback can quote a URL or a body: format it here so that it is masked like the message.
+            record.exc_text = mask_text(_FORMATTER.formatException(record.exc_info))
         return True
+
+
+_FORMATTER = logging.Formatter()

@@ -1,12 +1,15 @@
 """Client IP through trusted proxies, and a fixed-window rate limit on the shared cache."""
 
 import ipaddress
+import logging
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
+
+logger = logging.getLogger("config.net")
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -45,15 +48,24 @@ class RateLimitState:
 
 
 def rate_limit(*, scope: str, ident: str | None, limit: int, window: int = 60) -> RateLimitState:
+    """A fixed window per scope and client. It fails open: with the cache down every request is allowed
+    (a lost rate limit is an inconvenience; a lost callback or donation is not)."""
     now = int(time.time())
     window_start = now - now % window
     key = f"rl:{scope}:{ident or 'unknown'}:{window_start}"
-    if cache.add(key, 1, window + 5):
-        count = 1
-    else:
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, window + 5)
-            count = 1
+    try:
+        count = _count(key, window)
+    except Exception as exc:  # the cache is down (Redis unreachable): allow, and say so in the log
+        logger.warning("Rate limit %s not enforced: cache unavailable (%s)", scope, type(exc).__name__)
+        return RateLimitState(True, limit, limit, window_start + window)
     return RateLimitState(count <= limit, limit, max(0, limit - count), window_start + window)
+
+
+def _count(key: str, window: int) -> int:
+    if cache.add(key, 1, window + 5):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, window + 5)
+        return 1

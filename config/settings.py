@@ -135,6 +135,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's JSON parser lets a RecursionError (absurdly nested JSON) escape as a 500; ours answers 400.
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Patient donations API",
@@ -326,6 +332,17 @@ PAYMENTS_APPLY_TRUSTED_CALLBACKS = env.bool("PAYMENTS_APPLY_TRUSTED_CALLBACKS", 
 CALLBACK_MAX_BODY_BYTES = env.int("CALLBACK_MAX_BODY_BYTES", default=64 * 1024)
 WEBHOOK_RATE_LIMIT_PER_MINUTE = env.int("WEBHOOK_RATE_LIMIT_PER_MINUTE", default=1000)
 HEALTH_RATE_LIMIT_PER_MINUTE = env.int("HEALTH_RATE_LIMIT_PER_MINUTE", default=100)
+# The inbox sweeper (part of reconcile_payments): a `received` event untouched this long is taken as abandoned
+# (its worker died); a `failed` one is retried after 30 s, 1 min, 2 min, … (CALLBACK_RETRY_BASE_SECONDS doubling,
+# at most 6 h) and parked as `dead` after CALLBACK_MAX_ATTEMPTS attempts (the watchdog alerts).
+CALLBACK_RETRY_GRACE_SECONDS = env.int("CALLBACK_RETRY_GRACE_SECONDS", default=60)
+CALLBACK_RETRY_BASE_SECONDS = env.int("CALLBACK_RETRY_BASE_SECONDS", default=30)
+CALLBACK_MAX_ATTEMPTS = env.int("CALLBACK_MAX_ATTEMPTS", default=8)
+# The donor's "ask the provider now": per client per minute, and at most once per donation in this interval.
+REFRESH_RATE_LIMIT_PER_MINUTE = env.int("REFRESH_RATE_LIMIT_PER_MINUTE", default=30)
+REFRESH_MIN_INTERVAL_SECONDS = env.int("REFRESH_MIN_INTERVAL_SECONDS", default=5)
+# How long the first request with an Idempotency-Key holds it; a retry after that takes over (it crashed).
+IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", default=90)
 # Seconds after which a pending payment nobody confirms is expired by reconciliation.
 PAYMENT_EXPIRY_SECONDS = env.int("PAYMENT_EXPIRY_SECONDS", default=24 * 3600)
 RECONCILE_LADDER_SECONDS = [30, 120, 600, 3600, 6 * 3600, 24 * 3600]

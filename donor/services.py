@@ -23,6 +23,8 @@ OVERFUNDING_KEEP = "keep"
 OVERFUNDING_GENERAL_FUND = "general_fund"
 # Mobile money moves whole units of these currencies; a fractional amount is a mistake, not a rounding.
 WHOLE_UNIT_CURRENCIES = {"TZS", "UGX", "RWF"}
+# The money columns hold 12 digits with 2 decimals.
+MAX_AMOUNT = Decimal("10000000000")
 
 
 def donation_limits(currency: str) -> tuple[Decimal, Decimal]:
@@ -126,6 +128,40 @@ def donation_create(
     if errors:
         raise ValidationError(errors)
 
+    donation = _donation_insert(
+        patient=patient, amount=amount, currency=currency, donor=donor, anonymous=anonymous, message=message
+    )
+    logger.info("Donation %s created: %s %s for %s", donation.reference, amount, currency, _target_label(patient))
+    return donation
+
+
+def donation_record_received(
+    *, patient: Patient | None, amount: Decimal, currency: str, donor: Donor | None, message: str = ""
+) -> Donation:
+    """Record money that has already moved (a paybill payment the donor made on their own phone).
+
+    The donor-facing rules (limits, a patient still raising funds) decide where such money goes, not whether
+    it is recorded: the caller chooses the target and flags what breaks a rule. Only what the ledger cannot
+    hold is refused (ValueError): a non-positive amount, more than two decimals, more digits than a column.
+    """
+    if not amount.is_finite() or amount <= 0 or amount.as_tuple().exponent < -2 or amount >= MAX_AMOUNT:
+        raise ValueError(f"the ledger cannot hold an amount of {amount}")
+    donation = _donation_insert(patient=patient, amount=amount, currency=currency, donor=donor, message=message)
+    logger.info(
+        "Donation %s recorded as received: %s %s for %s", donation.reference, amount, currency, _target_label(patient)
+    )
+    return donation
+
+
+def _donation_insert(
+    *,
+    patient: Patient | None,
+    amount: Decimal,
+    currency: str,
+    donor: Donor | None,
+    anonymous: bool = False,
+    message: str = "",
+) -> Donation:
     with transaction.atomic():
         donation = Donation.objects.create(
             reference=f"tmp-{uuid.uuid4().hex}",
@@ -139,7 +175,6 @@ def donation_create(
         stamp = timezone.now().strftime("%Y%m%d%H%M%S")
         donation.reference = f"{settings.DONATION_REFERENCE_PREFIX}-DN-{donation.pk}-{stamp}"
         donation.save(update_fields=["reference"])
-    logger.info("Donation %s created: %s %s for %s", donation.reference, amount, currency, _target_label(patient))
     return donation
 
 
@@ -250,15 +285,27 @@ class LedgerDrift:
         return self.cached - self.ledger
 
 
-def ledger_repair(*, drift: LedgerDrift) -> None:
+def ledger_repair(*, drift: LedgerDrift) -> Decimal:
+    """Rewrite a patient's cached total from the ledger, recomputed under the patient's lock.
+
+    The drift was measured without a lock; a donation completing meanwhile adds an allocation and the cache
+    together (under the same lock), so the sum must be taken again while we hold it. Returns the new total.
+    """
+    from django.db.models import Sum
+
     from patients.services import patient_set_funding_received
 
     with transaction.atomic():
-        patient_lock(patient_id=drift.patient.pk)
-        patient_set_funding_received(patient=drift.patient, amount=drift.ledger)
+        patient = patient_lock(patient_id=drift.patient.pk)
+        ledger = Allocation.objects.filter(patient_id=patient.pk).aggregate(total=Sum("amount"))["total"]
+        ledger = ledger if ledger is not None else Decimal("0")
+        if patient.funding_received == ledger:
+            return ledger  # nothing to repair any more
+        patient_set_funding_received(patient=patient, amount=ledger)
     logger.warning(
-        "Ledger repaired for %s: %s -> %s %s", drift.patient.code, drift.cached, drift.ledger, drift.patient.currency
+        "Ledger repaired for %s: %s -> %s %s", patient.code, patient.funding_received, ledger, patient.currency
     )
+    return ledger
 
 
 def _target_label(patient: Patient | None) -> str:

@@ -6,7 +6,7 @@ from django.utils.html import format_html
 from donor.phone_numbers import mask_msisdn
 from payments import payout_admin  # noqa: F401  (registers the Payout admin: maker-checker screens)
 from payments.models import CallbackEvent, Payment
-from payments.services.callbacks import callback_replay
+from payments.services.dispatch import callback_replay
 from payments.services.payments import payment_confirm
 
 
@@ -34,10 +34,13 @@ class PaymentAdmin(admin.ModelAdmin):
         ("created_at", admin.DateFieldListFilter),
     ]
     search_fields = ["reference", "provider_reference", "receipt", "donation__reference"]
-    readonly_fields = [f.name for f in Payment._meta.fields if f.name not in ("msisdn", "callback_token")]
-    exclude = ["msisdn", "callback_token"]
+    readonly_fields = [f.name for f in Payment._meta.fields if f.name not in ("msisdn", "callback_token_digest")]
+    exclude = ["msisdn", "callback_token_digest"]
     actions = ["check_with_provider"]
     list_select_related = ["donation"]
+
+    def has_check_permission(self, request) -> bool:
+        return request.user.has_perm("payments.check_payment")
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -46,10 +49,11 @@ class PaymentAdmin(admin.ModelAdmin):
     def masked_msisdn(self, payment: Payment) -> str:
         return mask_msisdn(payment.msisdn)
 
-    @admin.action(description="Check with provider now")
+    @admin.action(description="Check with provider now", permissions=["check"])
     def check_with_provider(self, request, queryset):
         for payment in queryset:
-            result, outcome = payment_confirm(payment_id=payment.pk)
+            # On demand: the answer is applied, the reconciliation ladder keeps its schedule.
+            result, outcome = payment_confirm(payment_id=payment.pk, on_demand=True)
             said = result.status if result else "no answer"
             level = messages.SUCCESS if outcome.changed else messages.INFO
             self.message_user(
@@ -72,14 +76,14 @@ class CallbackEventAdmin(admin.ModelAdmin):
         "received_at",
     ]
     list_filter = ["status", "provider", "kind", "trust", ("received_at", admin.DateFieldListFilter)]
-    search_fields = ["our_reference", "provider_reference", "sha256", "error"]
+    search_fields = ["our_reference", "provider_reference", "body_digest", "error"]
     readonly_fields = [
         "pretty_body",
         "headers",
         "provider",
         "kind",
         "client_ip",
-        "sha256",
+        "body_digest",
         "dedup_key",
         "duplicate_of",
         "status",
@@ -92,7 +96,7 @@ class CallbackEventAdmin(admin.ModelAdmin):
         "received_at",
         "processed_at",
     ]
-    exclude = ["body", "url_token"]
+    exclude = ["body", "url_token_digest"]
     actions = ["replay", "dry_run_replay"]
 
     def has_add_permission(self, request) -> bool:
@@ -100,6 +104,9 @@ class CallbackEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # viewable, never editable: it is evidence
+
+    def has_replay_permission(self, request) -> bool:
+        return request.user.has_perm("payments.replay_callbackevent")
 
     @admin.display(description="Body (secrets redacted)")
     def pretty_body(self, event: CallbackEvent) -> str:
@@ -109,13 +116,13 @@ class CallbackEventAdmin(admin.ModelAdmin):
             text = event.body
         return format_html("<pre>{}</pre>", text)
 
-    @admin.action(description="Replay")
+    @admin.action(description="Replay", permissions=["replay"])
     def replay(self, request, queryset):
         for event in queryset:
             outcome = callback_replay(event=event)
             self.message_user(request, f"#{event.pk}: {outcome.code} — {outcome.message}")
 
-    @admin.action(description="Dry-run replay (show what would change)")
+    @admin.action(description="Dry-run replay (show what would change)", permissions=["replay"])
     def dry_run_replay(self, request, queryset):
         for event in queryset:
             outcome = callback_replay(event=event, dry_run=True)

@@ -1,5 +1,3 @@
-import secrets
-
 from django.conf import settings
 from django.db import models
 
@@ -7,8 +5,12 @@ from donor.models import Donation
 from patients.models import MONEY
 
 
-def new_callback_token() -> str:
-    return secrets.token_urlsafe(24)
+def fit(model: type[models.Model], field: str, value: object) -> str:
+    """A provider's text cut to the column it goes into. MySQL's strict mode refuses an over-long value (and
+    SQLite silently keeps it), so every value a provider sends is fitted before it is stored."""
+    text = "" if value is None else str(value)
+    limit = model._meta.get_field(field).max_length
+    return text[:limit] if limit else text
 
 
 class Payment(models.Model):
@@ -33,13 +35,17 @@ class Payment(models.Model):
     provider = models.CharField(max_length=20, db_index=True)
     channel = models.CharField(max_length=20, blank=True, help_text="Mpesa, Airtel, Tigo, card, bank, …")
     msisdn = models.CharField(max_length=15, blank=True, help_text="E.164 digits without +")
+    # How the provider identifies the payer when it is not a phone number: since July 2024 Safaricom's C2B
+    # confirmations carry a 64-character hex hash of the number in MSISDN (older ones a masked "2547 ***** 126").
+    payer_reference = models.CharField(max_length=128, blank=True)
     amount = models.DecimalField(**MONEY)
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.CREATED, db_index=True)
     provider_reference = models.CharField(max_length=100, null=True, blank=True)
     receipt = models.CharField(max_length=100, blank=True)
     failure_reason = models.CharField(max_length=255, blank=True)
-    callback_token = models.CharField(max_length=64, unique=True, default=new_callback_token, editable=False)
+    # HMAC of the secret in the callback URL we gave the provider (payments/url_tokens.py); never the token.
+    callback_token_digest = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
     checkout_url = models.URLField(max_length=1000, blank=True)
     # A verified success that arrived after we had marked the attempt failed/expired, or a conflict.
     needs_review = models.BooleanField(default=False, db_index=True)
@@ -59,6 +65,7 @@ class Payment(models.Model):
             ),
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="payment_amount_positive"),
         ]
+        permissions = [("check_payment", "Can ask the provider about a payment now")]
 
     def __str__(self) -> str:
         return f"{self.reference} ({self.provider} {self.status})"
@@ -79,23 +86,33 @@ class CallbackEvent(models.Model):
         REJECTED = "rejected"
         FAILED = "failed"
         REVIEW = "review"
+        DEAD = "dead"  # failed too many times: parked for a person; the watchdog alerts
+
+    # A delivery is settled only here; `received` and `failed` are work still to do (the sweeper re-runs them).
+    SETTLED = {Status.PROCESSED, Status.DUPLICATE, Status.IGNORED, Status.REJECTED, Status.REVIEW, Status.DEAD}
 
     provider = models.CharField(max_length=20, db_index=True)
     kind = models.CharField(max_length=30, default="payment")
     body = models.TextField(help_text="Raw body with secrets redacted")
     headers = models.JSONField(default=dict)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
-    sha256 = models.CharField(max_length=64, db_index=True)
-    # provider:kind:sha256 of the raw bytes; NULL on the rows that repeat an earlier delivery.
+    # HMAC-SHA256 of the raw bytes, keyed (payments/url_tokens.py): a plain hash would let someone with the
+    # database guess the secrets that were redacted from the stored body.
+    body_digest = models.CharField(max_length=64, db_index=True)
+    # provider:kind:body_digest; NULL on the rows that repeat an earlier delivery.
     dedup_key = models.CharField(max_length=120, unique=True, null=True, blank=True)
     duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    url_token = models.CharField(max_length=64, blank=True, help_text="Secret path segment it arrived on")
+    url_token_digest = models.CharField(
+        max_length=64, blank=True, help_text="HMAC of the secret path segment it arrived on (never the token)"
+    )
     # The verdict on the raw bytes (trusted / unverified / rejected), kept because the stored body is
     # redacted: a replay reuses it instead of re-checking a password that is no longer there.
     trust = models.CharField(max_length=12, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVED, db_index=True)
     error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Processing attempts so far")
+    # When the sweeper should run it (again) if it is still received/failed; exponential backoff on failure.
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
     payment = models.ForeignKey(
         Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="callback_events"
     )
@@ -106,9 +123,14 @@ class CallbackEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        permissions = [("replay_callbackevent", "Can replay stored callbacks")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.provider}/{self.kind} {self.status}"
+
+    @property
+    def is_settled(self) -> bool:
+        return self.status in self.SETTLED
 
 
 class IdempotencyRecord(models.Model):
@@ -118,6 +140,10 @@ class IdempotencyRecord(models.Model):
     request_hash = models.CharField(max_length=64)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.JSONField(null=True, blank=True)
+    # The first request's lease on the key; after it a retry may take over (the first crashed or was killed).
+    locked_until = models.DateTimeField(null=True, blank=True)
+    # The donation the first request created, so that a retry resumes it instead of charging again.
+    donation_reference = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -169,6 +195,10 @@ class Payout(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="payout_amount_positive")]
+        permissions = [
+            ("approve_payout", "Can approve and send payouts (the checker of maker-checker)"),
+            ("resolve_payout", "Can settle an ambiguous or stuck payout by hand"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reference} ({self.status})"

@@ -54,6 +54,13 @@ class PayoutAdmin(admin.ModelAdmin):
     list_select_related = ["patient", "treatment_partner", "requested_by", "approved_by"]
     actions = ["approve_and_send", "cancel_request", "resolve_as_failed"]
 
+    # Admin powers are permissions (checked again in the services): see payments.models.Payout.Meta.
+    def has_approve_permission(self, request) -> bool:
+        return request.user.has_perm("payments.approve_payout")
+
+    def has_resolve_permission(self, request) -> bool:
+        return request.user.has_perm("payments.resolve_payout")
+
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
             kwargs["form"] = PayoutRequestForm
@@ -85,7 +92,7 @@ class PayoutAdmin(admin.ModelAdmin):
     def masked_msisdn(self, obj: Payout) -> str:
         return mask_msisdn(obj.msisdn)
 
-    @admin.action(description="Approve and send (a different staff user than the requester)")
+    @admin.action(description="Approve and send (a different staff user than the requester)", permissions=["approve"])
     def approve_and_send(self, request, queryset):
         for payout in queryset:
             try:
@@ -96,11 +103,14 @@ class PayoutAdmin(admin.ModelAdmin):
             level = messages.SUCCESS if sent.status == Payout.Status.SENT else messages.WARNING
             self.message_user(request, f"{sent.reference}: {sent.get_status_display()}", level)
 
-    @admin.action(description="Cancel the selected requests (not yet approved)")
+    @admin.action(description="Cancel the selected requests (not yet approved)", permissions=["add"])
     def cancel_request(self, request, queryset):
         self._each(request, queryset, lambda p: payout_cancel(payout_id=p.pk, cancelled_by=request.user))
 
-    @admin.action(description="Resolve ambiguous as FAILED (checked on the M-Pesa org portal: no money left)")
+    @admin.action(
+        description="Resolve ambiguous as FAILED (checked on the M-Pesa org portal: no money left)",
+        permissions=["resolve"],
+    )
     def resolve_as_failed(self, request, queryset):
         # Marking PAID needs the receipt, so it is done with `payout_resolve(..., paid=True, receipt=...)` from
         # the shell or a later result callback; failing needs none.

@@ -27,9 +27,11 @@ def payment_confirm_task(payment_id: int) -> str:
 
 @task()
 def reconcile_payments_task() -> int:
+    """The scheduled reconciliation: due payments on the ladder, then the inbox sweeper."""
     from payments.services.reconcile import payments_reconcile
 
-    return payments_reconcile().checked
+    report = payments_reconcile()
+    return report.checked + report.replayed
 
 
 @task()

@@ -1,15 +1,17 @@
 from django.urls import re_path
 
-from payments.mpesa_webhooks import MpesaB2CView, MpesaC2BView
 from payments.providers.mpesa import B2C_RESULT, B2C_TIMEOUT, C2B_CONFIRMATION, C2B_VALIDATION
 from payments.webhooks import ProviderCallbackView, ProviderHealthView
 
 # With or without the trailing slash, never a redirect: providers do not follow redirects on POST.
 mpesa_stk = ProviderCallbackView.as_view(provider_code="mpesa", kind="stkpush")
-c2b_validation = MpesaC2BView.as_view(kind=C2B_VALIDATION)
-c2b_confirmation = MpesaC2BView.as_view(kind=C2B_CONFIRMATION)
-b2c_result = MpesaB2CView.as_view(kind=B2C_RESULT)
-b2c_timeout = MpesaB2CView.as_view(kind=B2C_TIMEOUT)
+POST_ONLY = ["post", "options"]  # Daraja POSTs every callback
+c2b_validation = ProviderCallbackView.as_view(provider_code="mpesa", kind=C2B_VALIDATION, http_method_names=POST_ONLY)
+c2b_confirmation = ProviderCallbackView.as_view(
+    provider_code="mpesa", kind=C2B_CONFIRMATION, http_method_names=POST_ONLY
+)
+b2c_result = ProviderCallbackView.as_view(provider_code="mpesa", kind=B2C_RESULT, http_method_names=POST_ONLY)
+b2c_timeout = ProviderCallbackView.as_view(provider_code="mpesa", kind=B2C_TIMEOUT, http_method_names=POST_ONLY)
 URL_KEY = r"(?P<token>[A-Za-z0-9_-]{1,64})"
 
 urlpatterns = [

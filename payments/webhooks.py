@@ -1,4 +1,9 @@
-"""Provider callback views: plain Django views, raw bytes first, no DRF parsing before the body is stored."""
+"""Provider callback views: plain Django views, raw bytes stored first, no DRF parsing before that.
+
+One view serves every provider and kind: size checks → store the raw delivery (its own commit; database
+down → 503 so the provider sends it again) → rate-limit decision (over the limit → 429, the stored delivery
+waits for the sweeper or the provider's resend) → the kind's handler → the provider's own acknowledgement.
+"""
 
 import logging
 
@@ -11,35 +16,28 @@ from django.views.decorators.csrf import csrf_exempt
 from config.errors import error_response
 from config.net import client_ip, rate_limit
 from payments.providers import get_provider
-from payments.services.callbacks import ACCEPTED, InboxUnavailable, callback_process, callback_record
+from payments.services.dispatch import callback_handle
+from payments.services.inbox import ACCEPTED, InboxUnavailable, callback_record
 
 logger = logging.getLogger("payments.webhooks")
 
-ERROR_STATUSES = {400: "INVALID_FORMAT", 401: "AUTH_REQUIRED", 404: "NOT_FOUND"}
+ERROR_CODES = {400: "INVALID_FORMAT", 401: "AUTH_REQUIRED", 404: "NOT_FOUND"}
 
 
 @method_decorator(csrf_exempt, name="dispatch")
 class ProviderCallbackView(View):
     provider_code: str = ""
     kind: str = "payment"
-    http_method_names = ["post", "put", "options"]
+    http_method_names = ["post", "put", "options"]  # MTN MoMo may deliver with PUT
 
     def post(self, request: HttpRequest, token: str = "") -> JsonResponse:
-        ip = client_ip(request)
-        limit = rate_limit(
-            scope=f"webhook:{self.provider_code}:{self.kind}", ident=ip, limit=settings.WEBHOOK_RATE_LIMIT_PER_MINUTE
-        )
-        if not limit.allowed:
-            response = error_response(429, "Rate limit exceeded", retry_after=60)
-            for name, value in limit.headers().items():
-                response[name] = value
-            return response
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > settings.CALLBACK_MAX_BODY_BYTES:
-            return error_response(413, f"Callback bodies are limited to {settings.CALLBACK_MAX_BODY_BYTES} bytes.")
+        too_big = _size_problem(request)
+        if too_big is not None:
+            return too_big
         body = request.body  # read once; everything below works on these bytes
         if len(body) > settings.CALLBACK_MAX_BODY_BYTES:
             return error_response(413, f"Callback bodies are limited to {settings.CALLBACK_MAX_BODY_BYTES} bytes.")
+        ip = client_ip(request)
         try:
             event = callback_record(
                 provider_code=self.provider_code,
@@ -51,18 +49,45 @@ class ProviderCallbackView(View):
             )
         except InboxUnavailable:
             return error_response(503, "We could not store the callback; please send it again.")
-        outcome = callback_process(event=event, raw_body=body)
-        if outcome.http_status >= 400:
-            return error_response(outcome.http_status, outcome.message, ERROR_STATUSES.get(outcome.http_status))
+        # Stored before the rate-limit decision: a throttled delivery is kept and finished by the sweeper
+        # (or by the provider's resend), never lost.
+        limit = rate_limit(
+            scope=f"webhook:{self.provider_code}:{self.kind}", ident=ip, limit=settings.WEBHOOK_RATE_LIMIT_PER_MINUTE
+        )
+        if not limit.allowed:
+            logger.warning("Callback %s from %s over the rate limit: stored, processing deferred", event.pk, ip)
+            response = error_response(429, "Rate limit exceeded", retry_after=60)
+            for name, value in limit.headers().items():
+                response[name] = value
+            return response
+        outcome = callback_handle(event=event, raw_body=body)
+        if not outcome.acknowledged:
+            return error_response(outcome.http_status, outcome.message, ERROR_CODES.get(outcome.http_status))
+        if outcome.ack is not None:
+            return JsonResponse(dict(outcome.ack), status=outcome.http_status)
         status, ack = get_provider(self.provider_code).ack(self.kind, outcome.code in (ACCEPTED, "duplicate"))
         return JsonResponse(ack, status=status)
 
-    put = post  # MTN MoMo may deliver with PUT
+    put = post
 
     def http_method_not_allowed(self, request, *args, **kwargs):
-        response = error_response(405, f"{request.method} is not allowed here; providers POST callbacks.")
-        response["Allow"] = "POST, PUT"
+        allowed = ", ".join(m.upper() for m in self.http_method_names if m != "options")
+        response = error_response(405, f"{request.method} is not allowed here; providers send callbacks by {allowed}.")
+        response["Allow"] = allowed
         return response
+
+
+def _size_problem(request: HttpRequest) -> JsonResponse | None:
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    try:
+        length = int(declared)
+    except ValueError:
+        return error_response(400, f"Content-Length {declared[:40]!r} is not a number of bytes.")
+    if length < 0:
+        return error_response(400, "Content-Length must not be negative.")
+    if length > settings.CALLBACK_MAX_BODY_BYTES:
+        return error_response(413, f"Callback bodies are limited to {settings.CALLBACK_MAX_BODY_BYTES} bytes.")
+    return None
 
 
 class ProviderHealthView(View):

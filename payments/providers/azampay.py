@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
-from django.core.cache import cache
 
 from payments.providers.base import (
     CallbackMalformed,
@@ -28,9 +27,12 @@ from payments.providers.base import (
     PaymentStatus,
     ProviderError,
     ProviderResult,
+    RawCallback,
+    load_json_object,
     parse_money,
 )
 from payments.providers.http import ProviderHttpClient, response_json
+from payments.providers.tokens import TokenCache
 
 logger = logging.getLogger("payments.azampay")
 
@@ -55,7 +57,14 @@ CHANNEL_ALIASES = {c.lower(): c for c in MNO_CHANNELS} | {
     "bank": BANK_CHANNEL,
 }
 # Free-text statuses of the status query, matched conservatively: anything else is UNKNOWN, never FAILED.
+# Words that say "not finished" come first: "Pending success confirmation" is pending, not paid, and
+# "processing, not yet failed" is pending, not failed. Only text with no pending word can end a payment.
 STATUS_MAP: tuple[tuple[str, PaymentStatus], ...] = (
+    ("pending", PaymentStatus.PENDING),
+    ("processing", PaymentStatus.PENDING),
+    ("progress", PaymentStatus.PENDING),
+    ("awaiting", PaymentStatus.PENDING),
+    ("initiated", PaymentStatus.PENDING),
     ("cancel", PaymentStatus.CANCELLED),
     ("timeout", PaymentStatus.EXPIRED),
     ("timed out", PaymentStatus.EXPIRED),
@@ -67,9 +76,6 @@ STATUS_MAP: tuple[tuple[str, PaymentStatus], ...] = (
     ("reject", PaymentStatus.FAILED),
     ("insufficient", PaymentStatus.FAILED),
     ("success", PaymentStatus.SUCCEEDED),
-    ("pending", PaymentStatus.PENDING),
-    ("processing", PaymentStatus.PENDING),
-    ("progress", PaymentStatus.PENDING),
 )
 SECRET_FIELDS = ("password",)
 
@@ -129,17 +135,14 @@ class AzamPayProvider(PaymentProvider):
         self.api = ProviderHttpClient(
             base_url=api_url, provider="AzamPay", connect_timeout=connect_timeout, read_timeout=read_timeout
         )
+        self.tokens = TokenCache(f"azampay:token:{self.auth.base_url}:{client_id}")
 
     # --- token --------------------------------------------------------------------------------------
 
-    @property
-    def _token_cache_key(self) -> str:
-        return f"azampay:token:{self.auth.base_url}:{self.client_id}"
-
     def access_token(self) -> str:
-        token = cache.get(self._token_cache_key)
-        if token:
-            return token
+        return self.tokens.get(self._fetch_token)
+
+    def _fetch_token(self) -> tuple[str, int]:
         response = self.auth.request(
             "POST",
             "/AppRegistration/GenerateToken",
@@ -152,10 +155,8 @@ class AzamPayProvider(PaymentProvider):
         if response.status_code != 200 or not token:
             logger.error("AzamPay token refused: HTTP %s %s", response.status_code, payload.get("message", ""))
             raise ProviderError("AzamPay refused our credentials.", status_code=response.status_code)
-        ttl = self._token_ttl(data.get("expire"))
-        if ttl > 0:  # a token already inside the refresh margin is used once, not cached
-            cache.set(self._token_cache_key, token, ttl)
-        return token
+        # A token already inside the refresh margin (ttl ≤ 0) is used once, not cached.
+        return token, self._token_ttl(data.get("expire"))
 
     @staticmethod
     def _token_ttl(expire: str | None) -> int:
@@ -173,7 +174,7 @@ class AzamPayProvider(PaymentProvider):
 
     def _forget_token_if_refused(self, response) -> None:
         if response.status_code == 401:  # revoked or expired early: the next call fetches a new one
-            cache.delete(self._token_cache_key)
+            self.tokens.forget()
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token()}", **self._api_key_header()}
@@ -208,7 +209,9 @@ class AzamPayProvider(PaymentProvider):
             "additionalProperties": {"reference": charge.reference},
         }
         # A POST that moves money: sent once, never retried automatically.
-        response = self.api.request("POST", "/azampay/mno/checkout", json=body, headers=self._headers())
+        response = self.api.request(
+            "POST", "/azampay/mno/checkout", json=body, headers=self._headers(), moves_money=True
+        )
         self._forget_token_if_refused(response)
         payload = response_json(response)
         if response.status_code != 200 or payload.get("success") is not True or not payload.get("transactionId"):
@@ -239,7 +242,9 @@ class AzamPayProvider(PaymentProvider):
             "referenceId": charge.reference,
             "additionalProperties": {"reference": charge.reference},
         }
-        response = self.api.request("POST", "/azampay/bank/checkout", json=body, headers=self._headers())
+        response = self.api.request(
+            "POST", "/azampay/bank/checkout", json=body, headers=self._headers(), moves_money=True
+        )
         self._forget_token_if_refused(response)
         payload = response_json(response)
         data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
@@ -357,18 +362,9 @@ class AzamPayProvider(PaymentProvider):
             message=message,
         )
 
-    def authenticate_callback(
-        self,
-        kind: str,
-        body: bytes,
-        headers: Mapping[str, str],
-        url_token: str,
-        expected_token: str,
-        *,
-        client_ip: str | None = None,
-    ) -> CallbackTrust:
+    def authenticate_callback(self, callback: RawCallback) -> CallbackTrust:
         try:
-            data = _callback_fields(body)
+            data = _callback_fields(callback.body)
         except CallbackMalformed:
             return CallbackTrust.UNVERIFIED  # parse_callback will reject it with a precise 400
         if self.public_key_pem and (data.get("signature") or self.require_signature):
@@ -403,7 +399,7 @@ class AzamPayProvider(PaymentProvider):
     def redact(self, body: bytes) -> str:
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return body.decode("utf-8", errors="replace")
         if isinstance(data, dict):
             for key in list(data):
@@ -413,12 +409,7 @@ class AzamPayProvider(PaymentProvider):
 
 
 def _callback_fields(body: bytes) -> dict:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CallbackMalformed("the body is not JSON") from exc
-    if not isinstance(data, dict):
-        raise CallbackMalformed("the body must be a JSON object")
+    data = load_json_object(body)
     return {str(k).lower(): v for k, v in data.items()}  # key casing varies between integrations
 
 

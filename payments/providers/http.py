@@ -6,6 +6,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
 from payments.providers.base import ProviderError
@@ -47,20 +48,45 @@ class ProviderHttpClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         auth: tuple[str, str] | None = None,
+        moves_money: bool = False,
     ) -> requests.Response:
+        """One request. With `moves_money` (a charge, a payout), a failure after the request may have left us
+        is reported as ambiguous: the provider may have acted, so the caller must not call it failed."""
         url = self.url(path)
         try:
             response = self.session.request(
                 method, url, json=json, params=params, headers=dict(headers or {}), auth=auth, timeout=self.timeout
             )
-        except requests.Timeout as exc:
-            logger.warning("%s %s %s timed out", self.provider, method, path)
-            raise ProviderError(f"{self.provider} did not answer in time.", retryable=True) from exc
         except requests.RequestException as exc:
-            logger.warning("%s %s %s unreachable: %s", self.provider, method, path, type(exc).__name__)
-            raise ProviderError(f"{self.provider} could not be reached.", retryable=True) from exc
+            sent = request_may_have_arrived(exc)
+            logger.warning(
+                "%s %s %s failed%s: %s",
+                self.provider,
+                method,
+                path,
+                " after sending (outcome unknown)" if sent and moves_money else "",
+                type(exc).__name__,
+            )
+            timed_out = isinstance(exc, requests.Timeout)
+            message = (
+                f"{self.provider} did not answer in time." if timed_out else f"{self.provider} could not be reached."
+            )
+            raise ProviderError(message, retryable=True, ambiguous=moves_money and sent) from exc
         logger.info("%s %s %s -> %s", self.provider, method, path, response.status_code)
         return response
+
+
+def request_may_have_arrived(exc: requests.RequestException) -> bool:
+    """False only when the connection was never made (refused, DNS, connect timeout): then nothing was sent.
+    A read timeout or a connection dropped mid-exchange may come after the provider received the request."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+        if isinstance(reason, NewConnectionError):  # includes NameResolutionError
+            return False
+    return True
 
 
 def response_json(response: requests.Response) -> dict | list:

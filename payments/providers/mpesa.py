@@ -8,9 +8,7 @@ default every STK callback is confirmed with the STK Push Query before anything 
 """
 
 import base64
-import hmac
 import ipaddress
-import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -18,8 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
-
-from django.core.cache import cache
 
 from payments.providers.base import (
     CallbackMalformed,
@@ -30,9 +26,14 @@ from payments.providers.base import (
     PaymentStatus,
     ProviderError,
     ProviderResult,
+    RawCallback,
+    UrlToken,
+    load_json,
+    load_json_object,
     parse_money,
 )
 from payments.providers.http import ProviderHttpClient, response_object
+from payments.providers.tokens import TokenCache
 
 logger = logging.getLogger("payments.mpesa")
 
@@ -200,18 +201,15 @@ class MpesaProvider(PaymentProvider):
         self.api = ProviderHttpClient(
             base_url=api_url, provider="M-Pesa", connect_timeout=connect_timeout, read_timeout=read_timeout
         )
+        self.tokens = TokenCache(f"mpesa:token:{self.api.base_url}:{consumer_key}")
 
     # --- token ------------------------------------------------------------------------------------------
 
-    @property
-    def _token_cache_key(self) -> str:
-        return f"mpesa:token:{self.api.base_url}:{self.consumer_key}"
-
     def access_token(self) -> str:
         """One shared token (the cache), refreshed ahead of expiry: each new token may revoke the last."""
-        token = cache.get(self._token_cache_key)
-        if token:
-            return token
+        return self.tokens.get(self._fetch_token)
+
+    def _fetch_token(self) -> tuple[str, int]:
         response = self.api.request(
             "GET",
             TOKEN_PATH,
@@ -232,11 +230,10 @@ class MpesaProvider(PaymentProvider):
             if lifetime > TOKEN_REFRESH_MARGIN_SECONDS
             else max(1, lifetime // 2)
         )
-        cache.set(self._token_cache_key, token, ttl)
-        return token
+        return token, ttl
 
     def _forget_token(self) -> None:
-        cache.delete(self._token_cache_key)
+        self.tokens.forget()
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token()}", "Content-Type": "application/json"}
@@ -275,7 +272,7 @@ class MpesaProvider(PaymentProvider):
             "TransactionDesc": self.transaction_desc,
         }
         # A POST that moves money: sent once, never retried automatically (a retry could prompt twice).
-        response = self.api.request("POST", STK_PUSH_PATH, json=body, headers=self._headers())
+        response = self.api.request("POST", STK_PUSH_PATH, json=body, headers=self._headers(), moves_money=True)
         payload = response_object(response)
         checkout_id = payload.get("CheckoutRequestID")
         if response.status_code != 200 or str(payload.get("ResponseCode", "")).strip() != "0" or not checkout_id:
@@ -385,29 +382,24 @@ class MpesaProvider(PaymentProvider):
             message=_reason(code, callback.get("ResultDesc"), reason),
         )
 
-    def authenticate_callback(
-        self,
-        kind: str,
-        body: bytes,
-        headers: Mapping[str, str],
-        url_token: str,
-        expected_token: str,
-        *,
-        client_ip: str | None = None,
-    ) -> CallbackTrust:
+    def callback_secret(self, kind: str) -> str | None:
+        if kind in C2B_KINDS:
+            return self.c2b_token
+        if kind in B2C_KINDS:
+            return self.b2c_token
+        return None  # STK: the secret is the payment's own token
+
+    def authenticate_callback(self, callback: RawCallback) -> CallbackTrust:
         """UNVERIFIED unless MPESA_TRUST_CALLBACKS: Daraja signs nothing, the STK query is the proof.
 
         C2B has no query we could ask without initiator credentials: there the secret token registered with
         Safaricom (MPESA_C2B_TOKEN) is the evidence, and a C2B callback without it is only held for review.
         """
-        if kind in C2B_KINDS:
-            expected_token = self.c2b_token
-        elif kind in B2C_KINDS:
-            expected_token = self.b2c_token
-        if url_token and not (expected_token and hmac.compare_digest(url_token.encode(), expected_token.encode())):
+        kind, ip = callback.kind, callback.client_ip
+        if callback.url_token == UrlToken.INVALID:
             logger.warning("M-Pesa %s callback with an unknown URL token rejected", kind)
             return CallbackTrust.REJECTED
-        ip = client_ip
+        has_token = callback.url_token == UrlToken.VALID
         if self.allowed_networks and not self.source_allowed(ip):
             if self.ip_allowlist_strict:
                 logger.warning("M-Pesa %s callback from %s: not in MPESA_ALLOWED_IPS; rejected (strict)", kind, ip)
@@ -415,9 +407,9 @@ class MpesaProvider(PaymentProvider):
             logger.warning("M-Pesa %s callback from %s: not in MPESA_ALLOWED_IPS (soft signal only)", kind, ip)
             if kind == STK_KIND:
                 return CallbackTrust.UNVERIFIED  # confirmed by the STK query even when callbacks are trusted
-        if kind in (*C2B_KINDS, *B2C_KINDS) and url_token:
+        if kind in (*C2B_KINDS, *B2C_KINDS) and has_token:
             return CallbackTrust.TRUSTED  # the secret URL we gave: the only evidence C2B/B2C offer
-        if self.trust_callbacks and url_token:
+        if self.trust_callbacks and has_token:
             return CallbackTrust.TRUSTED  # the operator chose to believe a callback on its secret URL
         return CallbackTrust.UNVERIFIED
 
@@ -440,12 +432,7 @@ class MpesaProvider(PaymentProvider):
 
     def parse_c2b(self, body: bytes) -> C2BPayment:
         """A C2B validation/confirmation body; CallbackMalformed names the missing or wrong-typed field."""
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CallbackMalformed("the body is not JSON") from exc
-        if not isinstance(data, dict):
-            raise CallbackMalformed("the body must be a JSON object")
+        data = load_json_object(body)
         trans_id = _text_field(data, "TransID", required=True)
         if not trans_id:
             raise CallbackMalformed("TransID must not be empty")
@@ -514,7 +501,7 @@ class MpesaProvider(PaymentProvider):
             "ResultURL": result_url,
             "Occassion": "Treatment",  # sic: Daraja's spelling (notes B.8, B.13 #15)
         }
-        response = self.api.request("POST", B2C_PATH, json=body, headers=self._headers())
+        response = self.api.request("POST", B2C_PATH, json=body, headers=self._headers(), moves_money=True)
         payload = response_object(response)
         if response.status_code != 200 or str(payload.get("ResponseCode", "")).strip() != "0":
             if _is_token_error(payload):
@@ -532,10 +519,7 @@ class MpesaProvider(PaymentProvider):
 
     def parse_b2c_result(self, body: bytes) -> "B2CResult":
         """The `{"Result": {...}}` envelope of a B2C result or queue-timeout callback (notes B.8)."""
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CallbackMalformed("the body is not JSON") from exc
+        data = load_json(body)
         result = data.get("Result") if isinstance(data, dict) else None
         if not isinstance(result, dict):
             raise CallbackMalformed('expected {"Result": {...}}')
@@ -609,12 +593,7 @@ def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 
 
 def _stk_callback(body: bytes) -> dict:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CallbackMalformed("the body is not JSON") from exc
-    if not isinstance(data, dict):
-        raise CallbackMalformed("the body must be a JSON object")
+    data = load_json_object(body)
     outer = data.get("Body")
     callback = outer.get("stkCallback") if isinstance(outer, dict) else None
     if not isinstance(callback, dict):

@@ -1,25 +1,39 @@
 """M-Pesa C2B paybill: a donor pays the paybill with a patient code (or a donation reference) as account.
 
-Validation answers whether the account exists; confirmation means the money moved: it creates a completed
-donation (idempotent on TransID through the unique (provider, provider_reference) of Payment) and credits
-the ledger through the same state machine as every other payment.
+Validation answers whether the account exists. A confirmation means the money moved: it is always recorded
+— a completed donation credited once per TransID (the unique (provider, provider_reference) of Payment)
+through the same state machine as every other payment — and a clear rule says where it goes:
+
+- the named patient, when it is a KES patient still raising funds (outside the donation limits: credited
+  and flagged for review);
+- the patient of a named pending donation of the same amount, completing that donation;
+- otherwise (unknown account, a patient in another currency or no longer raising funds, a donation that
+  is already paid or of another amount): a new donation, to the named patient if they can take it, else to
+  the general fund, flagged for review.
+
+A confirmation only credits when it came to the URL with the secret we registered (MPESA_C2B_TOKEN) and
+PAYMENTS_APPLY_TRUSTED_CALLBACKS is on; otherwise it is held for review and a person credits it from the
+admin after checking the M-Pesa statement. Facts about the payload: docs/providers/mpesa.md.
 """
 
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
 
-from django.core.exceptions import ValidationError
+from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 
-from donor.models import Donation
-from donor.services import donation_create, donation_limits, donor_for_guest
+from donor.models import Donation, Donor
+from donor.services import MAX_AMOUNT, donation_limits, donation_record_received, donor_for_guest
 from patients.models import Patient
-from payments.models import CallbackEvent, Payment
+from payments.models import CallbackEvent, Payment, fit
+from payments.providers import get_provider
 from payments.providers.base import CallbackMalformed, CallbackTrust, PaymentStatus, ProviderResult
 from payments.providers.mpesa import C2BPayment, MpesaProvider, c2b_validation_answer
-from payments.services.callbacks import callback_event_mark
+from payments.services.inbox import CallbackOutcome, callback_event_mark, raw_callback, url_token_check
 from payments.services.payments import payment_apply_result
 
 logger = logging.getLogger("payments.c2b")
@@ -33,20 +47,15 @@ OTHER_ERROR = "C2B00016"
 CONFIRMATION_ACK = {"ResultCode": 0, "ResultDesc": "Accepted"}
 DEADLOCK_RETRIES = 8
 RETRYABLE_MYSQL_ERRORS = (1213, 1205)  # deadlock victim, lock wait timeout
-
-
-@dataclass(frozen=True)
-class C2BAnswer:
-    http_status: int
-    body: dict
-    code: str = ""  # for errors: INVALID_FORMAT, AUTH_REQUIRED
-    message: str = ""
+CENTS = Decimal("0.01")
+# A Kenyan number in clear (older payloads and the sandbox); anything else in MSISDN is a payer reference.
+PHONE_RE = re.compile(r"254\d{9}")
 
 
 @dataclass(frozen=True)
 class C2BTarget:
     patient: Patient | None
-    donation: Donation | None  # a pending donation named by its reference
+    donation: Donation | None  # a donation named by its reference
 
 
 def normalize_account(bill_ref: str) -> str:
@@ -84,47 +93,51 @@ def _reject_reason(provider: MpesaProvider, c2b: C2BPayment) -> str:
     return ""
 
 
-def c2b_validate(*, event: CallbackEvent, provider: MpesaProvider, url_token: str, body: bytes) -> C2BAnswer:
-    trust = _authenticate(event, provider, url_token, body)
-    if trust == CallbackTrust.REJECTED:
-        return C2BAnswer(401, {}, "AUTH_REQUIRED", "Callback authentication failed.")
+def c2b_validate(*, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
+    provider = _provider(event)
+    if _authenticate(event, provider, body) == CallbackTrust.REJECTED:
+        return CallbackOutcome("unauthenticated", 401, "Callback authentication failed.")
     try:
         c2b = provider.parse_c2b(body)
     except CallbackMalformed as exc:
         callback_event_mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
-        return C2BAnswer(400, {}, "INVALID_FORMAT", f"Malformed C2B validation: {exc}.")
-    event.our_reference = normalize_account(c2b.bill_ref)[:64]
-    event.provider_reference = c2b.trans_id[:100]
+        return CallbackOutcome("malformed", 400, f"Malformed C2B validation: {exc}.")
+    event.our_reference = normalize_account(c2b.bill_ref)
+    event.provider_reference = c2b.trans_id
     code = _reject_reason(provider, c2b)
     callback_event_mark(event, CallbackEvent.Status.PROCESSED, error=f"rejected {code}" if code else "")
     logger.info("C2B validation %s for account %r: %s", c2b.trans_id, c2b.bill_ref, code or "accepted")
-    return C2BAnswer(200, c2b_validation_answer(code or "0"))
+    return CallbackOutcome("accepted", 200, "Validated", ack=c2b_validation_answer(code or "0"))
 
 
-def c2b_confirm(*, event: CallbackEvent, provider: MpesaProvider, url_token: str, body: bytes) -> C2BAnswer:
-    """The money moved: record it once (TransID), on the named patient, or the general fund for review."""
-    trust = _authenticate(event, provider, url_token, body)
+def c2b_confirm(*, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
+    """The money moved: record it once (TransID), by the rules in this module's docstring."""
+    provider = _provider(event)
+    trust = _authenticate(event, provider, body)
     if trust == CallbackTrust.REJECTED:
-        return C2BAnswer(401, {}, "AUTH_REQUIRED", "Callback authentication failed.")
+        return CallbackOutcome("unauthenticated", 401, "Callback authentication failed.")
     try:
         c2b = provider.parse_c2b(body)
     except CallbackMalformed as exc:
         callback_event_mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
-        return C2BAnswer(400, {}, "INVALID_FORMAT", f"Malformed C2B confirmation: {exc}.")
-    event.our_reference = normalize_account(c2b.bill_ref)[:64]
-    event.provider_reference = c2b.trans_id[:100]
-    if event.status == CallbackEvent.Status.DUPLICATE:
-        return C2BAnswer(200, CONFIRMATION_ACK)
+        return CallbackOutcome("malformed", 400, f"Malformed C2B confirmation: {exc}.")
+    event.our_reference = normalize_account(c2b.bill_ref)
+    event.provider_reference = c2b.trans_id
     if trust != CallbackTrust.TRUSTED:
         # Unsigned and not on the registered secret URL: anyone could have sent it. Kept for a human.
-        callback_event_mark(
-            event, CallbackEvent.Status.REVIEW, error="C2B confirmation without the registered URL token"
-        )
-        logger.warning("C2B confirmation %s arrived without the URL token; held for review", c2b.trans_id)
-        return C2BAnswer(200, CONFIRMATION_ACK)
+        return _hold(event, "C2B confirmation without the registered URL token")
+    if not settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS:
+        return _hold(event, "PAYMENTS_APPLY_TRUSTED_CALLBACKS is off: check the M-Pesa statement, then credit it")
+    return c2b_credit(event=event, c2b=c2b)
+
+
+def c2b_credit(*, event: CallbackEvent, c2b: C2BPayment) -> CallbackOutcome:
+    """Record and credit one confirmation (also used when a person accepts a held one)."""
+    if c2b.amount >= MAX_AMOUNT or c2b.amount.quantize(CENTS, rounding=ROUND_DOWN) <= 0:
+        return _hold(event, f"TransAmount {c2b.amount} cannot be recorded as money")
     for attempt in range(DEADLOCK_RETRIES + 1):
         try:
-            return _confirm_once(event, c2b)
+            return _credit_once(event, c2b)
         except OperationalError as exc:
             # InnoDB may pick concurrent copies of one confirmation as deadlock victims (their inserts meet on
             # the unique TransID). Everything rolled back: look again, the winner's payment is usually there.
@@ -134,80 +147,84 @@ def c2b_confirm(*, event: CallbackEvent, provider: MpesaProvider, url_token: str
     raise AssertionError("unreachable")
 
 
-def _confirm_once(event: CallbackEvent, c2b: C2BPayment) -> C2BAnswer:
-    existing = Payment.objects.filter(provider="mpesa", provider_reference=c2b.trans_id).first()
-    if existing is not None:
-        event.payment = existing
-        callback_event_mark(event, CallbackEvent.Status.IGNORED, error=f"TransID {c2b.trans_id} already recorded")
-        return C2BAnswer(200, CONFIRMATION_ACK)
+def _hold(event: CallbackEvent, reason: str) -> CallbackOutcome:
+    callback_event_mark(event, CallbackEvent.Status.REVIEW, error=reason)
+    logger.warning("C2B confirmation %s held for review: %s", event.provider_reference, reason)
+    return CallbackOutcome("review", 200, "Received; held for review.", ack=CONFIRMATION_ACK)
+
+
+def _credit_once(event: CallbackEvent, c2b: C2BPayment) -> CallbackOutcome:
+    if _mark_if_recorded(event, c2b):
+        return CallbackOutcome("ignored", 200, "Already recorded.", ack=CONFIRMATION_ACK)
     try:
         with transaction.atomic():
-            payment, review = _record(c2b)
+            payment, reasons = _record(c2b)
             outcome = payment_apply_result(
                 payment_id=payment.pk,
                 result=ProviderResult(
                     status=PaymentStatus.SUCCEEDED,
-                    provider_reference=c2b.trans_id,
-                    amount=c2b.amount,
+                    provider_reference=payment.provider_reference or "",
+                    amount=payment.amount,
                     currency=CURRENCY,
                     receipt=c2b.trans_id,
-                    msisdn=c2b.msisdn,
                     message=f"M-Pesa paybill {c2b.trans_id}",
                 ),
                 verified=True,
             )
-            if outcome.status == "review":
-                raise _Review(outcome.detail)
+            if outcome.status == "review":  # cannot happen for a payment made from these values; be loud
+                raise AssertionError(f"C2B {c2b.trans_id} refused by the state machine: {outcome.detail}")
     except IntegrityError:
-        # The same TransID confirmed concurrently: the other delivery recorded it.
-        event.payment = Payment.objects.filter(provider="mpesa", provider_reference=c2b.trans_id).first()
-        callback_event_mark(event, CallbackEvent.Status.IGNORED, error=f"TransID {c2b.trans_id} already recorded")
-        return C2BAnswer(200, CONFIRMATION_ACK)
-    except _Review as exc:
-        callback_event_mark(event, CallbackEvent.Status.REVIEW, error=str(exc))
-        return C2BAnswer(200, CONFIRMATION_ACK)
+        # The same TransID recorded concurrently by another delivery: that one credited it. Any other
+        # integrity error is not ours to swallow: the boundary keeps the event failed and retries it.
+        if _mark_if_recorded(event, c2b):
+            return CallbackOutcome("ignored", 200, "Already recorded.", ack=CONFIRMATION_ACK)
+        raise
     event.payment = payment
+    review = "; ".join(reasons)
     callback_event_mark(event, CallbackEvent.Status.REVIEW if review else CallbackEvent.Status.PROCESSED, error=review)
     logger.info(
-        "C2B %s: %s KES %s credited as donation %s%s",
+        "C2B %s: KES %s credited as donation %s%s",
         c2b.trans_id,
-        c2b.msisdn,
-        c2b.amount,
+        payment.amount,
         payment.donation.reference,
         f" (review: {review})" if review else "",
     )
-    return C2BAnswer(200, CONFIRMATION_ACK)
+    return CallbackOutcome("accepted", 200, "Callback received", ack=CONFIRMATION_ACK)
 
 
-class _Review(Exception):
-    pass
+def _mark_if_recorded(event: CallbackEvent, c2b: C2BPayment) -> bool:
+    existing = Payment.objects.filter(provider=event.provider, provider_reference=c2b.trans_id).first()
+    if existing is None:
+        return False
+    event.payment = existing
+    callback_event_mark(event, CallbackEvent.Status.IGNORED, error=f"TransID {c2b.trans_id} already recorded")
+    return True
 
 
-def _record(c2b: C2BPayment) -> tuple[Payment, str]:
-    """The donation and its payment for one confirmation. Returns (payment, review reason or "")."""
+def _record(c2b: C2BPayment) -> tuple[Payment, list[str]]:
+    """The donation and its (pending) payment for one confirmation, and why a person should look at it."""
+    amount = c2b.amount.quantize(CENTS, rounding=ROUND_DOWN)
+    reasons = [] if amount == c2b.amount else [f"paid {c2b.amount}; recorded {amount} (the ledger keeps cents)"]
     target = c2b_target(c2b.bill_ref)
-    review = ""
-    donation = None
+    donation, patient = None, target.patient if target else None
     if target is not None and target.donation is not None:
-        pending = target.donation
-        if pending.status == Donation.Status.PENDING and pending.amount == c2b.amount and pending.currency == CURRENCY:
-            donation = pending
+        # Locked: two payments naming one donation must not both complete it (the second would be lost).
+        named = Donation.objects.select_for_update().get(pk=target.donation.pk)
+        if named.status == Donation.Status.PENDING and named.amount == amount and named.currency == CURRENCY:
+            donation = named
+        else:
+            reasons.append(f"names donation {named.reference} ({named.status}, {named.amount} {named.currency})")
     if donation is None:
-        donor = donor_for_guest(name=c2b.payer_name[:200], phone=c2b.msisdn[:32])
-        patient = target.patient if target is not None else None
-        if target is None:
-            review = f"unknown account {c2b.bill_ref!r}: credited to the general fund"
-        message = f"M-Pesa paybill {c2b.trans_id}, account {c2b.bill_ref}"[:1000]
-        try:
-            donation = donation_create(
-                patient=patient, amount=c2b.amount, currency=CURRENCY, donor=donor, message=message
-            )
-        except ValidationError as exc:
-            if patient is None:
-                raise _Review(f"could not record the paybill payment: {exc.messages}") from exc
-            review = f"patient {patient.code} could not take it ({'; '.join(exc.messages)}): general fund"
-            donation = donation_create(patient=None, amount=c2b.amount, currency=CURRENCY, donor=donor, message=message)
-        if review:
+        patient = _paybill_patient(patient, target, amount, reasons, c2b.bill_ref)
+        donor = donor_for_guest(name=fit(Donor, "name", c2b.payer_name), phone=_phone(c2b.msisdn))
+        donation = donation_record_received(
+            patient=patient,
+            amount=amount,
+            currency=CURRENCY,
+            donor=donor,
+            message=f"M-Pesa paybill {c2b.trans_id}, account {c2b.bill_ref}",
+        )
+        if reasons:
             Donation.objects.filter(pk=donation.pk).update(needs_review=True)
     attempt = donation.payments.count()
     payment = Payment.objects.create(
@@ -215,20 +232,51 @@ def _record(c2b: C2BPayment) -> tuple[Payment, str]:
         reference=donation.reference if attempt == 0 else f"{donation.reference}-{attempt + 1}",
         provider="mpesa",
         channel=C2B_CHANNEL,
-        msisdn=c2b.msisdn[:15],
-        amount=c2b.amount,
+        msisdn=_phone(c2b.msisdn),
+        payer_reference=fit(Payment, "payer_reference", "" if _phone(c2b.msisdn) else c2b.msisdn),
+        amount=amount,
         currency=CURRENCY,
         status=Payment.Status.PENDING,
-        provider_reference=c2b.trans_id,
-        needs_review=bool(review),
+        provider_reference=fit(Payment, "provider_reference", c2b.trans_id),
+        needs_review=bool(reasons),
     )
-    return payment, review
+    return payment, reasons
 
 
-def _authenticate(event: CallbackEvent, provider: MpesaProvider, url_token: str, body: bytes) -> str:
-    event.trust = provider.authenticate_callback(
-        event.kind, body, event.headers, url_token, provider.c2b_token, client_ip=event.client_ip
-    )
+def _paybill_patient(
+    patient: Patient | None, target: C2BTarget | None, amount: Decimal, reasons: list[str], bill_ref: str
+) -> Patient | None:
+    """Where money for this account goes: the patient when they can take it, else the general fund."""
+    if target is None:
+        reasons.append(f"unknown account {bill_ref!r}: credited to the general fund")
+        return None
+    if patient is None:
+        return None
+    if patient.currency != CURRENCY:
+        reasons.append(f"patient {patient.code} is funded in {patient.currency}: credited to the general fund")
+        return None
+    if not patient.is_accepting_donations:
+        reasons.append(f"patient {patient.code} is {patient.status}: credited to the general fund")
+        return None
+    low, high = donation_limits(CURRENCY)
+    if not low <= amount <= high:
+        reasons.append(f"KES {amount} is outside the donation limits ({low}–{high})")
+    return patient
+
+
+def _phone(msisdn: str) -> str:
+    digits = "".join(ch for ch in msisdn if ch.isdigit())
+    return digits if PHONE_RE.fullmatch(digits) and len(digits) == len(msisdn.replace(" ", "")) else ""
+
+
+def _provider(event: CallbackEvent) -> MpesaProvider:
+    provider = get_provider(event.provider)
+    assert isinstance(provider, MpesaProvider)
+    return provider
+
+
+def _authenticate(event: CallbackEvent, provider: MpesaProvider, body: bytes) -> str:
+    event.trust = provider.authenticate_callback(raw_callback(event, body, url_token_check(event, provider)))
     if event.trust == CallbackTrust.REJECTED:
         callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
         logger.warning("C2B %s callback from %s rejected: wrong URL token", event.kind, event.client_ip)

@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from donor.models import Donation
 from donor.services import donation_cancel, donation_complete, donation_expire, donation_fail
-from payments.models import Payment
+from payments.models import Payment, fit
 from payments.providers import PROVIDER_CLASSES, get_provider
 from payments.providers.base import ChargeRequest, PaymentRef, PaymentStatus, ProviderError, ProviderResult
+from payments.url_tokens import new_url_token, url_token_digest
 
 logger = logging.getLogger("payments")
 
@@ -40,10 +41,17 @@ class PaymentStartFailed(Exception):
 def payment_start(
     *, donation: Donation, provider_code: str, channel: str = "", msisdn: str = "", extra: dict | None = None
 ) -> Payment:
-    """Create the attempt, then ask the provider to prompt the payer. No transaction is held over HTTP."""
+    """Create the attempt, then ask the provider to prompt the payer. No transaction is held over HTTP.
+
+    Refused → the payment and donation fail (PaymentStartFailed). Timed out or cut off after the request
+    left us → the outcome is unknown: the payment stays pending and the status query or the callback on its
+    secret URL decides (`payment.start_outcome_unknown` is set). Every write after the provider's answer is
+    conditional on the state before it, so a callback that settled the payment meanwhile is never undone.
+    """
     provider = get_provider(provider_code)
     attempt = donation.payments.count()
     reference = donation.reference if attempt == 0 else f"{donation.reference}-{attempt + 1}"
+    token = new_url_token()
     payment = Payment.objects.create(
         donation=donation,
         reference=reference,
@@ -56,6 +64,7 @@ def payment_start(
         amount=donation.amount,
         currency=donation.currency,
         status=Payment.Status.CREATED,
+        callback_token_digest=url_token_digest(token),
     )
     status_url = settings.SITE_URL + reverse("donation-status-page", kwargs={"reference": donation.reference})
     charge = ChargeRequest(
@@ -64,30 +73,46 @@ def payment_start(
         currency=payment.currency,
         msisdn=msisdn,
         channel=channel,
-        callback_url=settings.SITE_URL + callback_path(provider_code, payment.callback_token),
+        callback_url=settings.SITE_URL + callback_path(provider_code, token),
         success_url=f"{status_url}?return=success",
         failure_url=f"{status_url}?return=failed",
         description=f"Donation {donation.reference}"[:60],
         extra=extra or {},
     )
+    payment.start_outcome_unknown = False
     try:
         result = provider.start_charge(charge)
     except ProviderError as error:
-        payment.status = Payment.Status.FAILED
-        payment.failure_reason = error.message[:255]
-        payment.save(update_fields=["status", "failure_reason", "updated_at"])
+        if error.ambiguous:
+            return _start_outcome_unknown(payment, error)
+        failed = Payment.objects.filter(pk=payment.pk, status=Payment.Status.CREATED).update(
+            status=Payment.Status.FAILED, failure_reason=fit(Payment, "failure_reason", error.message)
+        )
+        payment.refresh_from_db()
+        if not failed:  # a callback settled it while the refusal was on its way: the callback's word stands
+            logger.warning(
+                "Payment %s: start refused by %s but already %s", payment.reference, provider_code, payment.status
+            )
+            return payment
         donation_fail(donation_id=donation.pk, reason=error.message)
         logger.warning("Payment %s refused by %s: %s", payment.reference, provider_code, error.message)
         raise PaymentStartFailed(payment, error) from error
 
-    # A fast callback may already have settled the payment: only move it forward from CREATED.
+    # A fast callback may already have settled the payment: only move it forward from CREATED, and only
+    # fill in what nobody has written yet.
     Payment.objects.filter(pk=payment.pk, status=Payment.Status.CREATED).update(
         status=Payment.Status.PENDING, next_check_at=timezone.now() + timedelta(seconds=ladder_step(0))
     )
-    Payment.objects.filter(pk=payment.pk).update(
-        provider_reference=result.provider_reference or None, checkout_url=result.checkout_url
-    )
+    if result.provider_reference:
+        Payment.objects.filter(pk=payment.pk, provider_reference__isnull=True).update(
+            provider_reference=fit(Payment, "provider_reference", result.provider_reference)
+        )
+    if result.checkout_url:
+        Payment.objects.filter(pk=payment.pk, checkout_url="").update(
+            checkout_url=fit(Payment, "checkout_url", result.checkout_url)
+        )
     payment.refresh_from_db()
+    payment.start_outcome_unknown = False
     logger.info(
         "Payment %s started with %s/%s: %s %s, provider ref %s",
         payment.reference,
@@ -96,6 +121,21 @@ def payment_start(
         payment.amount,
         payment.currency,
         result.provider_reference or "-",
+    )
+    return payment
+
+
+def _start_outcome_unknown(payment: Payment, error: ProviderError) -> Payment:
+    """The charge request may have reached the provider: neither failed nor started. Pending, checked soon."""
+    Payment.objects.filter(pk=payment.pk, status=Payment.Status.CREATED).update(
+        status=Payment.Status.PENDING, next_check_at=timezone.now() + timedelta(seconds=ladder_step(0))
+    )
+    payment.refresh_from_db()
+    payment.start_outcome_unknown = True
+    logger.warning(
+        "Payment %s: %s (outcome unknown; pending until the provider confirms or the payment expires)",
+        payment.reference,
+        error.message,
     )
     return payment
 
@@ -170,7 +210,17 @@ def payment_apply_result(*, payment_id: int, result: ProviderResult, verified: b
         payment.save(update_fields=fields)
 
         if result.status == PaymentStatus.SUCCEEDED:
-            donation_complete(donation_id=payment.donation_id)
+            completion = donation_complete(donation_id=payment.donation_id)
+            if not completion.credited:
+                # Another payment already paid this donation: this money moved too but has nowhere to go
+                # on its own. Recorded as succeeded, never credited twice, and shown to a person (refund it
+                # or credit it as a new gift).
+                Payment.objects.filter(pk=payment.pk).update(needs_review=True)
+                logger.error(
+                    "Payment %s succeeded but donation %s was already paid by another payment; flagged for review",
+                    payment.reference,
+                    completion.donation.reference,
+                )
         else:
             reason = result.message or FRIENDLY_REASONS[result.status]
             UNPAID_DONATION_ENDINGS[result.status](donation_id=payment.donation_id, reason=reason)
@@ -215,47 +265,66 @@ def _notify(donation_id: int) -> None:
     notify_donation_status.enqueue(donation_id)
 
 
-def payment_fetch_status(*, payment: Payment) -> ProviderResult:
+def payment_fetch_status(*, payment: Payment, provider_reference: str | None = None) -> ProviderResult:
+    """Ask the provider about a payment. ProviderError when it cannot be asked; an answer the adapter cannot
+    read is UNKNOWN (logged), never a crash that would stop a reconciliation run."""
     provider = get_provider(payment.provider)
-    return provider.fetch_status(
-        PaymentRef(
-            reference=payment.reference,
-            provider_reference=payment.provider_reference or "",
-            channel=payment.channel,
-            amount=payment.amount,
-            currency=payment.currency,
-        )
+    ref = PaymentRef(
+        reference=payment.reference,
+        provider_reference=provider_reference if provider_reference is not None else payment.provider_reference or "",
+        channel=payment.channel,
+        amount=payment.amount,
+        currency=payment.currency,
     )
+    try:
+        return provider.fetch_status(ref)
+    except ProviderError:
+        raise
+    except Exception as exc:
+        logger.exception("Status answer for %s from %s could not be read", payment.reference, payment.provider)
+        return ProviderResult(status=PaymentStatus.UNKNOWN, message=f"Unreadable answer: {type(exc).__name__}")
 
 
-def payment_confirm(*, payment_id: int) -> tuple[ProviderResult | None, ApplyOutcome]:
-    """Ask the provider about one payment now and apply its answer. Safe to run any number of times."""
+def payment_confirm(*, payment_id: int, on_demand: bool = False) -> tuple[ProviderResult | None, ApplyOutcome]:
+    """Ask the provider about one payment now and apply its answer. Safe to run any number of times.
+
+    `on_demand` (the donor's refresh, an admin's "check now") records the check but leaves the
+    reconciliation ladder where it was: asking early must never push the next scheduled check later. A
+    payment past its deadline expires even while the provider cannot be asked (a later verified success is
+    still applied, and flagged).
+    """
     payment = Payment.objects.get(pk=payment_id)
     if payment.status == Payment.Status.SUCCEEDED:
         return None, ApplyOutcome(False, "duplicate", "already succeeded")
     try:
         result = payment_fetch_status(payment=payment)
     except ProviderError as error:
-        _schedule_next_check(payment_id)
+        _record_check(payment_id, on_demand=on_demand)
         logger.warning("Status check for %s failed: %s", payment.reference, error.message)
-        return None, ApplyOutcome(False, "pending", error.message)
+        return None, _expire_if_due(payment) or ApplyOutcome(False, "pending", error.message)
     outcome = payment_apply_result(payment_id=payment_id, result=result, verified=True)
     if not outcome.changed:
-        _schedule_next_check(payment_id)
-        if result.status in (PaymentStatus.PENDING, PaymentStatus.UNKNOWN) and _expired(payment):
-            expired = ProviderResult(status=PaymentStatus.EXPIRED, message="No confirmation from the provider in time.")
-            outcome = payment_apply_result(payment_id=payment_id, result=expired, verified=True)
+        _record_check(payment_id, on_demand=on_demand)
+        if result.status in (PaymentStatus.PENDING, PaymentStatus.UNKNOWN):
+            outcome = _expire_if_due(payment) or outcome
     return result, outcome
 
 
-def _expired(payment: Payment) -> bool:
-    return payment.created_at < timezone.now() - timedelta(seconds=settings.PAYMENT_EXPIRY_SECONDS)
+def _expire_if_due(payment: Payment) -> ApplyOutcome | None:
+    if payment.created_at >= timezone.now() - timedelta(seconds=settings.PAYMENT_EXPIRY_SECONDS):
+        return None
+    expired = ProviderResult(status=PaymentStatus.EXPIRED, message="No confirmation from the provider in time.")
+    return payment_apply_result(payment_id=payment.pk, result=expired, verified=True)
 
 
-def _schedule_next_check(payment_id: int) -> None:
+def _record_check(payment_id: int, *, on_demand: bool) -> None:
+    """When we last asked; a scheduled check also moves the payment one rung up the ladder."""
+    now = timezone.now()
+    if on_demand:
+        Payment.objects.filter(pk=payment_id).update(last_checked_at=now)
+        return
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
-        now = timezone.now()
         payment.last_checked_at = now
         payment.check_count += 1
         payment.next_check_at = (

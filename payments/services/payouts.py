@@ -1,12 +1,16 @@
 """Payouts to treatment partners over M-Pesa B2C, under maker-checker.
 
-request (staff user A) → approve (staff user B ≠ A) → send once → result callback (paid | failed) or queue
-timeout (ambiguous; resolved by a later result or by hand, never re-sent automatically). A payout never exceeds
-the patient's funds not yet paid out; a paid payout moves the patient to `in_treatment`.
+request (staff user A) → approve (staff user B ≠ A, with the approve permission) → send once → result
+callback (paid | failed) or queue timeout (ambiguous; resolved by a later result or by hand, never re-sent
+automatically). A payout never exceeds the patient's funds not yet paid out; a paid payout moves the patient
+to `in_treatment`. Every state write is conditional on the state it came from, so a result callback that
+arrives while the send is still timing out is never overwritten. The powers are permissions, checked here
+(not only in the admin): `payments.add_payout`, `payments.approve_payout`, `payments.resolve_payout`.
 """
 
 import logging
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -16,11 +20,11 @@ from django.utils import timezone
 
 from patients.models import Patient
 from patients.services import patient_lock
-from payments.models import CallbackEvent, Payout
+from payments.models import CallbackEvent, Payout, fit
 from payments.providers import get_provider
 from payments.providers.base import CallbackMalformed, CallbackTrust, ProviderError
-from payments.providers.mpesa import B2C_RESULT, B2C_TIMEOUT, MpesaProvider
-from payments.services.callbacks import callback_event_mark
+from payments.providers.mpesa import B2C_RESULT, B2C_TIMEOUT, B2CResult, MpesaProvider
+from payments.services.inbox import CallbackOutcome, callback_event_mark, raw_callback, url_token_check
 
 logger = logging.getLogger("payments.payouts")
 
@@ -32,7 +36,12 @@ COMMITTED = [
     Payout.Status.AMBIGUOUS,
 ]
 TERMINAL = {Payout.Status.PAID, Payout.Status.FAILED, Payout.Status.CANCELLED}
+# A provider's result may only settle a payout we actually sent (or were sending when the answer was lost).
+AWAITING_RESULT = (Payout.Status.SENDING, Payout.Status.SENT, Payout.Status.AMBIGUOUS)
 ACK = {"ResultCode": 0, "ResultDesc": "Accepted"}
+# A payout still `sending` after this long lost its answer (the process died mid-request): a person may
+# resolve it after checking the provider's portal.
+STUCK_SENDING_AFTER = timedelta(minutes=10)
 
 
 class PayoutRefused(Exception):
@@ -52,10 +61,15 @@ def payout_available(*, patient: Patient, exclude_id: int | None = None) -> Deci
     return patient.funding_received - used
 
 
+def _require(user, permission: str, action: str, *alternatives: str) -> None:
+    allowed = getattr(user, "is_staff", False) and user.is_active
+    if not (allowed and any(user.has_perm(p) for p in (permission, *alternatives))):
+        raise PayoutRefused(f"Only staff users with the {permission!r} permission may {action}.")
+
+
 def payout_check(*, patient: Patient, amount: Decimal, requested_by) -> None:
     """The rules of a payout request, without locking (the admin form shows them before saving)."""
-    if not getattr(requested_by, "is_staff", False):
-        raise PayoutRefused("Only staff users may request payouts.")
+    _require(requested_by, "payments.add_payout", "request payouts")
     partner = patient.treatment_partner
     if partner is None or partner.payout_provider != "mpesa" or not partner.payout_msisdn:
         raise PayoutRefused("The patient's treatment partner has no M-Pesa payout number.")
@@ -95,8 +109,7 @@ def payout_request(*, patient: Patient, amount: Decimal, requested_by) -> Payout
 
 def payout_approve(*, payout_id: int, approved_by) -> Payout:
     """The checker's step: a different staff user approves; only then is the B2C request sent, once."""
-    if not getattr(approved_by, "is_staff", False):
-        raise PayoutRefused("Only staff users may approve payouts.")
+    _require(approved_by, "payments.approve_payout", "approve payouts")
     with transaction.atomic():
         payout = Payout.objects.select_for_update().get(pk=payout_id)
         if payout.requested_by_id == approved_by.pk:
@@ -127,18 +140,27 @@ def _send(payout: Payout) -> Payout:
             remarks=f"Treatment {payout.patient.code}",
         )
     except ProviderError as error:
-        # Refused outright → failed. Unreachable or a timeout → we cannot know: ambiguous, never re-sent.
-        status = Payout.Status.AMBIGUOUS if error.retryable else Payout.Status.FAILED
-        Payout.objects.filter(pk=payout.pk).update(
-            status=status, result_desc=error.message[:255], needs_review=status == Payout.Status.AMBIGUOUS
+        # Refused, or never reached → failed, nothing moved. Timed out or cut off after sending → we cannot
+        # know: ambiguous, never re-sent. Only from SENDING: a result callback may have settled it meanwhile.
+        status = Payout.Status.AMBIGUOUS if error.ambiguous else Payout.Status.FAILED
+        moved = Payout.objects.filter(pk=payout.pk, status=Payout.Status.SENDING).update(
+            status=status,
+            result_desc=fit(Payout, "result_desc", error.message),
+            needs_review=status == Payout.Status.AMBIGUOUS,
+            completed_at=timezone.now() if status == Payout.Status.FAILED else None,
         )
-        logger.warning("Payout %s not sent (%s): %s", payout.reference, status, error.message)
+        logger.warning(
+            "Payout %s not sent (%s): %s", payout.reference, status if moved else "already settled", error.message
+        )
         payout.refresh_from_db()
         return payout
     Payout.objects.filter(pk=payout.pk, status=Payout.Status.SENDING).update(
         status=Payout.Status.SENT, sent_at=timezone.now()
     )
-    Payout.objects.filter(pk=payout.pk).update(conversation_id=accepted.conversation_id or None)
+    if accepted.conversation_id:
+        Payout.objects.filter(pk=payout.pk, conversation_id__isnull=True).update(
+            conversation_id=fit(Payout, "conversation_id", accepted.conversation_id)
+        )
     payout.refresh_from_db()
     logger.info("Payout %s sent to M-Pesa (%s)", payout.reference, accepted.conversation_id)
     return payout
@@ -146,6 +168,7 @@ def _send(payout: Payout) -> Payout:
 
 def payout_cancel(*, payout_id: int, cancelled_by) -> Payout:
     """Withdraw a request nobody has approved yet (frees the patient's funds)."""
+    _require(cancelled_by, "payments.add_payout", "cancel payout requests", "payments.approve_payout")
     with transaction.atomic():
         payout = Payout.objects.select_for_update().get(pk=payout_id)
         if payout.status != Payout.Status.REQUESTED:
@@ -158,21 +181,27 @@ def payout_cancel(*, payout_id: int, cancelled_by) -> Payout:
 
 
 def payout_resolve(*, payout_id: int, paid: bool, resolved_by, receipt: str = "") -> Payout:
-    """Settle an ambiguous payout by hand, after checking the M-Pesa org portal. Never re-sends anything."""
-    if not getattr(resolved_by, "is_staff", False):
-        raise PayoutRefused("Only staff users may resolve payouts.")
+    """Settle an ambiguous payout by hand, after checking the M-Pesa org portal. Never re-sends anything.
+
+    A payout stuck in `sending` (the process died while sending it) can be resolved once it has been stuck
+    for STUCK_SENDING_AFTER."""
+    _require(resolved_by, "payments.resolve_payout", "resolve payouts")
     if paid and not receipt.strip():
         raise PayoutRefused("Give the M-Pesa receipt (TransactionID) seen on the org portal.")
     with transaction.atomic():
         payout = Payout.objects.select_for_update().get(pk=payout_id)
-        if payout.status not in (Payout.Status.AMBIGUOUS, Payout.Status.SENT):
-            raise PayoutRefused(f"Payout {payout.reference} is {payout.status}; nothing to resolve.")
+        stuck = payout.status == Payout.Status.SENDING and (payout.approved_at or payout.updated_at) < (
+            timezone.now() - STUCK_SENDING_AFTER
+        )
+        if payout.status not in (Payout.Status.AMBIGUOUS, Payout.Status.SENT) and not stuck:
+            hint = " (still sending; wait a few minutes)" if payout.status == Payout.Status.SENDING else ""
+            raise PayoutRefused(f"Payout {payout.reference} is {payout.status}; nothing to resolve{hint}.")
         payout.status = Payout.Status.PAID if paid else Payout.Status.FAILED
-        payout.receipt = receipt.strip()[:100]
-        payout.result_desc = f"Resolved by hand by {resolved_by}"[:255]
+        payout.receipt = fit(Payout, "receipt", receipt.strip())
+        payout.result_desc = fit(Payout, "result_desc", f"Resolved by hand by {resolved_by}")
         payout.completed_at = timezone.now()
         payout.needs_review = False
-        payout.save()
+        payout.save(update_fields=["status", "receipt", "result_desc", "completed_at", "needs_review", "updated_at"])
         if paid:
             _to_treatment(payout)
     logger.warning("Payout %s resolved by hand by %s: %s", payout.reference, resolved_by, payout.status)
@@ -185,68 +214,86 @@ def _to_treatment(payout: Payout) -> None:
     ).update(status=Patient.Status.IN_TREATMENT)
 
 
-def payout_callback(*, event: CallbackEvent, url_token: str, body: bytes) -> tuple[int, dict, str]:
-    """A B2C result or queue-timeout callback. Returns (HTTP status, body, error code)."""
-    provider: MpesaProvider = get_provider("mpesa")
-    event.trust = provider.authenticate_callback(
-        event.kind, body, event.headers, url_token, provider.b2c_token, client_ip=event.client_ip
-    )
+def payout_callback(*, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
+    """A B2C result or queue-timeout callback, applied to the one payout it names exactly."""
+    provider = get_provider(event.provider)
+    assert isinstance(provider, MpesaProvider)
+    event.trust = provider.authenticate_callback(raw_callback(event, body, url_token_check(event, provider)))
     if event.trust == CallbackTrust.REJECTED:
         callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
-        return 401, {"message": "Callback authentication failed."}, "AUTH_REQUIRED"
+        return CallbackOutcome("unauthenticated", 401, "Callback authentication failed.")
     try:
         result = provider.parse_b2c_result(body)
     except CallbackMalformed as exc:
         callback_event_mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
-        return 400, {"message": f"Malformed B2C callback: {exc}."}, "INVALID_FORMAT"
-    event.our_reference = result.originator_conversation_id[:64]
-    event.provider_reference = result.conversation_id[:100]
-    if event.status == CallbackEvent.Status.DUPLICATE:
-        return 200, ACK, ""
+        return CallbackOutcome("malformed", 400, f"Malformed B2C callback: {exc}.")
+    event.our_reference = result.originator_conversation_id
+    event.provider_reference = result.conversation_id
     if event.trust != CallbackTrust.TRUSTED:
         callback_event_mark(event, CallbackEvent.Status.REVIEW, error="B2C callback without the URL token")
-        return 200, ACK, ""
+        return CallbackOutcome("review", 200, "Received; held for review.", ack=ACK)
     with transaction.atomic():
-        payout = (
-            Payout.objects.select_for_update().filter(reference=result.originator_conversation_id).first()
-            or Payout.objects.select_for_update().filter(conversation_id=result.conversation_id or None).first()
-        )
+        payout = _payout_for(result)
         if payout is None:
             callback_event_mark(event, CallbackEvent.Status.REJECTED, error="unknown payout")
-            return 404, {"message": "No payout with this conversation id."}, "NOT_FOUND"
-        detail = _apply(payout, result, timeout=event.kind == B2C_TIMEOUT)
-    callback_event_mark(
-        event, CallbackEvent.Status.PROCESSED if detail == "applied" else CallbackEvent.Status.IGNORED, error=detail
-    )
-    return 200, ACK, ""
+            return CallbackOutcome("unknown_reference", 404, "No payout with this conversation id.")
+        if payout.status not in AWAITING_RESULT:
+            if payout.status != Payout.Status.PAID and result.succeeded and event.kind != B2C_TIMEOUT:
+                # Money moved for a payout we never sent or already called failed: a person must look.
+                Payout.objects.filter(pk=payout.pk).update(needs_review=True)
+            callback_event_mark(
+                event, CallbackEvent.Status.REVIEW, error=f"result for payout {payout.reference} in {payout.status}"
+            )
+            return CallbackOutcome("review", 200, "Received; held for review.", ack=ACK)
+        _apply(payout, result, timeout=event.kind == B2C_TIMEOUT)
+    callback_event_mark(event, CallbackEvent.Status.PROCESSED)
+    return CallbackOutcome("accepted", 200, "Callback received", ack=ACK)
 
 
-def _apply(payout: Payout, result, *, timeout: bool) -> str:
-    if payout.status in TERMINAL:
-        if payout.status != Payout.Status.PAID and result.succeeded and not timeout:
-            payout.needs_review = True  # money moved after we called it failed: a human must look
-            payout.save(update_fields=["needs_review", "updated_at"])
-        return f"already {payout.status}"
-    payout.result_code = result.result_code[:20]
-    payout.result_desc = result.result_desc[:255]
+def _payout_for(result: B2CResult) -> Payout | None:
+    """The payout a result names: our OriginatorConversationID, else M-Pesa's ConversationID. An empty id
+    never matches anything (a filter on an empty id would match every payout without one)."""
+    if result.originator_conversation_id:
+        payout = Payout.objects.select_for_update().filter(reference=result.originator_conversation_id).first()
+        if payout is not None:
+            return payout
+    if result.conversation_id:
+        return Payout.objects.select_for_update().filter(conversation_id=result.conversation_id).first()
+    return None
+
+
+def _apply(payout: Payout, result: B2CResult, *, timeout: bool) -> None:
+    """The caller holds the payout's row lock and has checked that it awaits a result."""
+    payout.result_code = fit(Payout, "result_code", result.result_code)
+    payout.result_desc = fit(Payout, "result_desc", result.result_desc)
     if timeout:
         payout.status = Payout.Status.AMBIGUOUS
         payout.needs_review = True
         payout.save(update_fields=["status", "result_code", "result_desc", "needs_review", "updated_at"])
         logger.warning("Payout %s timed out in M-Pesa's queue: ambiguous until its result", payout.reference)
-        return "applied"
+        return
     if result.amount is not None and result.succeeded and result.amount != payout.amount:
         payout.needs_review = True
     payout.status = Payout.Status.PAID if result.succeeded else Payout.Status.FAILED
-    payout.receipt = result.transaction_id[:100]
+    payout.receipt = fit(Payout, "receipt", result.transaction_id)
     payout.completed_at = timezone.now()
     if not payout.conversation_id and result.conversation_id:
-        payout.conversation_id = result.conversation_id
-    payout.save()
+        payout.conversation_id = fit(Payout, "conversation_id", result.conversation_id)
+    payout.save(
+        update_fields=[
+            "status",
+            "result_code",
+            "result_desc",
+            "receipt",
+            "completed_at",
+            "conversation_id",
+            "needs_review",
+            "updated_at",
+        ]
+    )
     if payout.status == Payout.Status.PAID:
         _to_treatment(payout)
     logger.info("Payout %s %s (%s %s)", payout.reference, payout.status, result.result_code, result.result_desc)
-    return "applied"
 
 
 __all__ = [

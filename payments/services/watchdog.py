@@ -12,7 +12,13 @@ SILENCE_AFTER = timedelta(hours=1)
 ERROR_WINDOW = timedelta(hours=1)
 ERROR_RATE_LIMIT = 0.05
 MIN_EVENTS_FOR_RATE = 20  # below this a couple of forged callbacks would look like an outage
-ERROR_STATUSES = (CallbackEvent.Status.FAILED, CallbackEvent.Status.REJECTED, CallbackEvent.Status.REVIEW)
+ERROR_STATUSES = (
+    CallbackEvent.Status.FAILED,
+    CallbackEvent.Status.REJECTED,
+    CallbackEvent.Status.REVIEW,
+    CallbackEvent.Status.DEAD,
+)
+UNSETTLED_AFTER = timedelta(minutes=10)
 
 
 def watchdog_alerts() -> list[str]:
@@ -45,6 +51,20 @@ def watchdog_alerts() -> list[str]:
                     f"{provider}: {errors} of {total} callbacks in the last hour failed, were rejected "
                     f"or need review ({errors / total:.0%}; see the admin's Callback events)"
                 )
+    dead = CallbackEvent.objects.filter(status=CallbackEvent.Status.DEAD).count()
+    if dead:
+        alerts.append(
+            f"{dead} callback(s) parked as dead after repeated failures (see the admin's Callback events; "
+            f"fix the cause, then `replay_callbacks --status dead`)"
+        )
+    stale = CallbackEvent.objects.filter(
+        status__in=[CallbackEvent.Status.RECEIVED, CallbackEvent.Status.FAILED], received_at__lt=now - UNSETTLED_AFTER
+    ).count()
+    if stale:
+        alerts.append(
+            f"{stale} callback(s) received more than 10 minutes ago are not settled yet "
+            f"(is reconcile_payments running? it re-runs them)"
+        )
     needs_review = Payment.objects.filter(needs_review=True, updated_at__gte=now - ERROR_WINDOW).count()
     if needs_review:
         alerts.append(f"{needs_review} payment(s) flagged for review in the last hour (late or conflicting results)")

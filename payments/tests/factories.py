@@ -17,3 +17,30 @@ class PaymentFactory(factory.django.DjangoModelFactory):
     currency = factory.LazyAttribute(lambda p: p.donation.currency)
     status = Payment.Status.PENDING
     provider_reference = factory.Sequence(lambda n: f"{n:032x}")
+
+
+# The admin powers over money, as the roles hold them (payments.models: Payout, CallbackEvent, Payment Meta).
+MAKER_PERMISSIONS = ("payments.add_payout", "payments.view_payout")
+CHECKER_PERMISSIONS = ("payments.approve_payout", "payments.resolve_payout", "payments.view_payout")
+
+
+def staff_user(username: str, *permissions: str):
+    """A staff user holding exactly these permissions ("app_label.codename")."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user(username, password="x", is_staff=True)
+    for name in permissions:
+        app_label, codename = name.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return get_user_model().objects.get(pk=user.pk)  # a fresh object: the permission cache is empty
+
+
+def token_for(payment: Payment) -> str:
+    """Give a payment a known callback URL secret (only its digest is stored) and return the secret."""
+    from payments.url_tokens import new_url_token, url_token_digest
+
+    token = new_url_token()
+    Payment.objects.filter(pk=payment.pk).update(callback_token_digest=url_token_digest(token))
+    payment.callback_token_digest = url_token_digest(token)
+    return token

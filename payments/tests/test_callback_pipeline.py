@@ -10,7 +10,7 @@ from django.db import OperationalError
 from donor.models import Allocation, Donation
 from patients.tests.factories import PatientFactory
 from payments.models import CallbackEvent, Payment
-from payments.services.callbacks import callback_replay
+from payments.services.dispatch import callback_replay
 from payments.tests.azampay_fakes import API, PASSWORD, fixture
 from payments.tests.factories import PaymentFactory
 
@@ -356,7 +356,7 @@ def test_unverified_success_is_credited_once_the_provider_confirms_it(
     assert credited(payment) == Decimal("5000")
 
 
-def test_unverified_success_goes_to_review_when_the_provider_is_unreachable(
+def test_unverified_success_waits_for_the_sweeper_when_the_provider_is_unreachable(
     client, payment, no_callback_password, azam, django_capture_on_commit_callbacks
 ):
     azam.get(STATUS_URL, status=503)
@@ -364,7 +364,10 @@ def test_unverified_success_goes_to_review_when_the_provider_is_unreachable(
         response = post(client, callback_body(payment, password=None))
 
     assert response.status_code == 200
-    assert CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
+    event = CallbackEvent.objects.get()
+    # Not review (nobody doubts it yet) and not lost: failed, with its next attempt scheduled.
+    assert event.status == CallbackEvent.Status.FAILED
+    assert event.next_attempt_at is not None and event.attempts == 1
     assert credited(payment) == 0
 
 

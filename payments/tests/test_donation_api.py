@@ -3,9 +3,11 @@
 import json
 import re
 from decimal import Decimal
+from http.client import RemoteDisconnected
 
 import pytest
 import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from donor.models import Donation, Donor
 from donor.tests.factories import DonationFactory
@@ -181,14 +183,42 @@ def test_provider_refusal_is_a_502_and_the_donation_is_kept_as_failed(api_client
     assert donation.payments.get().status == Payment.Status.FAILED
 
 
+def refused() -> requests.ConnectionError:
+    """What requests raises when nothing listens: the connection was never made, nothing was sent."""
+    return requests.ConnectionError(MaxRetryError(None, MNO_URL, NewConnectionError(None, "Connection refused")))
+
+
 def test_provider_unreachable_is_a_502_and_the_donation_is_kept_as_failed(api_client, patient, azam):
-    checkout = azam.post(MNO_URL, body=requests.ConnectionError("connection refused"))
+    checkout = azam.post(MNO_URL, body=refused())
     response = create(api_client, donation_request(patient))
 
     assert response.status_code == 502
     assert response.json()["code"] == "PROVIDER_ERROR"
     assert Donation.objects.get(reference=response.json()["reference"]).status == Donation.Status.FAILED
     assert checkout.call_count == 1  # a money-moving POST is never retried
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        requests.ReadTimeout("read timed out"),
+        requests.ConnectionError(ProtocolError("Connection aborted.", RemoteDisconnected("closed"))),
+    ],
+    ids=["read-timeout", "dropped-after-sending"],
+)
+def test_a_charge_that_may_have_reached_the_provider_stays_pending_not_failed(api_client, patient, azam, error):
+    checkout = azam.post(MNO_URL, body=error)
+    response = create(api_client, donation_request(patient))
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "pending" and body["payment"]["status"] == "pending"
+    assert "no money was taken" not in body["next_action"]["message"].lower()
+    assert "do not pay again" in body["next_action"]["message"].lower()
+    payment = Payment.objects.get()
+    assert payment.status == Payment.Status.PENDING and payment.next_check_at is not None
+    assert Donation.objects.get().status == Donation.Status.PENDING
+    assert checkout.call_count == 1  # never re-sent: the status query or the callback decides
 
 
 def test_provider_validation_400_is_a_502_with_a_readable_message(api_client, patient, azam):

@@ -131,8 +131,12 @@ def test_three_concurrent_duplicate_callbacks_credit_once(live_server, sandbox, 
     assert credited(patient) == Decimal("5000")
     assert Allocation.objects.filter(donation__reference=reference).count() == 1
     first = CallbackEvent.objects.get(our_reference=reference, duplicate_of=None)
-    statuses = sorted(CallbackEvent.objects.filter(sha256=first.sha256).values_list("status", flat=True))
-    assert statuses == ["duplicate", "duplicate", "processed"]
+    statuses = sorted(CallbackEvent.objects.filter(body_digest=first.body_digest).values_list("status", flat=True))
+    # One copy credits; a copy that arrived while the first was still being handled is handled too (the
+    # inbox never swallows a copy of an unsettled delivery) and finds it done ("ignored"); a later one is a
+    # plain "duplicate".
+    assert statuses.count("processed") == 1
+    assert set(statuses) - {"processed"} <= {"duplicate", "ignored"} and len(statuses) == 3
 
 
 def test_lost_callback_is_found_by_reconciliation(live_server, sandbox, patient):

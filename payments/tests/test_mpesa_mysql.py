@@ -17,7 +17,7 @@ from django.test import Client
 
 from donor.models import Allocation
 from payments.models import CallbackEvent, Payment
-from payments.tests.factories import PaymentFactory
+from payments.tests.factories import CHECKER_PERMISSIONS, MAKER_PERMISSIONS, PaymentFactory, staff_user, token_for
 
 pytestmark = [pytest.mark.mysql, pytest.mark.django_db(transaction=True)]
 
@@ -131,7 +131,7 @@ def test_differently_encoded_copies_on_every_path_at_once_credit_once(payment):
     data = success_body()
     paths = [
         "/webhooks/mpesa/stkpush/",
-        f"/webhooks/mpesa/stkpush/{payment.callback_token}/",
+        f"/webhooks/mpesa/stkpush/{token_for(payment)}/",
         "/api/v1/payments/mpesa/callback",
         "/mpesa/callback",
     ]
@@ -146,7 +146,7 @@ def test_differently_encoded_copies_on_every_path_at_once_credit_once(payment):
 def test_trusted_token_callbacks_at_once_credit_once(payment, settings):
     settings.PAYMENT_PROVIDERS["mpesa"]["trust_callbacks"] = True
     data = success_body()
-    path = f"/webhooks/mpesa/stkpush/{payment.callback_token}/"
+    path = f"/webhooks/mpesa/stkpush/{token_for(payment)}/"
     answers = run_together([poster(path, json.dumps(data, indent=i).encode()) for i in range(THREADS)])
     assert answers == [(200, ACK)] * THREADS
     assert_credited_once(payment)
@@ -193,7 +193,6 @@ def test_concurrent_duplicate_c2b_confirmations_create_one_donation(settings):
 
 
 def test_two_checkers_approving_at_once_send_one_payout(settings):
-    from django.contrib.auth import get_user_model
 
     from patients.models import Patient
     from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
@@ -207,9 +206,8 @@ def test_two_checkers_approving_at_once_send_one_payout(settings):
     patient = PatientFactory(
         currency="KES", funding_received=Decimal("5000"), status=Patient.Status.FULLY_FUNDED, treatment_partner=partner
     )
-    users = get_user_model().objects
-    maker = users.create_user("maker", password="x", is_staff=True)
-    checkers = [users.create_user(f"checker{i}", password="x", is_staff=True) for i in range(5)]
+    maker = staff_user("maker", *MAKER_PERMISSIONS)
+    checkers = [staff_user(f"checker{i}", *CHECKER_PERMISSIONS) for i in range(5)]
     payout = payout_request(patient=patient, amount=Decimal("5000"), requested_by=maker)
 
     def approve(user):

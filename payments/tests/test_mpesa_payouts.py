@@ -14,6 +14,7 @@ from patients.models import Patient
 from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
 from payments.models import CallbackEvent, Payout
 from payments.services.payouts import PayoutRefused, payout_approve, payout_available, payout_request
+from payments.tests.factories import CHECKER_PERMISSIONS, MAKER_PERMISSIONS, staff_user
 
 pytestmark = pytest.mark.django_db
 
@@ -63,12 +64,12 @@ def patient():
 
 @pytest.fixture
 def maker():
-    return get_user_model().objects.create_user("maker", password="x", is_staff=True)
+    return staff_user("maker", *MAKER_PERMISSIONS)
 
 
 @pytest.fixture
 def checker():
-    return get_user_model().objects.create_user("checker", password="x", is_staff=True)
+    return staff_user("checker", *CHECKER_PERMISSIONS)
 
 
 def mock_b2c(status=200, body=None):
@@ -117,11 +118,12 @@ def b2c_calls() -> list:
 
 
 @responses.activate
-def test_approval_by_the_requester_is_refused(patient, maker):
+def test_approval_by_the_requester_is_refused_even_with_both_permissions(patient):
     mock_b2c()
-    payout = payout_request(patient=patient, amount=Decimal("20000"), requested_by=maker)
+    both = staff_user("both-roles", *MAKER_PERMISSIONS, *CHECKER_PERMISSIONS)
+    payout = payout_request(patient=patient, amount=Decimal("20000"), requested_by=both)
     with pytest.raises(PayoutRefused, match="someone other than its requester"):
-        payout_approve(payout_id=payout.pk, approved_by=maker)
+        payout_approve(payout_id=payout.pk, approved_by=both)
     payout.refresh_from_db()
     assert payout.status == Payout.Status.REQUESTED
     assert b2c_calls() == []
@@ -207,6 +209,24 @@ def test_non_staff_cannot_request_or_approve(patient, maker):
         payout_approve(payout_id=payout.pk, approved_by=outsider)
 
 
+@responses.activate
+def test_staff_without_the_permission_cannot_approve_send_or_resolve(patient, maker):
+    """Admin powers are permissions, checked by the service itself (not only by the admin's buttons)."""
+    from payments.services.payouts import payout_resolve
+
+    mock_b2c()
+    plain_staff = staff_user("plain-staff", "payments.view_payout")
+    payout = payout_request(patient=patient, amount=Decimal("10"), requested_by=maker)
+    with pytest.raises(PayoutRefused, match="approve_payout"):
+        payout_approve(payout_id=payout.pk, approved_by=plain_staff)
+    with pytest.raises(PayoutRefused, match="add_payout"):
+        payout_request(patient=patient, amount=Decimal("10"), requested_by=plain_staff)
+    with pytest.raises(PayoutRefused, match="resolve_payout"):
+        payout_resolve(payout_id=payout.pk, paid=False, resolved_by=plain_staff)
+    payout.refresh_from_db()
+    assert payout.status == Payout.Status.REQUESTED and b2c_calls() == []
+
+
 def test_partner_without_mpesa_number_refused(maker):
     patient = PatientFactory(currency="KES", funding_received=Decimal("1000"))
     with pytest.raises(PayoutRefused, match="M-Pesa payout number"):
@@ -214,15 +234,26 @@ def test_partner_without_mpesa_number_refused(maker):
 
 
 @responses.activate
-def test_unreachable_b2c_is_ambiguous_and_not_resent(patient, maker, checker):
+def test_b2c_timing_out_after_sending_is_ambiguous_and_not_resent(patient, maker, checker):
     responses.get(f"{API}/oauth/v1/generate", json={"access_token": "t", "expires_in": "3599"})
-    responses.post(B2C_URL, body=requests.ConnectTimeout("slow"))
+    responses.post(B2C_URL, body=requests.ReadTimeout("slow"))
     payout = payout_approve(
         payout_id=payout_request(patient=patient, amount=Decimal("1000"), requested_by=maker).pk, approved_by=checker
     )
     assert payout.status == Payout.Status.AMBIGUOUS and payout.needs_review
     assert len(b2c_calls()) == 1
     assert payout_available(patient=patient) == Decimal("49000")  # still committed until resolved
+
+
+@responses.activate
+def test_b2c_that_never_connected_is_failed_and_frees_the_funds(patient, maker, checker):
+    responses.get(f"{API}/oauth/v1/generate", json={"access_token": "t", "expires_in": "3599"})
+    responses.post(B2C_URL, body=requests.ConnectTimeout("no route"))
+    payout = payout_approve(
+        payout_id=payout_request(patient=patient, amount=Decimal("1000"), requested_by=maker).pk, approved_by=checker
+    )
+    assert payout.status == Payout.Status.FAILED  # nothing left us: nothing can have moved
+    assert payout_available(patient=patient) == Decimal("50000")
 
 
 @responses.activate

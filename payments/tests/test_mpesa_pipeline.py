@@ -14,7 +14,7 @@ from django.test import Client, TestCase
 
 from donor.models import Allocation
 from payments.models import CallbackEvent, Payment
-from payments.tests.factories import PaymentFactory
+from payments.tests.factories import PaymentFactory, token_for
 
 pytestmark = pytest.mark.django_db
 
@@ -113,7 +113,7 @@ def test_callback_confirmed_by_query_credits_once(payment, path):
 @responses.activate
 def test_token_url_callback_is_still_confirmed_by_query(payment):
     mock_daraja("query_pending_500.json", status=500)
-    status, body = post(f"/webhooks/mpesa/stkpush/{payment.callback_token}/", success_body())
+    status, body = post(f"/webhooks/mpesa/stkpush/{token_for(payment)}/", success_body())
     assert (status, body) == (200, ACK)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PENDING
@@ -143,7 +143,7 @@ def test_success_callback_but_query_says_cancelled_applies_the_query(payment):
 @responses.activate
 def test_trust_setting_applies_a_token_url_callback_without_query(payment, settings):
     settings.PAYMENT_PROVIDERS["mpesa"]["trust_callbacks"] = True
-    status, body = post(f"/webhooks/mpesa/stkpush/{payment.callback_token}/", success_body())
+    status, body = post(f"/webhooks/mpesa/stkpush/{token_for(payment)}/", success_body())
     assert (status, body) == (200, ACK)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED
@@ -255,6 +255,6 @@ def test_deploy_checks_warn_about_weak_mpesa_policy(settings):
 @responses.activate
 def test_neutral_stk_path_with_token_for_the_callback_url_override(payment):
     mock_daraja("query_success.json")
-    assert post(f"/webhooks/stk/{payment.callback_token}", success_body()) == (200, ACK)
+    assert post(f"/webhooks/stk/{token_for(payment)}", success_body()) == (200, ACK)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED

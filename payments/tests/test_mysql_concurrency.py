@@ -86,7 +86,10 @@ def test_the_same_callback_delivered_twenty_times_at_once_credits_once():
     assert Allocation.objects.filter(donation=payment.donation).count() == 1
     assert Allocation.objects.count() == 1
     assert CallbackEvent.objects.count() == THREADS
-    assert CallbackEvent.objects.filter(status=CallbackEvent.Status.DUPLICATE).count() == THREADS - 1
+    # Copies that arrive while the first is still being handled are handled too (under the payment's row
+    # lock) and find it done; later copies are plain duplicates. Either way: one credit.
+    repeats = CallbackEvent.objects.filter(status__in=[CallbackEvent.Status.DUPLICATE, CallbackEvent.Status.IGNORED])
+    assert repeats.count() == THREADS - 1
     assert CallbackEvent.objects.filter(status=CallbackEvent.Status.PROCESSED).count() == 1
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED

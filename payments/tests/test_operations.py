@@ -141,7 +141,7 @@ def test_admin_dry_run_replay_then_replay(admin_client_logged_in, client):
     event = CallbackEvent.objects.create(
         provider="azampay",
         body=callback_body(payment, "***").decode(),
-        sha256="x",
+        body_digest="x",
         status=CallbackEvent.Status.FAILED,
         trust="trusted",
     )

@@ -165,7 +165,9 @@ def test_failed_inbox_events_are_rerun_and_credit_once(client, monkeypatch, azam
         client.post(CALLBACK_URL, data=json.dumps(data).encode(), content_type="application/json")
     event = CallbackEvent.objects.get()
     assert event.status == CallbackEvent.Status.FAILED
+    assert payments_reconcile().replayed == 0  # its next attempt (after 30 s) is not due yet
 
+    CallbackEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
     report = payments_reconcile()
     assert report.replayed == 1
     event.refresh_from_db()

@@ -24,7 +24,7 @@ from django.core.management import CommandError, call_command
 
 from payments.management.commands import simulate_callback
 from payments.providers.azampay import AzamPayProvider
-from payments.providers.base import CallbackTrust, ChargeRequest, PaymentRef, PaymentStatus
+from payments.providers.base import CallbackTrust, ChargeRequest, PaymentRef, PaymentStatus, RawCallback
 from payments.sandbox import run_sandbox
 from payments.sandbox.azampay import DEFAULT_CALLBACK_PASSWORD, TOKEN_REFUSED
 
@@ -327,7 +327,7 @@ def test_the_projects_adapter_round_trips_against_the_sandbox(base: str, receive
     assert started.status == PaymentStatus.PENDING and started.provider_reference
     [callback] = receiver.wait_for(1)
     raw = json.dumps(callback).encode()
-    assert provider.authenticate_callback("payment", raw, {}, "", "") == CallbackTrust.TRUSTED
+    assert provider.authenticate_callback(RawCallback(kind="payment", body=raw)) == CallbackTrust.TRUSTED
     parsed = provider.parse_callback("payment", raw, {})
     assert parsed.status == PaymentStatus.SUCCEEDED
     assert parsed.our_reference == "RHCI-DN-9-20250101120000" and parsed.amount == Decimal("5000")

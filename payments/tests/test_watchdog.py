@@ -32,7 +32,7 @@ def test_stuck_and_silent_payments_are_reported(capsys):
 def test_error_rate_over_five_percent_is_reported(capsys):
     for i in range(20):
         status = CallbackEvent.Status.REJECTED if i < 2 else CallbackEvent.Status.PROCESSED
-        CallbackEvent.objects.create(provider="azampay", body="{}", sha256=str(i), status=status)
+        CallbackEvent.objects.create(provider="azampay", body="{}", body_digest=str(i), status=status)
     call_command("payments_watchdog", "--dry-run")
     assert "2 of 20 callbacks in the last hour" in capsys.readouterr().out
 

@@ -3,11 +3,11 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from payments.models import CallbackEvent
-from payments.services.callbacks import callback_replay
+from payments.services.dispatch import callback_replay
 
 
 class Command(BaseCommand):
-    help = "Re-run stored callbacks through the pipeline. Safe to repeat: nothing is credited twice."
+    help = "Re-run stored callbacks through their handler. Safe to repeat: nothing is credited twice."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(

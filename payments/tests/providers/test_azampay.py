@@ -28,6 +28,7 @@ from payments.providers.base import (
     PaymentRef,
     PaymentStatus,
     ProviderError,
+    RawCallback,
 )
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "azampay"
@@ -190,7 +191,7 @@ def test_token_refused_with_423_is_a_provider_error(azam):
         make_provider().access_token()
     assert excinfo.value.status_code == 423
     assert "credentials" in excinfo.value.message
-    assert cache.get(make_provider()._token_cache_key) is None
+    assert cache.get(make_provider().tokens.key) is None
 
 
 def test_a_refused_token_stops_the_charge_before_any_checkout_call(azam):
@@ -517,7 +518,7 @@ def test_malformed_callback_bodies_raise_callback_malformed(body):
 
 def auth(provider: AzamPayProvider, data) -> CallbackTrust:
     body = data if isinstance(data, bytes) else json.dumps(data).encode()
-    return provider.authenticate_callback("payment", body, {}, "", "")
+    return provider.authenticate_callback(RawCallback(kind="payment", body=body))
 
 
 def test_callback_with_the_right_password_is_trusted():

@@ -22,6 +22,8 @@ from payments.providers.base import (
     PaymentRef,
     PaymentStatus,
     ProviderError,
+    RawCallback,
+    UrlToken,
 )
 from payments.providers.mpesa import (
     MpesaProvider,
@@ -369,30 +371,34 @@ def test_result_code_table():
 BODY = raw_fixture("callback_success_documented.json")
 
 
+def auth(provider, callback: RawCallback) -> CallbackTrust:
+    return provider.authenticate_callback(callback)
+
+
 def test_callbacks_are_never_trusted_by_default(provider):
-    assert provider.authenticate_callback("stkpush", BODY, {}, "", "") == CallbackTrust.UNVERIFIED
-    assert provider.authenticate_callback("stkpush", BODY, {}, "tok", "tok") == CallbackTrust.UNVERIFIED
+    assert auth(provider, RawCallback(kind="stkpush", body=BODY, url_token=UrlToken.ABSENT)) == CallbackTrust.UNVERIFIED
+    assert auth(provider, RawCallback(kind="stkpush", body=BODY, url_token=UrlToken.VALID)) == CallbackTrust.UNVERIFIED
 
 
 def test_wrong_token_rejected(provider):
-    assert provider.authenticate_callback("stkpush", BODY, {}, "forged", "") == CallbackTrust.REJECTED
-    assert provider.authenticate_callback("stkpush", BODY, {}, "forged", "other") == CallbackTrust.REJECTED
+    assert auth(provider, RawCallback(kind="stkpush", body=BODY, url_token=UrlToken.INVALID)) == CallbackTrust.REJECTED
+    assert auth(provider, RawCallback(kind="stkpush", body=BODY, url_token=UrlToken.INVALID)) == CallbackTrust.REJECTED
 
 
 def test_trust_setting_trusts_only_the_token_url():
     provider = MpesaProvider(**KWARGS, trust_callbacks=True)
-    assert provider.authenticate_callback("stkpush", BODY, {}, "tok", "tok") == CallbackTrust.TRUSTED
-    assert provider.authenticate_callback("stkpush", BODY, {}, "", "") == CallbackTrust.UNVERIFIED
+    assert auth(provider, RawCallback(kind="stkpush", body=BODY, url_token=UrlToken.VALID)) == CallbackTrust.TRUSTED
+    assert auth(provider, RawCallback(kind="stkpush", body=BODY, url_token=UrlToken.ABSENT)) == CallbackTrust.UNVERIFIED
 
 
 def test_ip_allowlist_is_soft_by_default():
     provider = MpesaProvider(**KWARGS, trust_callbacks=True, allowed_ips=["196.201.214.200", "196.201.212.0/24"])
     assert (
-        provider.authenticate_callback("stkpush", BODY, {}, "tok", "tok", client_ip="203.0.113.9")
+        auth(provider, RawCallback(kind="stkpush", body=BODY, url_token=UrlToken.VALID, client_ip="203.0.113.9"))
         == CallbackTrust.UNVERIFIED
     )
     assert (
-        provider.authenticate_callback("stkpush", BODY, {}, "tok", "tok", client_ip="196.201.212.74")
+        auth(provider, RawCallback(kind="stkpush", body=BODY, url_token=UrlToken.VALID, client_ip="196.201.212.74"))
         == CallbackTrust.TRUSTED
     )
 
@@ -400,10 +406,11 @@ def test_ip_allowlist_is_soft_by_default():
 def test_ip_allowlist_strict_rejects_others():
     provider = MpesaProvider(**KWARGS, allowed_ips=["196.201.214.200"], ip_allowlist_strict=True)
     assert (
-        provider.authenticate_callback("stkpush", BODY, {}, "", "", client_ip="203.0.113.9") == CallbackTrust.REJECTED
+        auth(provider, RawCallback(kind="stkpush", body=BODY, url_token=UrlToken.ABSENT, client_ip="203.0.113.9"))
+        == CallbackTrust.REJECTED
     )
     assert (
-        provider.authenticate_callback("stkpush", BODY, {}, "", "", client_ip="196.201.214.200")
+        auth(provider, RawCallback(kind="stkpush", body=BODY, url_token=UrlToken.ABSENT, client_ip="196.201.214.200"))
         == CallbackTrust.UNVERIFIED
     )
 

@@ -1,0 +1,116 @@
+"""One entry point for every stored callback, whatever its kind: the webhook, replays and the sweeper.
+
+`callback_handle` finds the handler for the event's (provider, kind), runs it inside an exception boundary
+(a crash leaves the event `failed`, retried with backoff, parked as `dead` after CALLBACK_MAX_ATTEMPTS) and
+returns the outcome the webhook answers with. `callback_replay` re-runs one event (with a dry run that rolls
+back); `callbacks_sweep` re-runs every event left `received` or `failed` whose next attempt is due.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from payments.models import CallbackEvent
+from payments.providers.mpesa import B2C_RESULT, B2C_TIMEOUT, C2B_CONFIRMATION, C2B_VALIDATION
+from payments.services.c2b import c2b_confirm, c2b_validate
+from payments.services.callbacks import payment_callback_handle
+from payments.services.inbox import CallbackOutcome, callback_event_mark, retry_delay
+from payments.services.payouts import payout_callback
+
+logger = logging.getLogger("payments.callbacks")
+
+Handler = Callable[..., CallbackOutcome]
+# kind → handler. Every other kind is a payment callback (AzamPay "payment", M-Pesa "stkpush").
+HANDLERS: dict[str, Handler] = {
+    C2B_VALIDATION: c2b_validate,
+    C2B_CONFIRMATION: c2b_confirm,
+    B2C_RESULT: payout_callback,
+    B2C_TIMEOUT: payout_callback,
+}
+SWEEP_BATCH = 100
+
+
+def callback_handle(*, event: CallbackEvent, raw_body: bytes | None = None) -> CallbackOutcome:
+    """Handle a stored delivery. `raw_body`: the bytes as they arrived (secrets not yet redacted)."""
+    if event.status == CallbackEvent.Status.DUPLICATE:
+        logger.info("Callback %s repeats #%s; answered without re-processing", event.pk, event.duplicate_of_id)
+        return CallbackOutcome("duplicate", 200, "Duplicate delivery; already received.")
+    handler = HANDLERS.get(event.kind, payment_callback_handle)
+    event.attempts += 1
+    live = raw_body is not None
+    try:
+        return handler(event=event, body=raw_body if live else event.body.encode(), live=live)
+    except Exception as exc:  # the boundary: the event stays stored and replayable; answer 2xx, it is safe
+        logger.exception("Callback %s (%s/%s) failed while processing", event.pk, event.provider, event.kind)
+        callback_event_mark(event, CallbackEvent.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        return CallbackOutcome("failed", 200, "Received; processing will be retried.")
+
+
+def callback_replay(*, event: CallbackEvent, dry_run: bool = False) -> CallbackOutcome:
+    """Run a stored callback through its handler again. A dry run shows the outcome and rolls back."""
+    if event.status == CallbackEvent.Status.DUPLICATE:
+        event.status = CallbackEvent.Status.RECEIVED  # replaying a duplicate on purpose: process it
+    if not dry_run:
+        return callback_handle(event=event)
+    with transaction.atomic():
+        outcome = callback_handle(event=event)
+        transaction.set_rollback(True)  # on_commit hooks (tasks, notifications) are discarded too
+    event.refresh_from_db()
+    return outcome
+
+
+@dataclass
+class SweepReport:
+    examined: int = 0
+    settled: int = 0
+    still_open: int = 0
+    dead: int = 0
+    lines: list[str] = field(default_factory=list)
+
+
+def callbacks_sweep(*, received_before: datetime | None = None, limit: int = 500) -> SweepReport:
+    """Re-run inbox events left `received` (their worker died, their verification task was lost) or `failed`.
+
+    Due events are those whose next attempt time has come, or — when an operator gives `received_before` —
+    every open event received before that moment. Rows are claimed with select_for_update(skip_locked=True)
+    and pushed to their next attempt time before they run, so several hosts can sweep at once.
+    """
+    report = SweepReport()
+    open_statuses = [CallbackEvent.Status.RECEIVED, CallbackEvent.Status.FAILED]
+    now = timezone.now()
+    due = Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True)
+    if received_before is not None:
+        due |= Q(received_at__lte=received_before)
+    swept: set[int] = set()
+    while report.examined < limit:
+        with transaction.atomic():
+            batch = list(
+                CallbackEvent.objects.select_for_update(skip_locked=True)
+                .filter(due, status__in=open_statuses)
+                .exclude(pk__in=swept)
+                .order_by("received_at", "pk")[: min(SWEEP_BATCH, limit - report.examined)]
+            )
+            for event in batch:
+                CallbackEvent.objects.filter(pk=event.pk).update(next_attempt_at=now + retry_delay(event.attempts + 1))
+        if not batch:
+            break
+        for event in batch:
+            swept.add(event.pk)
+            report.examined += 1
+            outcome = callback_replay(event=event)
+            event.refresh_from_db(fields=["status"])
+            if event.status == CallbackEvent.Status.DEAD:
+                report.dead += 1
+            elif event.is_settled:
+                report.settled += 1
+            else:
+                report.still_open += 1
+            line = f"event #{event.pk} {event.provider}/{event.kind}: {outcome.code} -> {event.status}"
+            report.lines.append(line)
+            logger.info("Swept %s", line)
+    return report

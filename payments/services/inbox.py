@@ -1,0 +1,190 @@
+"""The callback inbox: a durable work queue of raw deliveries.
+
+A delivery is stored before anything trusts it (its own commit), then handled. It is *settled* only in a
+terminal state (processed, duplicate of a settled delivery, ignored, rejected, review, dead); `received` and
+`failed` are work still to do. A resend of a delivery whose original never settled is handled again (the
+payment row lock and the ledger's unique constraints make that safe), never answered "duplicate" and
+forgotten. The sweeper (`payments.services.dispatch.callbacks_sweep`, run by `reconcile_payments`) re-runs
+what is left, with exponential backoff, and parks an event as `dead` after CALLBACK_MAX_ATTEMPTS.
+"""
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
+
+from payments.models import CallbackEvent, Payment, fit
+from payments.providers import get_provider
+from payments.providers.base import PaymentProvider, RawCallback, UrlToken
+from payments.url_tokens import body_digest, digests_match, url_token_digest
+
+logger = logging.getLogger("payments.callbacks")
+
+# Headers worth keeping for an investigation; never Authorization or cookies.
+KEPT_HEADERS = {"content-type", "user-agent", "x-forwarded-for", "x-real-ip", "content-length", "x-request-id"}
+MAX_RETRY_DELAY = timedelta(hours=6)
+
+
+class InboxUnavailable(Exception):
+    """The raw callback could not be stored: answer 503 so the provider tries again."""
+
+
+@dataclass(frozen=True)
+class CallbackOutcome:
+    # accepted | duplicate | queued | review | ignored | unauthenticated | malformed | unknown_reference
+    # | failed | deferred
+    code: str
+    http_status: int
+    message: str
+    # The provider's own answer body when the handler decides it (C2B validation's accept/reject); otherwise
+    # the webhook asks the provider adapter for its acknowledgement.
+    ack: Mapping | None = None
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.http_status < 400
+
+
+ACCEPTED = "accepted"
+
+
+def callback_record(
+    *,
+    provider_code: str,
+    kind: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    client_ip: str | None,
+    url_token: str = "",
+) -> CallbackEvent:
+    """Store the delivery in its own committed transaction before anything trusts it.
+
+    A delivery whose exact bytes were stored before is stored again, linked to the first: as `duplicate`
+    when the first is settled, else as `received` so that it is handled (the original may have died with
+    the worker that was handling it).
+    """
+    provider = get_provider(provider_code)
+    digest = body_digest(body)
+    token_digest = url_token_digest(url_token) if url_token else ""
+    fields = {
+        "provider": provider_code,
+        "kind": kind,
+        "body": provider.redact(body),
+        "headers": {k: str(v)[:500] for k, v in headers.items() if k.lower() in KEPT_HEADERS},
+        "client_ip": client_ip,
+        "body_digest": digest,
+        "url_token_digest": token_digest,
+        # Due for the sweeper if the worker handling it dies before it settles.
+        "next_attempt_at": timezone.now() + timedelta(seconds=settings.CALLBACK_RETRY_GRACE_SECONDS),
+    }
+    # The same bytes at another secret URL are another delivery (a forger replaying a body at a guessed URL
+    # must get its 401, not "duplicate").
+    dedup_key = f"{provider_code}:{kind}:{body_digest(token_digest.encode() + body) if token_digest else digest}"
+    try:
+        try:
+            return _insert_event(dedup_key=dedup_key, **fields)
+        except IntegrityError:
+            original = (
+                CallbackEvent.objects.filter(dedup_key=dedup_key)
+                .only("pk", "status", "payment_id", "our_reference", "provider_reference")
+                .first()
+            )
+            settled = original is not None and original.is_settled
+            return _insert_event(
+                duplicate_of=original,
+                status=CallbackEvent.Status.DUPLICATE if settled else CallbackEvent.Status.RECEIVED,
+                payment_id=original.payment_id if original else None,
+                our_reference=original.our_reference if original else "",
+                provider_reference=original.provider_reference if original else "",
+                **(fields | ({"next_attempt_at": None} if settled else {})),
+            )
+    except DatabaseError as exc:
+        logger.error("Could not store %s/%s callback (digest %s): %s", provider_code, kind, digest[:12], exc)
+        raise InboxUnavailable from exc
+
+
+def _insert_event(**fields) -> CallbackEvent:
+    # One INSERT commits on its own in autocommit mode; BEGIN/COMMIT around it would only cost round trips.
+    # Inside a caller's transaction (tests, replays) a savepoint keeps a duplicate-key error contained.
+    if transaction.get_connection().in_atomic_block:
+        with transaction.atomic():
+            return CallbackEvent.objects.create(**fields)
+    return CallbackEvent.objects.create(**fields)
+
+
+def callback_event_mark(event: CallbackEvent, status: str, *, error: str = "") -> None:
+    """Record what became of a delivery (and what we learnt about it) on its inbox row.
+
+    `failed` schedules the next attempt with exponential backoff, or parks the event as `dead` once it has
+    had CALLBACK_MAX_ATTEMPTS; `received` (waiting for a verification task) is due for the sweeper after the
+    grace period in case that task is lost; settled statuses are never due again.
+    """
+    now = timezone.now()
+    if status == CallbackEvent.Status.FAILED and event.attempts >= settings.CALLBACK_MAX_ATTEMPTS:
+        status = CallbackEvent.Status.DEAD
+        logger.error("Callback %s parked as dead after %s attempts: %s", event.pk, event.attempts, error[:200])
+    event.status = status
+    event.error = error[:2000]
+    event.processed_at = now
+    if status == CallbackEvent.Status.FAILED:
+        event.next_attempt_at = now + retry_delay(event.attempts)
+    elif status == CallbackEvent.Status.RECEIVED:
+        event.next_attempt_at = now + timedelta(seconds=settings.CALLBACK_RETRY_GRACE_SECONDS)
+    else:
+        event.next_attempt_at = None
+    event.our_reference = fit(CallbackEvent, "our_reference", event.our_reference)
+    event.provider_reference = fit(CallbackEvent, "provider_reference", event.provider_reference)
+    event.save(
+        update_fields=[
+            "status",
+            "error",
+            "attempts",
+            "next_attempt_at",
+            "processed_at",
+            "trust",
+            "payment",
+            "our_reference",
+            "provider_reference",
+        ]
+    )
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min, … after the 1st, 2nd, 3rd failed attempt; at most 6 hours."""
+    seconds = settings.CALLBACK_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1)
+    return min(timedelta(seconds=seconds), MAX_RETRY_DELAY)
+
+
+# --- The secret in the URL -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    verdict: UrlToken
+    payment: Payment | None = None  # the payment whose own token it is (STK, MTN: per-payment secrets)
+
+
+def url_token_check(event: CallbackEvent, provider: PaymentProvider) -> TokenCheck:
+    """Compare the digest of the URL's secret with the secret we handed out for this kind of callback.
+
+    Only digests are compared (the clear token is never stored), so a replay long after the request can
+    still tell whether the delivery came to the right secret URL.
+    """
+    if not event.url_token_digest:
+        return TokenCheck(UrlToken.ABSENT)
+    secret = provider.callback_secret(event.kind)
+    if secret is not None:
+        valid = digests_match(event.url_token_digest, url_token_digest(secret)) if secret else False
+        return TokenCheck(UrlToken.VALID if valid else UrlToken.INVALID)
+    payment = Payment.objects.filter(provider=event.provider, callback_token_digest=event.url_token_digest).first()
+    return TokenCheck(UrlToken.VALID if payment else UrlToken.INVALID, payment)
+
+
+def raw_callback(event: CallbackEvent, body: bytes, token: TokenCheck) -> RawCallback:
+    return RawCallback(
+        kind=event.kind, body=body, headers=event.headers, client_ip=event.client_ip, url_token=token.verdict
+    )
