@@ -207,3 +207,26 @@ class LedgerPropertyTests(HypothesisTestCase):
             total = sum((a.amount for a in Allocation.objects.filter(donation__in=completed)), Decimal("0"))
             assert total == sum((d.amount for d in completed), Decimal("0"))
             assert ledger_drift() == []
+
+
+def test_ledger_repair_recomputes_under_the_lock_not_from_a_stale_reading():
+    """verify_ledger measures drift without a lock; a donation completing before the repair takes the lock
+    adds an allocation and the cache together. The repair must keep that credit, not the stale figure."""
+    from donor.services import ledger_repair
+
+    patient = PatientFactory(funding_goal=Decimal("100000"))
+    donation_complete(
+        donation_id=donation_create(patient=patient, amount=Decimal("1000"), currency=patient.currency).pk
+    )
+    Patient.objects.filter(pk=patient.pk).update(funding_received=Decimal("5"))  # drift: the cache is wrong
+    [drift] = ledger_drift()
+    assert drift.ledger == Decimal("1000")
+
+    # Between measuring and repairing, another donation completes.
+    second = donation_create(patient=patient, amount=Decimal("500"), currency=patient.currency)
+    donation_complete(donation_id=second.pk)
+    assert ledger_repair(drift=drift) == Decimal("1500")
+
+    patient.refresh_from_db()
+    assert patient.funding_received == Decimal("1500")
+    assert ledger_drift() == []

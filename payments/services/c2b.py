@@ -33,7 +33,7 @@ from payments.models import CallbackEvent, Payment, fit
 from payments.providers import get_provider
 from payments.providers.base import CallbackMalformed, CallbackTrust, PaymentStatus, ProviderResult
 from payments.providers.mpesa import C2BPayment, MpesaProvider, c2b_validation_answer
-from payments.services.inbox import CallbackOutcome, callback_event_mark, raw_callback, url_token_check
+from payments.services.inbox import CallbackOutcome, callback_event_mark, event_trust, url_token_check
 from payments.services.payments import payment_apply_result
 
 logger = logging.getLogger("payments.c2b")
@@ -276,7 +276,7 @@ def _provider(event: CallbackEvent) -> MpesaProvider:
 
 
 def _authenticate(event: CallbackEvent, provider: MpesaProvider, body: bytes) -> str:
-    event.trust = provider.authenticate_callback(raw_callback(event, body, url_token_check(event, provider)))
+    event_trust(event, provider, body, url_token_check(event, provider), live=True)
     if event.trust == CallbackTrust.REJECTED:
         callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
         logger.warning("C2B %s callback from %s rejected: wrong URL token", event.kind, event.client_ip)

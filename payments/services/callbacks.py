@@ -14,14 +14,8 @@ from django.db.models import Q
 
 from payments.models import CallbackEvent, Payment
 from payments.providers import get_provider
-from payments.providers.base import CallbackMalformed, CallbackTrust, PaymentStatus, ProviderResult, UrlToken
-from payments.services.inbox import (
-    ACCEPTED,
-    CallbackOutcome,
-    callback_event_mark,
-    raw_callback,
-    url_token_check,
-)
+from payments.providers.base import CallbackMalformed, CallbackTrust, PaymentStatus, ProviderResult
+from payments.services.inbox import ACCEPTED, CallbackOutcome, callback_event_mark, event_trust, url_token_check
 from payments.services.payments import TERMINAL_RESULTS, payment_apply_result, payment_fetch_status
 from payments.url_tokens import digests_match
 
@@ -33,14 +27,7 @@ def payment_callback_handle(*, event: CallbackEvent, body: bytes, live: bool) ->
     redacted copy in the inbox), so secrets in it can still be checked."""
     provider = get_provider(event.provider)
     token = url_token_check(event, provider)
-    if live or not event.trust:
-        trust = provider.authenticate_callback(raw_callback(event, body, token))
-        if not live and trust == CallbackTrust.REJECTED and token.verdict != UrlToken.INVALID:
-            # A replay of a delivery stored before it was judged: the secret it carried (AzamPay's password)
-            # was redacted from the stored copy, so it cannot be checked again. The status query decides.
-            trust = CallbackTrust.UNVERIFIED
-        event.trust = trust
-    if event.trust == CallbackTrust.REJECTED:
+    if event_trust(event, provider, body, token, live) == CallbackTrust.REJECTED:
         callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
         logger.warning("Callback %s from %s rejected: authentication failed", event.pk, event.client_ip)
         return CallbackOutcome("unauthenticated", 401, "Callback authentication failed.")

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from payments.models import CallbackEvent, Payment, fit
 from payments.providers import get_provider
-from payments.providers.base import PaymentProvider, RawCallback, UrlToken
+from payments.providers.base import CallbackTrust, PaymentProvider, RawCallback, UrlToken
 from payments.url_tokens import body_digest, digests_match, url_token_digest
 
 logger = logging.getLogger("payments.callbacks")
@@ -61,8 +61,11 @@ def callback_record(
     client_ip: str | None,
     url_token: str = "",
 ) -> CallbackEvent:
-    """Store the delivery in its own committed transaction before anything trusts it.
+    """Store the delivery in its own committed transaction before anything acts on it.
 
+    Stored whatever it is — forged, malformed, throttled — with the adapter's verdict on the raw bytes: the
+    stored copy has its secrets redacted (AzamPay's password), so a worker that dies right after this
+    INSERT leaves a row whose replay still knows whether the delivery was authentic.
     A delivery whose exact bytes were stored before is stored again, linked to the first: as `duplicate`
     when the first is settled, else as `received` so that it is handled (the original may have died with
     the worker that was handling it).
@@ -70,6 +73,7 @@ def callback_record(
     provider = get_provider(provider_code)
     digest = body_digest(body)
     token_digest = url_token_digest(url_token) if url_token else ""
+    trust = _judge(provider, kind, body, headers, client_ip, token_digest)
     fields = {
         "provider": provider_code,
         "kind": kind,
@@ -78,6 +82,7 @@ def callback_record(
         "client_ip": client_ip,
         "body_digest": digest,
         "url_token_digest": token_digest,
+        "trust": trust,
         # Due for the sweeper if the worker handling it dies before it settles.
         "next_attempt_at": timezone.now() + timedelta(seconds=settings.CALLBACK_RETRY_GRACE_SECONDS),
     }
@@ -105,6 +110,37 @@ def callback_record(
     except DatabaseError as exc:
         logger.error("Could not store %s/%s callback (digest %s): %s", provider_code, kind, digest[:12], exc)
         raise InboxUnavailable from exc
+
+
+def _judge(
+    provider: PaymentProvider, kind: str, body: bytes, headers: Mapping[str, str], client_ip: str | None, token: str
+) -> str:
+    """The adapter's verdict on the raw delivery, or "" when it cannot give one now (then the handler asks)."""
+    probe = CallbackEvent(provider=provider.code, kind=kind, url_token_digest=token, client_ip=client_ip)
+    try:
+        check = url_token_check(probe, provider)
+        return provider.authenticate_callback(
+            RawCallback(kind=kind, body=body, headers=headers, client_ip=client_ip, url_token=check.verdict)
+        )
+    except Exception:  # a bug in an adapter must not cost the delivery: store it unjudged
+        logger.exception("Judging a %s/%s callback failed; stored unjudged", provider.code, kind)
+        return ""
+
+
+def event_trust(event: CallbackEvent, provider: PaymentProvider, body: bytes, token: "TokenCheck", live: bool) -> str:
+    """The verdict stored with the delivery; judged now if it was stored unjudged.
+
+    On a replay the stored body has its secrets redacted, so a REJECTED verdict reached now (the password is
+    no longer there) only means "cannot tell": UNVERIFIED, and the status query decides. A wrong URL secret
+    stays REJECTED: that is known from the digests.
+    """
+    if event.trust:
+        return event.trust
+    trust = provider.authenticate_callback(raw_callback(event, body, token))
+    if not live and trust == CallbackTrust.REJECTED and token.verdict != UrlToken.INVALID:
+        trust = CallbackTrust.UNVERIFIED
+    event.trust = trust
+    return trust
 
 
 def _insert_event(**fields) -> CallbackEvent:

@@ -24,7 +24,7 @@ from payments.models import CallbackEvent, Payout, fit
 from payments.providers import get_provider
 from payments.providers.base import CallbackMalformed, CallbackTrust, ProviderError
 from payments.providers.mpesa import B2C_RESULT, B2C_TIMEOUT, B2CResult, MpesaProvider
-from payments.services.inbox import CallbackOutcome, callback_event_mark, raw_callback, url_token_check
+from payments.services.inbox import CallbackOutcome, callback_event_mark, event_trust, url_token_check
 
 logger = logging.getLogger("payments.payouts")
 
@@ -218,8 +218,7 @@ def payout_callback(*, event: CallbackEvent, body: bytes, live: bool) -> Callbac
     """A B2C result or queue-timeout callback, applied to the one payout it names exactly."""
     provider = get_provider(event.provider)
     assert isinstance(provider, MpesaProvider)
-    event.trust = provider.authenticate_callback(raw_callback(event, body, url_token_check(event, provider)))
-    if event.trust == CallbackTrust.REJECTED:
+    if event_trust(event, provider, body, url_token_check(event, provider), live) == CallbackTrust.REJECTED:
         callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
         return CallbackOutcome("unauthenticated", 401, "Callback authentication failed.")
     try:

@@ -252,6 +252,87 @@ def test_same_idempotency_key_with_another_body_is_a_422(api_client, patient, mn
     assert Donation.objects.count() == 1
 
 
+def abandon_key(key: str) -> None:
+    """What a first request killed mid-way leaves: a key with no answer whose lease has run out."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from payments.models import IdempotencyRecord
+
+    IdempotencyRecord.objects.filter(key=f"donation:{key}").update(
+        response_status=None, response_body=None, locked_until=timezone.now() - timedelta(seconds=1)
+    )
+
+
+def test_a_key_whose_first_request_died_before_creating_anything_runs_again(api_client, patient, mno_checkout):
+    from payments.models import IdempotencyRecord
+    from payments.services.idempotency import request_fingerprint
+
+    body = donation_request(patient)
+    IdempotencyRecord.objects.create(
+        key="donation:order-dead", request_hash=request_fingerprint({"user": "guest", "body": body})
+    )
+    abandon_key("order-dead")
+
+    response = create(api_client, body, HTTP_IDEMPOTENCY_KEY="order-dead")
+
+    assert response.status_code == 201 and mno_checkout.call_count == 1
+    assert Donation.objects.count() == 1
+
+
+def test_a_key_whose_first_request_died_after_the_charge_resumes_it_and_never_charges_twice(
+    api_client, patient, mno_checkout
+):
+    first = create(api_client, donation_request(patient), HTTP_IDEMPOTENCY_KEY="order-killed")
+    abandon_key("order-killed")  # as if the worker died before writing the answer
+
+    retry = create(api_client, donation_request(patient), HTTP_IDEMPOTENCY_KEY="order-killed")
+
+    assert retry.status_code == 201
+    assert retry.json()["reference"] == first.json()["reference"]
+    assert mno_checkout.call_count == 1 and Donation.objects.count() == 1
+
+
+def test_a_key_whose_first_request_crashed_with_its_donation_made_resumes_it(
+    api_client, patient, mno_checkout, monkeypatch
+):
+    from payments import apis
+
+    real_start = apis.payment_start
+    monkeypatch.setattr(apis, "payment_start", lambda **kwargs: (_ for _ in ()).throw(RuntimeError("worker died")))
+    crashed = create(api_client, donation_request(patient), HTTP_IDEMPOTENCY_KEY="order-crash")
+    assert crashed.status_code == 500 and crashed.json()["code"] == "INTERNAL_ERROR"
+    monkeypatch.setattr(apis, "payment_start", real_start)
+
+    retry = create(api_client, donation_request(patient), HTTP_IDEMPOTENCY_KEY="order-crash")
+
+    assert retry.status_code == 201
+    assert Donation.objects.count() == 1 and Payment.objects.count() == 1  # the payment started once, now
+    assert mno_checkout.call_count == 1
+
+
+def test_a_key_still_held_by_a_running_first_request_is_a_409(api_client, patient, mno_checkout, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from payments.models import IdempotencyRecord
+    from payments.services import idempotency
+    from payments.services.idempotency import request_fingerprint
+
+    body = donation_request(patient)
+    IdempotencyRecord.objects.create(
+        key="donation:order-busy",
+        request_hash=request_fingerprint({"user": "guest", "body": body}),
+        locked_until=timezone.now() + timedelta(minutes=5),
+    )
+    monkeypatch.setattr(idempotency, "WAIT_FOR_FIRST_SECONDS", 0.2)
+    response = create(api_client, body, HTTP_IDEMPOTENCY_KEY="order-busy")
+    assert response.status_code == 409 and response.json()["code"] == "IDEMPOTENCY_IN_PROGRESS"
+    assert mno_checkout.call_count == 0
+
+
 def test_different_idempotency_keys_are_different_donations(api_client, patient, azam):
     azam.post(MNO_URL, json=fixture("mno_checkout_success.json"))
     azam.post(MNO_URL, json=fixture("mno_checkout_success.json") | {"transactionId": "c" * 32})

@@ -194,3 +194,70 @@ def test_logs_mask_phone_numbers_and_secrets():
     )
     MaskSensitiveFilter().filter(record)
     assert "0712345678" not in record.getMessage() and "s3cr3t" not in record.getMessage()
+
+
+# --- admin powers are permissions -----------------------------------------------------------------------
+
+
+def staff_client(client, *permissions):
+    from payments.tests.factories import staff_user
+
+    user = staff_user("clerk", "payments.view_payment", "payments.view_callbackevent", *permissions)
+    client.force_login(user)
+    return client
+
+
+def test_staff_without_the_check_permission_cannot_ask_the_provider(client, provider_says_paid):
+    payment = PaymentFactory()
+    clerk = staff_client(client)
+    assert b"check_with_provider" not in clerk.get("/admin/payments/payment/").content
+    clerk.post("/admin/payments/payment/", {"action": "check_with_provider", "_selected_action": [payment.pk]})
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING
+
+
+def test_staff_with_the_check_permission_can(client, provider_says_paid):
+    payment = PaymentFactory()
+    clerk = staff_client(client, "payments.check_payment")
+    clerk.post("/admin/payments/payment/", {"action": "check_with_provider", "_selected_action": [payment.pk]})
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.SUCCEEDED
+
+
+def test_staff_without_the_replay_permission_cannot_replay(client):
+    payment = PaymentFactory()
+    event = CallbackEvent.objects.create(
+        provider="azampay",
+        body=callback_body(payment, "***").decode(),
+        body_digest="y",
+        status="failed",
+        trust="trusted",
+    )
+    clerk = staff_client(client)
+    assert b'value="replay"' not in clerk.get("/admin/payments/callbackevent/").content
+    clerk.post("/admin/payments/callbackevent/", {"action": "replay", "_selected_action": [event.pk]})
+    event.refresh_from_db()
+    assert event.status == CallbackEvent.Status.FAILED
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING
+
+
+def test_staff_without_the_approve_permission_are_not_offered_approve(client):
+    from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
+    from payments.models import Payout
+
+    patient = PatientFactory(treatment_partner=TreatmentPartnerFactory())
+    clerk = staff_client(client, "payments.view_payout", "payments.add_payout")
+    Payout.objects.create(
+        reference="RHCI-PO-1", patient=patient, treatment_partner=patient.treatment_partner, msisdn="254708374149",
+        amount=Decimal("10"), currency="KES", requested_by=_user("maker"),
+    )  # fmt: skip
+    page = clerk.get("/admin/payments/payout/").content
+    assert b"cancel_request" in page  # the actions are there (the list is not empty) …
+    assert b"approve_and_send" not in page and b"resolve_as_failed" not in page  # … but not these
+
+
+def _user(name):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user(name, password="x")

@@ -190,3 +190,166 @@ def test_payment_stuck_in_created_is_expired_by_reconciliation(azam, settings):
     payment.refresh_from_db()
     assert payment.status == Payment.Status.EXPIRED
     assert Donation.objects.get(pk=payment.donation_id).status == Donation.Status.EXPIRED
+
+
+# --- reconciliation never gives up silently -------------------------------------------------------------
+
+
+def test_one_unreadable_answer_does_not_stop_the_run(azam, monkeypatch):
+    """An adapter crashing on one answer (HTML where JSON was promised, a format change) is logged as
+    unknown for that payment; the others are still checked."""
+    from payments.providers.azampay import AzamPayProvider
+
+    odd, fine = due_payment(), due_payment()
+    real_fetch = AzamPayProvider.fetch_status
+
+    def fetch(self, ref):
+        if ref.reference == odd.reference:
+            raise KeyError("transactionstatus")
+        return real_fetch(self, ref)
+
+    monkeypatch.setattr(AzamPayProvider, "fetch_status", fetch)
+    azam.get(STATUS_URL, json=fixture("status_success.json"))
+    report = payments_reconcile()
+
+    assert report.checked == 2 and report.changed == 1
+    odd.refresh_from_db()
+    fine.refresh_from_db()
+    assert odd.status == Payment.Status.PENDING and odd.next_check_at is not None  # still on the ladder
+    assert fine.status == Payment.Status.SUCCEEDED
+
+
+def test_a_crash_on_one_payment_is_counted_and_the_run_goes_on(azam, monkeypatch):
+    from payments.services import reconcile
+
+    first, second = due_payment(), due_payment()
+    real_confirm = reconcile.payment_confirm
+
+    def confirm(*, payment_id):
+        if payment_id == first.pk:
+            raise RuntimeError("MySQL server has gone away")
+        return real_confirm(payment_id=payment_id)
+
+    monkeypatch.setattr(reconcile, "payment_confirm", confirm)
+    azam.get(STATUS_URL, json=fixture("status_success.json"))
+    report = payments_reconcile()
+
+    assert (report.errors, report.checked, report.changed) == (1, 1, 1)
+    second.refresh_from_db()
+    assert second.status == Payment.Status.SUCCEEDED
+
+
+def test_loop_survives_a_failed_run(monkeypatch):
+    """`reconcile_payments --loop` keeps going when a run fails (a database blip), and says so."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from payments.management.commands import reconcile_payments as command
+
+    runs = []
+
+    def flaky(**kwargs):
+        runs.append(kwargs)
+        if len(runs) == 1:
+            raise RuntimeError("database blip")
+        raise KeyboardInterrupt  # the operator stops it after the second run
+
+    monkeypatch.setattr(command, "payments_reconcile", flaky)
+    monkeypatch.setattr(command.time, "sleep", lambda seconds: None)
+    err = StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        call_command("reconcile_payments", "--loop", "5", stderr=err, stdout=StringIO())
+    assert len(runs) == 2 and "database blip" in err.getvalue()
+
+
+def test_a_payment_expires_at_its_deadline_even_while_the_provider_cannot_be_asked(azam, settings):
+    import requests
+
+    payment = due_payment()
+    Payment.objects.filter(pk=payment.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.PAYMENT_EXPIRY_SECONDS + 60)
+    )
+    azam.get(STATUS_URL, body=requests.ConnectionError("down"))
+    payments_reconcile()
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.EXPIRED
+
+    # The money did move after all: a verified success later (an admin's "check now") is still applied,
+    # and flagged for a person.
+    from payments.services.payments import payment_confirm
+
+    azam.replace("GET", STATUS_URL, json=fixture("status_success.json"))
+    _result, outcome = payment_confirm(payment_id=payment.pk, on_demand=True)
+    assert outcome.changed
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.SUCCEEDED and payment.needs_review
+    assert credited(payment) == payment.amount
+
+
+def test_an_on_demand_check_never_pushes_the_ladder_later(azam, client):
+    azam.get(STATUS_URL, json=PENDING)
+    payment = due_payment()
+    scheduled = timezone.now() + timedelta(seconds=30)
+    Payment.objects.filter(pk=payment.pk).update(next_check_at=scheduled, check_count=0)
+
+    response = client.post(f"/api/v1.0/donors/donations/{payment.donation.reference}/refresh/")
+
+    assert response.status_code == 200 and status_calls(azam) == 1
+    payment.refresh_from_db()
+    assert payment.next_check_at == scheduled and payment.check_count == 0
+    assert payment.last_checked_at is not None
+
+
+def test_refresh_asks_the_provider_at_most_once_per_interval_per_donation(azam, client):
+    azam.get(STATUS_URL, json=PENDING)
+    payment = due_payment()
+    url = f"/api/v1.0/donors/donations/{payment.donation.reference}/refresh/"
+    answers = [client.post(url) for _ in range(5)]
+    assert [a.status_code for a in answers] == [200] * 5
+    assert status_calls(azam) == 1  # the others answered from what we know
+
+
+def test_refresh_is_throttled_per_client(azam, client, settings):
+    settings.REFRESH_RATE_LIMIT_PER_MINUTE = 3
+    azam.get(STATUS_URL, json=PENDING)
+    payment = due_payment()
+    url = f"/api/v1.0/donors/donations/{payment.donation.reference}/refresh/"
+    codes = [client.post(url).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    over = client.post(url)
+    assert over.json()["code"] == "RATE_LIMIT_EXCEEDED" and over["X-RateLimit-Limit"] == "3"
+
+
+def test_an_explicit_older_than_checks_a_payment_whose_first_rung_is_not_due(azam, capsys):
+    """`--older-than 0m` run 3 s after a payment whose callback was lost: the operator's request wins over
+    the ladder's first rung (30 s)."""
+    from django.core.management import call_command
+
+    azam.get(STATUS_URL, json=fixture("status_success.json"))
+    payment = PaymentFactory(next_check_at=timezone.now() + timedelta(seconds=27))
+    call_command("reconcile_payments", "--older-than", "0m")
+    assert "checked 1, changed 1" in capsys.readouterr().out
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.SUCCEEDED
+
+
+def test_reference_checks_that_payment_now(azam, capsys):
+    from django.core.management import call_command
+
+    azam.get(STATUS_URL, json=fixture("status_success.json"))
+    wanted = PaymentFactory(next_check_at=timezone.now() + timedelta(hours=6))
+    other = PaymentFactory(next_check_at=timezone.now() - timedelta(seconds=1))
+    call_command("reconcile_payments", "--reference", wanted.donation.reference.lower())
+    wanted.refresh_from_db()
+    other.refresh_from_db()
+    assert wanted.status == Payment.Status.SUCCEEDED and other.status == Payment.Status.PENDING
+
+
+@pytest.mark.parametrize(("reference", "message"), [("RHCI-DN-0-NOPE", "No payment"), (None, "already succeeded")])
+def test_reference_that_cannot_be_checked_is_a_clear_error(reference, message):
+    from django.core.management import CommandError, call_command
+
+    paid = PaymentFactory(status=Payment.Status.SUCCEEDED)
+    with pytest.raises(CommandError, match=message):
+        call_command("reconcile_payments", "--reference", reference or paid.reference)
