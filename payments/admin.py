@@ -6,6 +6,7 @@ from django.utils.html import format_html
 from donor.phone_numbers import mask_msisdn
 from payments import payout_admin  # noqa: F401  (registers the Payout admin: maker-checker screens)
 from payments.models import CallbackEvent, Payment
+from payments.services.c2b import HeldConfirmationRefused, c2b_accept_held
 from payments.services.dispatch import callback_replay
 from payments.services.payments import payment_confirm
 
@@ -97,7 +98,7 @@ class CallbackEventAdmin(admin.ModelAdmin):
         "processed_at",
     ]
     exclude = ["body", "url_token_digest"]
-    actions = ["replay", "dry_run_replay"]
+    actions = ["replay", "dry_run_replay", "accept_held_paybill"]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -107,6 +108,21 @@ class CallbackEventAdmin(admin.ModelAdmin):
 
     def has_replay_permission(self, request) -> bool:
         return request.user.has_perm("payments.replay_callbackevent")
+
+    def has_accept_held_permission(self, request) -> bool:
+        return request.user.has_perm("payments.accept_held_callbackevent")
+
+    @admin.action(
+        description="Credit held paybill confirmations (checked on the M-Pesa statement)", permissions=["accept_held"]
+    )
+    def accept_held_paybill(self, request, queryset):
+        for event in queryset:
+            try:
+                outcome = c2b_accept_held(event_id=event.pk, accepted_by=request.user)
+            except HeldConfirmationRefused as refused:
+                self.message_user(request, f"#{event.pk}: {refused}", messages.ERROR)
+                continue
+            self.message_user(request, f"#{event.pk}: {outcome.code} — {outcome.message}", messages.SUCCESS)
 
     @admin.display(description="Body (secrets redacted)")
     def pretty_body(self, event: CallbackEvent) -> str:

@@ -123,7 +123,10 @@ class CallbackEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        permissions = [("replay_callbackevent", "Can replay stored callbacks")]
+        permissions = [
+            ("replay_callbackevent", "Can replay stored callbacks"),
+            ("accept_held_callbackevent", "Can credit a held paybill confirmation after checking the statement"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.provider}/{self.kind} {self.status}"

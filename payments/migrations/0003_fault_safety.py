@@ -98,7 +98,10 @@ class Migration(migrations.Migration):
             name="callbackevent",
             options={
                 "ordering": ["-received_at", "-id"],
-                "permissions": [("replay_callbackevent", "Can replay stored callbacks")],
+                "permissions": [
+                    ("replay_callbackevent", "Can replay stored callbacks"),
+                    ("accept_held_callbackevent", "Can credit a held paybill confirmation after checking the statement"),
+                ],
             },
         ),
         migrations.AlterModelOptions(

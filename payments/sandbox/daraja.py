@@ -13,6 +13,7 @@ first and the success result later, 04 → the result three times, 05 → no cal
 """
 
 import base64
+import hashlib
 import hmac
 import json
 import logging
@@ -435,7 +436,8 @@ class DarajaSimulator(Simulator):
             "InvoiceNumber": "",
             "OrgAccountBalance": "",
             "ThirdPartyTransID": "",
-            "MSISDN": f"{msisdn[:4]} ***** {msisdn[-3:]}",  # masked, as the v2 APIs send it (notes B.7)
+            # Since July 2024 Daraja sends a 64-character hex hash of the payer's number (docs/providers/mpesa.md).
+            "MSISDN": hashlib.sha256(msisdn.encode()).hexdigest(),
             "FirstName": "JOHN",
             "MiddleName": "",
             "LastName": "DOE",

@@ -32,6 +32,7 @@ from patients.models import Patient
 from payments.models import CallbackEvent, Payment, fit
 from payments.providers import get_provider
 from payments.providers.base import CallbackMalformed, CallbackTrust, PaymentStatus, ProviderResult
+from payments.providers.mpesa import C2B_CONFIRMATION as C2B_CONFIRMATION_KIND
 from payments.providers.mpesa import C2BPayment, MpesaProvider, c2b_validation_answer
 from payments.services.inbox import CallbackOutcome, callback_event_mark, event_trust, url_token_check
 from payments.services.payments import payment_apply_result
@@ -128,6 +129,29 @@ def c2b_confirm(*, event: CallbackEvent, body: bytes, live: bool) -> CallbackOut
         return _hold(event, "C2B confirmation without the registered URL token")
     if not settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS:
         return _hold(event, "PAYMENTS_APPLY_TRUSTED_CALLBACKS is off: check the M-Pesa statement, then credit it")
+    return c2b_credit(event=event, c2b=c2b)
+
+
+class HeldConfirmationRefused(Exception):
+    """The event cannot be credited by hand (wrong kind or state, or the user lacks the permission)."""
+
+
+def c2b_accept_held(*, event_id: int, accepted_by) -> CallbackOutcome:
+    """A person checked the M-Pesa statement and vouches for a held paybill confirmation: credit it, by the
+    same rules and once per TransID. Needs the `payments.accept_held_callbackevent` permission."""
+    if not (getattr(accepted_by, "is_staff", False) and accepted_by.has_perm("payments.accept_held_callbackevent")):
+        raise HeldConfirmationRefused("You need the 'payments.accept_held_callbackevent' permission.")
+    event = CallbackEvent.objects.get(pk=event_id)
+    if event.kind != C2B_CONFIRMATION_KIND or event.status != CallbackEvent.Status.REVIEW:
+        raise HeldConfirmationRefused(
+            f"Event #{event.pk} is a {event.kind} in {event.status}, not a held confirmation."
+        )
+    try:
+        c2b = _provider(event).parse_c2b(event.body.encode())
+    except CallbackMalformed as exc:
+        raise HeldConfirmationRefused(f"Event #{event.pk} cannot be read: {exc}.") from exc
+    event.attempts += 1
+    logger.warning("C2B %s accepted by hand by %s after review", c2b.trans_id, accepted_by)
     return c2b_credit(event=event, c2b=c2b)
 
 

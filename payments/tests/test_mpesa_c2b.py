@@ -237,3 +237,30 @@ def test_register_command_needs_a_token(settings):
     settings.PAYMENT_PROVIDERS["mpesa"]["c2b_token"] = ""
     with pytest.raises(CommandError, match="MPESA_C2B_TOKEN"):
         call_command("mpesa_register_c2b", "--dry-run")
+
+
+def test_a_held_confirmation_is_credited_once_by_a_person_with_the_permission(patient, settings, client):
+    from payments.tests.factories import staff_user
+
+    settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS = False  # no callback credits on its own word
+    assert post(CONFIRMATION, c2b_body()) == (200, ACK)
+    event = CallbackEvent.objects.get()
+    assert event.status == CallbackEvent.Status.REVIEW and not Donation.objects.exists()
+
+    clerk = staff_user("clerk", "payments.view_callbackevent")
+    client.force_login(clerk)
+    page = client.get("/admin/payments/callbackevent/").content
+    assert b"accept_held_paybill" not in page  # not offered without the permission
+    client.post("/admin/payments/callbackevent/", {"action": "accept_held_paybill", "_selected_action": [event.pk]})
+    assert not Donation.objects.exists()
+
+    finance = staff_user("finance", "payments.view_callbackevent", "payments.accept_held_callbackevent")
+    client.force_login(finance)
+    for _ in range(2):  # the second time it is no longer held
+        client.post("/admin/payments/callbackevent/", {"action": "accept_held_paybill", "_selected_action": [event.pk]})
+    donation = Donation.objects.get()
+    assert donation.status == Donation.Status.COMPLETED and donation.patient == patient
+    patient.refresh_from_db()
+    assert patient.funding_received == Decimal("500.00")
+    event.refresh_from_db()
+    assert event.status == CallbackEvent.Status.PROCESSED

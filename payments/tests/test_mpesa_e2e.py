@@ -4,6 +4,7 @@ One test per row of API.md's outcome table, plus the forged callbacks an unsigne
 runs ten times faster than real time. Every STK callback is confirmed with the STK Push Query before a credit.
 """
 
+import hashlib
 import json
 import time
 from datetime import timedelta
@@ -318,8 +319,8 @@ def test_paybill_payment_to_a_patient_code_lands_on_that_patient(live_server, sa
         time.sleep(0.1)
     donation = Donation.objects.get()
     assert donation.status == Donation.Status.COMPLETED and donation.patient == patient
-    assert donation.donor.phone == ""  # the sandbox masks MSISDN as Daraja does: not a phone number
-    assert donation.payments.get().payer_reference == "2547 ***** 149"
+    assert donation.donor.phone == ""  # Daraja (and its simulator) hash the MSISDN: not a phone number
+    assert donation.payments.get().payer_reference == hashlib.sha256(b"254708374149").hexdigest()
     assert credited(patient) == Decimal("750")
     deadline = time.monotonic() + 5
     while True:  # the sandbox records a delivery once the site has answered it
