@@ -506,10 +506,13 @@ class MpesaProvider(PaymentProvider):
         if response.status_code != 200 or str(payload.get("ResponseCode", "")).strip() != "0":
             if _is_token_error(payload):
                 self._forget_token()
+            # A 5xx answer to a payout does not say the money stayed: it may have been sent. Ambiguous, never
+            # re-sent; a 4xx is a refusal (nothing moved).
             raise ProviderError(
                 _refusal(payload, "M-Pesa did not accept the payout."),
                 retryable=response.status_code >= 500,
                 status_code=response.status_code,
+                ambiguous=response.status_code >= 500,
             )
         return B2CAccepted(
             conversation_id=str(payload.get("ConversationID") or ""),

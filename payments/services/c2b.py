@@ -217,7 +217,9 @@ def _credit_once(event: CallbackEvent, c2b: C2BPayment) -> CallbackOutcome:
 
 
 def _mark_if_recorded(event: CallbackEvent, c2b: C2BPayment) -> bool:
-    existing = Payment.objects.filter(provider=event.provider, provider_reference=c2b.trans_id).first()
+    # Looked up as it is stored: fitted to the column (a TransID longer than it would never match).
+    trans_id = fit(Payment, "provider_reference", c2b.trans_id)
+    existing = Payment.objects.filter(provider=event.provider, provider_reference=trans_id).first()
     if existing is None:
         return False
     event.payment = existing
@@ -282,6 +284,9 @@ def _paybill_patient(
     if not patient.is_accepting_donations:
         reasons.append(f"patient {patient.code} is {patient.status}: credited to the general fund")
         return None
+    if patient.funding_received + amount >= MAX_AMOUNT:
+        reasons.append(f"patient {patient.code}'s total cannot hold KES {amount}: credited to the general fund")
+        return None
     low, high = donation_limits(CURRENCY)
     if not low <= amount <= high:
         reasons.append(f"KES {amount} is outside the donation limits ({low}–{high})")
@@ -289,8 +294,12 @@ def _paybill_patient(
 
 
 def _phone(msisdn: str) -> str:
-    digits = "".join(ch for ch in msisdn if ch.isdigit())
-    return digits if PHONE_RE.fullmatch(digits) and len(digits) == len(msisdn.replace(" ", "")) else ""
+    """The payer's number when MSISDN holds one in clear (older payloads, the sandbox): 2547…, +2547…, 07…."""
+    written = msisdn.replace(" ", "").removeprefix("+")
+    if not written.isdigit():
+        return ""  # masked ("2547 ***** 126") or hashed (64 hex characters): a reference, not a number
+    digits = "254" + written[1:] if len(written) == 10 and written.startswith("0") else written
+    return digits if PHONE_RE.fullmatch(digits) else ""
 
 
 def _provider(event: CallbackEvent) -> MpesaProvider:

@@ -271,8 +271,8 @@ def _apply(payout: Payout, result: B2CResult, *, timeout: bool) -> None:
         payout.save(update_fields=["status", "result_code", "result_desc", "needs_review", "updated_at"])
         logger.warning("Payout %s timed out in M-Pesa's queue: ambiguous until its result", payout.reference)
         return
-    if result.amount is not None and result.succeeded and result.amount != payout.amount:
-        payout.needs_review = True
+    # A definite result settles what made it ambiguous; only a wrong amount still needs a person.
+    payout.needs_review = result.amount is not None and result.succeeded and result.amount != payout.amount
     payout.status = Payout.Status.PAID if result.succeeded else Payout.Status.FAILED
     payout.receipt = fit(Payout, "receipt", result.transaction_id)
     payout.completed_at = timezone.now()
