@@ -21,7 +21,7 @@ from payments.services.inbox import ACCEPTED, InboxUnavailable, callback_record
 
 logger = logging.getLogger("payments.webhooks")
 
-ERROR_CODES = {400: "INVALID_FORMAT", 401: "AUTH_REQUIRED", 404: "NOT_FOUND"}
+ERROR_CODES = {400: "INVALID_FORMAT", 401: "AUTH_REQUIRED", 404: "NOT_FOUND", 503: "SERVICE_UNAVAILABLE"}
 
 
 @method_decorator(csrf_exempt, name="dispatch")

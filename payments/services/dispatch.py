@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -47,7 +47,15 @@ def callback_handle(*, event: CallbackEvent, raw_body: bytes | None = None) -> C
         return handler(event=event, body=raw_body if live else event.body.encode(), live=live)
     except Exception as exc:  # the boundary: the event stays stored and replayable; answer 2xx, it is safe
         logger.exception("Callback %s (%s/%s) failed while processing", event.pk, event.provider, event.kind)
-        callback_event_mark(event, CallbackEvent.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        try:
+            callback_event_mark(event, CallbackEvent.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        except DatabaseError:
+            # The database went away mid-way: the row is stored (`received`, due for the sweeper) but we cannot
+            # say more. 503, so the provider sends it again; the resend is handled, not taken as a duplicate.
+            logger.error("Callback %s: the database is unavailable; left for the sweeper and the resend", event.pk)
+            return CallbackOutcome(
+                "unavailable", 503, "We could not finish handling the callback; please send it again."
+            )
         return CallbackOutcome("failed", 200, "Received; processing will be retried.")
 
 

@@ -237,6 +237,12 @@ def payout_callback(*, event: CallbackEvent, body: bytes, live: bool) -> Callbac
             callback_event_mark(event, CallbackEvent.Status.REJECTED, error="unknown payout")
             return CallbackOutcome("unknown_reference", 404, "No payout with this conversation id.")
         if payout.status not in AWAITING_RESULT:
+            if _already_says(payout, result, timeout=event.kind == B2C_TIMEOUT):
+                # The same result again (a copy of a delivery whose first handling died after the commit).
+                callback_event_mark(
+                    event, CallbackEvent.Status.IGNORED, error=f"payout {payout.reference} already {payout.status}"
+                )
+                return CallbackOutcome("ignored", 200, "Already applied.", ack=ACK)
             if payout.status != Payout.Status.PAID and result.succeeded and event.kind != B2C_TIMEOUT:
                 # Money moved for a payout we never sent or already called failed: a person must look.
                 Payout.objects.filter(pk=payout.pk).update(needs_review=True)
@@ -247,6 +253,15 @@ def payout_callback(*, event: CallbackEvent, body: bytes, live: bool) -> Callbac
         _apply(payout, result, timeout=event.kind == B2C_TIMEOUT)
     callback_event_mark(event, CallbackEvent.Status.PROCESSED)
     return CallbackOutcome("accepted", 200, "Callback received", ack=ACK)
+
+
+def _already_says(payout: Payout, result: B2CResult, *, timeout: bool) -> bool:
+    """The payout is settled exactly as this result says: paid with its receipt, or failed with its code."""
+    if timeout:
+        return False
+    if payout.status == Payout.Status.PAID:
+        return result.succeeded and (not result.transaction_id or result.transaction_id[:100] == payout.receipt)
+    return payout.status == Payout.Status.FAILED and not result.succeeded and result.result_code == payout.result_code
 
 
 def _payout_for(result: B2CResult) -> Payout | None:

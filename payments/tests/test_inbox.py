@@ -257,3 +257,22 @@ def test_a_replayed_duplicate_of_a_stored_delivery_credits_once(client, payment,
     assert credited(payment) == Decimal("5000")
     assert Allocation.objects.filter(donation=payment.donation).count() == 1
     assert not CallbackEvent.objects.exclude(status__in=CallbackEvent.SETTLED).exists()
+
+
+def test_the_database_going_away_mid_handling_is_a_503_and_the_resend_is_handled(client, payment, monkeypatch):
+    from django.db import OperationalError
+
+    from payments.services import dispatch
+
+    def database_gone(*args, **kwargs):
+        raise OperationalError(2006, "MySQL server has gone away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("payments.services.callbacks.payment_apply_result", database_gone)
+        patch.setattr(dispatch, "callback_event_mark", database_gone)
+        response = client.post(CALLBACK_URL, data=success_body(payment), content_type="application/json")
+
+    assert response.status_code == 503 and response.json()["code"] == "SERVICE_UNAVAILABLE"
+    assert CallbackEvent.objects.get().status == CallbackEvent.Status.RECEIVED  # stored, still work to do
+    resend = client.post(CALLBACK_URL, data=success_body(payment), content_type="application/json")
+    assert resend.status_code == 200 and credited(payment) == Decimal("5000")

@@ -449,3 +449,31 @@ def test_a_send_answered_after_the_result_said_failed_leaves_the_payout_failed(d
     assert payout.status == Payout.Status.FAILED and payout.result_code == "2001"
     assert not payout.needs_review
     assert payout_available(patient=patient) == Decimal("50000")
+
+
+def test_the_same_result_again_after_its_first_handling_died_is_ignored_not_sent_to_review(
+    daraja, patient, maker, checker
+):
+    """The first delivery paid the payout but its worker died before settling the inbox row: the provider's
+    resend (a copy of an unsettled delivery, so handled again) finds the payout paid by that same result."""
+
+    payout = payout_in(Payout.Status.SENT, daraja=daraja, patient=patient, maker=maker, checker=checker)
+    body = json.dumps(result_body(payout)).encode()
+    assert post(RESULT, body) == (200, ACK)
+    CallbackEvent.objects.update(status=CallbackEvent.Status.RECEIVED)  # as if the mark never committed
+
+    assert post(RESULT, body) == (200, ACK)
+
+    resend = CallbackEvent.objects.order_by("pk").last()
+    assert resend.status == CallbackEvent.Status.IGNORED
+    payout.refresh_from_db()
+    assert payout.status == Payout.Status.PAID and not payout.needs_review
+
+
+def test_a_different_result_for_a_paid_payout_is_still_held_for_review(daraja, patient, maker, checker):
+    payout = payout_in(Payout.Status.SENT, daraja=daraja, patient=patient, maker=maker, checker=checker)
+    post(RESULT, result_body(payout))
+    other = result_body(payout)
+    other["Result"]["TransactionID"] = "SG999OTHER"
+    assert post(RESULT, other) == (200, ACK)
+    assert CallbackEvent.objects.order_by("pk").last().status == CallbackEvent.Status.REVIEW
