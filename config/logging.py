@@ -10,6 +10,8 @@ SECRET_RE = re.compile(
     r"""api_?key|SecurityCredential|Password)["']?\s*[:=]\s*["']?)(?P<value>[^"',\s}]+)""",
     re.IGNORECASE,
 )
+# Telegram's bot token sits in its URL path (/bot<token>/sendMessage): urllib3 logs that line at DEBUG.
+TELEGRAM_TOKEN_RE = re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+")
 BEARER_RE = re.compile(r"(Bearer|Basic)\s+[A-Za-z0-9._~+/=\-]+")
 # The secret segment of a callback URL (/webhooks/mpesa/stkpush/<token>/, /webhooks/paybill/confirmation/<token>/):
 # it is what authenticates a paybill credit or a payout result, so it must never reach a log file (Django's
@@ -31,6 +33,7 @@ def mask_phone(digits: str) -> str:
 
 def mask_text(text: str) -> str:
     text = WEBHOOK_TOKEN_RE.sub(lambda m: f"{m.group(1)}***", text)
+    text = TELEGRAM_TOKEN_RE.sub(lambda m: f"{m.group(1)}***", text)
     text = SECRET_RE.sub(lambda m: f"{m.group('key')}***", text)
     text = BEARER_RE.sub(lambda m: f"{m.group(1)} ***", text)
     return PHONE_RE.sub(lambda m: mask_phone(m.group(1)), text)

@@ -5,6 +5,10 @@ from pathlib import Path
 
 import environ
 
+from payments.providers.azampay.config import CONFIG as AZAMPAY_CONFIG
+from payments.providers.config import provider_settings
+from payments.providers.mpesa.config import CONFIG as MPESA_CONFIG
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -229,104 +233,23 @@ TELEGRAM_API_URL = env(
     default=f"{PAYMENTS_SANDBOX_URL}/telegram" if PAYMENTS_SANDBOX_URL else "https://api.telegram.org",
 ).rstrip("/")
 ADMIN_CHAT_ID = env("ADMIN_CHAT_ID", default="")
-SANDBOX_CREDENTIALS = {
-    "azampay": {
-        "app_name": "sandbox-app",
-        "client_id": "sandbox-client-id",
-        "client_secret": "sandbox-client-secret",
-        "api_key": "sandbox-api-key",
-        "vendor_id": "sandbox-vendor",
-    },
-}
-AZAMPAY_CALLBACK_PASSWORD = env("AZAMPAY_CALLBACK_PASSWORD", default="")
 # `manage.py sandbox` only: 0.1 makes every scripted delay (1 s callback, 30 s timeout) ten times shorter.
 SANDBOX_TIME_SCALE = env.float("SANDBOX_TIME_SCALE", default=1.0)
-PAYMENT_PROVIDERS: dict[str, dict] = {}
-if env("AZAMPAY_CLIENT_ID", default="") or not PAYMENTS_SANDBOX_URL:
-    PAYMENT_PROVIDERS["azampay"] = {
-        "app_name": env("AZAMPAY_APP_NAME", default=""),
-        "client_id": env("AZAMPAY_CLIENT_ID", default=""),
-        "client_secret": env("AZAMPAY_CLIENT_SECRET", default=""),
-        "api_key": env("AZAMPAY_API_KEY", default=""),
-        "vendor_id": env("AZAMPAY_VENDOR_ID", default=""),
-        "auth_url": env("AZAMPAY_AUTH_URL", default="https://authenticator-sandbox.azampay.co.tz"),
-        "api_url": env("AZAMPAY_API_URL", default="https://sandbox.azampay.co.tz"),
-    }
-else:
-    PAYMENT_PROVIDERS["azampay"] = {
-        **SANDBOX_CREDENTIALS["azampay"],
-        "auth_url": f"{PAYMENTS_SANDBOX_URL}/azampay-auth",
-        "api_url": f"{PAYMENTS_SANDBOX_URL}/azampay",
-    }
-    AZAMPAY_CALLBACK_PASSWORD = AZAMPAY_CALLBACK_PASSWORD or "sandbox-callback-password"
-PAYMENT_PROVIDERS["azampay"].update(
-    {
-        "callback_password": AZAMPAY_CALLBACK_PASSWORD,
-        "public_key_pem": env("AZAMPAY_PUBLIC_KEY", default=""),
-        "require_signature": env.bool("AZAMPAY_REQUIRE_SIGNATURE", default=False),
-        # The status endpoint is not settled (provider notes A.8): path and parameter names are settings.
-        "status_path": env("AZAMPAY_STATUS_PATH", default="/azampay/gettransactionstatus"),
-        "status_id_param": env("AZAMPAY_STATUS_ID_PARAM", default="pgReferenceId"),
-        "status_provider_param": env("AZAMPAY_STATUS_PROVIDER_PARAM", default="bankName"),
+# One block of constructor arguments per provider, from the variables each provider declares in
+# payments/providers/<code>/config.py (every one is listed in .env.production.example). A provider whose
+# main credential is unset points at the sandbox when PAYMENTS_SANDBOX_URL is set.
+PROVIDER_CONFIGS = (AZAMPAY_CONFIG, MPESA_CONFIG)
+PAYMENT_PROVIDERS: dict[str, dict] = provider_settings(
+    env,
+    sandbox_url=PAYMENTS_SANDBOX_URL,
+    configs=PROVIDER_CONFIGS,
+    shared={
         "connect_timeout": env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0),
         "read_timeout": env.float("PROVIDER_READ_TIMEOUT", default=30.0),
-    }
+    },
 )
-# --- M-Pesa Daraja -------------------------------------------------------------------------------------
-# Real Daraja when MPESA_CONSUMER_KEY is set (or no sandbox); else the simulator under /daraja with the public
-# Daraja sandbox test values (providers notes B.12: shortcode 174379 and its published passkey).
-SANDBOX_CREDENTIALS["mpesa"] = {
-    "consumer_key": "sandbox-consumer-key",
-    "consumer_secret": "sandbox-consumer-secret",
-    "shortcode": "174379",
-    "passkey": "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
-    "c2b_shortcode": "600984",
-    "c2b_token": "sandbox-c2b-token",
-    "b2c_shortcode": "600992",
-    "initiator_name": "testapi",
-    "security_credential": "sandbox-security-credential",
-    "b2c_token": "sandbox-b2c-token",
-}
-# Daraja callbacks are unsigned: by default every STK callback is confirmed with the STK Push Query before
-# anything is credited. True believes a callback that arrives on its payment's secret token URL.
-MPESA_TRUST_CALLBACKS = env.bool("MPESA_TRUST_CALLBACKS", default=False)
-# Safaricom's (community-circulated) callback source IPs/CIDRs: logged when a callback comes from elsewhere;
-# such a callback is rejected only with MPESA_IP_ALLOWLIST_STRICT.
-MPESA_ALLOWED_IPS = env.list("MPESA_ALLOWED_IPS", default=[])
-MPESA_IP_ALLOWLIST_STRICT = env.bool("MPESA_IP_ALLOWLIST_STRICT", default=False)
-if env("MPESA_CONSUMER_KEY", default="") or not PAYMENTS_SANDBOX_URL:
-    PAYMENT_PROVIDERS["mpesa"] = {
-        "consumer_key": env("MPESA_CONSUMER_KEY", default=""),
-        "consumer_secret": env("MPESA_CONSUMER_SECRET", default=""),
-        "shortcode": env("MPESA_SHORTCODE", default="174379"),
-        "passkey": env("MPESA_PASSKEY", default=""),
-        "api_url": env("MPESA_API_URL", default="https://sandbox.safaricom.co.ke"),
-        # C2B paybill: its shortcode (default MPESA_SHORTCODE) and the secret in the registered URLs.
-        "c2b_shortcode": env("MPESA_C2B_SHORTCODE", default=""),
-        "c2b_token": env("MPESA_C2B_TOKEN", default=""),
-        # B2C payouts: the disbursement shortcode, its initiator and the encrypted SecurityCredential, and the
-        # secret in the result/timeout URLs we send.
-        "b2c_shortcode": env("MPESA_B2C_SHORTCODE", default=""),
-        "initiator_name": env("MPESA_INITIATOR_NAME", default=""),
-        "security_credential": env("MPESA_SECURITY_CREDENTIAL", default=""),
-        "b2c_token": env("MPESA_B2C_TOKEN", default=""),
-    }
-else:
-    PAYMENT_PROVIDERS["mpesa"] = {**SANDBOX_CREDENTIALS["mpesa"], "api_url": f"{PAYMENTS_SANDBOX_URL}/daraja"}
-PAYMENT_PROVIDERS["mpesa"].update(
-    {
-        "transaction_type": env("MPESA_TRANSACTION_TYPE", default="CustomerPayBillOnline"),
-        "party_b": env("MPESA_TILL_NUMBER", default=""),  # Buy Goods only: the till; PayBill uses the shortcode
-        "callback_url": env("MPESA_CALLBACK_URL", default=""),
-        "trust_callbacks": MPESA_TRUST_CALLBACKS,
-        "allowed_ips": MPESA_ALLOWED_IPS,
-        "ip_allowlist_strict": MPESA_IP_ALLOWLIST_STRICT,
-        "connect_timeout": env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0),
-        "read_timeout": env.float("PROVIDER_READ_TIMEOUT", default=30.0),
-    }
-)
-MPESA_C2B_RESPONSE_TYPE = env("MPESA_C2B_RESPONSE_TYPE", default="Completed")  # if validation is unreachable
-# --- end M-Pesa Daraja ---------------------------------------------------------------------------------
+# What Daraja does with a paybill payment when our validation URL does not answer (mpesa_register_c2b).
+MPESA_C2B_RESPONSE_TYPE = env("MPESA_C2B_RESPONSE_TYPE", default="Completed")
 # Which callbacks may be applied without asking the provider: "trusted" (authenticated ones) or "never".
 PAYMENTS_APPLY_TRUSTED_CALLBACKS = env.bool("PAYMENTS_APPLY_TRUSTED_CALLBACKS", default=True)
 CALLBACK_MAX_BODY_BYTES = env.int("CALLBACK_MAX_BODY_BYTES", default=64 * 1024)

@@ -5,7 +5,6 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from config.health import health
 from config.views import handler404_view, handler500_view
-from payments.webhook_urls import mpesa_stk
 
 api_v1 = [
     path("auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
@@ -20,11 +19,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1.0/", include(api_v1)),
-    path("webhooks/", include("payments.webhook_urls")),
+    path("", include("payments.webhook_urls")),  # every provider callback URL and health page
     re_path(r"^health/?$", health, name="health"),
-    # Aliases of the M-Pesa STK callback, for integrations configured with these URLs (API.md).
-    re_path(r"^api/v1/payments/mpesa/callback/?$", mpesa_stk, name="mpesa-callback-alias-api"),
-    re_path(r"^mpesa/callback/?$", mpesa_stk, name="mpesa-callback-alias"),
     path("", include("donor.web_urls")),
 ]
 

@@ -1,14 +1,10 @@
-"""Forms of the donor portal. They check what a donor typed; the services stay the authority on the rules."""
-
-from decimal import Decimal
+"""Forms of the donor portal. They read what a donor typed; the rules (limits, phone numbers, which method
+collects which currency) are the services' (payments.services.donations), shared with the JSON API."""
 
 from django import forms
 from django.core.exceptions import ValidationError
 
-from donor.phone_numbers import InvalidPhoneNumber, normalize_msisdn, region_for_currency
-from donor.services import donation_limits, parse_amount
-
-CARD_METHOD_SUFFIX = ":card"
+from donor.services import parse_amount
 
 
 class DonateForm(forms.Form):
@@ -54,10 +50,6 @@ class DonateForm(forms.Form):
         self.currency = currency
         self.fields["method"].choices = methods
 
-    @property
-    def is_card(self) -> bool:
-        return str(self.data.get("method", "")).endswith(CARD_METHOD_SUFFIX)
-
     def clean(self) -> dict:
         data = super().clean()
         raw = (data.get("custom_amount") or "").strip() or (data.get("amount") or "").strip()
@@ -65,29 +57,13 @@ class DonateForm(forms.Form):
             self.add_error("custom_amount", "Choose an amount or type one.")
         else:
             try:
-                data["amount_value"] = self._check_amount(parse_amount(raw))
+                data["amount_value"] = parse_amount(raw)
             except ValidationError as exc:
                 self.add_error("custom_amount", exc.messages[0])
         method = data.get("method", "")
         data["provider"], _, data["channel"] = method.partition(":")
-        data["msisdn"] = ""
-        phone = (data.get("phone_number") or "").strip()
-        if method and (not method.endswith(CARD_METHOD_SUFFIX) or phone):
-            try:
-                data["msisdn"] = normalize_msisdn(phone, region=region_for_currency(self.currency))
-            except InvalidPhoneNumber as exc:
-                self.add_error("phone_number", str(exc))
+        data["phone_number"] = (data.get("phone_number") or "").strip()
         return data
-
-    def _check_amount(self, amount: Decimal) -> Decimal:
-        low, high = donation_limits(self.currency)
-        if amount <= 0:
-            raise ValidationError("The amount must be greater than zero.")
-        if amount < low:
-            raise ValidationError(f"The smallest donation is {low:,} {self.currency}.")
-        if amount > high:
-            raise ValidationError(f"The largest donation is {high:,} {self.currency}.")
-        return amount
 
 
 class SignupForm(forms.Form):

@@ -1,16 +1,21 @@
-"""Telegram receipts: the Bot API's sendMessage, through the provider sandbox's Telegram in development."""
+"""Receipts and notices of a donation's outcome: email and Telegram to the donor, Telegram to the operators.
+
+`donation_notify` is the task the payment state machine enqueues (on commit, only on a real transition).
+"""
 
 import logging
 
-import requests
 from django.conf import settings
+from django.core.mail import send_mail
+from django.tasks import task
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from donor.models import Donation
 from donor.phone_numbers import mask_msisdn
+from integrations.telegram import telegram_send
 
 logger = logging.getLogger("payments.notifications")
-TELEGRAM_TIMEOUT_SECONDS = 10
 CHANNEL_NAMES = {
     "Mpesa": "M-Pesa",
     "Airtel": "Airtel Money",
@@ -21,36 +26,8 @@ CHANNEL_NAMES = {
 }
 
 
-def telegram_send(chat_id: str | int, text: str) -> bool:
-    """Send one message. Never raises: a receipt that cannot be sent must not undo a payment."""
-    token = getattr(settings, "TELEGRAM_BOT_TOKEN", "")
-    api_url = getattr(settings, "TELEGRAM_API_URL", "https://api.telegram.org").rstrip("/")
-    if not token or not chat_id:
-        logger.info("Telegram message not sent: %s", "no bot token" if not token else "no chat id")
-        return False
-    try:
-        response = requests.post(
-            f"{api_url}/bot{token}/sendMessage",
-            json={"chat_id": chat_id, "text": text},
-            timeout=TELEGRAM_TIMEOUT_SECONDS,
-        )
-        body = response.json() if response.content else {}
-    except Exception as exc:  # noqa: BLE001 - a receipt must never break the caller
-        logger.warning("Telegram message to chat %s failed: %s", chat_id, type(exc).__name__)
-        return False
-    if response.status_code != 200 or not body.get("ok"):
-        logger.warning(
-            "Telegram refused a message to chat %s: HTTP %s %s",
-            chat_id,
-            response.status_code,
-            body.get("description", ""),
-        )
-        return False
-    return True
-
-
 def donation_receipt_text(donation: Donation) -> str:
-    """Seed 004's "User Receipt" format, for a completed donation."""
+    """The donor's Telegram receipt for a completed donation."""
     payment = donation.payments.filter(status="succeeded").order_by("-pk").first()
     channel = CHANNEL_NAMES.get(payment.channel, payment.provider.title()) if payment else ""
     when = timezone.localtime(donation.completed_at or donation.updated_at).strftime("%Y-%m-%d %H:%M:%S")
@@ -72,7 +49,7 @@ def donation_receipt_text(donation: Donation) -> str:
 
 
 def donation_admin_text(donation: Donation) -> str:
-    """Seed 004's admin notification (success or failure), phone masked as in the logs."""
+    """The operators' Telegram notice of an outcome (success or failure), phone masked as in the logs."""
     payment = donation.payments.order_by("-pk").first()
     phone = mask_msisdn(payment.msisdn) if payment and payment.msisdn else "-"
     when = timezone.localtime(donation.completed_at or donation.updated_at).strftime("%Y-%m-%d %H:%M:%S")
@@ -100,3 +77,41 @@ def donation_admin_text(donation: Donation) -> str:
             f"📅 Date: {when}",
         ]
     return "\n".join(lines)
+
+
+@task()
+def donation_notify(donation_id: int) -> str:
+    """Receipts on completion: email, and Telegram when the donor linked a chat id; every outcome to ADMIN_CHAT_ID."""
+    donation = Donation.objects.select_related("donor", "patient").get(pk=donation_id)
+    if settings.ADMIN_CHAT_ID:
+        telegram_send(settings.ADMIN_CHAT_ID, donation_admin_text(donation))
+    if donation.status == Donation.Status.COMPLETED and donation.donor and donation.donor.telegram_chat_id:
+        telegram_send(donation.donor.telegram_chat_id, donation_receipt_text(donation))
+    email = donation.donor.email if donation.donor else ""
+    if donation.status != Donation.Status.COMPLETED or not email:
+        return "skipped"
+    try:
+        _send_receipt(donation, email)
+    except OSError:  # SMTP down: the donation is still complete; the status page shows the receipt
+        logger.warning("Receipt email for donation %s could not be sent", donation.reference)
+        return "failed"
+    logger.info("Receipt emailed for donation %s", donation.reference)
+    return "sent"
+
+
+def _send_receipt(donation: Donation, email: str) -> None:
+    payment = donation.payments.filter(status="succeeded").first()
+    send_mail(
+        subject=f"Thank you: your donation {donation.reference} is confirmed",
+        message=render_to_string(
+            "emails/receipt.txt",
+            {
+                "donation": donation,
+                "target": donation.patient.first_name if donation.patient else "the general fund",
+                "receipt": payment.receipt if payment else "",
+                "status_url": f"{settings.SITE_URL}/donations/{donation.reference}/",
+            },
+        ),
+        from_email=None,
+        recipient_list=[email],
+    )

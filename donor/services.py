@@ -8,14 +8,16 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from donor.models import Allocation, Donation, Donor
 from donor.phone_numbers import InvalidPhoneNumber, normalize_msisdn
 from patients.models import Patient
-from patients.services import patient_add_funds, patient_lock
+from patients.services import patient_add_funds, patient_lock, patient_set_funding_received
 
 logger = logging.getLogger("payments.ledger")
 
@@ -61,8 +63,6 @@ def donor_register(*, username: str, password: str, email: str, name: str = "", 
     if email and User.objects.filter(email__iexact=email).exists():
         errors["email"] = "An account with this email already exists."
     if not errors:
-        from django.contrib.auth.password_validation import validate_password
-
         try:
             validate_password(password, User(username=username, email=email))
         except ValidationError as exc:
@@ -291,10 +291,6 @@ def ledger_repair(*, drift: LedgerDrift) -> Decimal:
     The drift was measured without a lock; a donation completing meanwhile adds an allocation and the cache
     together (under the same lock), so the sum must be taken again while we hold it. Returns the new total.
     """
-    from django.db.models import Sum
-
-    from patients.services import patient_set_funding_received
-
     with transaction.atomic():
         patient = patient_lock(patient_id=drift.patient.pk)
         ledger = Allocation.objects.filter(patient_id=patient.pk).aggregate(total=Sum("amount"))["total"]

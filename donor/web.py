@@ -1,7 +1,7 @@
 """The donor portal: server-rendered pages. Views are thin: they read forms and call the services.
 
-The donate flow uses the same services and rules as the JSON API (payments/apis.py): donation_create,
-then payment_start; a provider refusal keeps the donation (marked failed) and shows the form again.
+The donate flow uses the same service and rules as the JSON API (payments.services.donations: check, open,
+pay); a provider refusal keeps the donation (marked failed) and shows the form again.
 """
 
 import time
@@ -22,13 +22,20 @@ from donor.forms import DonateForm, SignupForm
 from donor.models import Donation
 from donor.phone_numbers import REGION_BY_CURRENCY
 from donor.selectors import donation_get, donation_list_for_donor, donation_recent_public
-from donor.services import donation_create, donor_for_guest, donor_for_user, donor_register
+from donor.services import donor_for_user, donor_register
 from patients.models import Patient
 from patients.selectors import patient_get_published, patient_list_published
-from payments.providers import PROVIDER_CLASSES, provider_codes
-from payments.providers.azampay import CARD_CHANNEL, MNO_CHANNELS
 from payments.selectors import payment_latest_for_donation
-from payments.services.payments import PaymentStartFailed, payment_start
+from payments.services.donations import (
+    DonationRefused,
+    DonationRequest,
+    donation_check,
+    donation_open,
+    donation_pay,
+    method_label,
+    payment_methods,
+)
+from payments.services.payments import PaymentStartFailed
 
 PRESET_AMOUNTS: dict[str, list[int]] = {
     "TZS": [5_000, 10_000, 25_000, 50_000],
@@ -36,15 +43,8 @@ PRESET_AMOUNTS: dict[str, list[int]] = {
     "UGX": [10_000, 50_000],
     "EUR": [10, 25, 50],
 }
-CHANNEL_LABELS = {
-    "Mpesa": "M-Pesa (Vodacom)",
-    "Airtel": "Airtel Money",
-    "Tigo": "Tigo Pesa (Mixx by Yas)",
-    "Halopesa": "Halopesa",
-    "Azampesa": "AzamPesa",
-    CARD_CHANNEL: "Card (Visa, Mastercard)",
-}
-PROVIDER_LABELS = {"mpesa": "M-Pesa (Safaricom)", "mtn": "MTN Mobile Money", "airtel": "Airtel Money"}
+# Where the donation rules' errors show on the form (the rest above it).
+FORM_FIELDS = {"amount": "custom_amount", "phone_number": "phone_number"}
 SHOWN_STATUSES = (Patient.Status.FUNDING, Patient.Status.FULLY_FUNDED)
 SESSION_KEY = "donation_details"  # reference → what this browser typed, for its own "Try again" link
 SESSION_KEEP = 10
@@ -53,24 +53,9 @@ SESSION_KEEP = 10
 # --- Helpers ---------------------------------------------------------------------------------------------
 
 
-def payment_methods(currency: str) -> list[tuple[str, str]]:
-    """("provider:channel", label) for every configured provider that collects this currency."""
-    methods: list[tuple[str, str]] = []
-    for code in provider_codes():
-        if currency not in PROVIDER_CLASSES[code].currencies:
-            continue
-        if code == "azampay":
-            channels = [*MNO_CHANNELS, CARD_CHANNEL]
-            methods += [(f"azampay:{channel}", method_label(code, channel)) for channel in channels]
-        else:
-            methods.append((code, method_label(code)))
-    return methods
-
-
-def method_label(provider: str, channel: str = "") -> str:
-    if channel:
-        return CHANNEL_LABELS.get(channel, channel)
-    return PROVIDER_LABELS.get(provider) or getattr(PROVIDER_CLASSES.get(provider), "display_name", provider)
+def method_choices(currency: str) -> list[tuple[str, str]]:
+    """("provider:channel", label) for every way to pay this currency that the portal offers."""
+    return [(method.key, method.label) for method in payment_methods(currency)]
 
 
 def friendly_reason(status: str, reason: str = "") -> str:
@@ -173,13 +158,13 @@ def _fund_default() -> str:
     """The general fund's currency someone can pay in today, the home country's (DEFAULT_PHONE_REGION) first."""
     home = getattr(settings, "DEFAULT_PHONE_REGION", "TZ")
     currencies = sorted(settings.GENERAL_FUND_CURRENCIES, key=lambda c: (REGION_BY_CURRENCY.get(c) != home, c))
-    return next((c for c in currencies if payment_methods(c)), currencies[0] if currencies else "TZS")
+    return next((c for c in currencies if method_choices(c)), currencies[0] if currencies else "TZS")
 
 
 def _donate(
     request: HttpRequest, *, patient: Patient | None, currency: str, template: str, context: dict
 ) -> HttpResponse:
-    methods = payment_methods(currency)
+    methods = method_choices(currency)
     status = 200
     if request.method == "POST" and methods and context["accepting"]:
         limit = rate_limit(
@@ -222,24 +207,26 @@ def _donate(
 def _start_donation(
     request: HttpRequest, form: DonateForm, patient: Patient | None, currency: str
 ) -> HttpResponse | None:
-    """donation_create + payment_start, as the API does. None means: show the form again with its errors."""
+    """Check, open and pay, as the API does. None means: show the form again with its errors."""
     data = form.cleaned_data
-    if request.user.is_authenticated:
-        donor = donor_for_user(user=request.user)
-    else:
-        donor = donor_for_guest(name=data["name"], email=data["email"], phone=data["msisdn"])
+    donation_request = DonationRequest(
+        amount=data["amount_value"],
+        currency=currency,
+        provider=data["provider"],
+        channel=data["channel"],
+        phone_number=data["phone_number"],
+        patient_code=patient.code if patient else None,
+        name=data["name"],
+        email=data["email"],
+        anonymous=data["anonymous"],
+        message=data["message"],
+    )
     try:
-        donation = donation_create(
-            patient=patient,
-            amount=data["amount_value"],
-            currency=currency,
-            donor=donor,
-            anonymous=data["anonymous"],
-            message=data["message"],
-        )
-    except ValidationError as exc:
-        for field, messages in exc.message_dict.items():
-            form.add_error("custom_amount" if field == "amount" else None, messages)
+        checked = donation_check(donation_request)
+        donation = donation_open(checked, user=request.user)
+    except DonationRefused as refused:
+        for field, message in refused.errors.items():
+            form.add_error(FORM_FIELDS.get(field), message)
         return None
     amount: Decimal = data["amount_value"]
     _remember_details(
@@ -255,9 +242,7 @@ def _start_donation(
         },
     )
     try:
-        payment = payment_start(
-            donation=donation, provider_code=data["provider"], channel=data["channel"], msisdn=data["msisdn"]
-        )
+        payment = donation_pay(donation, checked)
     except PaymentStartFailed as failure:
         form.add_error(
             None,
@@ -278,7 +263,7 @@ def _status_context(request: HttpRequest, reference: str) -> dict:
     return {
         "donation": donation,
         "payment": payment,
-        "is_card": bool(payment and payment.channel == CARD_CHANNEL),
+        "is_card": bool(payment and payment.checkout_url),
         "channel_label": method_label(payment.provider, payment.channel) if payment else "",
         "reason": friendly_reason(donation.status, donation.status_reason),
         "try_again_url": try_again_url(request, donation),

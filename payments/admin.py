@@ -6,8 +6,8 @@ from django.utils.html import format_html
 from donor.phone_numbers import mask_msisdn
 from payments import payout_admin  # noqa: F401  (registers the Payout admin: maker-checker screens)
 from payments.models import CallbackEvent, Payment
-from payments.services.c2b import HeldConfirmationRefused, c2b_accept_held
 from payments.services.dispatch import callback_replay
+from payments.services.paybill import HeldConfirmationRefused, paybill_accept_held
 from payments.services.payments import payment_confirm
 
 
@@ -118,7 +118,7 @@ class CallbackEventAdmin(admin.ModelAdmin):
     def accept_held_paybill(self, request, queryset):
         for event in queryset:
             try:
-                outcome = c2b_accept_held(event_id=event.pk, accepted_by=request.user)
+                outcome = paybill_accept_held(event_id=event.pk, accepted_by=request.user)
             except HeldConfirmationRefused as refused:
                 self.message_user(request, f"#{event.pk}: {refused}", messages.ERROR)
                 continue

@@ -15,7 +15,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from config.errors import error_response
 from config.net import client_ip, rate_limit
-from payments.providers import get_provider
+from payments.providers.registry import get_provider
+from payments.selectors import provider_health
 from payments.services.dispatch import callback_handle
 from payments.services.inbox import ACCEPTED, InboxUnavailable, callback_record
 
@@ -95,8 +96,6 @@ class ProviderHealthView(View):
     public_name: str = ""
 
     def get(self, request: HttpRequest) -> JsonResponse:
-        from payments.selectors import provider_health
-
         limit = rate_limit(
             scope=f"health:{self.provider_code}", ident=client_ip(request), limit=settings.HEALTH_RATE_LIMIT_PER_MINUTE
         )

@@ -13,6 +13,7 @@ import pytest
 
 from patients.models import Patient
 from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
+from payments.providers.azampay.config import CONFIG as AZAMPAY_CONFIG
 from payments.sandbox.server import run_sandbox
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -75,12 +76,12 @@ def sandbox(live_server, settings):
     """The provider sandbox, its callbacks a little slower than real time (SANDBOX_TIME_SCALE)."""
     server = run_sandbox(port=0, callback_url=live_server.url + CALLBACK_PATH, time_scale=SANDBOX_TIME_SCALE)
     config = dict(settings.PAYMENT_PROVIDERS["azampay"])
-    config.update(settings.SANDBOX_CREDENTIALS["azampay"])
+    config.update(AZAMPAY_CONFIG.sandbox_credentials())
     config.update(
         {
             "auth_url": f"{server.base_url}/azampay-auth",
             "api_url": f"{server.base_url}/azampay",
-            "callback_password": settings.AZAMPAY_CALLBACK_PASSWORD,
+            "callback_password": settings.PAYMENT_PROVIDERS["azampay"]["callback_password"],
         }
     )
     settings.PAYMENT_PROVIDERS = {**settings.PAYMENT_PROVIDERS, "azampay": config}

@@ -10,13 +10,14 @@ from django.test import Client
 from django.urls import reverse
 
 from donor.models import Donation, Donor
-from donor.notifications import donation_admin_text, donation_receipt_text, telegram_send
+from donor.notifications import donation_admin_text, donation_receipt_text
 from donor.tests.factories import DonationFactory, DonorFactory
 from donor.web import friendly_reason, payment_methods
+from integrations.telegram import telegram_send
 from patients.models import Patient
 from patients.tests.factories import PatientFactory
 from payments.models import Payment
-from payments.providers import provider_codes
+from payments.providers.registry import provider_codes
 from payments.tests.azampay_fakes import API, fixture
 from payments.tests.factories import PaymentFactory
 

@@ -1,4 +1,16 @@
-"""What every mobile-money provider must do, in our words. Provider modules import no ORM."""
+"""What a mobile-money provider can do for us, in our words. Provider packages import no ORM.
+
+`PaymentProvider` is what every provider is: a code, the callback routes it declares, how far its callbacks
+can be believed and how they are acknowledged. What it can *do* is a set of capabilities, each an ABC with
+frozen dataclasses crossing the boundary:
+
+- `Collections`: prompt a payer (push or checkout page), ask about a payment, read a payment callback;
+- `Paybill`: money the payer sends on their own (M-Pesa C2B): validation and confirmation callbacks;
+- `Payouts`: send money to a treatment partner's wallet, read the result callback;
+- `Refunds`: give a completed payment back to the payer.
+
+Services depend on a capability (`isinstance(provider, Payouts)`), never on a provider's class.
+"""
 
 import json
 from abc import ABC, abstractmethod
@@ -6,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from typing import ClassVar
 
 
 class PaymentStatus(StrEnum):
@@ -31,6 +44,55 @@ class CallbackTrust(StrEnum):
     REJECTED = "rejected"  # failed authentication: never applied
 
 
+class CallbackRole(StrEnum):
+    """What a callback is about; the inbox dispatches on it (payments.services.dispatch)."""
+
+    PAYMENT = "payment"  # a collection's outcome
+    PAYBILL_VALIDATION = "paybill_validation"
+    PAYBILL_CONFIRMATION = "paybill_confirmation"
+    PAYOUT_RESULT = "payout_result"
+    PAYOUT_TIMEOUT = "payout_timeout"
+    REFUND_RESULT = "refund_result"
+    NOTICE = "notice"  # stored and acknowledged; nothing to apply (e.g. a provider's notification feed)
+
+
+class RouteToken(StrEnum):
+    NONE = "none"  # the provider calls one fixed URL (AzamPay's dashboard setting)
+    OPTIONAL = "optional"  # the URL with our secret, and the bare path (accepted, never trusted on its word)
+    REQUIRED = "required"
+
+
+@dataclass(frozen=True)
+class CallbackRoute:
+    """One callback URL a provider calls. `path` is from the site root, without slashes at either end; the
+    URL answers with and without the trailing slash (providers do not follow redirects on POST)."""
+
+    kind: str
+    role: CallbackRole
+    path: str
+    name: str  # for reverse(); "<name>-token" for the form with the secret
+    token: RouteToken = RouteToken.OPTIONAL
+    methods: tuple[str, ...] = ("post",)
+
+
+@dataclass(frozen=True)
+class PaymentMethod:
+    """One way to pay shown to donors: a provider and (for aggregators) a channel."""
+
+    provider: str
+    channel: str  # "" when the provider has one way to pay
+    label: str
+    currencies: frozenset[str]
+    needs_phone: bool = True
+    api_only: bool = False  # needs fields the portal does not ask for (bank account, OTP)
+    extra_fields: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """ "provider:channel" (or "provider"): the portal's form value."""
+        return f"{self.provider}:{self.channel}" if self.channel else self.provider
+
+
 @dataclass(frozen=True)
 class RawCallback:
     """One delivery as it reached us: everything an adapter may look at to decide how far to believe it."""
@@ -40,6 +102,18 @@ class RawCallback:
     headers: Mapping[str, str] = field(default_factory=dict)
     client_ip: str | None = None  # through trusted proxies; Daraja's only other evidence is the source IP
     url_token: UrlToken = UrlToken.ABSENT
+
+
+@dataclass(frozen=True)
+class DeployWarning:
+    """A weak production setting, reported by `manage.py check --deploy` (payments/checks.py)."""
+
+    id: str  # "payments.W003"
+    message: str
+    hint: str
+
+
+# --- Collections ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -78,6 +152,95 @@ class ProviderResult:
     checkout_url: str = ""
 
 
+# --- Paybill --------------------------------------------------------------------------------------------
+
+
+class PaybillRejection(StrEnum):
+    """Why a paybill validation refuses a payment; each provider answers with its own code."""
+
+    ACCOUNT = "account"
+    AMOUNT = "amount"
+    SHORTCODE = "shortcode"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class PaybillPayment:
+    """A payment the payer made on their own phone, as its validation or confirmation callback tells it."""
+
+    transaction_id: str  # unique per payment: the idempotency key
+    amount: Decimal
+    account: str  # what the payer typed as the account number
+    shortcode: str = ""
+    time: str = ""
+    payer_id: str = ""  # as the provider sends it: a phone number, masked, or (M-Pesa since 2024) a hash
+    payer_name: str = ""
+    transaction_type: str = ""
+
+
+# --- Payouts --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PayoutRequest:
+    reference: str  # our id for the payout; the provider echoes it in the result
+    msisdn: str
+    amount: Decimal
+    currency: str
+    result_url: str  # where the provider sends the result (with our secret)
+    timeout_url: str = ""
+    remarks: str = ""
+
+
+@dataclass(frozen=True)
+class PayoutAccepted:
+    conversation_id: str  # the provider's id for the payout
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class PayoutResult:
+    our_reference: str
+    provider_reference: str
+    code: str
+    description: str
+    succeeded: bool
+    receipt: str = ""
+    amount: Decimal | None = None
+
+
+# --- Refunds --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    reference: str  # our id for the refund
+    payment_reference: str  # the provider's id of the payment being refunded
+    amount: Decimal
+    currency: str
+    msisdn: str = ""
+    result_url: str = ""
+    timeout_url: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RefundAccepted:
+    provider_reference: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    our_reference: str
+    provider_reference: str
+    status: PaymentStatus  # SUCCEEDED, FAILED, PENDING or UNKNOWN
+    message: str = ""
+
+
+# --- Errors and parsing helpers -------------------------------------------------------------------------
+
+
 class ProviderError(Exception):
     """The provider was unreachable or refused the request. `message` is safe to show a donor.
 
@@ -106,10 +269,10 @@ def load_json(body: bytes) -> object:
     be retried forever)."""
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise CallbackMalformed(
-            "the body is not JSON" if not isinstance(exc, RecursionError) else "the body is nested too deeply"
-        ) from exc
+    except RecursionError as exc:
+        raise CallbackMalformed("the body is nested too deeply") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CallbackMalformed("the body is not JSON") from exc
 
 
 def load_json_object(body: bytes) -> dict:
@@ -132,23 +295,16 @@ def parse_money(value: object) -> Decimal | None:
     return amount
 
 
+# --- The contracts --------------------------------------------------------------------------------------
+
+
 class PaymentProvider(ABC):
-    code: str
-    display_name: str
-    currencies: frozenset[str]
-    channels: tuple[str, ...] = ()
-    # Mobile money moves whole units: a fractional amount is refused with a 400 before anything is sent.
-    whole_amounts_only: bool = False
-    # Where providers told a callback URL per request send it; {code} and {token} (the payment's secret).
-    callback_path_template: str = "/webhooks/{code}/{token}/"
+    """What every provider is: its code, the callback URLs it calls, how its callbacks are believed."""
 
-    @abstractmethod
-    def start_charge(self, charge: ChargeRequest) -> ProviderResult:
-        """Send the payer a prompt or create a checkout page. Usually returns PENDING."""
-
-    @abstractmethod
-    def parse_callback(self, kind: str, body: bytes, headers: Mapping[str, str]) -> ProviderResult:
-        """Translate a raw callback. Raise CallbackMalformed if it cannot be read."""
+    code: ClassVar[str]
+    display_name: ClassVar[str]
+    public_name: ClassVar[str]  # the name in /webhooks/<code>/health/ ("mtn_mobile_money")
+    callback_routes: ClassVar[tuple[CallbackRoute, ...]] = ()
 
     @abstractmethod
     def authenticate_callback(self, callback: RawCallback) -> CallbackTrust:
@@ -157,23 +313,122 @@ class PaymentProvider(ABC):
         The inbox has already checked the URL's secret segment (`callback.url_token`); the adapter adds what
         its provider offers (a password in the body, a signature, the source address)."""
 
+    @abstractmethod
+    def ack(self, kind: str, accepted: bool) -> tuple[int, dict]:
+        """The body the provider expects in answer to a callback."""
+
     def callback_secret(self, kind: str) -> str | None:
         """The operator-configured secret in the URLs of this kind of callback (M-Pesa's paybill and payout
         URLs), or None when the secret is per payment (the token in an STK callback URL) or there is none."""
         return None
 
+    def redact(self, body: bytes) -> str:
+        """The body as it may be stored: secrets removed."""
+        return body.decode("utf-8", errors="replace")
+
+    def deploy_warnings(self, *, site_url: str) -> list[DeployWarning]:
+        """Weak production settings of this provider (`manage.py check --deploy`); `site_url` is the public
+        base of the callback URLs we hand out."""
+        return []
+
+    @classmethod
+    def callback_role(cls, kind: str) -> CallbackRole | None:
+        return next((route.role for route in cls.callback_routes if route.kind == kind), None)
+
+    @classmethod
+    def route_for(cls, role: CallbackRole) -> CallbackRoute | None:
+        """The route whose URL we hand to the provider for this role (the first one declared)."""
+        return next((route for route in cls.callback_routes if route.role == role), None)
+
+
+class Collections(ABC):
+    """Collect a donation: prompt the payer, ask about the payment, read its callback."""
+
+    currencies: ClassVar[frozenset[str]]
+    # Mobile money moves whole units: a fractional amount is refused with a 400 before anything is sent.
+    whole_amounts_only: ClassVar[bool] = False
+
+    @abstractmethod
+    def payment_methods(self) -> tuple[PaymentMethod, ...]:
+        """The ways to pay this provider offers donors (one per channel for aggregators)."""
+
+    def normalize_channel(self, channel: str) -> str | None:
+        """The channel as the provider names it, or None when it is not one of ours ("" = none needed)."""
+        methods = self.payment_methods()
+        wanted = (channel or "").strip().lower()
+        for method in methods:
+            if method.channel.lower() == wanted:
+                return method.channel
+        return None
+
+    @abstractmethod
+    def start_charge(self, charge: ChargeRequest) -> ProviderResult:
+        """Send the payer a prompt or create a checkout page. Usually returns PENDING."""
+
+    @abstractmethod
+    def parse_callback(self, kind: str, body: bytes, headers: Mapping[str, str]) -> ProviderResult:
+        """Translate a raw payment callback. Raise CallbackMalformed if it cannot be read."""
+
     @abstractmethod
     def fetch_status(self, ref: PaymentRef) -> ProviderResult:
         """Ask the provider directly. Used to verify callbacks and to reconcile."""
-
-    @abstractmethod
-    def ack(self, kind: str, accepted: bool) -> tuple[int, dict]:
-        """The body the provider expects in answer to a callback."""
 
     def external_id(self, reference: str, channel: str) -> str:
         """The id we send the provider for this payment and it echoes back (some cap its length)."""
         return reference
 
-    def redact(self, body: bytes) -> str:
-        """The body as it may be stored: secrets removed."""
-        return body.decode("utf-8", errors="replace")
+
+class Paybill(ABC):
+    """Payments the payer starts on their own phone to our paybill, with an account number."""
+
+    paybill_currency: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def paybill_shortcode(self) -> str:
+        """Our paybill number; a validation for another one is refused."""
+
+    @abstractmethod
+    def parse_paybill(self, body: bytes) -> PaybillPayment:
+        """A validation or confirmation body. CallbackMalformed names the missing or wrong-typed field."""
+
+    @abstractmethod
+    def paybill_answer(self, rejection: PaybillRejection | None) -> dict:
+        """The validation answer: accept (None) or refuse for this reason."""
+
+    @abstractmethod
+    def register_paybill_urls(self, *, confirmation_url: str, validation_url: str, response_type: str) -> dict:
+        """Tell the provider where to send paybill callbacks."""
+
+
+class Payouts(ABC):
+    """Send money to a wallet (a treatment partner's)."""
+
+    payout_currencies: ClassVar[frozenset[str]]
+    payout_whole_amounts_only: ClassVar[bool] = True
+
+    @abstractmethod
+    def send_payout(self, payout: PayoutRequest) -> PayoutAccepted:
+        """Send once. A timeout after sending is ProviderError(ambiguous=True): never re-sent."""
+
+    @abstractmethod
+    def parse_payout_result(self, kind: str, body: bytes) -> PayoutResult:
+        """A payout result (or queue timeout) callback."""
+
+
+class Refunds(ABC):
+    """Give a completed payment back to its payer."""
+
+    refunds_partial: ClassVar[bool] = False  # may a refund be less than the payment?
+
+    @abstractmethod
+    def send_refund(self, refund: RefundRequest) -> RefundAccepted:
+        """Ask for the refund once. A timeout after sending is ProviderError(ambiguous=True)."""
+
+    def refund_status(self, reference: str, provider_reference: str) -> RefundResult:
+        """Ask about a refund (providers whose refunds are settled by polling)."""
+        raise NotImplementedError
+
+    def parse_refund_result(self, kind: str, body: bytes) -> RefundResult:
+        """A refund result callback (providers that send one)."""
+        raise NotImplementedError

@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.conf import settings
 
+from payments.providers.azampay.config import CONFIG as AZAMPAY_CONFIG
+from payments.providers.azampay.config import SANDBOX_CALLBACK_PASSWORD
 from payments.sandbox.base import (
     Endpoint,
     Route,
@@ -55,7 +57,7 @@ API_PREFIX = "/azampay"
 CALLBACK_PATH = "/api/v1.0/donors/payment/azampay/callback/"
 # The password settings.py gives the site when PAYMENTS_SANDBOX_URL is set; used when the sandbox process
 # itself has none configured, so both sides agree out of the box.
-DEFAULT_CALLBACK_PASSWORD = "sandbox-callback-password"  # noqa: S105 (a public test value, as in settings)
+DEFAULT_CALLBACK_PASSWORD = SANDBOX_CALLBACK_PASSWORD
 
 MNO_PROVIDERS = ("Airtel", "Tigo", "Halopesa", "Azampesa", "Mpesa")  # case-sensitive, as AzamPay checks them
 BANK_PROVIDERS = ("CRDB", "NMB")
@@ -182,13 +184,14 @@ class AzamPaySimulator(Simulator):
         private_key: rsa.RSAPrivateKey | None = None,
     ) -> None:
         super().__init__(context)
-        creds = credentials or settings.SANDBOX_CREDENTIALS["azampay"]
+        creds = credentials or AZAMPAY_CONFIG.sandbox_credentials()
         self.app_name = creds["app_name"]
         self.client_id = creds["client_id"]
         self.client_secret = creds["client_secret"]
         self.vendor_id = creds.get("vendor_id", "")
         if callback_password is None:
-            callback_password = getattr(settings, "AZAMPAY_CALLBACK_PASSWORD", "") or DEFAULT_CALLBACK_PASSWORD
+            configured = settings.PAYMENT_PROVIDERS.get("azampay", {}).get("callback_password", "")
+            callback_password = configured or DEFAULT_CALLBACK_PASSWORD
         self.callback_password = callback_password
         # A fresh key per run: nothing to leak, and the site fetches it from the public-key endpoints.
         self.private_key = private_key or rsa.generate_private_key(public_exponent=65537, key_size=2048)

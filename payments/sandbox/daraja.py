@@ -27,8 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
-
+from payments.providers.mpesa.config import CONFIG as MPESA_CONFIG
 from payments.sandbox.base import (
     Endpoint,
     Route,
@@ -133,7 +132,7 @@ class DarajaSimulator(Simulator):
 
     def __init__(self, context: SandboxContext, *, credentials: dict[str, str] | None = None) -> None:
         super().__init__(context)
-        creds = credentials or settings.SANDBOX_CREDENTIALS["mpesa"]
+        creds = credentials or MPESA_CONFIG.sandbox_credentials()
         self.consumer_key = creds["consumer_key"]
         self.consumer_secret = creds["consumer_secret"]
         self.shortcode = str(creds["shortcode"])

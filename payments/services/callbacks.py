@@ -11,10 +11,11 @@ from dataclasses import replace
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.tasks import task
 
 from payments.models import CallbackEvent, Payment
-from payments.providers import get_provider
 from payments.providers.base import CallbackMalformed, CallbackTrust, PaymentStatus, ProviderResult
+from payments.providers.registry import get_provider
 from payments.services.inbox import ACCEPTED, CallbackOutcome, callback_event_mark, event_trust, url_token_check
 from payments.services.payments import TERMINAL_RESULTS, payment_apply_result, payment_fetch_status
 from payments.url_tokens import digests_match
@@ -138,9 +139,13 @@ def _on_own_secret_url(event: CallbackEvent, payment: Payment) -> bool:
     return digests_match(event.url_token_digest, payment.callback_token_digest or "")
 
 
-def _enqueue_verification(event_id: int) -> None:
-    from payments.tasks import verify_callback
+@task()
+def verify_callback(event_id: int) -> str:
+    """The background half of an untrusted callback: ask the provider, apply its answer."""
+    return callback_verify(event_id=event_id).code
 
+
+def _enqueue_verification(event_id: int) -> None:
     verify_callback.enqueue(event_id)
 
 

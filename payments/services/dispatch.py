@@ -16,21 +16,23 @@ from django.db.models import Q
 from django.utils import timezone
 
 from payments.models import CallbackEvent
-from payments.providers.mpesa import B2C_RESULT, B2C_TIMEOUT, C2B_CONFIRMATION, C2B_VALIDATION
-from payments.services.c2b import c2b_confirm, c2b_validate
+from payments.providers.base import CallbackRole
+from payments.providers.registry import PROVIDER_CLASSES
 from payments.services.callbacks import payment_callback_handle
 from payments.services.inbox import CallbackOutcome, callback_event_mark, retry_delay
+from payments.services.paybill import paybill_confirm, paybill_validate
 from payments.services.payouts import payout_callback
 
 logger = logging.getLogger("payments.callbacks")
 
 Handler = Callable[..., CallbackOutcome]
-# kind → handler. Every other kind is a payment callback (AzamPay "payment", M-Pesa "stkpush").
-HANDLERS: dict[str, Handler] = {
-    C2B_VALIDATION: c2b_validate,
-    C2B_CONFIRMATION: c2b_confirm,
-    B2C_RESULT: payout_callback,
-    B2C_TIMEOUT: payout_callback,
+# What a callback is about (the role its provider declares for its kind) → who handles it.
+HANDLERS: dict[CallbackRole, Handler] = {
+    CallbackRole.PAYMENT: payment_callback_handle,
+    CallbackRole.PAYBILL_VALIDATION: paybill_validate,
+    CallbackRole.PAYBILL_CONFIRMATION: paybill_confirm,
+    CallbackRole.PAYOUT_RESULT: payout_callback,
+    CallbackRole.PAYOUT_TIMEOUT: payout_callback,
 }
 SWEEP_BATCH = 100
 
@@ -40,7 +42,7 @@ def callback_handle(*, event: CallbackEvent, raw_body: bytes | None = None) -> C
     if event.status == CallbackEvent.Status.DUPLICATE:
         logger.info("Callback %s repeats #%s; answered without re-processing", event.pk, event.duplicate_of_id)
         return CallbackOutcome("duplicate", 200, "Duplicate delivery; already received.")
-    handler = HANDLERS.get(event.kind, payment_callback_handle)
+    handler = _handler(event)
     event.attempts += 1
     live = raw_body is not None
     try:
@@ -57,6 +59,18 @@ def callback_handle(*, event: CallbackEvent, raw_body: bytes | None = None) -> C
                 "unavailable", 503, "We could not finish handling the callback; please send it again."
             )
         return CallbackOutcome("failed", 200, "Received; processing will be retried.")
+
+
+def _handler(event: CallbackEvent) -> Handler:
+    provider = PROVIDER_CLASSES.get(event.provider)
+    role = provider.callback_role(event.kind) if provider else None
+    return HANDLERS.get(role, _unhandled) if role else _unhandled
+
+
+def _unhandled(*, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
+    """A kind nobody handles (a provider removed, a route renamed): kept for a person, never retried."""
+    callback_event_mark(event, CallbackEvent.Status.REVIEW, error=f"no handler for {event.provider}/{event.kind}")
+    return CallbackOutcome("review", 200, "Received; held for review.")
 
 
 def callback_replay(*, event: CallbackEvent, dry_run: bool = False) -> CallbackOutcome:

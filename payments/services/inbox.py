@@ -18,8 +18,8 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from payments.models import CallbackEvent, Payment, fit
-from payments.providers import get_provider
 from payments.providers.base import CallbackTrust, PaymentProvider, RawCallback, UrlToken
+from payments.providers.registry import get_provider
 from payments.url_tokens import body_digest, digests_match, url_token_digest
 
 logger = logging.getLogger("payments.callbacks")
@@ -98,7 +98,8 @@ def callback_record(
                 .only("pk", "status", "payment_id", "our_reference", "provider_reference")
                 .first()
             )
-            settled = original is not None and original.is_settled
+            # A copy of a rejected delivery is judged again and gets its own answer (401, 400, 404), not "duplicate".
+            settled = original is not None and original.is_settled and original.status != CallbackEvent.Status.REJECTED
             return _insert_event(
                 duplicate_of=original,
                 status=CallbackEvent.Status.DUPLICATE if settled else CallbackEvent.Status.RECEIVED,

@@ -6,14 +6,25 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.tasks import task
 from django.urls import reverse
 from django.utils import timezone
 
 from donor.models import Donation
+from donor.notifications import donation_notify
 from donor.services import donation_cancel, donation_complete, donation_expire, donation_fail
+from payments.callback_urls import callback_url
 from payments.models import Payment, fit
-from payments.providers import PROVIDER_CLASSES, get_provider
-from payments.providers.base import ChargeRequest, PaymentRef, PaymentStatus, ProviderError, ProviderResult
+from payments.providers.base import (
+    CallbackRole,
+    ChargeRequest,
+    Collections,
+    PaymentRef,
+    PaymentStatus,
+    ProviderError,
+    ProviderResult,
+)
+from payments.providers.registry import get_capable, get_provider
 from payments.url_tokens import new_url_token, url_token_digest
 
 logger = logging.getLogger("payments")
@@ -48,7 +59,7 @@ def payment_start(
     secret URL decides (`payment.start_outcome_unknown` is set). Every write after the provider's answer is
     conditional on the state before it, so a callback that settled the payment meanwhile is never undone.
     """
-    provider = get_provider(provider_code)
+    provider = get_capable(provider_code, Collections)
     attempt = donation.payments.count()
     reference = donation.reference if attempt == 0 else f"{donation.reference}-{attempt + 1}"
     token = new_url_token()
@@ -73,7 +84,7 @@ def payment_start(
         currency=payment.currency,
         msisdn=msisdn,
         channel=channel,
-        callback_url=settings.SITE_URL + callback_path(provider_code, token),
+        callback_url=callback_url(get_provider(provider_code), CallbackRole.PAYMENT, token),
         success_url=f"{status_url}?return=success",
         failure_url=f"{status_url}?return=failed",
         description=f"Donation {donation.reference}"[:60],
@@ -138,15 +149,6 @@ def _start_outcome_unknown(payment: Payment, error: ProviderError) -> Payment:
         error.message,
     )
     return payment
-
-
-def callback_path(provider_code: str, token: str) -> str:
-    """The URL we give providers that accept a per-request callback URL (AzamPay does not).
-
-    Each provider class names its own shape (`callback_path_template`), e.g. `/webhooks/mpesa/stkpush/{token}/`.
-    """
-    template = PROVIDER_CLASSES[provider_code].callback_path_template if provider_code in PROVIDER_CLASSES else None
-    return (template or "/webhooks/{code}/{token}/").format(code=provider_code, token=token)
 
 
 def ladder_step(check_count: int) -> int:
@@ -260,15 +262,13 @@ def _remember_provider_reference(payment: Payment, result: ProviderResult) -> No
 
 
 def _notify(donation_id: int) -> None:
-    from payments.tasks import notify_donation_status
-
-    notify_donation_status.enqueue(donation_id)
+    donation_notify.enqueue(donation_id)
 
 
 def payment_fetch_status(*, payment: Payment, provider_reference: str | None = None) -> ProviderResult:
     """Ask the provider about a payment. ProviderError when it cannot be asked; an answer the adapter cannot
     read is UNKNOWN (logged), never a crash that would stop a reconciliation run."""
-    provider = get_provider(payment.provider)
+    provider = get_capable(payment.provider, Collections)
     ref = PaymentRef(
         reference=payment.reference,
         provider_reference=provider_reference if provider_reference is not None else payment.provider_reference or "",
@@ -331,3 +331,22 @@ def _record_check(payment_id: int, *, on_demand: bool) -> None:
             None if payment.is_terminal else now + timedelta(seconds=ladder_step(payment.check_count))
         )
         payment.save(update_fields=["last_checked_at", "check_count", "next_check_at", "updated_at"])
+
+
+def payment_check_on_demand(*, payment: Payment) -> bool:
+    """A donor's "check now": ask the provider if the payment is open and was not asked in the last
+    REFRESH_MIN_INTERVAL_SECONDS (a page that polls must not hammer the provider). True when it asked."""
+    if payment.is_terminal:
+        return False
+    recently = timezone.now() - timedelta(seconds=settings.REFRESH_MIN_INTERVAL_SECONDS)
+    if payment.last_checked_at is not None and payment.last_checked_at > recently:
+        return False
+    payment_confirm(payment_id=payment.pk, on_demand=True)
+    return True
+
+
+@task()
+def payment_confirm_task(payment_id: int) -> str:
+    """Ask the provider about one payment in the background (an admin's bulk check)."""
+    _, outcome = payment_confirm(payment_id=payment_id)
+    return outcome.status

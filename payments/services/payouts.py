@@ -1,4 +1,5 @@
-"""Payouts to treatment partners over M-Pesa B2C, under maker-checker.
+"""Payouts to treatment partners, under maker-checker, through the partner's payout provider (any provider
+with the `Payouts` capability: M-Pesa B2C today).
 
 request (staff user A) → approve (staff user B ≠ A, with the approve permission) → send once → result
 callback (paid | failed) or queue timeout (ambiguous; resolved by a later result or by hand, never re-sent
@@ -20,10 +21,19 @@ from django.utils import timezone
 
 from patients.models import Patient
 from patients.services import patient_lock
+from payments.callback_urls import callback_url
 from payments.models import CallbackEvent, Payout, fit
-from payments.providers import get_provider
-from payments.providers.base import CallbackMalformed, CallbackTrust, ProviderError
-from payments.providers.mpesa import B2C_RESULT, B2C_TIMEOUT, B2CResult, MpesaProvider
+from payments.providers.base import (
+    CallbackMalformed,
+    CallbackRole,
+    CallbackTrust,
+    PaymentProvider,
+    PayoutRequest,
+    PayoutResult,
+    Payouts,
+    ProviderError,
+)
+from payments.providers.registry import PROVIDER_CLASSES, MissingCapability, UnknownProvider, get_capable
 from payments.services.inbox import CallbackOutcome, callback_event_mark, event_trust, url_token_check
 
 logger = logging.getLogger("payments.payouts")
@@ -38,7 +48,6 @@ COMMITTED = [
 TERMINAL = {Payout.Status.PAID, Payout.Status.FAILED, Payout.Status.CANCELLED}
 # A provider's result may only settle a payout we actually sent (or were sending when the answer was lost).
 AWAITING_RESULT = (Payout.Status.SENDING, Payout.Status.SENT, Payout.Status.AMBIGUOUS)
-ACK = {"ResultCode": 0, "ResultDesc": "Accepted"}
 # A payout still `sending` after this long lost its answer (the process died mid-request): a person may
 # resolve it after checking the provider's portal.
 STUCK_SENDING_AFTER = timedelta(minutes=10)
@@ -67,20 +76,34 @@ def _require(user, permission: str, action: str, *alternatives: str) -> None:
         raise PayoutRefused(f"Only staff users with the {permission!r} permission may {action}.")
 
 
+def payout_provider(patient: Patient) -> Payouts:
+    """The provider that pays this patient's treatment partner, in the patient's currency."""
+    partner = patient.treatment_partner
+    if partner is None or not partner.payout_provider:
+        raise PayoutRefused("The patient's treatment partner has no payout provider.")
+    name = getattr(PROVIDER_CLASSES.get(partner.payout_provider), "display_name", partner.payout_provider)
+    try:
+        provider = get_capable(partner.payout_provider, Payouts)
+    except (UnknownProvider, MissingCapability) as exc:
+        raise PayoutRefused(f"{name} payouts are not available here.") from exc
+    if not partner.payout_msisdn:
+        raise PayoutRefused(f"The patient's treatment partner has no {name} payout number.")
+    if patient.currency not in provider.payout_currencies:
+        currencies = ", ".join(sorted(provider.payout_currencies))
+        raise PayoutRefused(f"{name} payouts are in {currencies}; this patient is funded in {patient.currency}.")
+    return provider
+
+
 def payout_check(*, patient: Patient, amount: Decimal, requested_by) -> None:
     """The rules of a payout request, without locking (the admin form shows them before saving)."""
     _require(requested_by, "payments.add_payout", "request payouts")
-    partner = patient.treatment_partner
-    if partner is None or partner.payout_provider != "mpesa" or not partner.payout_msisdn:
-        raise PayoutRefused("The patient's treatment partner has no M-Pesa payout number.")
-    if patient.currency != "KES":
-        raise PayoutRefused("M-Pesa payouts are in KES; this patient is funded in another currency.")
+    provider = payout_provider(patient)
     amount = Decimal(amount)
-    if amount <= 0 or amount != amount.to_integral_value():
-        raise PayoutRefused("A payout is a whole, positive number of shillings.")
+    if amount <= 0 or (provider.payout_whole_amounts_only and amount != amount.to_integral_value()):
+        raise PayoutRefused("A payout is a whole, positive amount.")
     available = payout_available(patient=patient)
     if amount > available:
-        raise PayoutRefused(f"Only KES {available:,} of {patient.code}'s funds is not yet paid out.")
+        raise PayoutRefused(f"Only {patient.currency} {available:,} of {patient.code}'s funds is not yet paid out.")
 
 
 def payout_request(*, patient: Patient, amount: Decimal, requested_by) -> Payout:
@@ -92,23 +115,25 @@ def payout_request(*, patient: Patient, amount: Decimal, requested_by) -> Payout
         locked = patient_lock(patient_id=patient.pk)
         available = payout_available(patient=locked)
         if amount > available:
-            raise PayoutRefused(f"Only KES {available:,} of {locked.code}'s funds is not yet paid out.")
+            raise PayoutRefused(f"Only {locked.currency} {available:,} of {locked.code}'s funds is not yet paid out.")
         payout = Payout.objects.create(
             reference=f"{settings.DONATION_REFERENCE_PREFIX}-PO-{uuid.uuid4().hex[:16]}",
             patient=locked,
             treatment_partner=partner,
-            provider="mpesa",
+            provider=partner.payout_provider,
             msisdn=partner.payout_msisdn,
             amount=amount,
             currency=locked.currency,
             requested_by=requested_by,
         )
-    logger.info("Payout %s requested by %s: KES %s for %s", payout.reference, requested_by, amount, patient.code)
+    logger.info(
+        "Payout %s requested by %s: %s %s for %s", payout.reference, requested_by, payout.currency, amount, patient.code
+    )
     return payout
 
 
 def payout_approve(*, payout_id: int, approved_by) -> Payout:
-    """The checker's step: a different staff user approves; only then is the B2C request sent, once."""
+    """The checker's step: a different staff user approves; only then is the payout sent, once."""
     _require(approved_by, "payments.approve_payout", "approve payouts")
     with transaction.atomic():
         payout = Payout.objects.select_for_update().get(pk=payout_id)
@@ -127,17 +152,21 @@ def payout_approve(*, payout_id: int, approved_by) -> Payout:
 
 
 def _send(payout: Payout) -> Payout:
-    provider: MpesaProvider = get_provider(payout.provider)
-    base = settings.SITE_URL.rstrip("/")
-    secret = f"{provider.b2c_token}/" if provider.b2c_token else ""  # without it results are held for review
+    provider = get_capable(payout.provider, Payouts)
+    assert isinstance(provider, PaymentProvider)
+    # The URLs carry the operator's secret; without one the results are held for review.
+    secret = provider.callback_secret(_kind(provider, CallbackRole.PAYOUT_RESULT)) or ""
     try:
-        accepted = provider.b2c_payment(
-            reference=payout.reference,
-            msisdn=payout.msisdn,
-            amount=payout.amount,
-            result_url=f"{base}/webhooks/mpesa/b2c/result/{secret}",
-            timeout_url=f"{base}/webhooks/mpesa/b2c/timeout/{secret}",
-            remarks=f"Treatment {payout.patient.code}",
+        accepted = provider.send_payout(
+            PayoutRequest(
+                reference=payout.reference,
+                msisdn=payout.msisdn,
+                amount=payout.amount,
+                currency=payout.currency,
+                result_url=callback_url(provider, CallbackRole.PAYOUT_RESULT, secret),
+                timeout_url=callback_url(provider, CallbackRole.PAYOUT_TIMEOUT, secret),
+                remarks=f"Treatment {payout.patient.code}",
+            )
         )
     except ProviderError as error:
         # Refused, or never reached → failed, nothing moved. Timed out or cut off after sending → we cannot
@@ -162,7 +191,7 @@ def _send(payout: Payout) -> Payout:
             conversation_id=fit(Payout, "conversation_id", accepted.conversation_id)
         )
     payout.refresh_from_db()
-    logger.info("Payout %s sent to M-Pesa (%s)", payout.reference, accepted.conversation_id)
+    logger.info("Payout %s sent to %s (%s)", payout.reference, payout.provider, accepted.conversation_id)
     return payout
 
 
@@ -181,13 +210,13 @@ def payout_cancel(*, payout_id: int, cancelled_by) -> Payout:
 
 
 def payout_resolve(*, payout_id: int, paid: bool, resolved_by, receipt: str = "") -> Payout:
-    """Settle an ambiguous payout by hand, after checking the M-Pesa org portal. Never re-sends anything.
+    """Settle an ambiguous payout by hand, after checking the provider's portal. Never re-sends anything.
 
     A payout stuck in `sending` (the process died while sending it) can be resolved once it has been stuck
     for STUCK_SENDING_AFTER."""
     _require(resolved_by, "payments.resolve_payout", "resolve payouts")
     if paid and not receipt.strip():
-        raise PayoutRefused("Give the M-Pesa receipt (TransactionID) seen on the org portal.")
+        raise PayoutRefused("Give the provider's receipt (transaction id) seen on its portal.")
     with transaction.atomic():
         payout = Payout.objects.select_for_update().get(pk=payout_id)
         stuck = payout.status == Payout.Status.SENDING and (payout.approved_at or payout.updated_at) < (
@@ -215,84 +244,92 @@ def _to_treatment(payout: Payout) -> None:
 
 
 def payout_callback(*, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
-    """A B2C result or queue-timeout callback, applied to the one payout it names exactly."""
-    provider = get_provider(event.provider)
-    assert isinstance(provider, MpesaProvider)
+    """A payout result or queue-timeout callback, applied to the one payout it names exactly."""
+    provider = get_capable(event.provider, Payouts)
+    assert isinstance(provider, PaymentProvider)
+    timeout = provider.callback_role(event.kind) == CallbackRole.PAYOUT_TIMEOUT
     if event_trust(event, provider, body, url_token_check(event, provider), live) == CallbackTrust.REJECTED:
         callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
         return CallbackOutcome("unauthenticated", 401, "Callback authentication failed.")
     try:
-        result = provider.parse_b2c_result(body)
+        result = provider.parse_payout_result(event.kind, body)
     except CallbackMalformed as exc:
         callback_event_mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
-        return CallbackOutcome("malformed", 400, f"Malformed B2C callback: {exc}.")
-    event.our_reference = result.originator_conversation_id
-    event.provider_reference = result.conversation_id
+        return CallbackOutcome("malformed", 400, f"Malformed payout callback: {exc}.")
+    event.our_reference = result.our_reference
+    event.provider_reference = result.provider_reference
     if event.trust != CallbackTrust.TRUSTED:
-        callback_event_mark(event, CallbackEvent.Status.REVIEW, error="B2C callback without the URL token")
-        return CallbackOutcome("review", 200, "Received; held for review.", ack=ACK)
+        callback_event_mark(event, CallbackEvent.Status.REVIEW, error="payout callback without the URL token")
+        return CallbackOutcome("review", 200, "Received; held for review.")
     with transaction.atomic():
         payout = _payout_for(result)
         if payout is None:
             callback_event_mark(event, CallbackEvent.Status.REJECTED, error="unknown payout")
             return CallbackOutcome("unknown_reference", 404, "No payout with this conversation id.")
         if payout.status not in AWAITING_RESULT:
-            if _already_says(payout, result, timeout=event.kind == B2C_TIMEOUT):
+            if _already_says(payout, result, timeout=timeout):
                 # The same result again (a copy of a delivery whose first handling died after the commit).
                 callback_event_mark(
                     event, CallbackEvent.Status.IGNORED, error=f"payout {payout.reference} already {payout.status}"
                 )
-                return CallbackOutcome("ignored", 200, "Already applied.", ack=ACK)
-            if payout.status != Payout.Status.PAID and result.succeeded and event.kind != B2C_TIMEOUT:
+                return CallbackOutcome("ignored", 200, "Already applied.")
+            if payout.status != Payout.Status.PAID and result.succeeded and not timeout:
                 # Money moved for a payout we never sent or already called failed: a person must look.
                 Payout.objects.filter(pk=payout.pk).update(needs_review=True)
             callback_event_mark(
                 event, CallbackEvent.Status.REVIEW, error=f"result for payout {payout.reference} in {payout.status}"
             )
-            return CallbackOutcome("review", 200, "Received; held for review.", ack=ACK)
-        _apply(payout, result, timeout=event.kind == B2C_TIMEOUT)
+            return CallbackOutcome("review", 200, "Received; held for review.")
+        _apply(payout, result, timeout=timeout)
     callback_event_mark(event, CallbackEvent.Status.PROCESSED)
-    return CallbackOutcome("accepted", 200, "Callback received", ack=ACK)
+    return CallbackOutcome("accepted", 200, "Callback received")
 
 
-def _already_says(payout: Payout, result: B2CResult, *, timeout: bool) -> bool:
+def _kind(provider: PaymentProvider, role: CallbackRole) -> str:
+    route = provider.route_for(role)
+    return route.kind if route else ""
+
+
+def _already_says(payout: Payout, result: PayoutResult, *, timeout: bool) -> bool:
     """The payout is settled exactly as this result says: paid with its receipt, or failed with its code."""
     if timeout:
         return False
     if payout.status == Payout.Status.PAID:
-        return result.succeeded and (not result.transaction_id or result.transaction_id[:100] == payout.receipt)
-    return payout.status == Payout.Status.FAILED and not result.succeeded and result.result_code == payout.result_code
+        return result.succeeded and (not result.receipt or result.receipt[:100] == payout.receipt)
+    return payout.status == Payout.Status.FAILED and not result.succeeded and result.code == payout.result_code
 
 
-def _payout_for(result: B2CResult) -> Payout | None:
-    """The payout a result names: our OriginatorConversationID, else M-Pesa's ConversationID. An empty id
-    never matches anything (a filter on an empty id would match every payout without one)."""
-    if result.originator_conversation_id:
-        payout = Payout.objects.select_for_update().filter(reference=result.originator_conversation_id).first()
+def _payout_for(result: PayoutResult) -> Payout | None:
+    """The payout a result names: our reference, else the provider's conversation id. An empty id never
+    matches anything (a filter on an empty id would match every payout without one)."""
+    if result.our_reference:
+        payout = Payout.objects.select_for_update().filter(reference=result.our_reference).first()
         if payout is not None:
             return payout
-    if result.conversation_id:
-        return Payout.objects.select_for_update().filter(conversation_id=result.conversation_id).first()
+    if result.provider_reference:
+        return Payout.objects.select_for_update().filter(conversation_id=result.provider_reference).first()
     return None
 
 
-def _apply(payout: Payout, result: B2CResult, *, timeout: bool) -> None:
+def _apply(payout: Payout, result: PayoutResult, *, timeout: bool) -> None:
     """The caller holds the payout's row lock and has checked that it awaits a result."""
-    payout.result_code = fit(Payout, "result_code", result.result_code)
-    payout.result_desc = fit(Payout, "result_desc", result.result_desc)
+    payout.result_code = fit(Payout, "result_code", result.code)
+    payout.result_desc = fit(Payout, "result_desc", result.description)
     if timeout:
         payout.status = Payout.Status.AMBIGUOUS
         payout.needs_review = True
         payout.save(update_fields=["status", "result_code", "result_desc", "needs_review", "updated_at"])
-        logger.warning("Payout %s timed out in M-Pesa's queue: ambiguous until its result", payout.reference)
+        logger.warning(
+            "Payout %s timed out in %s's queue: ambiguous until its result", payout.reference, payout.provider
+        )
         return
     # A definite result settles what made it ambiguous; only a wrong amount still needs a person.
     payout.needs_review = result.amount is not None and result.succeeded and result.amount != payout.amount
     payout.status = Payout.Status.PAID if result.succeeded else Payout.Status.FAILED
-    payout.receipt = fit(Payout, "receipt", result.transaction_id)
+    payout.receipt = fit(Payout, "receipt", result.receipt)
     payout.completed_at = timezone.now()
-    if not payout.conversation_id and result.conversation_id:
-        payout.conversation_id = fit(Payout, "conversation_id", result.conversation_id)
+    if not payout.conversation_id and result.provider_reference:
+        payout.conversation_id = fit(Payout, "conversation_id", result.provider_reference)
     payout.save(
         update_fields=[
             "status",
@@ -307,16 +344,4 @@ def _apply(payout: Payout, result: B2CResult, *, timeout: bool) -> None:
     )
     if payout.status == Payout.Status.PAID:
         _to_treatment(payout)
-    logger.info("Payout %s %s (%s %s)", payout.reference, payout.status, result.result_code, result.result_desc)
-
-
-__all__ = [
-    "B2C_RESULT",
-    "B2C_TIMEOUT",
-    "PayoutRefused",
-    "payout_approve",
-    "payout_callback",
-    "payout_cancel",
-    "payout_request",
-    "payout_resolve",
-]
+    logger.info("Payout %s %s (%s %s)", payout.reference, payout.status, result.code, result.description)

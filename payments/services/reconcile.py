@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import Q
+from django.tasks import task
 from django.utils import timezone
 
 from payments.models import Payment
@@ -96,3 +97,10 @@ def _check(payment: Payment, report: ReconcileReport) -> None:
         report.changed += 1
     else:
         report.still_pending += 1
+
+
+@task()
+def reconcile_payments_task() -> int:
+    """The scheduled reconciliation: due payments on the ladder, then the inbox sweeper."""
+    report = payments_reconcile()
+    return report.checked + report.replayed

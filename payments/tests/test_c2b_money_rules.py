@@ -1,5 +1,5 @@
 """M-Pesa C2B confirmations: money that already moved is always recorded, credited by a clear rule or flagged
-for review, never a 500 (the rules: payments/services/c2b.py's module docstring).
+for review, never a 500 (the rules: payments/services/paybill.py's module docstring).
 
 Runs on SQLite and on MariaDB; the strict-mode and concurrency cases are in test_c2b_mysql.py.
 """

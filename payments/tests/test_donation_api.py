@@ -299,11 +299,11 @@ def test_a_key_whose_first_request_crashed_with_its_donation_made_resumes_it(
 ):
     from payments import apis
 
-    real_start = apis.payment_start
-    monkeypatch.setattr(apis, "payment_start", lambda **kwargs: (_ for _ in ()).throw(RuntimeError("worker died")))
+    real_start = apis.donation_pay
+    monkeypatch.setattr(apis, "donation_pay", lambda *args: (_ for _ in ()).throw(RuntimeError("worker died")))
     crashed = create(api_client, donation_request(patient), HTTP_IDEMPOTENCY_KEY="order-crash")
     assert crashed.status_code == 500 and crashed.json()["code"] == "INTERNAL_ERROR"
-    monkeypatch.setattr(apis, "payment_start", real_start)
+    monkeypatch.setattr(apis, "donation_pay", real_start)
 
     retry = create(api_client, donation_request(patient), HTTP_IDEMPOTENCY_KEY="order-crash")
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from donor.models import Allocation, Donation
 from patients.tests.factories import PatientFactory
 from payments.models import CallbackEvent, Payment
+from payments.providers.azampay.config import CONFIG as AZAMPAY_CONFIG
 from payments.sandbox.server import run_sandbox
 from payments.services.reconcile import payments_reconcile
 
@@ -26,12 +27,12 @@ CALLBACK_PATH = "/api/v1.0/donors/payment/azampay/callback/"
 def sandbox(live_server, settings):
     server = run_sandbox(port=0, callback_url=live_server.url + CALLBACK_PATH, time_scale=TIME_SCALE)
     config = dict(settings.PAYMENT_PROVIDERS["azampay"])
-    config.update(settings.SANDBOX_CREDENTIALS["azampay"])
+    config.update(AZAMPAY_CONFIG.sandbox_credentials())
     config.update(
         {
             "auth_url": f"{server.base_url}/azampay-auth",
             "api_url": f"{server.base_url}/azampay",
-            "callback_password": settings.AZAMPAY_CALLBACK_PASSWORD,
+            "callback_password": settings.PAYMENT_PROVIDERS["azampay"]["callback_password"],
         }
     )
     settings.PAYMENT_PROVIDERS = {**settings.PAYMENT_PROVIDERS, "azampay": config}

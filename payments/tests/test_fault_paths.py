@@ -301,6 +301,6 @@ def test_an_unverified_callbacks_receipt_is_not_shown_but_one_on_the_payments_ow
     ],
 )
 def test_azampay_status_text_is_read_conservatively_pending_words_win(text, status):
-    from payments.providers.azampay import status_from_text
+    from payments.providers.azampay.codes import status_from_text
 
     assert status_from_text(text) == status

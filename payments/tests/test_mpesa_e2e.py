@@ -12,7 +12,6 @@ from decimal import Decimal
 
 import pytest
 import requests
-from django.conf import settings as settings_module
 from django.core.cache import cache
 from django.core.management import call_command
 from django.utils import timezone
@@ -20,6 +19,7 @@ from django.utils import timezone
 from donor.models import Allocation, Donation
 from patients.tests.factories import PatientFactory
 from payments.models import CallbackEvent, Payment
+from payments.providers.mpesa.config import CONFIG as MPESA_CONFIG
 from payments.sandbox.daraja import build_stk_callback
 from payments.sandbox.server import run_sandbox
 from payments.services.reconcile import payments_reconcile
@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 TIME_SCALE = 0.1
 PATIENT = "PAT-KE-01"
 ACK = {"ResultCode": 0, "ResultDesc": "Accepted"}
-CREDS = settings_module.SANDBOX_CREDENTIALS["mpesa"]
+CREDS = MPESA_CONFIG.sandbox_credentials()
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def sandbox(live_server, settings):
     server = run_sandbox(port=0, callback_url=live_server.url + "/unused/", time_scale=TIME_SCALE)
     config = {
         **settings.PAYMENT_PROVIDERS["mpesa"],
-        **settings.SANDBOX_CREDENTIALS["mpesa"],
+        **MPESA_CONFIG.sandbox_credentials(),
         "api_url": f"{server.base_url}/daraja",
         "callback_url": "",
         "trust_callbacks": False,

@@ -228,8 +228,15 @@ def test_staff_without_the_permission_cannot_approve_send_or_resolve(patient, ma
 
 
 def test_partner_without_mpesa_number_refused(maker):
-    patient = PatientFactory(currency="KES", funding_received=Decimal("1000"))
+    partner = TreatmentPartnerFactory(payout_provider="mpesa", payout_msisdn="")
+    patient = PatientFactory(currency="KES", funding_received=Decimal("1000"), treatment_partner=partner)
     with pytest.raises(PayoutRefused, match="M-Pesa payout number"):
+        payout_request(patient=patient, amount=Decimal("10"), requested_by=maker)
+
+
+def test_partner_without_a_payout_provider_refused(maker):
+    patient = PatientFactory(currency="KES", funding_received=Decimal("1000"))
+    with pytest.raises(PayoutRefused, match="no payout provider"):
         payout_request(patient=patient, amount=Decimal("10"), requested_by=maker)
 
 

@@ -174,7 +174,7 @@ def test_database_task_backend_queues_verification_for_the_worker(settings, clie
         "/api/v1.0/donors/payment/azampay/callback/", callback_body(payment, ""), content_type="application/json"
     )
     assert response.status_code == 200
-    assert DBTaskResult.objects.filter(task_path="payments.tasks.verify_callback").count() == 1
+    assert DBTaskResult.objects.filter(task_path="payments.services.callbacks.verify_callback").count() == 1
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PENDING  # nothing credited until the worker asks the provider
     call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload")

@@ -198,7 +198,7 @@ def test_payment_stuck_in_created_is_expired_by_reconciliation(azam, settings):
 def test_one_unreadable_answer_does_not_stop_the_run(azam, monkeypatch):
     """An adapter crashing on one answer (HTML where JSON was promised, a format change) is logged as
     unknown for that payment; the others are still checked."""
-    from payments.providers.azampay import AzamPayProvider
+    from payments.providers.azampay.provider import AzamPayProvider
 
     odd, fine = due_payment(), due_payment()
     real_fetch = AzamPayProvider.fetch_status

@@ -23,14 +23,15 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from payments.management.commands import simulate_callback
-from payments.providers.azampay import AzamPayProvider
+from payments.providers.azampay.provider import AzamPayProvider
+from payments.providers.azampay.config import CONFIG as AZAMPAY_CONFIG
 from payments.providers.base import CallbackTrust, ChargeRequest, PaymentRef, PaymentStatus, RawCallback
 from payments.sandbox import run_sandbox
 from payments.sandbox.azampay import DEFAULT_CALLBACK_PASSWORD, TOKEN_REFUSED
 
 TIME_SCALE = 0.05
-CREDS = settings.SANDBOX_CREDENTIALS["azampay"]
-CALLBACK_PASSWORD = settings.AZAMPAY_CALLBACK_PASSWORD or DEFAULT_CALLBACK_PASSWORD
+CREDS = AZAMPAY_CONFIG.sandbox_credentials()
+CALLBACK_PASSWORD = settings.PAYMENT_PROVIDERS["azampay"]["callback_password"] or DEFAULT_CALLBACK_PASSWORD
 
 
 class CallbackReceiver(ThreadingHTTPServer):
@@ -532,7 +533,7 @@ def test_simulate_callback_sends_the_payments_callback(
     assert callback["utilityref"] == fake_payment.reference and callback["reference"] == fake_payment.provider_reference
     assert callback["amount"] == "2500" and callback["operator"] == "Airtel"
     assert callback["transactionstatus"] == "success"
-    assert callback.get("password") == (settings.AZAMPAY_CALLBACK_PASSWORD or None)
+    assert callback.get("password") == (settings.PAYMENT_PROVIDERS["azampay"]["callback_password"] or None)
     assert "HTTP 200" in capsys.readouterr().out
 
 

@@ -11,12 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from django.conf import settings
 
+from payments.providers.mpesa.config import CONFIG as MPESA_CONFIG
 from payments.sandbox.server import run_sandbox
 
 TIME_SCALE = 0.05
-CREDS = settings.SANDBOX_CREDENTIALS["mpesa"]
+CREDS = MPESA_CONFIG.sandbox_credentials()
 TIMESTAMP = "20260101120000"
 
 

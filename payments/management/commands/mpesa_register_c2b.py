@@ -3,9 +3,11 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from payments.providers import UnknownProvider, get_provider
-from payments.providers.base import ProviderError
-from payments.providers.mpesa import C2B_RESPONSE_TYPES, c2b_url_problems
+from payments.callback_urls import callback_url
+from payments.providers.base import CallbackRole, Paybill, ProviderError
+from payments.providers.mpesa.codes import C2B_CONFIRMATION, C2B_RESPONSE_TYPES
+from payments.providers.mpesa.paybill import url_problems
+from payments.providers.registry import UnknownProvider, get_capable
 
 
 class Command(BaseCommand):
@@ -31,30 +33,29 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         try:
-            provider = get_provider("mpesa")
+            provider = get_capable("mpesa", Paybill)
         except UnknownProvider as exc:
             raise CommandError("M-Pesa is not configured (MPESA_CONSUMER_KEY or PAYMENTS_SANDBOX_URL).") from exc
-        token = provider.c2b_token
+        token = provider.callback_secret(C2B_CONFIRMATION)  # type: ignore[attr-defined]
         if not token:
             raise CommandError("Set MPESA_C2B_TOKEN (a long random secret) first: the URLs must carry it.")
-        base = settings.SITE_URL.rstrip("/")
-        confirmation = options["confirmation_url"] or f"{base}/webhooks/paybill/confirmation/{token}/"
-        validation = options["validation_url"] or f"{base}/webhooks/paybill/validation/{token}/"
+        confirmation = options["confirmation_url"] or callback_url(provider, CallbackRole.PAYBILL_CONFIRMATION, token)
+        validation = options["validation_url"] or callback_url(provider, CallbackRole.PAYBILL_VALIDATION, token)
         for url in (confirmation, validation):
-            words = c2b_url_problems(url)
+            words = url_problems(url)
             if words:
                 shown = url.replace(token, "<token>")
                 raise CommandError(f"Daraja refuses C2B URLs containing {', '.join(words)}: {shown}")
             if not url.startswith("https://") and not settings.PAYMENTS_SANDBOX_URL:
                 self.stderr.write(self.style.WARNING(f"Production Daraja needs HTTPS: {url}"))
-        self.stdout.write(f"Shortcode {provider.c2b_shortcode}, ResponseType {options['response_type']}")
+        self.stdout.write(f"Shortcode {provider.paybill_shortcode}, ResponseType {options['response_type']}")
         self.stdout.write(f"  confirmation: {confirmation.replace(token, '<token>')}")
         self.stdout.write(f"  validation:   {validation.replace(token, '<token>')}")
         if options["dry_run"]:
             self.stdout.write("Dry run: nothing sent.")
             return
         try:
-            answer = provider.register_c2b_urls(
+            answer = provider.register_paybill_urls(
                 confirmation_url=confirmation, validation_url=validation, response_type=options["response_type"]
             )
         except ProviderError as exc:

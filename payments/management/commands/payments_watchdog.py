@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from donor.notifications import telegram_send
+from integrations.telegram import telegram_send
 from payments.services.watchdog import watchdog_alerts
 
 

@@ -178,8 +178,9 @@ class Command(BaseCommand):
             password = None
         else:
             # With nothing configured here, the demo site (make run) expects the sandbox's built-in password.
-            password = settings.AZAMPAY_CALLBACK_PASSWORD or DEFAULT_CALLBACK_PASSWORD
-            if not settings.AZAMPAY_CALLBACK_PASSWORD:
+            configured = settings.PAYMENT_PROVIDERS.get("azampay", {}).get("callback_password", "")
+            password = configured or DEFAULT_CALLBACK_PASSWORD
+            if not configured:
                 self.stderr.write("AZAMPAY_CALLBACK_PASSWORD is not set here: sending the sandbox's built-in one.")
         body = callback_for_payment(
             payment,

@@ -19,8 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.core.cache import cache
 from responses import matchers
 
-from payments.providers import get_provider
-from payments.providers.azampay import AzamPayProvider, status_from_text
+from payments.providers.registry import get_provider
+from payments.providers.azampay.codes import status_from_text
+from payments.providers.azampay.provider import AzamPayProvider
 from payments.providers.base import (
     CallbackMalformed,
     CallbackTrust,
@@ -132,9 +133,9 @@ def signed_callback(key, **overrides) -> dict:
 
 def test_the_configured_provider_talks_to_the_azampay_sandbox_hosts():
     provider = get_provider("azampay")
-    assert provider.auth.base_url == AUTH
-    assert provider.api.base_url == API
-    assert provider.callback_password == PASSWORD
+    assert provider.client.auth.base_url == AUTH
+    assert provider.client.api.base_url == API
+    assert provider.callback_auth.password == PASSWORD
 
 
 # --- token ----------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ in tests/fixtures/mpesa/*.json.
 """
 
 import base64
+import dataclasses
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +15,7 @@ import responses
 from django.core.cache import cache
 from responses import matchers
 
-from payments.providers import PROVIDER_CLASSES, get_provider
+from payments.providers.registry import PROVIDER_CLASSES, get_provider
 from payments.providers.base import (
     CallbackMalformed,
     CallbackTrust,
@@ -25,14 +26,12 @@ from payments.providers.base import (
     RawCallback,
     UrlToken,
 )
-from payments.providers.mpesa import (
-    MpesaProvider,
-    account_reference,
-    normalize_phone,
-    status_for_result_code,
-    stk_password,
-)
-from payments.services.payments import callback_path
+from payments.callback_urls import callback_url
+from payments.providers.base import CallbackRole
+from payments.providers.mpesa.client import normalize_phone, stk_password
+from payments.providers.mpesa.codes import status_for_result_code
+from payments.providers.mpesa.provider import MpesaProvider
+from payments.providers.mpesa.stk import account_reference
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "mpesa"
 API = "https://sandbox.safaricom.co.ke"
@@ -69,7 +68,7 @@ def clear_cache():
 @pytest.fixture
 def provider() -> MpesaProvider:
     p = MpesaProvider(**KWARGS)
-    p.timestamp = lambda: "20260101120000"
+    p.client.timestamp = lambda: "20260101120000"
     return p
 
 
@@ -100,9 +99,15 @@ def test_registered_and_configured_from_settings():
     assert isinstance(get_provider("mpesa"), MpesaProvider)
 
 
-def test_callback_path_carries_the_token_under_stkpush():
-    assert callback_path("mpesa", "abc") == "/webhooks/mpesa/stkpush/abc/"
-    assert callback_path("azampay", "abc") == "/webhooks/azampay/abc/"
+def test_the_stk_callback_url_carries_the_token_under_stkpush(settings):
+    from payments.providers.azampay.provider import AzamPayProvider
+
+    settings.SITE_URL = "https://donate.example.org"
+    assert (
+        callback_url(MpesaProvider, CallbackRole.PAYMENT, "abc")
+        == "https://donate.example.org/webhooks/mpesa/stkpush/abc/"
+    )
+    assert callback_url(AzamPayProvider, CallbackRole.PAYMENT, "abc") == ""  # AzamPay's URL is a dashboard setting
 
 
 @pytest.mark.parametrize(
@@ -138,7 +143,7 @@ def test_timestamp_is_nairobi_time():
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    stamp = MpesaProvider(**KWARGS).timestamp()
+    stamp = MpesaProvider(**KWARGS).client.timestamp()
     assert len(stamp) == 14 and stamp.isdigit()
     now = datetime.now(ZoneInfo("Africa/Nairobi")).strftime("%Y%m%d%H")
     assert stamp[:10] == now or abs(int(stamp[:10]) - int(now)) <= 1
@@ -222,7 +227,7 @@ def test_unknown_transaction_type_is_a_configuration_error():
 
 @responses.activate
 def test_callback_url_override_with_token(provider):
-    provider.callback_url_override = "https://hooks.example.org/daraja/{token}/"
+    provider.stk = dataclasses.replace(provider.stk, callback_url_override="https://hooks.example.org/daraja/{token}/")
     token_ok()
     responses.post(STK_URL, json=fixture("stkpush_accepted.json"))
     provider.start_charge(charge())

@@ -1,0 +1,1 @@
+"""Thin clients for services outside the payment providers (Telegram), shared by every app."""

@@ -1,0 +1,248 @@
+"""MpesaProvider: the class the registry knows. Collections (STK push), Paybill (C2B) and Payouts (B2C),
+each delegated to its module; HTTP and translation only."""
+
+from collections.abc import Iterable, Mapping
+
+from payments.providers.base import (
+    CallbackMalformed,
+    CallbackRole,
+    CallbackRoute,
+    CallbackTrust,
+    ChargeRequest,
+    Collections,
+    DeployWarning,
+    Paybill,
+    PaybillPayment,
+    PaybillRejection,
+    PaymentMethod,
+    PaymentProvider,
+    PaymentRef,
+    PayoutAccepted,
+    PayoutRequest,
+    PayoutResult,
+    Payouts,
+    ProviderResult,
+    RawCallback,
+    RouteToken,
+)
+from payments.providers.mpesa import paybill, payouts, stk, trust
+from payments.providers.mpesa.client import DarajaClient
+from payments.providers.mpesa.codes import (
+    ACCEPTED,
+    B2C_KINDS,
+    B2C_RESULT,
+    B2C_TIMEOUT,
+    C2B_CONFIRMATION,
+    C2B_KINDS,
+    C2B_VALIDATION,
+    CURRENCY,
+    MAX_TRANSACTION_DESC,
+    PAYBILL,
+    SAFE_TEXT_RE,
+    STK_KIND,
+    TRANSACTION_TYPES,
+)
+
+
+# Daraja POSTs; the STK URLs have always also taken PUT (the one callback view did), and still do.
+POST_OR_PUT = ("post", "put")
+
+
+class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts):
+    code = "mpesa"
+    display_name = "M-Pesa"
+    public_name = "mpesa"
+    currencies = frozenset({CURRENCY})
+    whole_amounts_only = True
+    paybill_currency = CURRENCY
+    payout_currencies = frozenset({CURRENCY})
+    # For each kind, the first route is the one we hand to Daraja. Daraja refuses C2B URLs containing
+    # "mpesa", so the paybill URLs we register are /webhooks/paybill/…; the /webhooks/mpesa/… paths answer too.
+    # /webhooks/stk/ is a neutral STK path for MPESA_CALLBACK_URL (the STK processor is reported to refuse
+    # "mpesa" in URLs as well).
+    callback_routes = (
+        CallbackRoute(STK_KIND, CallbackRole.PAYMENT, "webhooks/mpesa/stkpush", "mpesa-stkpush", methods=POST_OR_PUT),
+        CallbackRoute(STK_KIND, CallbackRole.PAYMENT, "webhooks/stk", "stk-callback", methods=POST_OR_PUT),
+        CallbackRoute(
+            C2B_VALIDATION,
+            CallbackRole.PAYBILL_VALIDATION,
+            "webhooks/paybill/validation",
+            "paybill-validation",
+            RouteToken.REQUIRED,
+        ),
+        CallbackRoute(
+            C2B_VALIDATION, CallbackRole.PAYBILL_VALIDATION, "webhooks/mpesa/c2b/validation", "mpesa-c2b-validation"
+        ),
+        CallbackRoute(
+            C2B_CONFIRMATION,
+            CallbackRole.PAYBILL_CONFIRMATION,
+            "webhooks/paybill/confirmation",
+            "paybill-confirmation",
+            RouteToken.REQUIRED,
+        ),
+        CallbackRoute(
+            C2B_CONFIRMATION,
+            CallbackRole.PAYBILL_CONFIRMATION,
+            "webhooks/mpesa/c2b/confirmation",
+            "mpesa-c2b-confirmation",
+        ),
+        CallbackRoute(B2C_RESULT, CallbackRole.PAYOUT_RESULT, "webhooks/mpesa/b2c/result", "mpesa-b2c-result"),
+        CallbackRoute(B2C_TIMEOUT, CallbackRole.PAYOUT_TIMEOUT, "webhooks/mpesa/b2c/timeout", "mpesa-b2c-timeout"),
+    )
+
+    def __init__(
+        self,
+        *,
+        consumer_key: str,
+        consumer_secret: str,
+        shortcode: str,
+        passkey: str,
+        api_url: str,
+        transaction_type: str = PAYBILL,
+        party_b: str = "",
+        callback_url: str = "",
+        trust_callbacks: bool = False,
+        allowed_ips: Iterable[str] = (),
+        ip_allowlist_strict: bool = False,
+        transaction_desc: str = "Donation",
+        c2b_shortcode: str = "",
+        c2b_token: str = "",
+        b2c_shortcode: str = "",
+        b2c_token: str = "",
+        initiator_name: str = "",
+        security_credential: str = "",
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+    ):
+        if transaction_type not in TRANSACTION_TYPES:
+            raise ValueError(f"MPESA_TRANSACTION_TYPE must be one of {', '.join(TRANSACTION_TYPES)}")
+        shortcode = str(shortcode)
+        self.client = DarajaClient(
+            api_url=api_url,
+            consumer_key=consumer_key,
+            consumer_secret=consumer_secret,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
+        self.stk = stk.StkSettings(
+            shortcode=shortcode,
+            passkey=passkey,
+            transaction_type=transaction_type,
+            party_b=str(party_b or shortcode),
+            transaction_desc=SAFE_TEXT_RE.sub("", transaction_desc)[:MAX_TRANSACTION_DESC] or "Donation",
+            callback_url_override=callback_url.strip(),
+        )
+        self.trust = trust.TrustPolicy.build(
+            trust_callbacks=trust_callbacks, allowed_ips=allowed_ips, ip_allowlist_strict=ip_allowlist_strict
+        )
+        self.c2b_shortcode = str(c2b_shortcode or shortcode)
+        self.b2c = payouts.B2CSettings(str(b2c_shortcode or shortcode), initiator_name, security_credential)
+        self._secrets = {**dict.fromkeys(C2B_KINDS, c2b_token), **dict.fromkeys(B2C_KINDS, b2c_token)}
+
+    @property
+    def tokens(self):
+        return self.client.tokens
+
+    def access_token(self) -> str:
+        return self.client.access_token()
+
+    # --- Collections: STK push ------------------------------------------------------------------------
+
+    def payment_methods(self) -> tuple[PaymentMethod, ...]:
+        return (PaymentMethod(self.code, "", "M-Pesa (Safaricom)", self.currencies),)
+
+    def start_charge(self, charge: ChargeRequest) -> ProviderResult:
+        return stk.stk_push(self.client, self.stk, charge)
+
+    def fetch_status(self, ref: PaymentRef) -> ProviderResult:
+        return stk.stk_query(self.client, self.stk, ref)
+
+    def parse_callback(self, kind: str, body: bytes, headers: Mapping[str, str]) -> ProviderResult:
+        if kind != STK_KIND:
+            raise CallbackMalformed(f"M-Pesa callbacks of kind {kind!r} are not payment callbacks")
+        return stk.parse_stk_callback(body)
+
+    # --- Paybill: C2B -----------------------------------------------------------------------------------
+
+    @property
+    def paybill_shortcode(self) -> str:
+        return self.c2b_shortcode
+
+    def parse_paybill(self, body: bytes) -> PaybillPayment:
+        return paybill.parse_c2b(body)
+
+    def paybill_answer(self, rejection: PaybillRejection | None) -> dict:
+        return paybill.validation_answer(rejection)
+
+    def register_paybill_urls(self, *, confirmation_url: str, validation_url: str, response_type: str) -> dict:
+        return paybill.register_urls(
+            self.client,
+            shortcode=self.c2b_shortcode,
+            confirmation_url=confirmation_url,
+            validation_url=validation_url,
+            response_type=response_type,
+        )
+
+    # --- Payouts: B2C -----------------------------------------------------------------------------------
+
+    def send_payout(self, payout: PayoutRequest) -> PayoutAccepted:
+        return payouts.send(self.client, self.b2c, payout)
+
+    def parse_payout_result(self, kind: str, body: bytes) -> PayoutResult:
+        return payouts.parse_result(body)
+
+    # --- every provider ---------------------------------------------------------------------------------
+
+    def callback_secret(self, kind: str) -> str | None:
+        return self._secrets.get(kind)  # STK: None, the secret is the payment's own token
+
+    def authenticate_callback(self, callback: RawCallback) -> CallbackTrust:
+        return trust.authenticate(self.trust, callback)
+
+    def ack(self, kind: str, accepted: bool) -> tuple[int, dict]:
+        # Daraja does not retry on our answer; it only wants a fast 200.
+        if kind == C2B_VALIDATION:
+            return 200, paybill.validation_answer(None if accepted else PaybillRejection.OTHER)
+        return 200, dict(ACCEPTED)
+
+    def deploy_warnings(self, *, site_url: str) -> list[DeployWarning]:
+        """Daraja signs nothing: crediting on a callback's word, or a callback URL Daraja refuses, is weak."""
+        warnings = []
+        if self.trust.trust_callbacks:
+            warnings.append(
+                DeployWarning(
+                    "payments.W003",
+                    "MPESA_TRUST_CALLBACKS is on: an unsigned M-Pesa callback on its token URL credits a donation "
+                    "without the STK Push Query confirming it.",
+                    "Leave MPESA_TRUST_CALLBACKS off; the query costs one request per payment.",
+                )
+            )
+        if not self.trust.allowed_networks:
+            warnings.append(
+                DeployWarning(
+                    "payments.W004",
+                    "MPESA_ALLOWED_IPS is empty: M-Pesa callbacks from unexpected addresses are not even logged.",
+                    "Set MPESA_ALLOWED_IPS to Safaricom's callback addresses (see .env.production.example).",
+                )
+            )
+        for kind, setting, what, check_id in (
+            (C2B_CONFIRMATION, "MPESA_C2B_TOKEN", "paybill (C2B) confirmations", "payments.W006"),
+            (B2C_RESULT, "MPESA_B2C_TOKEN", "payout (B2C) results", "payments.W007"),
+        ):
+            if not self.callback_secret(kind):
+                warnings.append(
+                    DeployWarning(
+                        check_id,
+                        f"{setting} is empty: {what} cannot be authenticated and are only held for review.",
+                        f"Set {setting} to a long random secret (it is part of the callback URLs).",
+                    )
+                )
+        if not (self.stk.callback_url_override or site_url).startswith("https://"):
+            warnings.append(
+                DeployWarning(
+                    "payments.W005",
+                    "M-Pesa callbacks would go to a non-HTTPS URL; Daraja requires public HTTPS callback URLs.",
+                    "Set SITE_URL (or MPESA_CALLBACK_URL) to the public https:// address.",
+                )
+            )
+        return warnings
