@@ -2,8 +2,6 @@
 
     python bench/profile_callback.py BODIES.jsonl --list                 # statements of one callback + a repeat
     python bench/profile_callback.py BODIES.jsonl --start 5000 --n 400    # CPU/round trips per callback
-    python bench/profile_callback.py BODIES.jsonl --start 5400 --n 400 --lean   # the same with bench/lean_prototype
-    python bench/profile_callback.py BODIES.jsonl --start 5800 --n 400 --sql    # lean_prototype in SQL mode
 
 Drives Django's test client (the whole middleware stack and the real view, no HTTP server) against the
 benchmark database, one callback at a time, with bodies from BODIES.jsonl that have not been sent yet.
@@ -100,13 +98,7 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=0, help="first line to use (earlier lines were sent)")
     parser.add_argument("--n", type=int, default=400)
     parser.add_argument("--list", action="store_true", help="print the statements of one callback and a repeat")
-    parser.add_argument("--lean", action="store_true", help="apply bench/lean_prototype.py first")
-    parser.add_argument("--sql", action="store_true", help="apply bench/lean_prototype.py in SQL mode first")
     args = parser.parse_args()
-    if args.lean or args.sql:
-        from bench import lean_prototype
-
-        lean_prototype.apply(sql=args.sql)
     count_round_trips()
     lines = args.bodies.read_text().splitlines()[args.start :]
     client = Client(HTTP_HOST="127.0.0.1")
@@ -131,7 +123,7 @@ def main() -> None:
     durable = (ROUND_TRIPS["commit"] + writes) / n
     trips = {k: round(v / n, 2) for k, v in sorted(ROUND_TRIPS.items())}
     print(
-        f"PROFILE variant={'sql' if args.sql else 'lean' if args.lean else 'app'} callbacks={n} http={dict(statuses)} "
+        f"PROFILE variant=app callbacks={n} http={dict(statuses)} "
         f"statements={ROUND_TRIPS['query'] / n:.2f} round_trips={sum(ROUND_TRIPS.values()) / n:.2f} "
         f"commits={durable:.2f} python_cpu_ms={cpu * 1000 / n:.2f} db_cpu_ms={db_ms} "
         f"wall_ms={wall * 1000 / n:.2f} breakdown={trips}"

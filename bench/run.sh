@@ -9,12 +9,10 @@
 # payments (~10% of the bodies are exact repeats), stops gunicorn, runs `manage.py verify_ledger` and the
 # SQL checks of bench/check_results.py, and prints a summary table. Only ever talks to 127.0.0.1.
 # Then (BENCH_PROFILE=1, the default) it measures one callback at a time in-process with
-# bench/profile_callback.py: statements, round trips, commits and CPU, for the application and for
-# bench/lean_prototype.py (a measurement prototype of the suggested changes, never used by the site).
+# bench/profile_callback.py: statements, round trips, commits and CPU of the application.
 # Knobs (environment): BENCH_WORKERS (4), BENCH_WORKER_CLASS (sync|gthread), BENCH_THREADS, BENCH_DURATION (15s),
 # BENCH_CONNECTIONS ("16 64"), BENCH_PAYMENTS (15000 per concurrency), BENCH_PATIENTS, BENCH_LOG_LEVEL (INFO),
-# BENCH_TASKS_BACKEND (database), BENCH_WSGI (bench.lean_wsgi:application / bench.sql_wsgi:application run the
-# prototype under gunicorn, bench.raw_reference_wsgi:application the bare raw-SQL calibration app),
+# BENCH_TASKS_BACKEND (database), BENCH_WSGI (bench.raw_reference_wsgi:application: the bare raw-SQL calibration app),
 # BENCH_QUIET_WAIT, BENCH_PROFILE, BENCH_PYSPY (a py-spy binary: samples the workers into $WORK/profile-c*.txt).
 set -euo pipefail
 
@@ -31,7 +29,7 @@ PATIENTS=${BENCH_PATIENTS:-100}
 WORKERS=${BENCH_WORKERS:-4}
 WORKER_CLASS=${BENCH_WORKER_CLASS:-sync}
 THREADS=${BENCH_THREADS:-1}
-WSGI_APP=${BENCH_WSGI:-config.wsgi:application}   # or bench.lean_wsgi / bench.sql_wsgi / bench.raw_reference_wsgi
+WSGI_APP=${BENCH_WSGI:-config.wsgi:application}   # or bench.raw_reference_wsgi:application
 URL_PATH=/api/v1.0/donors/payment/azampay/callback/
 BASE_URL=http://127.0.0.1:$PORT
 MYSQL=(mysql -uroot -h127.0.0.1 -P3306 --protocol=TCP)
@@ -195,7 +193,7 @@ if grep -q 'Traceback' "$WORK/gunicorn.log" "$WORK/gunicorn.out" "$WORK/logs/err
     log "errors were logged: see $WORK/gunicorn.log, gunicorn.out and logs/errors.log"
 fi
 
-# --- per-callback cost, in-process (statements, round trips, commits, CPU): the app and the lean prototype ---
+# --- per-callback cost, in-process (statements, round trips, commits, CPU) ---
 last=${CONNECTIONS##* }
 total_lines=$(wc -l <"$WORK/c$last.jsonl")
 start=$(( total_lines - 1900 ))
@@ -203,8 +201,6 @@ if [[ "${BENCH_PROFILE:-1}" == 1 && $start -gt $(field "c$last" issued) ]]; then
     log "profiling one callback at a time in-process (bench/profile_callback.py, unsent bodies of c$last)"
     "$PY" bench/profile_callback.py "$WORK/c$last.jsonl" --start "$start" --list >"$WORK/statements.txt" 2>>"$WORK/profile.err"
     "$PY" bench/profile_callback.py "$WORK/c$last.jsonl" --start $((start + 100)) --n 600 >"$WORK/profile.txt" 2>>"$WORK/profile.err"
-    "$PY" bench/profile_callback.py "$WORK/c$last.jsonl" --start $((start + 700)) --n 600 --lean >>"$WORK/profile.txt" 2>>"$WORK/profile.err"
-    "$PY" bench/profile_callback.py "$WORK/c$last.jsonl" --start $((start + 1300)) --n 600 --sql >>"$WORK/profile.txt" 2>>"$WORK/profile.err"
     sed 's/^/    /' "$WORK/statements.txt" "$WORK/profile.txt"
     "$PY" manage.py verify_ledger >/dev/null 2>&1 || { ledger=DRIFT; log "verify_ledger failed after profiling"; }
     "$PY" bench/check_results.py "$WORK" >"$WORK/checks-after-profile.txt" 2>&1 || { sqlcheck=FAILED; log "SQL checks failed after profiling"; }
@@ -227,7 +223,7 @@ cpu() { tr ' ' '\n' <"$WORK/cpu-$1.txt" | sed -n "s/^$2=//p"; }
     echo "gu_cpu/db_cpu: CPU ms per callback of the gunicorn workers / the database server; util: whole machine"
     echo "during the run; bg: machine load from other processes in the 2 s before the run"
     if [[ -s "$WORK/profile.txt" ]]; then
-        echo "one callback at a time, in-process (bench/profile_callback.py; lean/sql = bench/lean_prototype.py):"
+        echo "one callback at a time, in-process (bench/profile_callback.py):"
         grep '^PROFILE' "$WORK/profile.txt" | sed 's/ breakdown=.*//; s/^PROFILE /  /'
     fi
     echo "verify_ledger: $ledger   SQL checks: $sqlcheck   total time: ${SECONDS}s   details: $WORK"

@@ -1,7 +1,4 @@
-"""Admin for payouts (maker-checker): one staff user requests, a different one approves and sends.
-
-Registered when imported; `payments/admin.py` imports it (`from payments import payout_admin  # noqa: F401`).
-"""
+"""Admin for payouts (maker-checker): one staff user requests, a different one approves and sends."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -34,6 +31,7 @@ class PayoutRequestForm(forms.ModelForm):
         return cleaned
 
 
+@admin.register(Payout)
 class PayoutAdmin(admin.ModelAdmin):
     list_display = [
         "reference",
@@ -108,7 +106,7 @@ class PayoutAdmin(admin.ModelAdmin):
         self._each(request, queryset, lambda p: payout_cancel(payout_id=p.pk, cancelled_by=request.user))
 
     @admin.action(
-        description="Resolve ambiguous as FAILED (checked on the M-Pesa org portal: no money left)",
+        description="Resolve ambiguous as FAILED (checked on the provider's portal: no money left)",
         permissions=["resolve"],
     )
     def resolve_as_failed(self, request, queryset):
@@ -124,7 +122,3 @@ class PayoutAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{payout.reference}: {refused.message}", messages.ERROR)
                 continue
             self.message_user(request, f"{done.reference}: {done.get_status_display()}", messages.SUCCESS)
-
-
-if not admin.site.is_registered(Payout):
-    admin.site.register(Payout, PayoutAdmin)

@@ -1,0 +1,3 @@
+"""The payments admin, one module per model; importing them registers their ModelAdmins."""
+
+from payments.admin import callbacks, payments, payouts  # noqa: F401
