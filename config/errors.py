@@ -1,4 +1,4 @@
-"""The one JSON error shape of API.md, used by every /api/, /webhooks/ and /health/ path."""
+"""The one JSON error shape of docs/api.md, used by every /api/, /webhooks/ and /health/ path."""
 
 from http import HTTPStatus
 

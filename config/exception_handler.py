@@ -1,4 +1,4 @@
-"""DRF exceptions rendered in API.md's error shape; Django ValidationError becomes a 400."""
+"""DRF exceptions rendered in docs/api.md's error shape; Django ValidationError becomes a 400."""
 
 import logging
 

@@ -23,7 +23,7 @@ class RequestIdMiddleware:
 
 
 class JsonErrorMiddleware:
-    """Turn unhandled exceptions and HTML error pages on JSON paths into API.md's error shape."""
+    """Turn unhandled exceptions and HTML error pages on JSON paths into docs/api.md's error shape."""
 
     def __init__(self, get_response):
         self.get_response = get_response

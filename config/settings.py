@@ -148,7 +148,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Patient donations API",
-    "DESCRIPTION": "Fund a patient's treatment with mobile money. Errors use one JSON shape (see API.md).",
+    "DESCRIPTION": "Fund a patient's treatment with mobile money. Errors use one JSON shape (see docs/api.md).",
     "VERSION": "1.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }

@@ -1,6 +1,6 @@
 """Local simulators of the payment providers and Telegram, served by `manage.py sandbox`.
 
-Development, demos and tests only: production never imports this package. See API.md ("Sandbox outcomes",
+Development, demos and tests only: production never imports this package. See docs/api.md ("Sandbox outcomes",
 "The sandbox's own surface") for what each simulator answers.
 """
 

@@ -1,6 +1,6 @@
 """Simulated AzamPay: the authenticator (/azampay-auth) and the checkout API (/azampay).
 
-Shapes follow shared/providers/azampay-and-daraja.md, Part A (A.2–A.8, A.13): the real sandbox's token body,
+Shapes follow docs/providers/azampay.md: the real sandbox's token body,
 its 423 for bad credentials, ASP.NET ProblemDetails for validation errors, the MNO/bank/hosted checkouts, the
 partners list, the status query and the callback as integrators logged it (A.7.2). AzamPay has no per-request
 callback URL (one per app, set on the dashboard), so callbacks go to the sandbox's configured URL.
@@ -53,7 +53,7 @@ logger = logging.getLogger("payments.sandbox.azampay")
 PROVIDER = "azampay"
 AUTH_PREFIX = "/azampay-auth"
 API_PREFIX = "/azampay"
-# The site's AzamPay callback view (API.md, "Provider callbacks"); the default target of every callback.
+# The site's AzamPay callback view (docs/api.md, "Provider callbacks"); the default target of every callback.
 CALLBACK_PATH = "/api/v1.0/donors/payment/azampay/callback/"
 # The password settings.py gives the site when PAYMENTS_SANDBOX_URL is set; used when the sandbox process
 # itself has none configured, so both sides agree out of the box.
@@ -65,8 +65,10 @@ HOSTED_OPERATOR = "Card"
 MSISDN_RE = re.compile(r"255\d{9}")
 WHOLE_AMOUNT_RE = re.compile(r"[1-9]\d{0,11}")
 MAX_EXTERNAL_ID = 128
-MAX_HOSTED_EXTERNAL_ID = 30  # PostCheckout's limit (notes A.5, A.11 #10)
-CRYPTOJS_PREFIX = "U2FsdGVkX1"  # real tokens look like CryptoJS output ("Salted__"), not a JWT (notes A.2.1)
+MAX_HOSTED_EXTERNAL_ID = 30  # PostCheckout's limit (docs/providers/azampay.md)
+CRYPTOJS_PREFIX = (
+    "U2FsdGVkX1"  # real tokens look like CryptoJS output ("Salted__"), not a JWT (docs/providers/azampay.md)
+)
 
 CHECKOUT_ACCEPTED = "Your request has been received and is being processed."
 GENERATED_MESSAGE = "Token generated successfully"
@@ -79,7 +81,7 @@ TOKEN_REFUSED = {
 UNAUTHORIZED = {"message": "Please Provide Valid Authorization", "status": "Error"}
 NOT_FOUND = {"success": False, "message": "Transaction not found"}
 
-# Free text of the status query (notes A.8); the site maps it with its own STATUS_MAP.
+# Free text of the status query (docs/providers/azampay.md); the site maps it with its own STATUS_MAP.
 STATUS_TEXT: dict[str, str] = {
     PENDING: "Transaction pending.",
     Result.SUCCESS: "Transaction successful.",
@@ -89,7 +91,7 @@ STATUS_TEXT: dict[str, str] = {
     Result.DECLINED: "Transaction failed: card declined.",
     Result.FAILED: "Transaction failed.",
 }
-# The callback's "message" (the real success sample says "success"; failure wording is unconfirmed, A.7.2).
+# The callback's "message" (the real success sample says "success"; failure wording is unconfirmed: docs/providers/azampay.md).
 CALLBACK_MESSAGE: dict[Result, str] = {
     Result.SUCCESS: "success",
     Result.INSUFFICIENT_FUNDS: "Insufficient funds",
@@ -98,9 +100,14 @@ CALLBACK_MESSAGE: dict[Result, str] = {
     Result.DECLINED: "Card declined",
     Result.FAILED: "Transaction failed",
 }
-SIGNED_FIELDS = ("utilityref", "externalreference", "transactionstatus", "operator")  # notes A.7.3, in order
+SIGNED_FIELDS = (
+    "utilityref",
+    "externalreference",
+    "transactionstatus",
+    "operator",
+)  # docs/providers/azampay.md, in order
 
-# Numeric provider codes from notes A.6 (airtel=2, tigo=3, halopesa=4, azampesa=5, Mpesa=10).
+# Numeric provider codes from docs/providers/azampay.md (airtel=2, tigo=3, halopesa=4, azampesa=5, Mpesa=10).
 PARTNER_CODES = {"Airtel": 2, "Tigo": 3, "Halopesa": 4, "Azampesa": 5, "Mpesa": 10}
 
 
@@ -145,7 +152,7 @@ def build_callback(
     password: str | None,
     private_key: rsa.RSAPrivateKey | None = None,
 ) -> dict[str, Any]:
-    """The callback body in the real-sample shape (notes A.7.2), plus password and optional signature.
+    """The callback body in the real-sample shape (docs/providers/azampay.md), plus password and optional signature.
 
     Shared with `manage.py simulate_callback` so a hand-made callback looks exactly like a simulated one.
     """
@@ -223,7 +230,7 @@ class AzamPaySimulator(Simulator):
             "app_name": self.app_name,
             "client_id": self.client_id,
             "callback_url": self.context.callback_url,
-            "outcomes": "by the payer number's last two digits, see API.md",
+            "outcomes": "by the payer number's last two digits, see docs/api.md",
         }
 
     def handle_auth(self, request: SandboxRequest, subpath: str) -> SandboxResponse:
@@ -325,7 +332,9 @@ class AzamPaySimulator(Simulator):
         data = _json_object(request)
         errors: dict[str, list[str]] = {}
         amount = _amount(data, "amount", errors)
-        if data.get("currencyCode") != "TZS":  # "currencyCode" here, "currency" on the MNO call (notes A.4)
+        if (
+            data.get("currencyCode") != "TZS"
+        ):  # "currencyCode" here, "currency" on the MNO call (docs/providers/azampay.md)
             errors["currencyCode"] = ['Only "TZS" is supported.']
         msisdn = _msisdn(data, "merchantMobileNumber", errors)
         external_id = _external_id(data, "referenceId", MAX_EXTERNAL_ID, errors)
@@ -349,7 +358,7 @@ class AzamPaySimulator(Simulator):
         )
 
     def post_checkout(self, request: SandboxRequest, _: re.Match[str]) -> SandboxResponse:
-        # AzamPay's own sample sends no bearer token here (notes A.5): accept none, refuse a bad one.
+        # AzamPay's own sample sends no bearer token here (docs/providers/azampay.md): accept none, refuse a bad one.
         if request.header("authorization") and not self._authorized(request):
             return json_response(401, UNAUTHORIZED)
         data = _json_object(request)
@@ -558,7 +567,7 @@ def _json_object(request: SandboxRequest) -> dict[str, Any]:
 
 def _amount(data: dict[str, Any], key: str, errors: dict[str, list[str]]) -> str:
     value = data.get(key)
-    # Integers are accepted too (notes A.3: both seem to work); the string form is what gets echoed back.
+    # Integers are accepted too (docs/providers/azampay.md); the string form is what gets echoed back.
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return str(value)
     if isinstance(value, str) and WHOLE_AMOUNT_RE.fullmatch(value):

@@ -52,7 +52,7 @@ def match(pattern: str, path: str) -> re.Match[str] | None:
 
 
 def mask_msisdn(msisdn: str) -> str:
-    """2557****678: logs never show whole phone numbers (DESIGN.md)."""
+    """2557****678: logs never show whole phone numbers."""
     return f"{msisdn[:4]}****{msisdn[-3:]}" if len(msisdn) > 7 else "****"
 
 

@@ -1,11 +1,11 @@
 """Simulated Safaricom Daraja under /daraja: OAuth, STK push (M-Pesa Express), its callbacks, STK Push Query.
 
-Shapes follow shared/providers/azampay-and-daraja.md, Part B (B.2–B.6, B.13, B.15): Basic-auth token with
+Shapes follow docs/providers/mpesa.md: Basic-auth token with
 `expires_in` as a string, the `{requestId, errorCode, errorMessage}` error envelope, Password recomputed from
 the passkey and Timestamp, whole-number Amount, 2547/2541 phones, AccountReference ≤ 12 and TransactionDesc
 ≤ 13, callbacks POSTed to the CallBackURL of each request (with the `Balance` item that has no `Value`), and
 both pending answers of the query: HTTP 500 "The transaction is being processed" and HTTP 200 ResultCode
-4999. Outcomes come from the phone number's last two digits (outcomes.py, API.md).
+4999. Outcomes come from the phone number's last two digits (outcomes.py, docs/api.md).
 
 B2C payouts (`/mpesa/b2c/v3/paymentrequest`) answer with the `{"Result": {...}}` envelope at the ResultURL; by
 the receiving number's last two digits: 01 → ResultCode 1 (insufficient balance), 03 → a queue-timeout callback
@@ -51,11 +51,11 @@ TIMESTAMP_RE = re.compile(r"\d{14}")
 SHORTCODE_RE = re.compile(r"\d{5,7}")
 TRANSACTION_TYPES = ("CustomerPayBillOnline", "CustomerBuyGoodsOnline")
 MAX_AMOUNT = 250_000
-# Daraja refuses C2B URLs containing these words, in any case (notes B.7). Kept here, not imported from the
+# Daraja refuses C2B URLs containing these words, in any case (docs/providers/mpesa.md). Kept here, not imported from the
 # site's adapter: the simulator plays Safaricom and shares no code with its client.
 C2B_FORBIDDEN_URL_WORDS = ("mpesa", "m-pesa", "safaricom", "exe", "exec", "cmd", "sql", "query")
 
-# (ResultCode, callback ResultDesc, query ResultDesc): wording differs between the two (notes B.5, D-S6).
+# (ResultCode, callback ResultDesc, query ResultDesc): wording differs between the two (docs/providers/mpesa.md).
 RESULT_CODES: dict[Result, tuple[int, str, str]] = {
     Result.SUCCESS: (
         0,
@@ -102,7 +102,7 @@ def build_stk_callback(
     phone: str = "",
     transaction_date: str = "",
 ) -> dict[str, Any]:
-    """The STK callback body (notes B.4); metadata only on success, with a `Balance` item lacking `Value`."""
+    """The STK callback body (docs/providers/mpesa.md); metadata only on success, with a `Balance` item lacking `Value`."""
     callback: dict[str, Any] = {
         "MerchantRequestID": merchant_request_id,
         "CheckoutRequestID": checkout_request_id,
@@ -159,7 +159,7 @@ class DarajaSimulator(Simulator):
             **super().describe(),
             "shortcode": self.shortcode,
             "consumer_key": self.consumer_key,
-            "outcomes": "by the payer number's last two digits, see API.md",
+            "outcomes": "by the payer number's last two digits, see docs/api.md",
         }
 
     def handle(self, request: SandboxRequest, subpath: str) -> SandboxResponse:
@@ -344,7 +344,7 @@ class DarajaSimulator(Simulator):
             queries = charge.extra["queries"]
         state = charge.state()
         if state == PENDING:
-            # Both real pending answers (notes B.6), alternating so every client meets both.
+            # Both real pending answers (docs/providers/mpesa.md), alternating so every client meets both.
             if queries % 2:
                 return json_response(
                     500, {"requestId": checkout_id, "errorCode": "500.001.1001", "errorMessage": PENDING_500}
@@ -589,7 +589,7 @@ def _whole_amount(value: Any) -> int:
         amount = value
     elif isinstance(value, str) and value.isdigit():
         amount = int(value)
-    else:  # "10.00", 10.5, 10.0: Daraja takes whole numbers only (notes B.13 #1)
+    else:  # "10.00", 10.5, 10.0: Daraja takes whole numbers only (docs/providers/mpesa.md)
         raise DarajaError(400, "400.002.02", "Bad Request - Invalid Amount")
     if not 1 <= amount <= MAX_AMOUNT:
         raise DarajaError(400, "400.002.02", "Bad Request - Invalid Amount")

@@ -1,4 +1,4 @@
-"""The scripted outcomes, chosen by the last two digits of the payer's phone number (API.md, "Sandbox outcomes").
+"""The scripted outcomes, chosen by the last two digits of the payer's phone number (docs/api.md, "The sandbox").
 
 Provider-neutral on purpose: each simulator translates a `Result` into its own words (AzamPay's
 "transactionstatus"/message, Daraja's ResultCode, MTN's status/reason, …), so every provider scripts the

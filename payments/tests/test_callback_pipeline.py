@@ -25,7 +25,7 @@ ERROR_KEYS = {"error", "message", "code"}
 
 
 def callback_body(payment: Payment, *, status: str = "success", password: str | None = PASSWORD, **fields) -> bytes:
-    """The real sandbox callback (provider notes A.7.2), pointed at one of our payments."""
+    """The real sandbox callback (docs/providers/azampay.md), pointed at one of our payments."""
     data = fixture("callback_real_sandbox.json")
     data.update(
         transactionstatus=status,
@@ -265,7 +265,7 @@ def test_callback_for_an_unknown_reference_is_a_404(client, payment):
 
 
 def test_seed_001_callback_with_our_id_in_externalreference_finds_the_payment(client, payment):
-    data = fixture("callback_seed001_externalreference.json") | {
+    data = fixture("callback_externalreference_variant.json") | {
         "password": PASSWORD,
         "externalreference": payment.reference,
         "reference": payment.provider_reference,

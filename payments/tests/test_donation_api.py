@@ -1,4 +1,4 @@
-"""The donor API (API.md): create a donation and start its AzamPay payment; read and refresh its status."""
+"""The donor API (docs/api.md): create a donation and start its AzamPay payment; read and refresh its status."""
 
 import json
 import re

@@ -1,6 +1,6 @@
 """End to end over real HTTP: the live site, the running provider sandbox, real callbacks between them.
 
-One test per row of API.md's outcome table. The sandbox runs ten times faster than real time.
+One test per row of docs/api.md's outcome table. The sandbox runs ten times faster than real time.
 """
 
 import time

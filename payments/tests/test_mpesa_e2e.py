@@ -1,6 +1,6 @@
 """M-Pesa end to end over real HTTP: the live site, the Daraja simulator (/daraja), real STK callbacks.
 
-One test per row of API.md's outcome table, plus the forged callbacks an unsigned rail invites. The sandbox
+One test per row of docs/api.md's outcome table, plus the forged callbacks an unsigned rail invites. The sandbox
 runs ten times faster than real time. Every STK callback is confirmed with the STK Push Query before a credit.
 """
 

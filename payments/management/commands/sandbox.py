@@ -74,7 +74,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  Callbacks to   {callback_url}")
         self.stdout.write(f"  Inspect        {base}/_sandbox/transactions  {base}/_sandbox/telegram/messages")
         self.stdout.write(f"  Time scale     {time_scale:g}   (point the site at it with PAYMENTS_SANDBOX_URL={base})")
-        self.stdout.write("Phone numbers ending 01..07 script failures, timeouts and odd callbacks (see API.md).")
+        self.stdout.write("Phone numbers ending 01..07 script failures, timeouts and odd callbacks (see docs/api.md).")
         if threading.current_thread() is threading.main_thread():
             # `make run` and process managers stop us with SIGTERM: shut down as cleanly as on Ctrl-C.
             signal.signal(signal.SIGTERM, _interrupt)

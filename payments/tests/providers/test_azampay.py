@@ -1,6 +1,6 @@
 """AzamPay adapter: HTTP and translation only, no database. The far side of the network is `responses`.
 
-Payload shapes come from the provider notes (shared/providers/azampay-and-daraja.md, A.2–A.8) and live in
+Payload shapes come from the provider facts (docs/providers/azampay.md) and live in
 tests/fixtures/azampay/*.json.
 """
 
@@ -454,7 +454,7 @@ CALLBACK_EXPECTATIONS = {
         "amount": Decimal("7500"),
         "receipt": "AZ-77-0001",
     },
-    "callback_seed001_externalreference.json": {
+    "callback_externalreference_variant.json": {
         "status": PaymentStatus.SUCCEEDED,
         "our_reference": "RHCI-DN-999-20251219120000",  # no utilityref: our id came in externalreference
         "provider_reference": "TEST123",

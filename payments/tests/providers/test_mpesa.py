@@ -1,6 +1,6 @@
 """M-Pesa Daraja adapter: HTTP and translation only, no database. The far side of the network is `responses`.
 
-Payload shapes come from the provider notes (shared/providers/azampay-and-daraja.md, B.2–B.6, B.13) and live
+Payload shapes come from the provider facts (docs/providers/mpesa.md) and live
 in tests/fixtures/mpesa/*.json.
 """
 
@@ -131,7 +131,7 @@ def test_non_kenyan_mobile_numbers_refused(raw):
 
 
 def test_password_is_base64_of_shortcode_passkey_timestamp():
-    # The official sample (notes B.3) decodes to 174379 + the sandbox passkey + 20210628092408.
+    # The official sample (docs/providers/mpesa.md) decodes to 174379 + the sandbox passkey + 20210628092408.
     official = (
         "MTc0Mzc5YmZiMjc5ZjlhYTliZGJjZjE1OGU5N2RkNzFhNDY3Y2QyZTBjODkzMDU5YjEwZjc4ZTZi"
         "NzJhZGExZWQyYzkxOTIwMjEwNjI4MDkyNDA4"
