@@ -91,7 +91,8 @@ STATUS_TEXT: dict[str, str] = {
     Result.DECLINED: "Transaction failed: card declined.",
     Result.FAILED: "Transaction failed.",
 }
-# The callback's "message" (the real success sample says "success"; failure wording is unconfirmed: docs/providers/azampay.md).
+# The callback's "message": the real success sample says "success"; failure wording is unconfirmed
+# (docs/providers/azampay.md).
 CALLBACK_MESSAGE: dict[Result, str] = {
     Result.SUCCESS: "success",
     Result.INSUFFICIENT_FUNDS: "Insufficient funds",

@@ -51,8 +51,8 @@ TIMESTAMP_RE = re.compile(r"\d{14}")
 SHORTCODE_RE = re.compile(r"\d{5,7}")
 TRANSACTION_TYPES = ("CustomerPayBillOnline", "CustomerBuyGoodsOnline")
 MAX_AMOUNT = 250_000
-# Daraja refuses C2B URLs containing these words, in any case (docs/providers/mpesa.md). Kept here, not imported from the
-# site's adapter: the simulator plays Safaricom and shares no code with its client.
+# Daraja refuses C2B URLs containing these words, in any case (docs/providers/mpesa.md). Kept here, not
+# imported from the site's adapter: the simulator plays Safaricom and shares no code with its client.
 C2B_FORBIDDEN_URL_WORDS = ("mpesa", "m-pesa", "safaricom", "exe", "exec", "cmd", "sql", "query")
 
 # (ResultCode, callback ResultDesc, query ResultDesc): wording differs between the two (docs/providers/mpesa.md).
@@ -102,7 +102,7 @@ def build_stk_callback(
     phone: str = "",
     transaction_date: str = "",
 ) -> dict[str, Any]:
-    """The STK callback body (docs/providers/mpesa.md); metadata only on success, with a `Balance` item lacking `Value`."""
+    """The STK callback body (docs/providers/mpesa.md): metadata only on success, `Balance` without `Value`."""
     callback: dict[str, Any] = {
         "MerchantRequestID": merchant_request_id,
         "CheckoutRequestID": checkout_request_id,

@@ -23,8 +23,8 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from payments.management.commands import simulate_callback
-from payments.providers.azampay.provider import AzamPayProvider
 from payments.providers.azampay.config import CONFIG as AZAMPAY_CONFIG
+from payments.providers.azampay.provider import AzamPayProvider
 from payments.providers.base import CallbackTrust, ChargeRequest, PaymentRef, PaymentStatus, RawCallback
 from payments.sandbox import run_sandbox
 from payments.sandbox.azampay import DEFAULT_CALLBACK_PASSWORD, TOKEN_REFUSED

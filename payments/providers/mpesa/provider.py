@@ -43,7 +43,6 @@ from payments.providers.mpesa.codes import (
     TRANSACTION_TYPES,
 )
 
-
 # Daraja POSTs; the STK URLs have always also taken PUT (the one callback view did), and still do.
 POST_OR_PUT = ("post", "put")
 

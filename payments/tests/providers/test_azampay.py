@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.core.cache import cache
 from responses import matchers
 
-from payments.providers.registry import get_provider
 from payments.providers.azampay.codes import status_from_text
 from payments.providers.azampay.provider import AzamPayProvider
 from payments.providers.base import (
@@ -31,6 +30,7 @@ from payments.providers.base import (
     ProviderError,
     RawCallback,
 )
+from payments.providers.registry import get_provider
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "azampay"
 AUTH = "https://authenticator-sandbox.azampay.co.tz"

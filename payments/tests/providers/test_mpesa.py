@@ -15,9 +15,10 @@ import responses
 from django.core.cache import cache
 from responses import matchers
 
-from payments.providers.registry import PROVIDER_CLASSES, get_provider
+from payments.callback_urls import callback_url
 from payments.providers.base import (
     CallbackMalformed,
+    CallbackRole,
     CallbackTrust,
     ChargeRequest,
     PaymentRef,
@@ -26,12 +27,11 @@ from payments.providers.base import (
     RawCallback,
     UrlToken,
 )
-from payments.callback_urls import callback_url
-from payments.providers.base import CallbackRole
 from payments.providers.mpesa.client import normalize_phone, stk_password
 from payments.providers.mpesa.codes import status_for_result_code
 from payments.providers.mpesa.provider import MpesaProvider
 from payments.providers.mpesa.stk import account_reference
+from payments.providers.registry import PROVIDER_CLASSES, get_provider
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "mpesa"
 API = "https://sandbox.safaricom.co.ke"
