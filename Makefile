@@ -17,7 +17,7 @@ PYTHON ?= $(shell for c in python3.13 python3.12 $$HOME/.pyenv/versions/3.13*/bi
 
 help:
 	@echo "make run     demo: site on http://127.0.0.1:$(PORT), provider sandbox on http://127.0.0.1:$(SANDBOX_PORT)"
-	@echo "make test    ruff + the suite on SQLite, then on MariaDB/MySQL when one is reachable"
+	@echo "make test    ruff, mypy, then the suite on SQLite, then on MariaDB/MySQL when one is reachable"
 	@echo "make lint | make fmt | make reconcile | make bench | make screenshots"
 
 # Debian packages: mysqlclient compiles against the MySQL/MariaDB client headers (every install needs them:
@@ -62,6 +62,7 @@ sandbox: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 fmt: install
 	$(VENV)/bin/ruff check --fix .
@@ -72,6 +73,9 @@ test-packages:
 
 test: install test-packages
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@echo "== mypy (providers, services, selectors)"
+	$(VENV)/bin/mypy
 	@$(MAKE) --no-print-directory test-sqlite
 	@$(MAKE) --no-print-directory test-mysql
 

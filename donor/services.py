@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -34,7 +34,7 @@ def donation_limits(currency: str) -> tuple[Decimal, Decimal]:
     return Decimal(str(low)), Decimal(str(high))
 
 
-def parse_amount(value) -> Decimal:
+def parse_amount(value: object) -> Decimal:
     if isinstance(value, float):
         value = repr(value)
     try:
@@ -50,33 +50,33 @@ def parse_amount(value) -> Decimal:
 
 
 def donor_register(*, username: str, password: str, email: str, name: str = "", phone_number: str = "") -> Donor:
-    User = get_user_model()
-    errors = {}
+    users = get_user_model()
+    errors: dict[str, str | list[str]] = {}
     phone = ""
     if phone_number:
         try:
             phone = normalize_msisdn(phone_number)
         except InvalidPhoneNumber as exc:
             errors["phone_number"] = str(exc)
-    if User.objects.filter(username__iexact=username).exists():
+    if users.objects.filter(username__iexact=username).exists():
         errors["username"] = "That username is taken."
-    if email and User.objects.filter(email__iexact=email).exists():
+    if email and users.objects.filter(email__iexact=email).exists():
         errors["email"] = "An account with this email already exists."
     if not errors:
         try:
-            validate_password(password, User(username=username, email=email))
+            validate_password(password, users(username=username, email=email))
         except ValidationError as exc:
             errors["password"] = exc.messages
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
-        user = User.objects.create_user(username=username, password=password, email=email, first_name=name[:150])
+        user = users.objects.create_user(username=username, password=password, email=email, first_name=name[:150])
         donor = Donor.objects.create(user=user, name=name, email=email, phone=phone)
     logger.info("Donor %s registered", donor.pk)
     return donor
 
 
-def donor_for_user(*, user: AbstractBaseUser) -> Donor:
+def donor_for_user(*, user: User) -> Donor:
     donor, _ = Donor.objects.get_or_create(
         user=user, defaults={"name": user.get_full_name() or user.get_username(), "email": user.email or ""}
     )
@@ -94,7 +94,7 @@ def donor_for_guest(*, name: str = "", email: str = "", phone: str = "") -> Dono
 def donation_create(
     *,
     patient: Patient | None,
-    amount,
+    amount: Decimal | str,
     currency: str,
     donor: Donor | None = None,
     anonymous: bool = False,
@@ -115,7 +115,7 @@ def donation_create(
         errors["currency"] = f"The general fund accepts {', '.join(sorted(settings.GENERAL_FUND_CURRENCIES))}."
     if amount <= 0:
         errors["amount"] = "The amount must be greater than zero."
-    elif amount.as_tuple().exponent < -2:
+    elif _decimals(amount) > 2:
         errors["amount"] = "Use at most two decimal places."
     elif currency in WHOLE_UNIT_CURRENCIES and amount != amount.to_integral_value():
         errors["amount"] = f"{currency} amounts must be whole numbers."
@@ -144,13 +144,18 @@ def donation_record_received(
     it is recorded: the caller chooses the target and flags what breaks a rule. Only what the ledger cannot
     hold is refused (ValueError): a non-positive amount, more than two decimals, more digits than a column.
     """
-    if not amount.is_finite() or amount <= 0 or amount.as_tuple().exponent < -2 or amount >= MAX_AMOUNT:
+    if not amount.is_finite() or amount <= 0 or _decimals(amount) > 2 or amount >= MAX_AMOUNT:
         raise ValueError(f"the ledger cannot hold an amount of {amount}")
     donation = _donation_insert(patient=patient, amount=amount, currency=currency, donor=donor, message=message)
     logger.info(
         "Donation %s recorded as received: %s %s for %s", donation.reference, amount, currency, _target_label(patient)
     )
     return donation
+
+
+def _decimals(amount: Decimal) -> int:
+    exponent = amount.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def _donation_insert(

@@ -1,9 +1,17 @@
 from decimal import Decimal
+from typing import TypedDict
 
 from django.core.validators import MinValueValidator
 from django.db import models
 
-MONEY = {"max_digits": 12, "decimal_places": 2}
+
+class _MoneyField(TypedDict):
+    max_digits: int
+    decimal_places: int
+
+
+# Money is Decimal with 12 digits, 2 of them decimals, plus an ISO currency code next to it. Never float.
+MONEY: _MoneyField = {"max_digits": 12, "decimal_places": 2}
 
 
 class TreatmentPartner(models.Model):

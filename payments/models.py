@@ -9,7 +9,7 @@ def fit(model: type[models.Model], field: str, value: object) -> str:
     """A provider's text cut to the column it goes into. MySQL's strict mode refuses an over-long value (and
     SQLite silently keeps it), so every value a provider sends is fitted before it is stored."""
     text = "" if value is None else str(value)
-    limit = model._meta.get_field(field).max_length
+    limit = getattr(model._meta.get_field(field), "max_length", None)
     return text[:limit] if limit else text
 
 
@@ -73,6 +73,10 @@ class Payment(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
+
+    # Set by payment_start on the object it returns: the charge request may have reached the provider (it
+    # timed out after sending), so the outcome is unknown. Not stored: the payment is simply pending.
+    start_outcome_unknown: bool = False
 
 
 class CallbackEvent(models.Model):

@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
@@ -37,7 +37,7 @@ def payments_report(*, start: datetime, end: datetime) -> dict:
         .order_by("provider", "currency")
     )
     stuck = Payment.objects.filter(
-        status=Payment.Status.PENDING, created_at__lt=timezone.now() - timezone.timedelta(minutes=5)
+        status=Payment.Status.PENDING, created_at__lt=timezone.now() - timedelta(minutes=5)
     ).count()
     events = CallbackEvent.objects.filter(received_at__gte=start, received_at__lt=end)
     return {

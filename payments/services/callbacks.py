@@ -14,8 +14,8 @@ from django.db.models import Q
 from django.tasks import task
 
 from payments.models import CallbackEvent, Payment
-from payments.providers.base import CallbackMalformed, CallbackTrust, PaymentStatus, ProviderResult
-from payments.providers.registry import get_provider
+from payments.providers.base import CallbackMalformed, CallbackTrust, Collections, PaymentStatus, ProviderResult
+from payments.providers.registry import get_capable, get_provider
 from payments.services.inbox import ACCEPTED, CallbackOutcome, callback_event_mark, event_trust, url_token_check
 from payments.services.payments import TERMINAL_RESULTS, payment_apply_result, payment_fetch_status
 from payments.url_tokens import digests_match
@@ -34,7 +34,7 @@ def payment_callback_handle(*, event: CallbackEvent, body: bytes, live: bool) ->
         return CallbackOutcome("unauthenticated", 401, "Callback authentication failed.")
 
     try:
-        result = provider.parse_callback(event.kind, body, event.headers)
+        result = get_capable(event.provider, Collections).parse_callback(event.kind, body, event.headers)
     except CallbackMalformed as exc:
         callback_event_mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
         return CallbackOutcome("malformed", 400, f"Malformed callback: {exc}.")
@@ -101,7 +101,7 @@ def callback_verify(*, event_id: int) -> CallbackOutcome:
 
 
 def _verify(event: CallbackEvent, payment: Payment) -> CallbackOutcome:
-    claimed = get_provider(event.provider).parse_callback(event.kind, event.body.encode(), event.headers)
+    claimed = get_capable(event.provider, Collections).parse_callback(event.kind, event.body.encode(), event.headers)
     # A payment started by a request that timed out has no provider reference yet: ask about the one the
     # callback (on the payment's own secret URL) names.
     said = payment_fetch_status(

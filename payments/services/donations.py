@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -115,7 +115,7 @@ def donation_check(request: DonationRequest) -> CheckedDonation:
     return CheckedDonation(request=request, patient=patient, method=method, msisdn=msisdn)
 
 
-def donation_open(checked: CheckedDonation, *, user: AbstractBaseUser | AnonymousUser | None) -> Donation:
+def donation_open(checked: CheckedDonation, *, user: User | AnonymousUser | None) -> Donation:
     """The donor (the account's, or a guest's own) and the pending donation. DonationRefused if the
     donation's own rules refuse it (limits, a patient no longer raising funds, the currency)."""
     request = checked.request

@@ -30,7 +30,7 @@ class IdempotencyInProgress(Exception):
     """The first request with this key is still running."""
 
 
-def request_fingerprint(data) -> str:
+def request_fingerprint(data: object) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -56,7 +56,7 @@ def idempotent_call(
     except IntegrityError:
         record = _wait_for_first(key=key, fingerprint=fingerprint)
         if record.response_status is not None:
-            return record.response_status, record.response_body
+            return record.response_status, record.response_body or {}
         if record.donation_reference:
             return _finish(record, lambda: resume(record.donation_reference))
     return _finish(record, lambda: call(lambda reference: _progress(record, reference)))

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
@@ -144,7 +145,7 @@ def event_trust(event: CallbackEvent, provider: PaymentProvider, body: bytes, to
     return trust
 
 
-def _insert_event(**fields) -> CallbackEvent:
+def _insert_event(**fields: Any) -> CallbackEvent:
     # One INSERT commits on its own in autocommit mode; BEGIN/COMMIT around it would only cost round trips.
     # Inside a caller's transaction (tests, replays) a savepoint keeps a duplicate-key error contained.
     if transaction.get_connection().in_atomic_block:

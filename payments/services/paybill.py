@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import IntegrityError, OperationalError, transaction
 
 from donor.models import Donation, Donor
@@ -139,7 +140,7 @@ class HeldConfirmationRefused(Exception):
     """The event cannot be credited by hand (wrong kind or state, or the user lacks the permission)."""
 
 
-def paybill_accept_held(*, event_id: int, accepted_by) -> CallbackOutcome:
+def paybill_accept_held(*, event_id: int, accepted_by: User) -> CallbackOutcome:
     """A person checked the provider's statement and vouches for a held paybill confirmation: credit it, by
     the same rules and once per transaction. Needs the `payments.accept_held_callbackevent` permission."""
     if not (getattr(accepted_by, "is_staff", False) and accepted_by.has_perm("payments.accept_held_callbackevent")):

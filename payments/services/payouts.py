@@ -15,6 +15,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -51,6 +52,7 @@ AWAITING_RESULT = (Payout.Status.SENDING, Payout.Status.SENT, Payout.Status.AMBI
 # A payout still `sending` after this long lost its answer (the process died mid-request): a person may
 # resolve it after checking the provider's portal.
 STUCK_SENDING_AFTER = timedelta(minutes=10)
+Staff = User  # a staff member acting in the admin (the project uses Django's user model)
 
 
 class PayoutRefused(Exception):
@@ -70,7 +72,7 @@ def payout_available(*, patient: Patient, exclude_id: int | None = None) -> Deci
     return patient.funding_received - used
 
 
-def _require(user, permission: str, action: str, *alternatives: str) -> None:
+def _require(user: Staff, permission: str, action: str, *alternatives: str) -> None:
     allowed = getattr(user, "is_staff", False) and user.is_active
     if not (allowed and any(user.has_perm(p) for p in (permission, *alternatives))):
         raise PayoutRefused(f"Only staff users with the {permission!r} permission may {action}.")
@@ -94,7 +96,7 @@ def payout_provider(patient: Patient) -> Payouts:
     return provider
 
 
-def payout_check(*, patient: Patient, amount: Decimal, requested_by) -> None:
+def payout_check(*, patient: Patient, amount: Decimal, requested_by: Staff) -> None:
     """The rules of a payout request, without locking (the admin form shows them before saving)."""
     _require(requested_by, "payments.add_payout", "request payouts")
     provider = payout_provider(patient)
@@ -106,11 +108,12 @@ def payout_check(*, patient: Patient, amount: Decimal, requested_by) -> None:
         raise PayoutRefused(f"Only {patient.currency} {available:,} of {patient.code}'s funds is not yet paid out.")
 
 
-def payout_request(*, patient: Patient, amount: Decimal, requested_by) -> Payout:
+def payout_request(*, patient: Patient, amount: Decimal, requested_by: Staff) -> Payout:
     """The maker's step: record the intent. Nothing is sent."""
     payout_check(patient=patient, amount=amount, requested_by=requested_by)
     amount = Decimal(amount)
     partner = patient.treatment_partner
+    assert partner is not None  # payout_check refused a patient without one
     with transaction.atomic():
         locked = patient_lock(patient_id=patient.pk)
         available = payout_available(patient=locked)
@@ -132,7 +135,7 @@ def payout_request(*, patient: Patient, amount: Decimal, requested_by) -> Payout
     return payout
 
 
-def payout_approve(*, payout_id: int, approved_by) -> Payout:
+def payout_approve(*, payout_id: int, approved_by: Staff) -> Payout:
     """The checker's step: a different staff user approves; only then is the payout sent, once."""
     _require(approved_by, "payments.approve_payout", "approve payouts")
     with transaction.atomic():
@@ -195,7 +198,7 @@ def _send(payout: Payout) -> Payout:
     return payout
 
 
-def payout_cancel(*, payout_id: int, cancelled_by) -> Payout:
+def payout_cancel(*, payout_id: int, cancelled_by: Staff) -> Payout:
     """Withdraw a request nobody has approved yet (frees the patient's funds)."""
     _require(cancelled_by, "payments.add_payout", "cancel payout requests", "payments.approve_payout")
     with transaction.atomic():
@@ -209,7 +212,7 @@ def payout_cancel(*, payout_id: int, cancelled_by) -> Payout:
     return payout
 
 
-def payout_resolve(*, payout_id: int, paid: bool, resolved_by, receipt: str = "") -> Payout:
+def payout_resolve(*, payout_id: int, paid: bool, resolved_by: Staff, receipt: str = "") -> Payout:
     """Settle an ambiguous payout by hand, after checking the provider's portal. Never re-sends anything.
 
     A payout stuck in `sending` (the process died while sending it) can be resolved once it has been stuck

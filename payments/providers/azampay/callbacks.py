@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from payments.providers.azampay.codes import CALLBACK_SUCCESS, CURRENCY, SECRET_FIELDS, status_from_text
 from payments.providers.base import (
@@ -85,7 +85,9 @@ def signature_valid(public_key_pem: str, data: Mapping[str, object]) -> bool:
     signed = "".join(str(data.get(k) or "") for k in SIGNED_FIELDS)
     try:
         key = serialization.load_pem_public_key(public_key_pem.replace("\\n", "\n").encode())
-        key.verify(  # type: ignore[union-attr, call-arg]
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise TypeError("AzamPay signs with RSA; the configured key is not an RSA public key")
+        key.verify(
             base64.b64decode(str(data.get("signature") or "")), signed.encode(), padding.PKCS1v15(), hashes.SHA256()
         )
     except (InvalidSignature, ValueError, TypeError):

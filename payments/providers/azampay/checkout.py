@@ -59,8 +59,9 @@ def bank_checkout(client: AzamPayClient, charge: ChargeRequest) -> ProviderResul
     response = client.api.request("POST", BANK_CHECKOUT_PATH, json=body, headers=client.headers(), moves_money=True)
     client.forget_token_if_refused(response)
     payload = response_object(response)
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
-    transaction_id = (data.get("properties") or {}).get("ReferenceID") or payload.get("transactionId")
+    data = payload.get("data")
+    properties = (data.get("properties") if isinstance(data, dict) else None) or {}
+    transaction_id = properties.get("ReferenceID") or payload.get("transactionId")
     if response.status_code != 200 or payload.get("success") is False or not transaction_id:
         raise ProviderError(refusal(payload, "The bank did not accept the payment."), status_code=response.status_code)
     return ProviderResult(
