@@ -128,6 +128,8 @@ class ChargeRequest:
     failure_url: str = ""
     description: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)  # bank account, OTP, …
+    # The provider's id for this payment when we choose it (MTN's X-Reference-Id): stored before the request.
+    provider_reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ class PayoutRequest:
     result_url: str  # where the provider sends the result (with our secret)
     timeout_url: str = ""
     remarks: str = ""
+    provider_reference: str = ""  # our choice of the provider's id, stored before the request (MTN)
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,8 @@ class RefundRequest:
     result_url: str = ""
     timeout_url: str = ""
     reason: str = ""
+    provider_reference: str = ""  # our choice of the provider's id for the refund, stored before the request
+    payment_our_reference: str = ""  # our reference of the payment (some providers echo it)
 
 
 @dataclass(frozen=True)
@@ -377,6 +382,11 @@ class Collections(ABC):
         """The id we send the provider for this payment and it echoes back (some cap its length)."""
         return reference
 
+    def reference_before_request(self) -> str:
+        """The provider's id for a new payment when we must choose it (MTN: a UUID4 X-Reference-Id), so it
+        is stored before the request leaves; "" when the provider returns its own."""
+        return ""
+
 
 class Paybill(ABC):
     """Payments the payer starts on their own phone to our paybill, with an account number."""
@@ -415,19 +425,31 @@ class Payouts(ABC):
     def parse_payout_result(self, kind: str, body: bytes) -> PayoutResult:
         """A payout result (or queue timeout) callback."""
 
+    def payout_reference_before_request(self) -> str:
+        """The provider's id for a new payout when we choose it (MTN), stored before the request."""
+        return ""
+
+    def payout_status(self, *, reference: str, provider_reference: str) -> PayoutResult | None:
+        """Ask the provider about a payout (providers whose callbacks may never come); None: no such query."""
+        return None
+
 
 class Refunds(ABC):
     """Give a completed payment back to its payer."""
 
     refunds_partial: ClassVar[bool] = False  # may a refund be less than the payment?
 
+    def refund_reference_before_request(self) -> str:
+        """The provider's id for a new refund when we choose it (MTN), stored before the request."""
+        return ""
+
     @abstractmethod
     def send_refund(self, refund: RefundRequest) -> RefundAccepted:
         """Ask for the refund once. A timeout after sending is ProviderError(ambiguous=True)."""
 
-    def refund_status(self, reference: str, provider_reference: str) -> RefundResult:
-        """Ask about a refund (providers whose refunds are settled by polling)."""
-        raise NotImplementedError
+    def refund_status(self, *, reference: str, provider_reference: str) -> RefundResult | None:
+        """Ask the provider about a refund; None when it has no such query (its result comes by callback)."""
+        return None
 
     def parse_refund_result(self, kind: str, body: bytes) -> RefundResult:
         """A refund result callback (providers that send one)."""

@@ -25,6 +25,14 @@ from payments.services.payouts import payout_callback
 
 logger = logging.getLogger("payments.callbacks")
 
+def notice_record(*, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
+    """A callback we keep but have nothing to apply from (a provider's notification feed): authenticated
+    like any other, stored as evidence, settled."""
+    from_provider = PROVIDER_CLASSES[event.provider]
+    callback_event_mark(event, CallbackEvent.Status.PROCESSED, error=f"{from_provider.display_name} notice: stored")
+    return CallbackOutcome("accepted", 200, "Callback received")
+
+
 Handler = Callable[..., CallbackOutcome]
 # What a callback is about (the role its provider declares for its kind) → who handles it.
 HANDLERS: dict[CallbackRole, Handler] = {
@@ -33,6 +41,7 @@ HANDLERS: dict[CallbackRole, Handler] = {
     CallbackRole.PAYBILL_CONFIRMATION: paybill_confirm,
     CallbackRole.PAYOUT_RESULT: payout_callback,
     CallbackRole.PAYOUT_TIMEOUT: payout_callback,
+    CallbackRole.NOTICE: notice_record,
 }
 SWEEP_BATCH = 100
 

@@ -63,6 +63,9 @@ def payment_start(
     attempt = donation.payments.count()
     reference = donation.reference if attempt == 0 else f"{donation.reference}-{attempt + 1}"
     token = new_url_token()
+    # A provider that lets us choose its id for the payment (MTN) gets it stored before the request leaves:
+    # whatever happens to the request, the status query can then ask about it.
+    chosen_reference = provider.reference_before_request()
     payment = Payment.objects.create(
         donation=donation,
         reference=reference,
@@ -76,6 +79,7 @@ def payment_start(
         currency=donation.currency,
         status=Payment.Status.CREATED,
         callback_token_digest=url_token_digest(token),
+        provider_reference=chosen_reference or None,
     )
     status_url = settings.SITE_URL + reverse("donation-status-page", kwargs={"reference": donation.reference})
     charge = ChargeRequest(
@@ -89,6 +93,7 @@ def payment_start(
         failure_url=f"{status_url}?return=failed",
         description=f"Donation {donation.reference}"[:60],
         extra=extra or {},
+        provider_reference=chosen_reference,
     )
     payment.start_outcome_unknown = False
     try:
