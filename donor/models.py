@@ -70,9 +70,14 @@ class Donation(models.Model):
 
 
 class Allocation(models.Model):
-    """The funding ledger: where each completed donation's money went. Append-only."""
+    """The funding ledger: where each completed donation's money went. Append-only: a refund never edits a
+    row, it adds a reversing one (a negative amount, entry `reversal`) for the same donation and target."""
 
     GENERAL_FUND = "general_fund"
+
+    class Entry(models.TextChoices):
+        CREDIT = "credit"
+        REVERSAL = "reversal"  # a refund gave (part of) the money back
 
     donation = models.ForeignKey(Donation, on_delete=models.PROTECT, related_name="allocations")
     patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="allocations")
@@ -80,13 +85,22 @@ class Allocation(models.Model):
     target = models.CharField(max_length=40)
     amount = models.DecimalField(**MONEY)
     currency = models.CharField(max_length=3)
+    entry = models.CharField(max_length=10, choices=Entry.choices, default=Entry.CREDIT)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["donation", "target"], name="allocation_once_per_donation_target"),
-            models.CheckConstraint(condition=models.Q(amount__gt=Decimal("0")), name="allocation_amount_positive"),
+            # Credited once and reversed at most once per donation and target: the ledger's last line of
+            # defence against a double credit or a double refund.
+            models.UniqueConstraint(
+                fields=["donation", "target", "entry"], name="allocation_once_per_donation_target_entry"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(entry="credit", amount__gt=Decimal("0"))
+                | models.Q(entry="reversal", amount__lt=Decimal("0")),
+                name="allocation_credit_positive_reversal_negative",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -26,10 +26,10 @@ CHANNEL_NAMES = {
 }
 
 
-def donation_receipt_text(donation: Donation) -> str:
-    """The donor's Telegram receipt for a completed donation."""
+def donation_receipt_text(donation: Donation, rail: str = "") -> str:
+    """The donor's Telegram receipt for a completed donation; `rail` names how it was paid ("MTN MoMo")."""
     payment = donation.payments.filter(status="succeeded").order_by("-pk").first()
-    channel = CHANNEL_NAMES.get(payment.channel, payment.provider.title()) if payment else ""
+    channel = rail or (CHANNEL_NAMES.get(payment.channel, payment.provider.title()) if payment else "")
     when = timezone.localtime(donation.completed_at or donation.updated_at).strftime("%Y-%m-%d %H:%M:%S")
     target = donation.patient.first_name if donation.patient else "the general fund"
     lines = [
@@ -79,19 +79,42 @@ def donation_admin_text(donation: Donation) -> str:
     return "\n".join(lines)
 
 
+def donation_refund_text(donation: Donation) -> str:
+    """The donor's notice that (part of) their gift went back to them."""
+    target = donation.patient.first_name if donation.patient else "the general fund"
+    return "\n".join(
+        [
+            "↩️ Refund",
+            "",
+            f"{donation.status_reason or 'Your donation was refunded'} to you.",
+            f"Donation: {donation.currency} {donation.amount:,.2f} for {target}",
+            f"Reference: {donation.reference}",
+        ]
+    )
+
+
 @task()
-def donation_notify(donation_id: int) -> str:
-    """Receipts on completion: email, and Telegram when the donor linked a chat id; every outcome to ADMIN_CHAT_ID."""
+def donation_notify(donation_id: int, rail: str = "", refund: bool = False) -> str:
+    """Receipts on completion (email, and Telegram when the donor linked a chat id), a notice when a refund
+    went back, every outcome to ADMIN_CHAT_ID. `rail` names how it was paid ("MTN MoMo", "M-Pesa (Vodacom)")."""
     donation = Donation.objects.select_related("donor", "patient").get(pk=donation_id)
     if settings.ADMIN_CHAT_ID:
         telegram_send(settings.ADMIN_CHAT_ID, donation_admin_text(donation))
-    if donation.status == Donation.Status.COMPLETED and donation.donor and donation.donor.telegram_chat_id:
-        telegram_send(donation.donor.telegram_chat_id, donation_receipt_text(donation))
+    chat = donation.donor.telegram_chat_id if donation.donor else ""
     email = donation.donor.email if donation.donor else ""
+    if refund:
+        if chat:
+            telegram_send(chat, donation_refund_text(donation))
+        if email:
+            _send_mail(donation, email, "emails/refund.txt", f"Your donation {donation.reference} was refunded", rail)
+        return "refund notice"
+    if donation.status == Donation.Status.COMPLETED and chat:
+        telegram_send(chat, donation_receipt_text(donation, rail))
     if donation.status != Donation.Status.COMPLETED or not email:
         return "skipped"
     try:
-        _send_receipt(donation, email)
+        subject = f"Thank you: your donation {donation.reference} is confirmed"
+        _send_mail(donation, email, "emails/receipt.txt", subject, rail)
     except OSError:  # SMTP down: the donation is still complete; the status page shows the receipt
         logger.warning("Receipt email for donation %s could not be sent", donation.reference)
         return "failed"
@@ -99,16 +122,17 @@ def donation_notify(donation_id: int) -> str:
     return "sent"
 
 
-def _send_receipt(donation: Donation, email: str) -> None:
+def _send_mail(donation: Donation, email: str, template: str, subject: str, rail: str) -> None:
     payment = donation.payments.filter(status="succeeded").first()
     send_mail(
-        subject=f"Thank you: your donation {donation.reference} is confirmed",
+        subject=subject,
         message=render_to_string(
-            "emails/receipt.txt",
+            template,
             {
                 "donation": donation,
                 "target": donation.patient.first_name if donation.patient else "the general fund",
                 "receipt": payment.receipt if payment else "",
+                "rail": rail,
                 "status_url": f"{settings.SITE_URL}/donations/{donation.reference}/",
             },
         ),

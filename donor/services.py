@@ -17,7 +17,7 @@ from django.utils import timezone
 from donor.models import Allocation, Donation, Donor
 from donor.phone_numbers import InvalidPhoneNumber, normalize_msisdn
 from patients.models import Patient
-from patients.services import patient_add_funds, patient_lock, patient_set_funding_received
+from patients.services import patient_add_funds, patient_lock, patient_remove_funds, patient_set_funding_received
 
 logger = logging.getLogger("payments.ledger")
 
@@ -245,6 +245,52 @@ def _split(donation: Donation, patient: Patient | None) -> list[tuple[Patient | 
     if donation.amount - to_patient > 0:
         parts.append((None, donation.amount - to_patient))
     return parts
+
+
+class LedgerRefused(Exception):
+    """The ledger cannot take this refund (the donation is not completed, or less was credited)."""
+
+
+def donation_refund(*, donation_id: int, amount: Decimal) -> Donation:
+    """Give back (part of) a completed donation on the ledger, once: reversing rows, never an edit.
+
+    The patient's share is reversed first, then the general fund's (under the general-fund overfunding
+    policy a gift may have both). A full refund ends the donation `refunded`; a partial one leaves it
+    completed with the refund in its status reason. Running it twice changes nothing (the reversal rows are
+    unique per donation and target).
+    """
+    with transaction.atomic(savepoint=False):
+        donation = Donation.objects.select_for_update().get(pk=donation_id)
+        if donation.allocations.filter(entry=Allocation.Entry.REVERSAL).exists():
+            return donation  # already refunded
+        if donation.status != Donation.Status.COMPLETED:
+            raise LedgerRefused(f"Donation {donation.reference} is {donation.status}, not completed.")
+        credits = sorted(donation.allocations.filter(entry=Allocation.Entry.CREDIT), key=lambda a: a.patient_id is None)
+        if amount <= 0 or amount > sum((a.amount for a in credits), Decimal("0")):
+            raise LedgerRefused(f"Donation {donation.reference} cannot give back {amount} {donation.currency}.")
+        patient = patient_lock(patient_id=donation.patient_id) if donation.patient_id else None
+        remaining = amount
+        for credit in credits:
+            part = min(credit.amount, remaining)
+            if part <= 0:
+                break
+            Allocation.objects.create(
+                donation=donation,
+                patient=credit.patient,
+                target=credit.target,
+                amount=-part,
+                currency=credit.currency,
+                entry=Allocation.Entry.REVERSAL,
+            )
+            if credit.patient_id is not None and patient is not None:
+                patient_remove_funds(patient=patient, amount=part)
+            remaining -= part
+        full = amount == donation.amount
+        donation.status = Donation.Status.REFUNDED if full else Donation.Status.COMPLETED
+        donation.status_reason = f"{donation.currency} {amount:,} refunded"[:255]
+        donation.save(update_fields=["status", "status_reason", "updated_at"])
+    logger.info("Donation %s: %s %s refunded on the ledger", donation.reference, amount, donation.currency)
+    return donation
 
 
 def _finish_unpaid(*, donation_id: int, status: str, reason: str) -> Donation:

@@ -32,10 +32,9 @@ from payments.services.donations import (
     donation_check,
     donation_open,
     donation_pay,
-    method_label,
     payment_methods,
 )
-from payments.services.payments import PaymentStartFailed
+from payments.services.payments import PaymentStartFailed, method_label
 
 PRESET_AMOUNTS: dict[str, list[int]] = {
     "TZS": [5_000, 10_000, 25_000, 50_000],

@@ -37,3 +37,17 @@ def patient_add_funds(*, patient: Patient, amount: Decimal) -> Patient:
 def patient_set_funding_received(*, patient: Patient, amount: Decimal) -> None:
     """Used only by the ledger repair: overwrite the cache with the ledger's truth."""
     Patient.objects.filter(pk=patient.pk).update(funding_received=amount)
+
+
+def patient_remove_funds(*, patient: Patient, amount: Decimal) -> Patient:
+    """Take a refunded amount off the cached total; a fully funded patient below the goal again goes back
+    to raising funds. The caller holds the row lock (patient_lock) inside transaction.atomic()."""
+    assert transaction.get_connection().in_atomic_block, "patient_remove_funds needs the caller's transaction"
+    Patient.objects.filter(pk=patient.pk).update(funding_received=F("funding_received") - amount)
+    patient.funding_received -= amount
+    if patient.status == Patient.Status.FULLY_FUNDED and patient.funding_received < patient.funding_goal:
+        patient.status = Patient.Status.FUNDING
+        patient.fully_funded_at = None
+        patient.save(update_fields=["status", "fully_funded_at", "updated_at"])
+        logger.info("Patient %s is raising funds again after a refund", patient.code)
+    return patient

@@ -193,6 +193,8 @@ class Payout(models.Model):
     result_code = models.CharField(max_length=20, blank=True)
     result_desc = models.CharField(max_length=255, blank=True)
     needs_review = models.BooleanField(default=False, db_index=True)
+    # When reconciliation next asks a provider with a payout status query (MTN) about it.
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     approved_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -205,6 +207,71 @@ class Payout(models.Model):
         permissions = [
             ("approve_payout", "Can approve and send payouts (the checker of maker-checker)"),
             ("resolve_payout", "Can settle an ambiguous or stuck payout by hand"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} ({self.status})"
+
+
+class Refund(models.Model):
+    """Money of a completed donation given back to its payer, under maker-checker.
+
+    One staff user requests it, a different one with the approve permission approves it; only then is the
+    provider asked, once. Its result (callback or status query) makes it `refunded` — the ledger then gets
+    reversing allocation rows — or `failed`. A request that timed out after sending is `ambiguous`: never
+    re-sent, settled by a later result or by a person. Providers without a refund API (AzamPay) are refunded
+    outside it and recorded here by hand (`manual`), through the same two people.
+    """
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested (awaiting approval)"
+        SENDING = "sending", "Approved, sending"
+        SENT = "sent", "Sent, awaiting result"
+        AMBIGUOUS = "ambiguous", "Ambiguous (check with the provider)"
+        REFUNDED = "refunded", "Refunded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled before sending"
+
+    # Refunds that hold (or may hold) the donation's money: at most one per donation.
+    LIVE = (Status.REQUESTED, Status.SENDING, Status.SENT, Status.AMBIGUOUS, Status.REFUNDED)
+    AWAITING_RESULT = (Status.SENDING, Status.SENT, Status.AMBIGUOUS)
+
+    reference = models.CharField(max_length=64, unique=True)
+    donation = models.ForeignKey(Donation, on_delete=models.PROTECT, related_name="refunds")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    provider = models.CharField(max_length=20)
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=255, blank=True)
+    manual = models.BooleanField(default=False, help_text="Paid back outside the provider's API, recorded by hand")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.REQUESTED, db_index=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="refunds_requested"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds_approved"
+    )
+    provider_reference = models.CharField(max_length=100, null=True, blank=True)
+    receipt = models.CharField(max_length=100, blank=True)
+    result_code = models.CharField(max_length=40, blank=True)
+    result_desc = models.CharField(max_length=255, blank=True)
+    needs_review = models.BooleanField(default=False, db_index=True)
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive"),
+            models.UniqueConstraint(fields=["provider", "provider_reference"], name="refund_provider_reference_unique"),
+        ]
+        permissions = [
+            ("approve_refund", "Can approve and send refunds (the checker of maker-checker)"),
+            ("resolve_refund", "Can settle an ambiguous or stuck refund by hand"),
         ]
 
     def __str__(self) -> str:

@@ -53,6 +53,7 @@ class CallbackRole(StrEnum):
     PAYOUT_RESULT = "payout_result"
     PAYOUT_TIMEOUT = "payout_timeout"
     REFUND_RESULT = "refund_result"
+    REFUND_TIMEOUT = "refund_timeout"  # the refund waited too long in the provider's queue: ambiguous
     NOTICE = "notice"  # stored and acknowledged; nothing to apply (e.g. a provider's notification feed)
 
 
@@ -210,6 +211,7 @@ class PayoutResult:
     succeeded: bool
     receipt: str = ""
     amount: Decimal | None = None
+    pending: bool = False  # a status query's "not decided yet" (then `succeeded` means nothing)
 
 
 # --- Refunds --------------------------------------------------------------------------------------------
@@ -227,6 +229,7 @@ class RefundRequest:
     reason: str = ""
     provider_reference: str = ""  # our choice of the provider's id for the refund, stored before the request
     payment_our_reference: str = ""  # our reference of the payment (some providers echo it)
+    payment_receipt: str = ""  # the provider's receipt of the payment (M-Pesa's reversal names the receipt)
 
 
 @dataclass(frozen=True)
@@ -430,7 +433,8 @@ class Payouts(ABC):
         return ""
 
     def payout_status(self, *, reference: str, provider_reference: str) -> PayoutResult | None:
-        """Ask the provider about a payout (providers whose callbacks may never come); None: no such query."""
+        """Ask the provider about a payout (providers whose callbacks may never come); None: no such query.
+        A payout not decided yet is a PayoutResult with `pending=True`."""
         return None
 
 

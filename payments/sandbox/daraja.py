@@ -144,6 +144,7 @@ class DarajaSimulator(Simulator):
             endpoint("POST", r"/mpesa/c2b/v(?:1|2)/registerurl", self.c2b_register),
             endpoint("POST", r"/mpesa/c2b/v(?:1|2)/simulate", self.c2b_simulate),
             endpoint("POST", r"/mpesa/b2c/v(?:1|3)/paymentrequest", self.b2c_payment),
+            endpoint("POST", r"/mpesa/reversal/v1/request", self.reversal),
         ]
         self.b2c_shortcode = str(creds.get("b2c_shortcode", "600992"))
         self.initiator_name = creds.get("initiator_name", "testapi")
@@ -566,6 +567,99 @@ class DarajaSimulator(Simulator):
             self.dispatcher.post_burst(charge, url, body, label=f"b2c_{label}", copies=copies)
         else:
             self.dispatcher.post(charge, url, body, label=f"b2c_{label}")
+
+    def reversal(self, request: SandboxRequest, _: re.Match[str]) -> SandboxResponse:
+        """Transaction Reversal: accepted at once; the result (reversed, already reversed, or no such
+        transaction) arrives at the ResultURL, as Daraja's does."""
+        self._authorize(request)
+        data = _json_object(request)
+        if data.get("Initiator") != self.initiator_name or not hmac.compare_digest(
+            str(data.get("SecurityCredential") or "").encode(), self.security_credential.encode()
+        ):
+            raise DarajaError(400, "400.002.02", "Bad Request - Invalid Initiator")
+        if data.get("CommandID") != "TransactionReversal":
+            raise DarajaError(400, "400.002.02", "Bad Request - Invalid CommandID")
+        if str(data.get("RecieverIdentifierType") or "") != "11":
+            raise DarajaError(400, "400.002.02", "Bad Request - Invalid RecieverIdentifierType")
+        receipt = str(data.get("TransactionID") or "")
+        amount = _whole_amount(data.get("Amount"))
+        urls = {}
+        for key in ("ResultURL", "QueueTimeOutURL"):
+            value = data.get(key)
+            if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
+                raise DarajaError(400, "400.002.02", f"Bad Request - Invalid {key}")
+            urls[key] = value
+        with self.store.lock:
+            original = next(
+                (
+                    c
+                    for c in self.store.find_charges(provider=PROVIDER)
+                    if c.extra.get("receipt") == receipt and c.extra.get("kind") != "reversal"
+                ),
+                None,
+            )
+            earlier = [
+                c
+                for c in self.store.find_charges(provider=PROVIDER)
+                if c.extra.get("kind") == "reversal" and c.extra.get("original") == receipt
+            ]
+            if original is None or (original.outcome is not None and original.outcome.result != Result.SUCCESS):
+                code = "R000002"
+            elif earlier:
+                code = "R000001"
+            elif str(amount) != str(int(float(original.amount))):
+                code = "R000002"
+            else:
+                code = "0"
+            conversation_id = f"AG_{datetime.now(NAIROBI):%Y%m%d}_{secrets.token_hex(10)}"
+            charge = Charge(
+                provider=PROVIDER,
+                transaction_id=conversation_id,
+                external_id=receipt,
+                msisdn=original.msisdn if original else "",
+                amount=str(amount),
+                currency="KES",
+                channel="reversal",
+                outcome=None,
+                extra={"kind": "reversal", "original": receipt, "code": code, "receipt": new_receipt(), **urls},
+            )
+            self.store.add_charge(charge)
+        self.dispatcher.call_later(DECISION_SECONDS, partial(self._reversal_deliver, charge))
+        return json_response(
+            200,
+            {
+                "OriginatorConversationID": _conversation_id(),
+                "ConversationID": conversation_id,
+                "ResponseCode": "0",
+                "ResponseDescription": "Accept the service request successfully.",
+            },
+        )
+
+    def _reversal_deliver(self, charge: Charge) -> None:
+        code = charge.extra["code"]
+        descriptions = {
+            "0": "The service request is processed successfully.",
+            "R000001": "The transaction has already been reversed",
+            "R000002": "The OriginalTransactionID is invalid",
+        }
+        result: dict[str, Any] = {
+            "ResultType": 0,
+            "ResultCode": code if code != "0" else 0,
+            "ResultDesc": descriptions[code],
+            "OriginatorConversationID": _conversation_id(),
+            "ConversationID": charge.transaction_id,
+            "TransactionID": charge.extra["receipt"],
+        }
+        if code == "0":
+            result["ResultParameters"] = {
+                "ResultParameter": [
+                    {"Key": "Amount", "Value": int(charge.amount)},
+                    {"Key": "OriginalTransactionID", "Value": charge.external_id},
+                    {"Key": "TransCompletedTime", "Value": datetime.now(NAIROBI).strftime("%Y%m%d%H%M%S")},
+                ]
+            }
+        body = json.dumps({"Result": result}).encode()
+        self.dispatcher.post(charge, charge.extra["ResultURL"], body, label=f"reversal_{code}")
 
 
 def _conversation_id() -> str:

@@ -22,8 +22,10 @@ from payments.services.callbacks import payment_callback_handle
 from payments.services.inbox import CallbackOutcome, callback_event_mark, retry_delay
 from payments.services.paybill import paybill_confirm, paybill_validate
 from payments.services.payouts import payout_callback
+from payments.services.refunds import refund_callback
 
 logger = logging.getLogger("payments.callbacks")
+
 
 def notice_record(*, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
     """A callback we keep but have nothing to apply from (a provider's notification feed): authenticated
@@ -42,6 +44,8 @@ HANDLERS: dict[CallbackRole, Handler] = {
     CallbackRole.PAYOUT_RESULT: payout_callback,
     CallbackRole.PAYOUT_TIMEOUT: payout_callback,
     CallbackRole.NOTICE: notice_record,
+    CallbackRole.REFUND_RESULT: refund_callback,
+    CallbackRole.REFUND_TIMEOUT: refund_callback,
 }
 SWEEP_BATCH = 100
 

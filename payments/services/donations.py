@@ -20,7 +20,7 @@ from patients.models import Patient
 from patients.selectors import patient_get_published
 from payments.models import Payment
 from payments.providers.base import Collections, PaymentMethod
-from payments.providers.registry import PROVIDER_CLASSES, get_capable, provider_codes
+from payments.providers.registry import get_capable, provider_codes
 from payments.services.payments import payment_start
 
 
@@ -72,16 +72,6 @@ def payment_methods(currency: str, *, include_api_only: bool = False) -> list[Pa
             if currency.upper() in m.currencies and (include_api_only or not m.api_only)
         ]
     return methods
-
-
-def method_label(provider: str, channel: str = "") -> str:
-    """How a payment's method is named to donors ("M-Pesa (Vodacom)", "Card (Visa, Mastercard)")."""
-    if provider in provider_codes():
-        for method in get_capable(provider, Collections).payment_methods():
-            if method.channel.lower() == (channel or "").lower():
-                return method.label
-    cls = PROVIDER_CLASSES.get(provider)
-    return channel or (cls.display_name if cls else provider)
 
 
 def donation_check(request: DonationRequest) -> CheckedDonation:

@@ -24,7 +24,7 @@ from payments.providers.base import (
     ProviderError,
     ProviderResult,
 )
-from payments.providers.registry import get_capable, get_provider
+from payments.providers.registry import PROVIDER_CLASSES, get_capable, get_provider
 from payments.url_tokens import new_url_token, url_token_digest
 
 logger = logging.getLogger("payments")
@@ -267,7 +267,19 @@ def _remember_provider_reference(payment: Payment, result: ProviderResult) -> No
 
 
 def _notify(donation_id: int) -> None:
-    donation_notify.enqueue(donation_id)
+    payment = Payment.objects.filter(donation_id=donation_id).order_by("-pk").first()
+    rail = method_label(payment.provider, payment.channel) if payment else ""
+    donation_notify.enqueue(donation_id, rail)
+
+
+def method_label(provider: str, channel: str = "") -> str:
+    """How a payment's method is named to donors ("M-Pesa (Vodacom)", "MTN MoMo")."""
+    cls = PROVIDER_CLASSES.get(provider)
+    if cls is not None and issubclass(cls, Collections) and provider in settings.PAYMENT_PROVIDERS:
+        for method in get_capable(provider, Collections).payment_methods():
+            if method.channel.lower() == (channel or "").lower():
+                return method.label
+    return channel or (cls.display_name if cls else provider)
 
 
 def payment_fetch_status(*, payment: Payment, provider_reference: str | None = None) -> ProviderResult:

@@ -23,7 +23,7 @@ from django.utils import timezone
 from patients.models import Patient
 from patients.services import patient_lock
 from payments.callback_urls import callback_url
-from payments.models import CallbackEvent, Payout, fit
+from payments.models import CallbackEvent, Payout, Refund, fit
 from payments.providers.base import (
     CallbackMalformed,
     CallbackRole,
@@ -52,6 +52,9 @@ AWAITING_RESULT = (Payout.Status.SENDING, Payout.Status.SENT, Payout.Status.AMBI
 # A payout still `sending` after this long lost its answer (the process died mid-request): a person may
 # resolve it after checking the provider's portal.
 STUCK_SENDING_AFTER = timedelta(minutes=10)
+# How often reconciliation asks a provider with a payout status query about a payout awaiting its result
+# (MTN sends its callback once and never again).
+PAYOUT_CHECK_EVERY = timedelta(minutes=5)
 Staff = User  # a staff member acting in the admin (the project uses Django's user model)
 
 
@@ -64,12 +67,15 @@ class PayoutRefused(Exception):
 
 
 def payout_available(*, patient: Patient, exclude_id: int | None = None) -> Decimal:
-    """Funds received and not yet paid out or committed to a payout in flight."""
+    """Funds received and not yet paid out, committed to a payout in flight, or being refunded."""
     committed = Payout.objects.filter(patient=patient, status__in=COMMITTED)
     if exclude_id is not None:
         committed = committed.exclude(pk=exclude_id)
     used = committed.aggregate(total=Sum("amount"))["total"] or Decimal("0")
-    return patient.funding_received - used
+    refunding = Refund.objects.filter(
+        donation__patient=patient, status__in=(Refund.Status.REQUESTED, *Refund.AWAITING_RESULT)
+    ).aggregate(total=Sum("amount"))["total"] or Decimal("0")
+    return patient.funding_received - used - refunding
 
 
 def _require(user: Staff, permission: str, action: str, *alternatives: str) -> None:
@@ -159,6 +165,9 @@ def _send(payout: Payout) -> Payout:
     assert isinstance(provider, PaymentProvider)
     # The URLs carry the operator's secret; without one the results are held for review.
     secret = provider.callback_secret(_kind(provider, CallbackRole.PAYOUT_RESULT)) or ""
+    chosen = provider.payout_reference_before_request()
+    if chosen:  # MTN: our choice of its id, stored before the request, so its status query can find it
+        Payout.objects.filter(pk=payout.pk).update(conversation_id=fit(Payout, "conversation_id", chosen))
     try:
         accepted = provider.send_payout(
             PayoutRequest(
@@ -169,6 +178,7 @@ def _send(payout: Payout) -> Payout:
                 result_url=callback_url(provider, CallbackRole.PAYOUT_RESULT, secret),
                 timeout_url=callback_url(provider, CallbackRole.PAYOUT_TIMEOUT, secret),
                 remarks=f"Treatment {payout.patient.code}",
+                provider_reference=chosen,
             )
         )
     except ProviderError as error:
@@ -180,6 +190,7 @@ def _send(payout: Payout) -> Payout:
             result_desc=fit(Payout, "result_desc", error.message),
             needs_review=status == Payout.Status.AMBIGUOUS,
             completed_at=timezone.now() if status == Payout.Status.FAILED else None,
+            next_check_at=timezone.now() + PAYOUT_CHECK_EVERY if status == Payout.Status.AMBIGUOUS else None,
         )
         logger.warning(
             "Payout %s not sent (%s): %s", payout.reference, status if moved else "already settled", error.message
@@ -187,7 +198,7 @@ def _send(payout: Payout) -> Payout:
         payout.refresh_from_db()
         return payout
     Payout.objects.filter(pk=payout.pk, status=Payout.Status.SENDING).update(
-        status=Payout.Status.SENT, sent_at=timezone.now()
+        status=Payout.Status.SENT, sent_at=timezone.now(), next_check_at=timezone.now() + PAYOUT_CHECK_EVERY
     )
     if accepted.conversation_id:
         Payout.objects.filter(pk=payout.pk, conversation_id__isnull=True).update(
@@ -348,3 +359,28 @@ def _apply(payout: Payout, result: PayoutResult, *, timeout: bool) -> None:
     if payout.status == Payout.Status.PAID:
         _to_treatment(payout)
     logger.info("Payout %s %s (%s %s)", payout.reference, payout.status, result.code, result.description)
+
+
+def payouts_reconcile(*, limit: int = 200) -> int:
+    """Ask providers that have a payout status query about payouts awaiting a result. Returns how many."""
+    now = timezone.now()
+    due = Payout.objects.filter(status__in=[Payout.Status.SENT, Payout.Status.AMBIGUOUS], next_check_at__lte=now)
+    asked = 0
+    for payout in due.order_by("next_check_at")[:limit]:
+        Payout.objects.filter(pk=payout.pk).update(next_check_at=now + PAYOUT_CHECK_EVERY)
+        provider = get_capable(payout.provider, Payouts)
+        try:
+            result = provider.payout_status(reference=payout.reference, provider_reference=payout.conversation_id or "")
+        except ProviderError as error:
+            logger.warning("Payout %s: status query failed: %s", payout.reference, error.message)
+            continue
+        if result is None:
+            continue  # this provider has no payout status query (M-Pesa B2C: its result callback or a person)
+        asked += 1
+        if result.pending:
+            continue
+        with transaction.atomic():
+            locked = Payout.objects.select_for_update().get(pk=payout.pk)
+            if locked.status in (Payout.Status.SENT, Payout.Status.AMBIGUOUS):
+                _apply(locked, result, timeout=False)
+    return asked

@@ -18,6 +18,8 @@ from django.utils import timezone
 from payments.models import Payment
 from payments.services.dispatch import callbacks_sweep
 from payments.services.payments import ladder_step, payment_confirm
+from payments.services.payouts import payouts_reconcile
+from payments.services.refunds import refunds_reconcile
 
 logger = logging.getLogger("payments.reconcile")
 CLAIM_BATCH = 100
@@ -33,6 +35,8 @@ class ReconcileReport:
     replayed: int = 0  # inbox events re-run by the sweeper
     events_settled: int = 0
     events_dead: int = 0
+    refunds_checked: int = 0  # refunds awaiting a result, asked about (providers that answer status queries)
+    payouts_checked: int = 0
     outcomes: list[str] = field(default_factory=list)
 
 
@@ -73,6 +77,8 @@ def payments_reconcile(
             claimed.add(payment.pk)
             _check(payment, report)
     if not reference:
+        report.refunds_checked = refunds_reconcile()
+        report.payouts_checked = payouts_reconcile()
         sweep = callbacks_sweep(received_before=now - older_than if older_than is not None else None, limit=limit)
         report.replayed = sweep.examined
         report.events_settled = sweep.settled

@@ -23,21 +23,27 @@ from payments.providers.base import (
     Payouts,
     ProviderResult,
     RawCallback,
+    RefundAccepted,
+    RefundRequest,
+    RefundResult,
+    Refunds,
     RouteToken,
 )
-from payments.providers.mpesa import paybill, payouts, stk, trust
+from payments.providers.mpesa import paybill, payouts, reversal, stk, trust
 from payments.providers.mpesa.client import DarajaClient
 from payments.providers.mpesa.codes import (
     ACCEPTED,
-    B2C_KINDS,
     B2C_RESULT,
     B2C_TIMEOUT,
     C2B_CONFIRMATION,
     C2B_KINDS,
     C2B_VALIDATION,
     CURRENCY,
+    INITIATOR_KINDS,
     MAX_TRANSACTION_DESC,
     PAYBILL,
+    REVERSAL_RESULT,
+    REVERSAL_TIMEOUT,
     SAFE_TEXT_RE,
     STK_KIND,
     TRANSACTION_TYPES,
@@ -47,7 +53,7 @@ from payments.providers.mpesa.codes import (
 POST_OR_PUT = ("post", "put")
 
 
-class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts):
+class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts, Refunds):
     code = "mpesa"
     display_name = "M-Pesa"
     public_name = "mpesa"
@@ -87,6 +93,12 @@ class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts):
         ),
         CallbackRoute(B2C_RESULT, CallbackRole.PAYOUT_RESULT, "webhooks/mpesa/b2c/result", "mpesa-b2c-result"),
         CallbackRoute(B2C_TIMEOUT, CallbackRole.PAYOUT_TIMEOUT, "webhooks/mpesa/b2c/timeout", "mpesa-b2c-timeout"),
+        CallbackRoute(
+            REVERSAL_RESULT, CallbackRole.REFUND_RESULT, "webhooks/mpesa/reversal/result", "mpesa-reversal-result"
+        ),
+        CallbackRoute(
+            REVERSAL_TIMEOUT, CallbackRole.REFUND_TIMEOUT, "webhooks/mpesa/reversal/timeout", "mpesa-reversal-timeout"
+        ),
     )
 
     def __init__(
@@ -136,7 +148,7 @@ class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts):
         )
         self.c2b_shortcode = str(c2b_shortcode or shortcode)
         self.b2c = payouts.B2CSettings(str(b2c_shortcode or shortcode), initiator_name, security_credential)
-        self._secrets = {**dict.fromkeys(C2B_KINDS, c2b_token), **dict.fromkeys(B2C_KINDS, b2c_token)}
+        self._secrets = {**dict.fromkeys(C2B_KINDS, c2b_token), **dict.fromkeys(INITIATOR_KINDS, b2c_token)}
 
     @property
     def tokens(self):
@@ -189,6 +201,14 @@ class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts):
 
     def parse_payout_result(self, kind: str, body: bytes) -> PayoutResult:
         return payouts.parse_result(body)
+
+    # --- Refunds: Transaction Reversal ------------------------------------------------------------------
+
+    def send_refund(self, refund: RefundRequest) -> RefundAccepted:
+        return reversal.send(self.client, self.b2c, self.stk.shortcode, refund)
+
+    def parse_refund_result(self, kind: str, body: bytes) -> RefundResult:
+        return reversal.parse_result(body)
 
     # --- every provider ---------------------------------------------------------------------------------
 

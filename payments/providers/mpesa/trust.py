@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from payments.providers.base import CallbackTrust, RawCallback, UrlToken
-from payments.providers.mpesa.codes import B2C_KINDS, C2B_KINDS, STK_KIND
+from payments.providers.mpesa.codes import C2B_KINDS, INITIATOR_KINDS, STK_KIND
 
 logger = logging.getLogger("payments.mpesa")
 
@@ -55,7 +55,7 @@ def authenticate(policy: TrustPolicy, callback: RawCallback) -> CallbackTrust:
         logger.warning("M-Pesa %s callback from %s: not in MPESA_ALLOWED_IPS (soft signal only)", kind, ip)
         if kind == STK_KIND:
             return CallbackTrust.UNVERIFIED  # confirmed by the STK query even when callbacks are trusted
-    if kind in (*C2B_KINDS, *B2C_KINDS) and has_token:
+    if kind in (*C2B_KINDS, *INITIATOR_KINDS) and has_token:
         return CallbackTrust.TRUSTED  # the secret URL we gave: the only evidence C2B/B2C offer
     if policy.trust_callbacks and has_token:
         return CallbackTrust.TRUSTED  # the operator chose to believe a callback on its secret URL
