@@ -4,7 +4,8 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-pytest_plugins = ["payments.tests.azampay_fakes"]  # AzamPay's far side: `azam`, `azampay_settings`
+# The providers' far sides: `azam`, `azampay_settings`; `daraja`, `mpesa_settings`.
+pytest_plugins = ["payments.tests.azampay_fakes", "payments.tests.mpesa_fakes"]
 
 
 def pytest_collection_modifyitems(config, items):

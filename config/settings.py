@@ -5,9 +5,11 @@ from pathlib import Path
 
 import environ
 
+from payments.providers.airtel.config import CONFIG as AIRTEL_CONFIG
 from payments.providers.azampay.config import CONFIG as AZAMPAY_CONFIG
 from payments.providers.config import provider_settings
 from payments.providers.mpesa.config import CONFIG as MPESA_CONFIG
+from payments.providers.mtn.config import CONFIG as MTN_CONFIG
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -238,7 +240,7 @@ SANDBOX_TIME_SCALE = env.float("SANDBOX_TIME_SCALE", default=1.0)
 # One block of constructor arguments per provider, from the variables each provider declares in
 # payments/providers/<code>/config.py (every one is listed in .env.production.example). A provider whose
 # main credential is unset points at the sandbox when PAYMENTS_SANDBOX_URL is set.
-PROVIDER_CONFIGS = (AZAMPAY_CONFIG, MPESA_CONFIG)
+PROVIDER_CONFIGS = (AZAMPAY_CONFIG, MPESA_CONFIG, MTN_CONFIG, AIRTEL_CONFIG)
 PAYMENT_PROVIDERS: dict[str, dict] = provider_settings(
     env,
     sandbox_url=PAYMENTS_SANDBOX_URL,

@@ -1,9 +1,13 @@
+import csv
+import io
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
-from payments.models import CallbackEvent, Payment
+from payments.models import CallbackEvent, Payment, Refund
 
 
 def provider_health(*, provider_code: str, public_name: str) -> dict:
@@ -51,3 +55,109 @@ def payments_report(*, start: datetime, end: datetime) -> dict:
 def callback_events(*, status: str | None = None) -> QuerySet[CallbackEvent]:
     qs = CallbackEvent.objects.order_by("pk")
     return qs.filter(status=status) if status else qs
+
+
+@dataclass(frozen=True)
+class SettlementRow:
+    """One line a finance person matches against the provider's statement."""
+
+    time: datetime
+    provider: str
+    kind: str  # payment | refund
+    status: str
+    reference: str  # ours (the payment's or the refund's)
+    donation: str
+    provider_reference: str
+    receipt: str
+    amount: Decimal  # negative for money that went back (a refund)
+    currency: str
+    channel: str
+
+
+SETTLEMENT_COLUMNS = [f.name for f in fields(SettlementRow)]
+SETTLED_PAYMENT_STATUSES = [
+    Payment.Status.SUCCEEDED,
+    Payment.Status.FAILED,
+    Payment.Status.CANCELLED,
+    Payment.Status.EXPIRED,
+]
+
+
+def settlement_rows(*, start: datetime, end: datetime, provider: str | None = None) -> list[SettlementRow]:
+    """Every payment that ended (succeeded, failed, cancelled, expired) and every refund that ended in
+    [start, end), by the time it ended, oldest first. Failed ones carry amount 0: no money moved."""
+    payments = Payment.objects.filter(
+        completed_at__gte=start, completed_at__lt=end, status__in=SETTLED_PAYMENT_STATUSES
+    ).select_related("donation")
+    refunds = Refund.objects.filter(
+        completed_at__gte=start, completed_at__lt=end, status__in=[Refund.Status.REFUNDED, Refund.Status.FAILED]
+    ).select_related("donation")
+    if provider:
+        payments = payments.filter(provider=provider)
+        refunds = refunds.filter(provider=provider)
+    rows = [
+        SettlementRow(
+            time=p.completed_at or p.updated_at,
+            provider=p.provider,
+            kind="payment",
+            status=p.status,
+            reference=p.reference,
+            donation=p.donation.reference,
+            provider_reference=p.provider_reference or "",
+            receipt=p.receipt,
+            amount=p.amount if p.status == Payment.Status.SUCCEEDED else Decimal("0"),
+            currency=p.currency,
+            channel=p.channel,
+        )
+        for p in payments
+    ]
+    rows += [
+        SettlementRow(
+            time=r.completed_at or r.updated_at,
+            provider=r.provider,
+            kind="refund",
+            status=r.status,
+            reference=r.reference,
+            donation=r.donation.reference,
+            provider_reference=r.provider_reference or "",
+            receipt=r.receipt,
+            amount=-r.amount if r.status == Refund.Status.REFUNDED else Decimal("0"),
+            currency=r.currency,
+            channel="manual" if r.manual else "",
+        )
+        for r in refunds
+    ]
+    return sorted(rows, key=lambda row: (row.time, row.reference))
+
+
+def settlement_totals(rows: list[SettlementRow]) -> dict[tuple[str, str], Decimal]:
+    """Net money per (provider, currency): what the provider's statement should show for the window."""
+    totals: dict[tuple[str, str], Decimal] = {}
+    for row in rows:
+        key = (row.provider, row.currency)
+        totals[key] = totals.get(key, Decimal("0")) + row.amount
+    return totals
+
+
+def settlement_csv(rows: list[SettlementRow]) -> str:
+    """The rows as CSV (a header, then one line each), in a fixed column order."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(SETTLEMENT_COLUMNS)
+    for row in rows:
+        writer.writerow(
+            [
+                row.time.isoformat(),
+                row.provider,
+                row.kind,
+                row.status,
+                row.reference,
+                row.donation,
+                row.provider_reference,
+                row.receipt,
+                f"{row.amount:.2f}",
+                row.currency,
+                row.channel,
+            ]
+        )
+    return out.getvalue()

@@ -18,13 +18,12 @@ from patients.models import Patient
 from patients.tests.factories import PatientFactory
 from payments.models import Payment
 from payments.providers.registry import provider_codes
-from payments.tests.azampay_fakes import API, fixture
+from payments.tests.azampay_fakes import MNO_URL, fixture
+from payments.tests.azampay_fakes import POST_CHECKOUT_URL as CARD_URL
 from payments.tests.factories import PaymentFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")]
 
-MNO_URL = f"{API}/azampay/mno/checkout"
-CARD_URL = f"{API}/api/v1/Partner/PostCheckout"
 MNO_LABELS = ["M-Pesa (Vodacom)", "Airtel Money", "Tigo Pesa (Mixx by Yas)", "Halopesa", "AzamPesa"]
 
 

@@ -200,6 +200,7 @@ class PayoutRequest:
 class PayoutAccepted:
     conversation_id: str  # the provider's id for the payout
     message: str = ""
+    result: "PayoutResult | None" = None  # a provider that answers with the final result at once (Airtel)
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,10 @@ class RefundRequest:
 class RefundAccepted:
     provider_reference: str
     message: str = ""
+    # SUCCEEDED when the answer itself says the money went back (Airtel answers at once); else the result
+    # comes later, by callback or status query.
+    status: PaymentStatus = PaymentStatus.PENDING
+    receipt: str = ""
 
 
 @dataclass(frozen=True)
@@ -244,6 +249,7 @@ class RefundResult:
     provider_reference: str
     status: PaymentStatus  # SUCCEEDED, FAILED, PENDING or UNKNOWN
     message: str = ""
+    receipt: str = ""  # the provider's transaction id of the money going back
 
 
 # --- Errors and parsing helpers -------------------------------------------------------------------------
@@ -352,7 +358,7 @@ class PaymentProvider(ABC):
 class Collections(ABC):
     """Collect a donation: prompt the payer, ask about the payment, read its callback."""
 
-    currencies: ClassVar[frozenset[str]]
+    currencies: frozenset[str]  # a class default; a provider whose currency is a setting (MTN) sets it per instance
     # Mobile money moves whole units: a fractional amount is refused with a 400 before anything is sent.
     whole_amounts_only: ClassVar[bool] = False
 
@@ -417,7 +423,7 @@ class Paybill(ABC):
 class Payouts(ABC):
     """Send money to a wallet (a treatment partner's)."""
 
-    payout_currencies: ClassVar[frozenset[str]]
+    payout_currencies: frozenset[str]
     payout_whole_amounts_only: ClassVar[bool] = True
 
     @abstractmethod

@@ -45,17 +45,26 @@ class ProviderHttpClient:
         path: str,
         *,
         json: Any = None,
+        data: bytes | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         auth: tuple[str, str] | None = None,
         moves_money: bool = False,
     ) -> requests.Response:
         """One request. With `moves_money` (a charge, a payout), a failure after the request may have left us
-        is reported as ambiguous: the provider may have acted, so the caller must not call it failed."""
+        is reported as ambiguous: the provider may have acted, so the caller must not call it failed. `data`
+        sends exact bytes (a signed body must be the bytes that were signed) instead of `json`."""
         url = self.url(path)
         try:
             response = self.session.request(
-                method, url, json=json, params=params, headers=dict(headers or {}), auth=auth, timeout=self.timeout
+                method,
+                url,
+                json=json,
+                data=data,
+                params=params,
+                headers=dict(headers or {}),
+                auth=auth,
+                timeout=self.timeout,
             )
         except requests.RequestException as exc:
             sent = request_may_have_arrived(exc)

@@ -6,11 +6,15 @@ import json
 
 from django.conf import settings
 
+from payments.providers.airtel.provider import AirtelProvider
 from payments.providers.azampay.provider import AzamPayProvider
 from payments.providers.base import PaymentProvider
 from payments.providers.mpesa.provider import MpesaProvider
+from payments.providers.mtn.provider import MtnProvider
 
-PROVIDER_CLASSES: dict[str, type[PaymentProvider]] = {cls.code: cls for cls in (AzamPayProvider, MpesaProvider)}
+PROVIDER_CLASSES: dict[str, type[PaymentProvider]] = {
+    cls.code: cls for cls in (AzamPayProvider, MpesaProvider, MtnProvider, AirtelProvider)
+}
 
 
 class UnknownProvider(KeyError):

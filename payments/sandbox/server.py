@@ -12,10 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from payments.sandbox.airtel import AirtelSimulator
 from payments.sandbox.azampay import AzamPaySimulator, default_callback_url
 from payments.sandbox.base import DEFAULT_TOKEN_LIFETIME_SECONDS, Route, SandboxContext, Simulator
 from payments.sandbox.daraja import DarajaSimulator
 from payments.sandbox.dispatch import CallbackDispatcher
+from payments.sandbox.mtn import MtnSimulator
 from payments.sandbox.protocol import (
     BadRequestBody,
     SandboxRequest,
@@ -30,7 +32,13 @@ logger = logging.getLogger("payments.sandbox")
 
 # The explicit registry: one simulator class per provider. Daraja (/daraja), MTN (/mtn) and Airtel (/airtel)
 # join here as they are written.
-SIMULATOR_CLASSES: tuple[type[Simulator], ...] = (AzamPaySimulator, DarajaSimulator, TelegramSimulator)
+SIMULATOR_CLASSES: tuple[type[Simulator], ...] = (
+    AzamPaySimulator,
+    DarajaSimulator,
+    MtnSimulator,
+    AirtelSimulator,
+    TelegramSimulator,
+)
 INSPECTION_PREFIX = "/_sandbox"
 MAX_BODY_BYTES = 1024 * 1024
 BOT_TOKEN_IN_PATH = re.compile(r"/bot[^/\s]+/")

@@ -204,6 +204,12 @@ def _send(payout: Payout) -> Payout:
         Payout.objects.filter(pk=payout.pk, conversation_id__isnull=True).update(
             conversation_id=fit(Payout, "conversation_id", accepted.conversation_id)
         )
+    if accepted.result is not None and not accepted.result.pending:
+        # The provider answered with the result itself (Airtel): apply it now rather than wait for a poll.
+        with transaction.atomic():
+            locked = Payout.objects.select_for_update().get(pk=payout.pk)
+            if locked.status in AWAITING_RESULT:
+                _apply(locked, accepted.result, timeout=False)
     payout.refresh_from_db()
     logger.info("Payout %s sent to %s (%s)", payout.reference, payout.provider, accepted.conversation_id)
     return payout
@@ -273,8 +279,13 @@ def payout_callback(*, event: CallbackEvent, body: bytes, live: bool) -> Callbac
     event.our_reference = result.our_reference
     event.provider_reference = result.provider_reference
     if event.trust != CallbackTrust.TRUSTED:
-        callback_event_mark(event, CallbackEvent.Status.REVIEW, error="payout callback without the URL token")
-        return CallbackOutcome("review", 200, "Received; held for review.")
+        # Unsigned (MTN signs nothing) or without our secret: believe it only if the provider's payout status
+        # query says the same; a provider without such a query leaves it to a person.
+        confirmed = _confirmed(provider, result)
+        if confirmed is None:
+            callback_event_mark(event, CallbackEvent.Status.REVIEW, error="payout callback not confirmed")
+            return CallbackOutcome("review", 200, "Received; held for review.")
+        result = confirmed
     with transaction.atomic():
         payout = _payout_for(result)
         if payout is None:
@@ -297,6 +308,21 @@ def payout_callback(*, event: CallbackEvent, body: bytes, live: bool) -> Callbac
         _apply(payout, result, timeout=timeout)
     callback_event_mark(event, CallbackEvent.Status.PROCESSED)
     return CallbackOutcome("accepted", 200, "Callback received")
+
+
+def _confirmed(provider: Payouts, claimed: PayoutResult) -> PayoutResult | None:
+    """The provider's own word on the payout a callback names, when it agrees with the callback."""
+    payout = _payout_for(claimed)
+    if payout is None:
+        return None
+    try:
+        said = provider.payout_status(reference=payout.reference, provider_reference=payout.conversation_id or "")
+    except ProviderError as error:
+        logger.warning("Payout %s: status query failed: %s", payout.reference, error.message)
+        return None
+    if said is None or said.pending or said.succeeded != claimed.succeeded:
+        return None
+    return said
 
 
 def _kind(provider: PaymentProvider, role: CallbackRole) -> str:

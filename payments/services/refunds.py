@@ -224,6 +224,10 @@ def _send(refund: Refund) -> Refund:
         )
     refund.refresh_from_db()
     logger.info("Refund %s sent to %s (%s)", refund.reference, refund.provider, refund.provider_reference or "-")
+    if accepted.status in (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED):
+        # The provider answered with the result itself (Airtel, which has no refund enquiry): settle it now.
+        result = RefundResult(refund.reference, accepted.provider_reference, accepted.status, accepted.message)
+        return _settle(refund, result, receipt=accepted.receipt)
     return refund
 
 
@@ -253,7 +257,7 @@ def _settle(refund: Refund, result: RefundResult, *, receipt: str = "") -> Refun
         refund.needs_review = False
         if result.status == PaymentStatus.SUCCEEDED:
             refund.status = Refund.Status.REFUNDED
-            refund.receipt = fit(Refund, "receipt", receipt or result.provider_reference)
+            refund.receipt = fit(Refund, "receipt", receipt or result.receipt or result.provider_reference)
             try:
                 donation_refund(donation_id=refund.donation_id, amount=refund.amount)
             except LedgerRefused as refused:  # the money went back; the ledger could not follow: a person looks

@@ -1,5 +1,6 @@
 """Secrets stay secret: URL tokens never reach a log file or a database column in clear; stored digests are
-keyed, so someone with the database cannot test guesses of the AzamPay callback password offline."""
+keyed, so someone with the database cannot test guesses of the AzamPay callback password offline; log lines
+mask phone numbers and secrets."""
 
 import hashlib
 import json
@@ -11,8 +12,9 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from config.logging import MaskSensitiveFilter, mask_text
 from payments.models import CallbackEvent, Payment
-from payments.tests.azampay_fakes import PASSWORD, fixture
+from payments.tests.azampay_fakes import CALLBACK_URL, PASSWORD, fixture
 from payments.tests.factories import PaymentFactory, token_for
 from payments.url_tokens import new_url_token
 
@@ -75,7 +77,7 @@ def test_the_stored_body_digest_is_keyed_so_the_redacted_password_cannot_be_gues
     payment = PaymentFactory(donation__amount=Decimal("5000"))
     data = fixture("callback_real_sandbox.json") | {"utilityref": payment.reference, "password": PASSWORD}
     body = json.dumps(data).encode()
-    Client().post("/api/v1.0/donors/payment/azampay/callback/", body, content_type="application/json")
+    Client().post(CALLBACK_URL, body, content_type="application/json")
 
     event = CallbackEvent.objects.get()
     assert PASSWORD not in event.body  # redacted
@@ -83,3 +85,17 @@ def test_the_stored_body_digest_is_keyed_so_the_redacted_password_cannot_be_gues
     guess = event.body.replace('"***"', json.dumps(PASSWORD)).encode()
     assert hashlib.sha256(guess).hexdigest() != event.body_digest
     assert hashlib.sha256(body).hexdigest() != event.body_digest
+
+
+def test_logs_mask_phone_numbers_and_secrets():
+    assert mask_text("payer 255712345678 paid") == "payer 2557****678 paid"
+    assert mask_text('{"password": "hunter2", "x": 1}') == '{"password": ***, "x": 1}' or "hunter2" not in mask_text(
+        '{"password": "hunter2", "x": 1}'
+    )
+    assert "abc.def" not in mask_text("Authorization: Bearer abc.def")
+    assert mask_text("ref RHCI-DN-12-20251219120000") == "ref RHCI-DN-12-20251219120000"
+    record = logging.LogRecord(
+        "payments", logging.INFO, __file__, 1, "phone %s token=%s", ("0712345678", "s3cr3t"), None
+    )
+    MaskSensitiveFilter().filter(record)
+    assert "0712345678" not in record.getMessage() and "s3cr3t" not in record.getMessage()

@@ -921,7 +921,7 @@ def _c2b_delivery(cast: Cast, secrets: Secrets, rng: random.Random, hashed_share
     hashed = rng.random() < hashed_share
     phone = f"2547{rng.randrange(10**8):08d}"
     msisdn = hashlib.sha256(phone.encode()).hexdigest() if hashed else f"2547 ***** {phone[-3:]}"
-    body = {  # Daraja's C2B v2 confirmation (payments/tests/test_mpesa_c2b.py)
+    body = {  # Daraja's C2B v2 confirmation (payments/tests/services/test_paybill.py)
         "TransactionType": "Pay Bill",
         "TransID": trans_id,
         "TransTime": _stamp(),
@@ -970,7 +970,7 @@ def _b2c_delivery(cast: Cast, secrets: Secrets, rng: random.Random) -> Delivery:
         {"Key": "B2CRecipientIsRegisteredCustomer", "Value": "Y"},
         {"Key": "ReceiverPartyPublicName", "Value": "254708374149 - Fault Hospital"},
     ]
-    body = {  # Daraja's B2C result (payments/tests/test_mpesa_payouts.py)
+    body = {  # Daraja's B2C result (payments/tests/services/test_payouts.py)
         "Result": {
             "ResultType": 0,
             "ResultCode": 0,

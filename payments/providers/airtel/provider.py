@@ -1,0 +1,224 @@
+"""AirtelProvider: the class the registry knows. Collections (USSD push), Payouts (disbursements) and Refunds
+(whole payments), each delegated to its module; HTTP and translation only."""
+
+from collections.abc import Mapping
+
+from payments.providers.airtel import callbacks, codes, collection, disbursement, refunds
+from payments.providers.airtel.client import AirtelClient, airtel_id
+from payments.providers.airtel.codes import (
+    ACK,
+    DEFAULT_COLLECTION_PATH,
+    DISBURSEMENT_KIND,
+    NOTIFICATION_KIND,
+    PAYMENT_KIND,
+    PIN_PADDINGS,
+    PKCS1,
+    UAT_HOST_MARK,
+)
+from payments.providers.base import (
+    CallbackMalformed,
+    CallbackRole,
+    CallbackRoute,
+    CallbackTrust,
+    ChargeRequest,
+    Collections,
+    DeployWarning,
+    PaymentMethod,
+    PaymentProvider,
+    PaymentRef,
+    PayoutAccepted,
+    PayoutRequest,
+    PayoutResult,
+    Payouts,
+    ProviderResult,
+    RawCallback,
+    RefundAccepted,
+    RefundRequest,
+    Refunds,
+    RouteToken,
+)
+from payments.providers.tokens import TokenCache
+
+
+class AirtelProvider(PaymentProvider, Collections, Payouts, Refunds):
+    code = "airtel"
+    display_name = "Airtel Money"
+    public_name = "airtel_money"
+    # Per instance (AIRTEL_CURRENCY, set in __init__); this is the default's.
+    currencies = frozenset({"UGX"})
+    payout_currencies = frozenset({"UGX"})
+    whole_amounts_only = True
+    refunds_partial = False  # the refund body names the payment only: always its whole amount
+    # Airtel calls the one collection URL set on its portal: no secret of ours can be in it. It documents no
+    # disbursement or notification callback; those paths exist for the public contract.
+    callback_routes = (
+        CallbackRoute(PAYMENT_KIND, CallbackRole.PAYMENT, "webhooks/airtel/payment", "airtel-payment", RouteToken.NONE),
+        CallbackRoute(
+            DISBURSEMENT_KIND,
+            CallbackRole.PAYOUT_RESULT,
+            "webhooks/airtel/disbursement",
+            "airtel-disbursement",
+            RouteToken.NONE,
+        ),
+        CallbackRoute(
+            NOTIFICATION_KIND,
+            CallbackRole.NOTICE,
+            "webhooks/airtel/notification",
+            "airtel-notification",
+            RouteToken.NONE,
+        ),
+    )
+
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        client_id: str,
+        client_secret: str,
+        country: str = "UG",
+        currency: str = "UGX",
+        callback_secret: str = "",
+        collection_path: str = DEFAULT_COLLECTION_PATH,
+        sign_requests: bool = False,
+        public_key_pem: str = "",
+        disbursement_pin: str = "",
+        pin_padding: str = PKCS1,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+    ):
+        country, currency = country.strip().upper(), currency.strip().upper()
+        if len(country) != 2 or not country.isalpha():
+            raise ValueError("AIRTEL_COUNTRY must be an ISO 3166 alpha-2 code such as UG")
+        if len(currency) != 3 or not currency.isalpha():
+            raise ValueError("AIRTEL_CURRENCY must be an ISO 4217 code such as UGX")
+        padding = codes.pin_padding(pin_padding)
+        if padding is None:
+            raise ValueError(
+                f"AIRTEL_PIN_PADDING must be one of {', '.join(PIN_PADDINGS)} (or pkcs1v15), not {pin_padding!r}"
+            )
+        self.api_url = api_url
+        self.client = AirtelClient(
+            api_url=api_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            country=country,
+            currency=currency,
+            public_key_pem=public_key_pem,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
+        # AIRTEL_CURRENCY is a setting: the currencies are per instance.
+        self.currencies = frozenset({currency})
+        self.payout_currencies = frozenset({currency})
+        self.hash_secret = callback_secret
+        path = "/" + (collection_path or DEFAULT_COLLECTION_PATH).strip().lstrip("/")
+        self.collection = collection.CollectionSettings(path=path, sign=bool(sign_requests))
+        self.disbursement = disbursement.DisbursementSettings(pin=str(disbursement_pin or ""), pin_padding=padding)
+
+    @property
+    def tokens(self) -> TokenCache:
+        return self.client.tokens
+
+    def access_token(self) -> str:
+        return self.client.access_token()
+
+    # --- Collections: USSD push -----------------------------------------------------------------------
+
+    def payment_methods(self) -> tuple[PaymentMethod, ...]:
+        return (PaymentMethod(self.code, "", "Airtel Money", self.currencies),)
+
+    def external_id(self, reference: str, channel: str) -> str:
+        # Airtel takes letters and digits only: "RHCI-DN-123-20251219120000" → "RHCIDN12320251219120000".
+        return airtel_id(reference)
+
+    def start_charge(self, charge: ChargeRequest) -> ProviderResult:
+        return collection.push(self.client, self.collection, charge)
+
+    def fetch_status(self, ref: PaymentRef) -> ProviderResult:
+        return collection.enquire(self.client, ref)
+
+    def parse_callback(self, kind: str, body: bytes, headers: Mapping[str, str]) -> ProviderResult:
+        if kind != PAYMENT_KIND:
+            raise CallbackMalformed(f"Airtel Money callbacks of kind {kind!r} are not payment callbacks")
+        return callbacks.parse_payment(body)
+
+    # --- Payouts: disbursements -----------------------------------------------------------------------
+
+    def send_payout(self, payout: PayoutRequest) -> PayoutAccepted:
+        return disbursement.send(self.client, self.disbursement, payout)
+
+    def parse_payout_result(self, kind: str, body: bytes) -> PayoutResult:
+        return disbursement.parse_result(body)
+
+    def payout_status(self, *, reference: str, provider_reference: str) -> PayoutResult | None:
+        return disbursement.enquire(self.client, reference=reference, provider_reference=provider_reference)
+
+    # --- Refunds ----------------------------------------------------------------------------------------
+
+    def send_refund(self, refund: RefundRequest) -> RefundAccepted:
+        return refunds.send(self.client, refund)
+
+    # refund_status: Airtel documents no refund enquiry (the base answers None); parse_refund_result: no
+    # refund callback either.
+
+    # --- every provider ---------------------------------------------------------------------------------
+
+    def authenticate_callback(self, callback: RawCallback) -> CallbackTrust:
+        return callbacks.authenticate(self.hash_secret, callback)
+
+    def ack(self, kind: str, accepted: bool) -> tuple[int, dict]:
+        return 200, {"status": dict(ACK["status"])}
+
+    def redact(self, body: bytes) -> str:
+        return callbacks.redact(body)
+
+    def deploy_warnings(self, *, site_url: str) -> list[DeployWarning]:
+        """Nothing while the rail is off (no AIRTEL_CLIENT_ID); else unauthenticated callbacks, a PIN without a
+        pinned key, Airtel's test host, and plain-HTTP URLs."""
+        if not self.client.client_id:
+            return []
+        warnings = []
+        if not self.hash_secret:
+            warnings.append(
+                DeployWarning(
+                    "payments.W030",
+                    "AIRTEL_CALLBACK_SECRET is empty: Airtel Money callbacks are not authenticated at all (each is "
+                    "still confirmed by the transaction enquiry before it credits).",
+                    "Enable callback authentication on Airtel's portal and set AIRTEL_CALLBACK_SECRET to its key.",
+                )
+            )
+        if self.disbursement.pin and not self.client.configured_key:
+            warnings.append(
+                DeployWarning(
+                    "payments.W031",
+                    "AIRTEL_DISBURSEMENT_PIN is set but AIRTEL_PUBLIC_KEY is empty: the PIN is encrypted with "
+                    "whatever key GET /v1/rsa/encryption-keys returns.",
+                    "Set AIRTEL_PUBLIC_KEY to the RSA public key from Airtel's portal.",
+                )
+            )
+        if not site_url.startswith("https://"):
+            warnings.append(
+                DeployWarning(
+                    "payments.W032",
+                    "The Airtel Money callback URL set on Airtel's portal would be a non-HTTPS URL.",
+                    "Set SITE_URL to the public https:// address and register "
+                    "https://<host>/webhooks/airtel/payment/ on Airtel's portal.",
+                )
+            )
+        if UAT_HOST_MARK in self.api_url:
+            warnings.append(
+                DeployWarning(
+                    "payments.W033",
+                    "AIRTEL_API_URL points at Airtel's UAT (test) host.",
+                    "Set AIRTEL_API_URL=https://openapi.airtel.africa (or your country's production host).",
+                )
+            )
+        if not self.api_url.startswith("https://"):
+            warnings.append(
+                DeployWarning(
+                    "payments.W034",
+                    "AIRTEL_API_URL is not HTTPS: credentials and PINs would travel in clear.",
+                    "Use Airtel's https:// host.",
+                )
+            )
+        return warnings

@@ -1,0 +1,271 @@
+"""MtnProvider: the class the registry knows. Collections (request to pay), Payouts (disbursement transfers)
+and Refunds, each delegated to its module; HTTP and translation only.
+
+MTN signs nothing and sends each callback once, without retry: a callback is only ever a reason to ask the
+status GET (the payment's secret in the callback URL tells us which payment it is about), and
+reconciliation polls because the callback may never come.
+"""
+
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from payments.providers.base import (
+    CallbackMalformed,
+    CallbackRole,
+    CallbackRoute,
+    CallbackTrust,
+    ChargeRequest,
+    Collections,
+    DeployWarning,
+    PaymentMethod,
+    PaymentProvider,
+    PaymentRef,
+    PayoutAccepted,
+    PayoutRequest,
+    PayoutResult,
+    Payouts,
+    ProviderResult,
+    RawCallback,
+    RefundAccepted,
+    RefundRequest,
+    RefundResult,
+    Refunds,
+    RouteToken,
+    UrlToken,
+)
+from payments.providers.mtn import collection, disbursement, refunds
+from payments.providers.mtn.client import MtnClient, Product, new_reference_id
+from payments.providers.mtn.codes import (
+    ACK,
+    COLLECTION,
+    COLLECTION_KIND,
+    DISBURSEMENT,
+    DISBURSEMENT_KIND,
+    LEGACY_HOSTS,
+    PRODUCTION_HOST,
+    REFUND_KIND,
+    REMITTANCE_KIND,
+    SANDBOX_CURRENCY,
+    SANDBOX_HOST,
+    SANDBOX_TARGET_ENVIRONMENT,
+)
+
+# "Allow PUT & POST on your callback listener host": MTN's pages name both, per operation.
+PUT_OR_POST = ("post", "put")
+SIMULATOR_PATH = "/mtn"  # config.CONFIG.sandbox_urls: the API URL when PAYMENTS_SANDBOX_URL points here
+
+
+class MtnProvider(PaymentProvider, Collections, Payouts, Refunds):
+    code = "mtn"
+    display_name = "MTN MoMo"
+    public_name = "mtn_mobile_money"
+    # The class declares MTN's sandbox currency; each instance takes MTN_CURRENCY (see __init__).
+    currencies = frozenset({SANDBOX_CURRENCY})
+    payout_currencies = frozenset({SANDBOX_CURRENCY})
+    whole_amounts_only = True
+    refunds_partial = True
+    # The payment's secret goes in the collection URL (X-Callback-Url); the bare paths answer too (never
+    # trusted on their word: nothing MTN sends is).
+    callback_routes = (
+        CallbackRoute(
+            COLLECTION_KIND, CallbackRole.PAYMENT, "webhooks/mtn/collection", "mtn-collection", methods=PUT_OR_POST
+        ),
+        CallbackRoute(
+            DISBURSEMENT_KIND,
+            CallbackRole.PAYOUT_RESULT,
+            "webhooks/mtn/disbursement",
+            "mtn-disbursement",
+            methods=PUT_OR_POST,
+        ),
+        CallbackRoute(
+            REMITTANCE_KIND, CallbackRole.NOTICE, "webhooks/mtn/remittance", "mtn-remittance", methods=PUT_OR_POST
+        ),
+        CallbackRoute(
+            REFUND_KIND,
+            CallbackRole.REFUND_RESULT,
+            "webhooks/mtn/refund",
+            "mtn-refund",
+            RouteToken.OPTIONAL,
+            PUT_OR_POST,
+        ),
+    )
+
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        api_user: str,
+        api_key: str,
+        collection_subscription_key: str,
+        target_environment: str = SANDBOX_TARGET_ENVIRONMENT,
+        disbursement_subscription_key: str = "",
+        disbursement_api_user: str = "",
+        disbursement_api_key: str = "",
+        currency: str = "UGX",
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+    ):
+        self.api_url = api_url
+        self.target_environment = (target_environment or SANDBOX_TARGET_ENVIRONMENT).strip()
+        self.currency = (currency or "").strip().upper()
+        if len(self.currency) != 3 or not self.currency.isalpha():
+            raise ValueError(f"MTN_CURRENCY must be an ISO 4217 code such as UGX, not {currency!r}")
+        self.disbursement_subscription_key = disbursement_subscription_key
+        self.client = MtnClient(
+            api_url=api_url,
+            target_environment=self.target_environment,
+            products=(
+                Product(COLLECTION, collection_subscription_key, api_user, api_key),
+                Product(
+                    DISBURSEMENT,
+                    disbursement_subscription_key,
+                    disbursement_api_user or api_user,
+                    disbursement_api_key or api_key,
+                ),
+            ),
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
+        self.collection = collection.CollectionSettings(currency=self.currency)
+        # Configured per deployment, so per instance: the contracts declare these as class variables.
+        self.currencies = frozenset({self.currency})
+        self.payout_currencies = frozenset({self.currency})
+
+    @property
+    def tokens(self) -> dict:
+        return self.client.tokens
+
+    def access_token(self, product: str = COLLECTION) -> str:
+        return self.client.access_token(product)
+
+    # --- Collections: request to pay ------------------------------------------------------------------
+
+    def payment_methods(self) -> tuple[PaymentMethod, ...]:
+        return (PaymentMethod(self.code, "", "MTN MoMo", self.currencies),)
+
+    def reference_before_request(self) -> str:
+        return new_reference_id()
+
+    def start_charge(self, charge: ChargeRequest) -> ProviderResult:
+        return collection.request_to_pay(self.client, self.collection, charge)
+
+    def fetch_status(self, ref: PaymentRef) -> ProviderResult:
+        return collection.payment_status(self.client, ref)
+
+    def parse_callback(self, kind: str, body: bytes, headers: Mapping[str, str]) -> ProviderResult:
+        if kind != COLLECTION_KIND:
+            raise CallbackMalformed(f"MTN MoMo callbacks of kind {kind!r} are not payment callbacks")
+        return collection.parse_callback(body)
+
+    # --- Payouts: disbursement transfers ----------------------------------------------------------------
+
+    def payout_reference_before_request(self) -> str:
+        return new_reference_id()
+
+    def send_payout(self, payout: PayoutRequest) -> PayoutAccepted:
+        return disbursement.transfer(self.client, payout, currency=self.currency)
+
+    def payout_status(self, *, reference: str, provider_reference: str) -> PayoutResult:
+        return disbursement.transfer_status(self.client, reference=reference, provider_reference=provider_reference)
+
+    def parse_payout_result(self, kind: str, body: bytes) -> PayoutResult:
+        if kind != DISBURSEMENT_KIND:
+            raise CallbackMalformed(f"MTN MoMo callbacks of kind {kind!r} are not payout results")
+        return disbursement.parse_transfer_result(body)
+
+    # --- Refunds ------------------------------------------------------------------------------------------
+
+    def refund_reference_before_request(self) -> str:
+        return new_reference_id()
+
+    def send_refund(self, refund: RefundRequest) -> RefundAccepted:
+        return refunds.refund(self.client, refund, currency=self.currency)
+
+    def refund_status(self, *, reference: str, provider_reference: str) -> RefundResult:
+        return refunds.refund_status(self.client, reference=reference, provider_reference=provider_reference)
+
+    def parse_refund_result(self, kind: str, body: bytes) -> RefundResult:
+        if kind != REFUND_KIND:
+            raise CallbackMalformed(f"MTN MoMo callbacks of kind {kind!r} are not refund results")
+        return refunds.parse_refund_result(body)
+
+    # --- every provider ---------------------------------------------------------------------------------
+
+    def authenticate_callback(self, callback: RawCallback) -> CallbackTrust:
+        """MTN signs nothing: a URL secret we never issued is a forgery; anything else is a trigger for the
+        status query, never believed on its word."""
+        if callback.url_token == UrlToken.INVALID:
+            return CallbackTrust.REJECTED
+        return CallbackTrust.UNVERIFIED
+
+    def ack(self, kind: str, accepted: bool) -> tuple[int, dict]:
+        # MTN documents no reply contract and never retries: any fast 2xx.
+        return 200, dict(ACK)
+
+    def deploy_warnings(self, *, site_url: str) -> list[DeployWarning]:
+        warnings = []
+        host = (urlsplit(self.api_url).hostname or "").lower()
+        simulator = urlsplit(self.api_url).path.rstrip("/") == SIMULATOR_PATH  # payments.W001 says so already
+        sandbox_environment = self.target_environment == SANDBOX_TARGET_ENVIRONMENT
+        if sandbox_environment and not simulator:
+            warnings.append(
+                DeployWarning(
+                    "payments.W020",
+                    "MTN_TARGET_ENVIRONMENT is 'sandbox': MTN MoMo's test environment, where no real money moves.",
+                    "Set MTN_TARGET_ENVIRONMENT to your country's (mtnuganda, mtnghana, …), "
+                    f"MTN_API_URL=https://{PRODUCTION_HOST} and the production API user and keys.",
+                )
+            )
+        if (host == SANDBOX_HOST and not sandbox_environment) or (host == PRODUCTION_HOST and sandbox_environment):
+            warnings.append(
+                DeployWarning(
+                    "payments.W021",
+                    f"MTN_API_URL ({host}) and MTN_TARGET_ENVIRONMENT ({self.target_environment}) do not match.",
+                    f"Production: https://{PRODUCTION_HOST} with mtn<country>; sandbox: https://{SANDBOX_HOST} "
+                    "with sandbox.",
+                )
+            )
+        if host in LEGACY_HOSTS:
+            warnings.append(
+                DeployWarning(
+                    "payments.W022",
+                    f"MTN_API_URL points at {host}, MTN's retired host.",
+                    f"Use https://{PRODUCTION_HOST} (production) or https://{SANDBOX_HOST} (sandbox).",
+                )
+            )
+        if not site_url.startswith("https://"):
+            warnings.append(
+                DeployWarning(
+                    "payments.W023",
+                    "MTN MoMo callbacks would go to a non-HTTPS URL; MTN delivers production callbacks only over "
+                    "HTTPS with a certificate from its approved CA list.",
+                    "Set SITE_URL to the public https:// address (its host must be the API user's "
+                    "providerCallbackHost).",
+                )
+            )
+        if not self.disbursement_subscription_key:
+            warnings.append(
+                DeployWarning(
+                    "payments.W024",
+                    "MTN_DISBURSEMENT_SUBSCRIPTION_KEY is empty: MTN MoMo payouts and refunds will be refused.",
+                    "Subscribe to the Disbursement product and set its key (it differs from the Collection key).",
+                )
+            )
+        if sandbox_environment and self.currency != SANDBOX_CURRENCY:
+            warnings.append(
+                DeployWarning(
+                    "payments.W025",
+                    f"MTN_CURRENCY is {self.currency} with the 'sandbox' target environment, which takes EUR only.",
+                    "Use EUR with MTN's sandbox, or the production target environment of your currency's country.",
+                )
+            )
+        collection_product = self.client.products[COLLECTION]
+        if not (collection_product.api_user and collection_product.api_key and collection_product.subscription_key):
+            warnings.append(
+                DeployWarning(
+                    "payments.W026",
+                    "MTN_API_USER, MTN_API_KEY or MTN_COLLECTION_SUBSCRIPTION_KEY is empty: MTN MoMo cannot collect.",
+                    "Set the API user and key issued in MTN's partner portal and the Collection subscription key.",
+                )
+            )
+        return warnings

@@ -1,0 +1,255 @@
+"""The inbox is a durable work queue: nothing acknowledged is lost when a worker dies, the cache is down, a
+handler crashes, a client is throttled or a body is poison. Through the real URLs (django.test.Client)."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from donor.models import Allocation
+from payments.models import CallbackEvent, Payment
+from payments.services.dispatch import callbacks_sweep
+from payments.services.inbox import callback_record
+from payments.services.reconcile import payments_reconcile
+from payments.services.watchdog import watchdog_alerts
+from payments.tests.azampay_fakes import ACK, CALLBACK_URL, STATUS_URL, callback_body, fixture
+from payments.tests.factories import PaymentFactory
+from payments.tests.helpers import credited
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")]
+
+ERROR_KEYS = {"error", "message", "code"}
+
+
+@pytest.fixture
+def payment() -> Payment:
+    return PaymentFactory(donation__amount=Decimal("5000"), donation__patient__funding_goal=Decimal("1000000"))
+
+
+def stored_only(payment: Payment, body: bytes) -> CallbackEvent:
+    """What a worker killed right after storing a delivery leaves behind: the row, never handled."""
+    return callback_record(provider_code="azampay", kind="payment", body=body, headers={}, client_ip="127.0.0.1")
+
+
+@pytest.fixture
+def azam_pending(azam):
+    """Reconciliation asks AzamPay about the payment too: it is still pending there."""
+    azam.get(STATUS_URL, json={"success": True, "data": "Pending"})
+    return azam
+
+
+def make_due(*events: CallbackEvent) -> None:
+    CallbackEvent.objects.filter(pk__in=[e.pk for e in events]).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
+
+
+# --- a worker dies between storing and handling ---------------------------------------------------------
+
+
+def test_a_resend_of_a_delivery_that_never_finished_is_handled_not_swallowed(client, payment):
+    body = callback_body(payment)
+    original = stored_only(payment, body)
+    assert original.status == CallbackEvent.Status.RECEIVED and credited(payment) == 0
+
+    response = client.post(CALLBACK_URL, data=body, content_type="application/json")
+
+    assert response.status_code == 200 and response.json() == ACK
+    assert credited(payment) == Decimal("5000")
+    resend = CallbackEvent.objects.exclude(pk=original.pk).get()
+    assert resend.duplicate_of_id == original.pk and resend.status == CallbackEvent.Status.PROCESSED
+
+
+def test_a_resend_of_a_settled_delivery_is_a_plain_duplicate(client, payment):
+    body = callback_body(payment)
+    client.post(CALLBACK_URL, data=body, content_type="application/json")
+    client.post(CALLBACK_URL, data=body, content_type="application/json")
+    statuses = list(CallbackEvent.objects.order_by("pk").values_list("status", flat=True))
+    assert statuses == ["processed", "duplicate"]
+    assert credited(payment) == Decimal("5000")
+
+
+def test_the_sweeper_finishes_an_abandoned_delivery_after_the_grace_period(payment, settings):
+    original = stored_only(payment, callback_body(payment))
+
+    assert callbacks_sweep().examined == 0  # still within the grace period: maybe a worker is on it
+    make_due(original)
+    report = callbacks_sweep()
+
+    assert (report.examined, report.settled) == (1, 1)
+    original.refresh_from_db()
+    assert original.status == CallbackEvent.Status.PROCESSED and original.next_attempt_at is None
+    assert credited(payment) == Decimal("5000")
+    assert callbacks_sweep().examined == 0  # settled: never due again
+
+
+def test_an_operators_explicit_older_than_sweeps_now(payment, azam_pending):
+    stored_only(payment, callback_body(payment))
+    report = payments_reconcile(older_than=timedelta(0))
+    assert report.replayed == 1 and report.events_settled == 1
+    assert credited(payment) == Decimal("5000")
+
+
+def test_the_reconcile_command_reports_the_swept_events(payment, azam_pending):
+    from io import StringIO
+
+    stored_only(payment, callback_body(payment))
+    out = StringIO()
+    call_command("reconcile_payments", "--older-than", "0s", stdout=out)
+    assert "inbox events re-run 1 (settled 1, dead 0)" in out.getvalue()
+    assert credited(payment) == Decimal("5000")
+
+
+# --- a handler crashes: backoff, then dead --------------------------------------------------------------
+
+
+def test_a_crashing_handler_leaves_the_event_failed_with_backoff_then_dead(client, payment, monkeypatch, settings):
+    settings.CALLBACK_MAX_ATTEMPTS = 3
+
+    def crash(**kwargs):
+        raise RuntimeError("deadlock found")
+
+    monkeypatch.setattr("payments.services.callbacks.payment_apply_result", crash)
+    response = client.post(CALLBACK_URL, data=callback_body(payment), content_type="application/json")
+    assert response.status_code == 200  # stored: the provider need not resend, we will finish it
+    event = CallbackEvent.objects.get()
+    assert (event.status, event.attempts) == ("failed", 1)
+    first_delay = event.next_attempt_at - event.processed_at
+
+    make_due(event)
+    callbacks_sweep()
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == ("failed", 2)
+    assert event.next_attempt_at - event.processed_at > first_delay  # exponential backoff
+
+    make_due(event)
+    report = callbacks_sweep()
+    event.refresh_from_db()
+    assert (event.status, event.attempts, report.dead) == ("dead", 3, 1)
+    assert event.next_attempt_at is None
+    assert any("parked as dead" in line for line in watchdog_alerts())
+
+    make_due(event)
+    assert callbacks_sweep().examined == 0  # parked: only a person replays it
+    monkeypatch.undo()
+    call_command("replay_callbacks", "--status", "dead")
+    event.refresh_from_db()
+    assert event.status == CallbackEvent.Status.PROCESSED and credited(payment) == Decimal("5000")
+
+
+# --- the rate limit and the cache -----------------------------------------------------------------------
+
+
+def test_a_throttled_callback_is_stored_and_finished_later(client, payment, settings):
+    settings.WEBHOOK_RATE_LIMIT_PER_MINUTE = 0
+    response = client.post(CALLBACK_URL, data=callback_body(payment), content_type="application/json")
+
+    assert response.status_code == 429 and set(response.json()) >= ERROR_KEYS
+    assert response["X-RateLimit-Limit"] == "0"
+    event = CallbackEvent.objects.get()
+    assert event.status == CallbackEvent.Status.RECEIVED and credited(payment) == 0
+
+    settings.WEBHOOK_RATE_LIMIT_PER_MINUTE = 1000
+    make_due(event)
+    callbacks_sweep()
+    assert credited(payment) == Decimal("5000")
+
+
+@pytest.fixture
+def cache_down(settings):
+    """Redis as CACHE_URL, with nothing listening: every cache call raises a ConnectionError."""
+    working = settings.CACHES
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    yield
+    settings.CACHES = working  # before the other fixtures clear the cache on their way out
+
+
+def test_with_the_cache_down_a_trusted_callback_is_stored_and_credited(client, payment, cache_down):
+    response = client.post(CALLBACK_URL, data=callback_body(payment), content_type="application/json")
+    assert response.status_code == 200 and response.json() == ACK
+    assert CallbackEvent.objects.get().status == CallbackEvent.Status.PROCESSED
+    assert credited(payment) == Decimal("5000")
+
+
+def test_with_the_cache_down_a_status_query_still_gets_a_token(payment, cache_down, azam, settings):
+    """The provider token normally lives in the cache; without it, one is fetched for the request."""
+    from payments.services.payments import payment_confirm
+
+    azam.get(STATUS_URL, json=fixture("status_success.json"))
+    result, outcome = payment_confirm(payment_id=payment.pk)
+    assert result is not None and outcome.status in ("applied", "pending", "review")
+
+
+# --- poison bodies --------------------------------------------------------------------------------------
+
+WEBHOOK_PATHS = [
+    CALLBACK_URL,
+    "/webhooks/mpesa/stkpush/",
+    "/webhooks/mpesa/c2b/validation/",
+    "/webhooks/mpesa/c2b/confirmation/",
+    "/webhooks/mpesa/b2c/result/",
+    "/webhooks/mpesa/b2c/timeout/",
+]
+
+
+@pytest.mark.parametrize("path", WEBHOOK_PATHS)
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 20000 + b"]" * 20000, b'{"a":' * 5000 + b"1" + b"}" * 5000, b"\xff\xfe not utf-8", b"[1, 2]", b""],
+    ids=["deep-array", "deep-object", "not-utf8", "not-an-object", "empty"],
+)
+def test_poison_bodies_are_a_json_400_and_never_retried(client, path, body):
+    response = client.post(path, data=body, content_type="application/json")
+
+    assert response.status_code in (400, 401), response.content[:200]
+    assert response["Content-Type"].startswith("application/json") and set(response.json()) >= ERROR_KEYS
+    event = CallbackEvent.objects.get()
+    assert event.is_settled, event.status  # rejected or review: never due for the sweeper
+    assert event.next_attempt_at is None
+
+
+@pytest.mark.parametrize("length", ["abc", "-5", "1e3"])
+def test_a_content_length_that_is_not_a_number_of_bytes_is_a_json_400(client, length):
+    response = client.post(CALLBACK_URL, data=b"{}", content_type="application/json", CONTENT_LENGTH=length)
+    assert response.status_code == 400
+    assert response.json()["code"] == "INVALID_FORMAT" and "Content-Length" in response.json()["message"]
+    assert CallbackEvent.objects.count() == 0
+
+
+def test_deeply_nested_json_at_the_donation_api_is_a_400(client):
+    response = client.post("/api/v1.0/donors/donations/", data=b"[" * 50000, content_type="application/json")
+    assert response.status_code == 400 and response.json()["code"] == "INVALID_FORMAT"
+
+
+def test_a_replayed_duplicate_of_a_stored_delivery_credits_once(client, payment, azam_pending):
+    body = callback_body(payment)
+    stored_only(payment, body)
+    for _ in range(3):
+        client.post(CALLBACK_URL, data=body, content_type="application/json")
+    payments_reconcile(older_than=timedelta(0))
+    assert credited(payment) == Decimal("5000")
+    assert Allocation.objects.filter(donation=payment.donation).count() == 1
+    assert not CallbackEvent.objects.exclude(status__in=CallbackEvent.SETTLED).exists()
+
+
+def test_the_database_going_away_mid_handling_is_a_503_and_the_resend_is_handled(client, payment, monkeypatch):
+    from django.db import OperationalError
+
+    from payments.services import dispatch
+
+    def database_gone(*args, **kwargs):
+        raise OperationalError(2006, "MySQL server has gone away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("payments.services.callbacks.payment_apply_result", database_gone)
+        patch.setattr(dispatch, "callback_event_mark", database_gone)
+        response = client.post(CALLBACK_URL, data=callback_body(payment), content_type="application/json")
+
+    assert response.status_code == 503 and response.json()["code"] == "SERVICE_UNAVAILABLE"
+    assert CallbackEvent.objects.get().status == CallbackEvent.Status.RECEIVED  # stored, still work to do
+    resend = client.post(CALLBACK_URL, data=callback_body(payment), content_type="application/json")
+    assert resend.status_code == 200 and credited(payment) == Decimal("5000")

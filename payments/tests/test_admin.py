@@ -1,0 +1,137 @@
+"""The admin: its pages (phones masked, secrets redacted), its actions (check with the provider, replay, dry-run
+replay), and its powers over money as permissions, not just `is_staff`."""
+
+from decimal import Decimal
+
+import pytest
+
+from payments.models import CallbackEvent, Payment
+from payments.tests.azampay_fakes import callback_body
+from payments.tests.factories import PaymentFactory
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")]
+
+
+@pytest.fixture
+def admin_client_logged_in(client, django_user_model):
+    admin = django_user_model.objects.create_superuser("ops", "ops@example.org", "ops-pass-123")
+    client.force_login(admin)
+    return client
+
+
+def test_admin_pages_render_with_masked_phones(admin_client_logged_in):
+    payment = PaymentFactory(msisdn="255712345678")
+    for url in [
+        "/admin/payments/payment/",
+        "/admin/payments/callbackevent/",
+        "/admin/donor/donation/",
+        "/admin/donor/allocation/",
+        "/admin/patients/patient/",
+        "/admin/donor/donor/",
+        f"/admin/payments/payment/{payment.pk}/change/",
+    ]:
+        response = admin_client_logged_in.get(url)
+        assert response.status_code == 200, url
+        assert b"255712345678" not in response.content, url
+    assert b"2557****678" in admin_client_logged_in.get("/admin/payments/payment/").content
+
+
+def test_admin_check_with_provider_action(admin_client_logged_in, azam_says_paid):
+    payment = PaymentFactory()
+    response = admin_client_logged_in.post(
+        "/admin/payments/payment/", {"action": "check_with_provider", "_selected_action": [payment.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.SUCCEEDED
+
+
+def test_admin_dry_run_replay_then_replay(admin_client_logged_in, client):
+    payment = PaymentFactory()
+    event = CallbackEvent.objects.create(
+        provider="azampay",
+        body=callback_body(payment, password="***").decode(),
+        body_digest="x",
+        status=CallbackEvent.Status.FAILED,
+        trust="trusted",
+    )
+    response = admin_client_logged_in.post(
+        "/admin/payments/callbackevent/", {"action": "dry_run_replay", "_selected_action": [event.pk]}, follow=True
+    )
+    assert b"would be: accepted" in response.content
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING
+    admin_client_logged_in.post(
+        "/admin/payments/callbackevent/", {"action": "replay", "_selected_action": [event.pk]}, follow=True
+    )
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.SUCCEEDED
+    detail = admin_client_logged_in.get(f"/admin/payments/callbackevent/{event.pk}/change/")
+    assert b"test-callback-password" not in detail.content
+
+
+# --- admin powers are permissions -----------------------------------------------------------------------
+
+
+def staff_client(client, *permissions):
+    from payments.tests.factories import staff_user
+
+    user = staff_user("clerk", "payments.view_payment", "payments.view_callbackevent", *permissions)
+    client.force_login(user)
+    return client
+
+
+def test_staff_without_the_check_permission_cannot_ask_the_provider(client, azam_says_paid):
+    payment = PaymentFactory()
+    clerk = staff_client(client)
+    assert b"check_with_provider" not in clerk.get("/admin/payments/payment/").content
+    clerk.post("/admin/payments/payment/", {"action": "check_with_provider", "_selected_action": [payment.pk]})
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING
+
+
+def test_staff_with_the_check_permission_can(client, azam_says_paid):
+    payment = PaymentFactory()
+    clerk = staff_client(client, "payments.check_payment")
+    clerk.post("/admin/payments/payment/", {"action": "check_with_provider", "_selected_action": [payment.pk]})
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.SUCCEEDED
+
+
+def test_staff_without_the_replay_permission_cannot_replay(client):
+    payment = PaymentFactory()
+    event = CallbackEvent.objects.create(
+        provider="azampay",
+        body=callback_body(payment, password="***").decode(),
+        body_digest="y",
+        status="failed",
+        trust="trusted",
+    )
+    clerk = staff_client(client)
+    assert b'value="replay"' not in clerk.get("/admin/payments/callbackevent/").content
+    clerk.post("/admin/payments/callbackevent/", {"action": "replay", "_selected_action": [event.pk]})
+    event.refresh_from_db()
+    assert event.status == CallbackEvent.Status.FAILED
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING
+
+
+def test_staff_without_the_approve_permission_are_not_offered_approve(client):
+    from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
+    from payments.models import Payout
+
+    patient = PatientFactory(treatment_partner=TreatmentPartnerFactory())
+    clerk = staff_client(client, "payments.view_payout", "payments.add_payout")
+    Payout.objects.create(
+        reference="RHCI-PO-1", patient=patient, treatment_partner=patient.treatment_partner, msisdn="254708374149",
+        amount=Decimal("10"), currency="KES", requested_by=_user("maker"),
+    )  # fmt: skip
+    page = clerk.get("/admin/payments/payout/").content
+    assert b"cancel_request" in page  # the actions are there (the list is not empty) …
+    assert b"approve_and_send" not in page and b"resolve_as_failed" not in page  # … but not these
+
+
+def _user(name):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user(name, password="x")
