@@ -3,6 +3,7 @@ import csv
 from django.contrib import admin
 from django.http import HttpResponse
 
+from config.evidence_admin import EvidenceAdmin
 from donor.models import Allocation, Donation, Donor
 from donor.phone_numbers import mask_msisdn
 
@@ -18,7 +19,7 @@ class DonorAdmin(admin.ModelAdmin):
 
 
 @admin.register(Donation)
-class DonationAdmin(admin.ModelAdmin):
+class DonationAdmin(EvidenceAdmin):
     list_display = [
         "reference",
         "patient",
@@ -35,9 +36,6 @@ class DonationAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Donation._meta.fields]
     list_select_related = ["patient", "donor"]
     actions = ["export_csv"]
-
-    def has_add_permission(self, request) -> bool:
-        return False  # donations come from donors and providers, through the services
 
     @admin.display(description="Phone")
     def donor_masked_phone(self, donation: Donation) -> str:
@@ -65,16 +63,7 @@ class DonationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Allocation)
-class AllocationAdmin(admin.ModelAdmin):
-    list_display = ["donation", "target", "patient", "amount", "currency", "created_at"]
-    list_filter = ["currency", "target"]
+class AllocationAdmin(EvidenceAdmin):
+    list_display = ["donation", "entry", "target", "patient", "amount", "currency", "created_at"]
+    list_filter = ["entry", "currency", "target"]
     search_fields = ["donation__reference", "patient__code"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

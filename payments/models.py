@@ -276,3 +276,46 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reference} ({self.status})"
+
+
+class PaymentHistory(models.Model):
+    """What happened to a payment, in order: the payment's timeline (append-only evidence).
+
+    One row per request to the provider and its answer, per status query and its answer, per state change
+    with its cause. Callback deliveries are the inbox's rows (CallbackEvent); the timeline merges both.
+    """
+
+    class Kind(models.TextChoices):
+        START = "start", "Charge requested"
+        STATUS_QUERY = "status_query", "Status query"
+        TRANSITION = "transition", "State change"
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="history")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    summary = models.CharField(max_length=255)
+    # For a state change: what caused it ("callback #12", "status query", "expiry", "paybill TL4…").
+    cause = models.CharField(max_length=120, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.payment_id} {self.kind}: {self.summary}"
+
+
+class AuditEntry(models.Model):
+    """Who did what to money, by hand: approvals, sends, resolutions, replays, checks (append-only)."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=40, db_index=True)  # "payout.approve", "callback.replay", …
+    target = models.CharField(max_length=80, db_index=True)  # "payout RHCI-PO-…", "payment RHCI-DN-…"
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"

@@ -4,10 +4,11 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
-from payments.models import CallbackEvent, Payment, Refund
+from payments.models import AuditEntry, CallbackEvent, Payment, Refund
 
 
 def provider_health(*, provider_code: str, public_name: str) -> dict:
@@ -161,3 +162,50 @@ def settlement_csv(rows: list[SettlementRow]) -> str:
             ]
         )
     return out.getvalue()
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str  # "start", "status_query", "transition", "callback", "audit", "scheduled"
+    summary: str
+    detail: str = ""
+    event_id: int | None = None  # a callback event: its admin page and replay button
+
+
+def payment_timeline(*, payment: Payment) -> list[TimelineEntry]:
+    """Everything that happened to a payment, oldest first, and what happens next.
+
+    The charge request, every callback delivery with its verdict, every status query and the provider's
+    answer, each state change with its cause, what people did to it, and the next scheduled check."""
+    entries = [
+        TimelineEntry(at=h.at, kind=h.kind, summary=h.summary, detail=f"cause: {h.cause}" if h.cause else "")
+        for h in payment.history.all()
+    ]
+    entries += [
+        TimelineEntry(
+            at=e.received_at,
+            kind="callback",
+            summary=f"callback #{e.pk} ({e.kind}) from {e.client_ip or 'unknown address'}: {e.status}"
+            + (f", {e.trust}" if e.trust else ""),
+            detail=e.error,
+            event_id=e.pk,
+        )
+        for e in payment.callback_events.order_by("received_at", "pk")
+    ]
+    entries += [
+        TimelineEntry(at=a.at, kind="audit", summary=f"{a.actor or 'system'}: {a.action}", detail=a.detail)
+        for a in AuditEntry.objects.filter(target=f"payment {payment.reference}")
+    ]
+    entries.sort(key=lambda entry: entry.at)
+    if not payment.is_terminal and payment.next_check_at:
+        entries.append(
+            TimelineEntry(
+                at=payment.next_check_at,
+                kind="scheduled",
+                summary=f"next status query (check {payment.check_count + 1} on the reconciliation ladder)",
+                detail="the payment expires if the provider has not confirmed it by "
+                f"{payment.created_at + timedelta(seconds=settings.PAYMENT_EXPIRY_SECONDS):%Y-%m-%d %H:%M}",
+            )
+        )
+    return entries

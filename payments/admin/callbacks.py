@@ -6,13 +6,16 @@ import json
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from config.evidence_admin import EvidenceAdmin
 from payments.models import CallbackEvent
+from payments.services.audit import audit_record
 from payments.services.dispatch import callback_replay
 from payments.services.paybill import HeldConfirmationRefused, paybill_accept_held
 
 
 @admin.register(CallbackEvent)
-class CallbackEventAdmin(admin.ModelAdmin):
+class CallbackEventAdmin(EvidenceAdmin):
+    change_form_template = "admin/payments/callbackevent/change_form.html"
     list_display = [
         "id",
         "provider",
@@ -49,11 +52,24 @@ class CallbackEventAdmin(admin.ModelAdmin):
     exclude = ["body", "url_token_digest"]
     actions = ["replay", "dry_run_replay", "accept_held_paybill"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False  # viewable, never editable: it is evidence
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        buttons = [
+            (
+                "dry_run_replay",
+                "Dry-run replay",
+                "Runs it through its handler again, shows the outcome, saves nothing.",
+            ),
+            ("replay", "Replay", "Runs it through its handler again; nothing is credited twice."),
+        ]
+        event = self.get_object(request, object_id)
+        if (
+            event is not None
+            and event.status == CallbackEvent.Status.REVIEW
+            and self.has_accept_held_permission(request)
+        ):
+            buttons.append(("accept_held_paybill", "Credit held paybill confirmation", "After checking the statement."))
+        context = {"can_replay": self.has_replay_permission(request), "replay_buttons": buttons}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **context})
 
     def has_replay_permission(self, request) -> bool:
         return request.user.has_perm("payments.replay_callbackevent")
@@ -85,6 +101,9 @@ class CallbackEventAdmin(admin.ModelAdmin):
     def replay(self, request, queryset):
         for event in queryset:
             outcome = callback_replay(event=event)
+            audit_record(
+                actor=request.user, action="callback.replay", target=f"callback #{event.pk}", detail=outcome.code
+            )
             self.message_user(request, f"#{event.pk}: {outcome.code} — {outcome.message}")
 
     @admin.action(description="Dry-run replay (show what would change)", permissions=["replay"])

@@ -83,6 +83,9 @@ class PayoutAdmin(admin.ModelAdmin):
         obj.pk = created.pk
         obj.refresh_from_db()
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # evidence: a request moves through approval and results only, never an edit
+
     def has_delete_permission(self, request, obj=None):
         return False
 

@@ -64,6 +64,9 @@ class RefundAdmin(admin.ModelAdmin):
     def has_resolve_permission(self, request) -> bool:
         return request.user.has_perm("payments.resolve_refund")
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # evidence: a request moves through approval and results only, never an edit
+
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 

@@ -70,7 +70,9 @@ def payment_callback_handle(*, event: CallbackEvent, body: bytes, live: bool) ->
 
 
 def _apply(event: CallbackEvent, payment: Payment, result: ProviderResult) -> CallbackOutcome:
-    outcome = payment_apply_result(payment_id=payment.pk, result=result, verified=True)
+    outcome = payment_apply_result(
+        payment_id=payment.pk, result=result, verified=True, cause=f"authenticated callback #{event.pk}"
+    )
     if outcome.status == "review":
         callback_event_mark(event, CallbackEvent.Status.REVIEW, error=outcome.detail)
         return CallbackOutcome("review", 200, "Received; held for review.")
@@ -113,9 +115,13 @@ def _verify(event: CallbackEvent, payment: Payment) -> CallbackOutcome:
         # to the payment's own secret URL, so that a forger cannot choose what donors and admins see.
         said = replace(said, receipt=claimed.receipt)
     if said.status in TERMINAL_RESULTS:
-        outcome = payment_apply_result(payment_id=payment.pk, result=said, verified=True)
+        outcome = payment_apply_result(
+            payment_id=payment.pk, result=said, verified=True, cause=f"callback #{event.pk}, checked by status query"
+        )
     elif event.trust == CallbackTrust.TRUSTED and settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS:
-        outcome = payment_apply_result(payment_id=payment.pk, result=claimed, verified=True)
+        outcome = payment_apply_result(
+            payment_id=payment.pk, result=claimed, verified=True, cause=f"authenticated callback #{event.pk}"
+        )
     else:
         callback_event_mark(
             event,

@@ -44,6 +44,7 @@ from payments.providers.base import (
     ProviderResult,
 )
 from payments.providers.registry import PROVIDER_CLASSES, get_capable
+from payments.services.audit import audit_record
 from payments.services.inbox import CallbackOutcome, callback_event_mark, event_trust, url_token_check
 from payments.services.payments import payment_apply_result
 
@@ -157,6 +158,9 @@ def paybill_accept_held(*, event_id: int, accepted_by: User) -> CallbackOutcome:
         raise HeldConfirmationRefused(f"Event #{event.pk} cannot be read: {exc}.") from exc
     event.attempts += 1
     logger.warning("Paybill %s accepted by hand by %s after review", c2b.transaction_id, accepted_by)
+    audit_record(
+        actor=accepted_by, action="paybill.accept_held", target=f"callback #{event.pk}", detail=c2b.transaction_id
+    )
     return paybill_credit(event=event, c2b=c2b)
 
 
@@ -199,6 +203,7 @@ def _credit_once(event: CallbackEvent, c2b: PaybillPayment) -> CallbackOutcome:
                     message=f"Paybill {c2b.transaction_id}",
                 ),
                 verified=True,
+                cause=f"paybill confirmation #{event.pk}",
             )
             if outcome.status == "review":  # cannot happen for a payment made from these values; be loud
                 raise AssertionError(f"Paybill {c2b.transaction_id} refused by the state machine: {outcome.detail}")

@@ -14,7 +14,7 @@ from donor.models import Donation
 from donor.notifications import donation_notify
 from donor.services import donation_cancel, donation_complete, donation_expire, donation_fail
 from payments.callback_urls import callback_url
-from payments.models import Payment, fit
+from payments.models import Payment, PaymentHistory, fit
 from payments.providers.base import (
     CallbackRole,
     ChargeRequest,
@@ -25,6 +25,7 @@ from payments.providers.base import (
     ProviderResult,
 )
 from payments.providers.registry import PROVIDER_CLASSES, get_capable, get_provider
+from payments.services.audit import history_record
 from payments.url_tokens import new_url_token, url_token_digest
 
 logger = logging.getLogger("payments")
@@ -104,6 +105,9 @@ def payment_start(
         failed = Payment.objects.filter(pk=payment.pk, status=Payment.Status.CREATED).update(
             status=Payment.Status.FAILED, failure_reason=fit(Payment, "failure_reason", error.message)
         )
+        history_record(
+            payment_id=payment.pk, kind=PaymentHistory.Kind.START, summary=f"{provider_code} refused: {error.message}"
+        )
         payment.refresh_from_db()
         if not failed:  # a callback settled it while the refusal was on its way: the callback's word stands
             logger.warning(
@@ -129,6 +133,11 @@ def payment_start(
         )
     payment.refresh_from_db()
     payment.start_outcome_unknown = False
+    history_record(
+        payment_id=payment.pk,
+        kind=PaymentHistory.Kind.START,
+        summary=f"{provider_code} accepted the request ({result.provider_reference or 'no reference yet'})",
+    )
     logger.info(
         "Payment %s started with %s/%s: %s %s, provider ref %s",
         payment.reference,
@@ -145,6 +154,11 @@ def _start_outcome_unknown(payment: Payment, error: ProviderError) -> Payment:
     """The charge request may have reached the provider: neither failed nor started. Pending, checked soon."""
     Payment.objects.filter(pk=payment.pk, status=Payment.Status.CREATED).update(
         status=Payment.Status.PENDING, next_check_at=timezone.now() + timedelta(seconds=ladder_step(0))
+    )
+    history_record(
+        payment_id=payment.pk,
+        kind=PaymentHistory.Kind.START,
+        summary=f"asked {payment.provider}; {error.message} The outcome is unknown: pending until it is known",
     )
     payment.refresh_from_db()
     payment.start_outcome_unknown = True
@@ -168,7 +182,7 @@ class ApplyOutcome:
     detail: str = ""
 
 
-def payment_apply_result(*, payment_id: int, result: ProviderResult, verified: bool) -> ApplyOutcome:
+def payment_apply_result(*, payment_id: int, result: ProviderResult, verified: bool, cause: str = "") -> ApplyOutcome:
     """Move a payment to the state the provider reports, once, under the payment's row lock.
 
     `verified` means the result comes from an authenticated callback or the provider's status API.
@@ -231,6 +245,12 @@ def payment_apply_result(*, payment_id: int, result: ProviderResult, verified: b
         else:
             reason = result.message or FRIENDLY_REASONS[result.status]
             UNPAID_DONATION_ENDINGS[result.status](donation_id=payment.donation_id, reason=reason)
+        history_record(
+            payment_id=payment.pk,
+            kind=PaymentHistory.Kind.TRANSITION,
+            summary=f"{previous} → {result.status}" + (" (late: flagged for review)" if late else ""),
+            cause=cause,
+        )
         donation_id = payment.donation_id
         transaction.on_commit(lambda: _notify(donation_id))
     logger.info(
@@ -294,12 +314,21 @@ def payment_fetch_status(*, payment: Payment, provider_reference: str | None = N
         currency=payment.currency,
     )
     try:
-        return provider.fetch_status(ref)
-    except ProviderError:
+        result = provider.fetch_status(ref)
+    except ProviderError as error:
+        history_record(
+            payment_id=payment.pk, kind=PaymentHistory.Kind.STATUS_QUERY, summary=f"could not ask: {error.message}"
+        )
         raise
     except Exception as exc:
         logger.exception("Status answer for %s from %s could not be read", payment.reference, payment.provider)
-        return ProviderResult(status=PaymentStatus.UNKNOWN, message=f"Unreadable answer: {type(exc).__name__}")
+        result = ProviderResult(status=PaymentStatus.UNKNOWN, message=f"Unreadable answer: {type(exc).__name__}")
+    history_record(
+        payment_id=payment.pk,
+        kind=PaymentHistory.Kind.STATUS_QUERY,
+        summary=f"{payment.provider} says {result.status}" + (f": {result.message}" if result.message else ""),
+    )
+    return result
 
 
 def payment_confirm(*, payment_id: int, on_demand: bool = False) -> tuple[ProviderResult | None, ApplyOutcome]:
@@ -319,7 +348,8 @@ def payment_confirm(*, payment_id: int, on_demand: bool = False) -> tuple[Provid
         _record_check(payment_id, on_demand=on_demand)
         logger.warning("Status check for %s failed: %s", payment.reference, error.message)
         return None, _expire_if_due(payment) or ApplyOutcome(False, "pending", error.message)
-    outcome = payment_apply_result(payment_id=payment_id, result=result, verified=True)
+    cause = "status query (checked on demand)" if on_demand else "status query (reconciliation)"
+    outcome = payment_apply_result(payment_id=payment_id, result=result, verified=True, cause=cause)
     if not outcome.changed:
         _record_check(payment_id, on_demand=on_demand)
         if result.status in (PaymentStatus.PENDING, PaymentStatus.UNKNOWN):
@@ -331,7 +361,7 @@ def _expire_if_due(payment: Payment) -> ApplyOutcome | None:
     if payment.created_at >= timezone.now() - timedelta(seconds=settings.PAYMENT_EXPIRY_SECONDS):
         return None
     expired = ProviderResult(status=PaymentStatus.EXPIRED, message="No confirmation from the provider in time.")
-    return payment_apply_result(payment_id=payment.pk, result=expired, verified=True)
+    return payment_apply_result(payment_id=payment.pk, result=expired, verified=True, cause="expiry")
 
 
 def _record_check(payment_id: int, *, on_demand: bool) -> None:

@@ -35,6 +35,7 @@ from payments.providers.base import (
     ProviderError,
 )
 from payments.providers.registry import PROVIDER_CLASSES, MissingCapability, UnknownProvider, get_capable
+from payments.services.audit import audit_record
 from payments.services.inbox import CallbackOutcome, callback_event_mark, event_trust, url_token_check
 
 logger = logging.getLogger("payments.payouts")
@@ -135,6 +136,10 @@ def payout_request(*, patient: Patient, amount: Decimal, requested_by: Staff) ->
             currency=locked.currency,
             requested_by=requested_by,
         )
+        audit_record(
+            actor=requested_by, action="payout.request", target=f"payout {payout.reference}",
+            detail=f"{payout.currency} {amount} for {locked.code}",
+        )  # fmt: skip
     logger.info(
         "Payout %s requested by %s: %s %s for %s", payout.reference, requested_by, payout.currency, amount, patient.code
     )
@@ -157,6 +162,7 @@ def payout_approve(*, payout_id: int, approved_by: Staff) -> Payout:
         payout.approved_by = approved_by
         payout.approved_at = timezone.now()
         payout.save(update_fields=["status", "approved_by", "approved_at", "updated_at"])
+        audit_record(actor=approved_by, action="payout.approve", target=f"payout {payout.reference}", detail="sending")
     return _send(payout)
 
 
@@ -226,6 +232,7 @@ def payout_cancel(*, payout_id: int, cancelled_by: Staff) -> Payout:
         payout.result_desc = f"Cancelled by {cancelled_by}"[:255]
         payout.completed_at = timezone.now()
         payout.save(update_fields=["status", "result_desc", "completed_at", "updated_at"])
+        audit_record(actor=cancelled_by, action="payout.cancel", target=f"payout {payout.reference}")
     return payout
 
 
@@ -251,6 +258,10 @@ def payout_resolve(*, payout_id: int, paid: bool, resolved_by: Staff, receipt: s
         payout.completed_at = timezone.now()
         payout.needs_review = False
         payout.save(update_fields=["status", "receipt", "result_desc", "completed_at", "needs_review", "updated_at"])
+        audit_record(
+            actor=resolved_by, action="payout.resolve", target=f"payout {payout.reference}",
+            detail=f"{payout.status} (receipt {payout.receipt or '-'})",
+        )  # fmt: skip
         if paid:
             _to_treatment(payout)
     logger.warning("Payout %s resolved by hand by %s: %s", payout.reference, resolved_by, payout.status)

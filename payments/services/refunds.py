@@ -41,6 +41,7 @@ from payments.providers.base import (
     Refunds,
 )
 from payments.providers.registry import PROVIDER_CLASSES, get_capable, get_provider
+from payments.services.audit import audit_record
 from payments.services.inbox import CallbackOutcome, callback_event_mark, event_trust, url_token_check
 from payments.services.payments import method_label
 
@@ -141,6 +142,10 @@ def refund_request(*, donation: Donation, amount: Decimal, reason: str, requeste
             manual=not refund_supported(payment.provider),
             requested_by=requested_by,
         )
+        audit_record(
+            actor=requested_by, action="refund.request", target=f"refund {refund.reference}",
+            detail=f"{refund.currency} {refund.amount} of {locked.reference}",
+        )  # fmt: skip
     logger.info("Refund %s requested by %s: %s %s of %s", refund.reference, requested_by, refund.currency, amount,
                 donation.reference)  # fmt: skip
     return refund
@@ -172,6 +177,10 @@ def refund_approve(*, refund_id: int, approved_by: Staff, receipt: str = "") -> 
         refund.approved_by = approved_by
         refund.approved_at = timezone.now()
         refund.save(update_fields=["status", "approved_by", "approved_at", "updated_at"])
+        audit_record(
+            actor=approved_by, action="refund.approve", target=f"refund {refund.reference}",
+            detail=f"recorded as paid back outside ({receipt.strip()})" if refund.manual else "sending",
+        )  # fmt: skip
     if refund.manual:
         return _settle(refund, RefundResult(refund.reference, "", PaymentStatus.SUCCEEDED, "refunded by hand"),
                        receipt=receipt.strip())  # fmt: skip
@@ -296,6 +305,7 @@ def refund_cancel(*, refund_id: int, cancelled_by: Staff) -> Refund:
         refund.result_desc = fit(Refund, "result_desc", f"Cancelled by {cancelled_by}")
         refund.completed_at = timezone.now()
         refund.save(update_fields=["status", "result_desc", "completed_at", "updated_at"])
+        audit_record(actor=cancelled_by, action="refund.cancel", target=f"refund {refund.reference}")
     return refund
 
 
@@ -314,6 +324,10 @@ def refund_resolve(*, refund_id: int, refunded: bool, resolved_by: Staff, receip
     settled = _settle(
         refund, RefundResult(refund.reference, "", status, f"Resolved by hand by {resolved_by}"), receipt=receipt
     )
+    audit_record(
+        actor=resolved_by, action="refund.resolve", target=f"refund {refund.reference}",
+        detail=f"{settled.status} (receipt {receipt or '-'})",
+    )  # fmt: skip
     logger.warning("Refund %s resolved by hand by %s: %s", refund.reference, resolved_by, settled.status)
     return settled
 
