@@ -1,8 +1,9 @@
 import csv
 import io
-from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet, Sum
@@ -28,26 +29,14 @@ def payment_latest_for_donation(*, donation_id: int) -> Payment | None:
 
 
 def payments_report(*, start: datetime, end: datetime) -> dict:
-    window = Payment.objects.filter(created_at__gte=start, created_at__lt=end)
-    by_provider = (
-        window.values("provider", "currency")
-        .annotate(
-            completed=Count("pk", filter=Q(status=Payment.Status.SUCCEEDED)),
-            completed_amount=Sum("amount", filter=Q(status=Payment.Status.SUCCEEDED)),
-            failed=Count(
-                "pk", filter=Q(status__in=[Payment.Status.FAILED, Payment.Status.CANCELLED, Payment.Status.EXPIRED])
-            ),
-            pending=Count("pk", filter=Q(status__in=[Payment.Status.PENDING, Payment.Status.CREATED])),
-        )
-        .order_by("provider", "currency")
-    )
-    stuck = Payment.objects.filter(
-        status=Payment.Status.PENDING, created_at__lt=timezone.now() - timedelta(minutes=5)
-    ).count()
+    from payments.services.watchdog import STUCK_AFTER
+
     events = CallbackEvent.objects.filter(received_at__gte=start, received_at__lt=end)
     return {
-        "rows": list(by_provider),
-        "stuck_pending": stuck,
+        "rows": [asdict(figures) for figures in rail_figures(start=start, end=end)],
+        "stuck_pending": Payment.objects.filter(
+            status__in=OPEN_PAYMENT_STATUSES, created_at__lt=timezone.now() - STUCK_AFTER
+        ).count(),
         "needs_review": Payment.objects.filter(needs_review=True).count(),
         "events": dict(events.values_list("status").annotate(n=Count("pk")).order_by()),
     }
@@ -209,3 +198,162 @@ def payment_timeline(*, payment: Payment) -> list[TimelineEntry]:
             )
         )
     return entries
+
+
+# --- the admin's dashboard -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RailFigures:
+    """Payments started in a window on one rail in one currency, by how they stand now."""
+
+    provider: str
+    currency: str
+    completed: int
+    completed_amount: Decimal
+    failed: int
+    pending: int
+
+
+@dataclass(frozen=True)
+class ProviderPulse:
+    provider: str
+    last_callback_at: datetime | None
+    events: int  # callbacks received in the error window
+    errors: int  # of those: failed, rejected, held for review or dead
+
+    @property
+    def error_rate(self) -> Decimal | None:
+        return (Decimal(self.errors) / self.events * 100).quantize(Decimal("0.1")) if self.events else None
+
+
+@dataclass(frozen=True)
+class AttentionCounts:
+    """What waits for a person, and where (watchdog thresholds: payments.services.watchdog)."""
+
+    stuck_before: datetime  # pending payments created before this are stuck
+    stuck: int
+    payments_review: int
+    callbacks_review: int
+    inbox_unsettled: int  # received or failed: the sweeper will run them again
+    inbox_dead: int
+    payouts_awaiting_approval: int
+    refunds_awaiting_approval: int
+    payouts_review: int
+    refunds_review: int
+
+
+def dashboard_windows(*, now: datetime) -> dict[str, tuple[datetime, datetime]]:
+    """Today, the last 7 and the last 30 days, each from a local midnight (TIME_ZONE) up to now."""
+    return {
+        "Today": (local_midnight(now, days_back=0), now),
+        "Last 7 days": (local_midnight(now, days_back=6), now),
+        "Last 30 days": (local_midnight(now, days_back=29), now),
+    }
+
+
+def local_midnight(now: datetime, *, days_back: int) -> datetime:
+    """The start of the local day `days_back` days before `now`'s (calendar days, so right across DST)."""
+    day = timezone.localdate(now) - timedelta(days=days_back)
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+FAILED_PAYMENT_STATUSES = [Payment.Status.FAILED, Payment.Status.CANCELLED, Payment.Status.EXPIRED]
+OPEN_PAYMENT_STATUSES = [Payment.Status.PENDING, Payment.Status.CREATED]
+
+
+def rail_figures(*, start: datetime, end: datetime) -> list[RailFigures]:
+    rows = (
+        Payment.objects.filter(created_at__gte=start, created_at__lt=end)
+        .values("provider", "currency")
+        .annotate(
+            completed=Count("pk", filter=Q(status=Payment.Status.SUCCEEDED)),
+            completed_amount=Sum("amount", filter=Q(status=Payment.Status.SUCCEEDED)),
+            failed=Count("pk", filter=Q(status__in=FAILED_PAYMENT_STATUSES)),
+            pending=Count("pk", filter=Q(status__in=OPEN_PAYMENT_STATUSES)),
+        )
+        .order_by("provider", "currency")
+    )
+    return [
+        RailFigures(
+            provider=row["provider"],
+            currency=row["currency"],
+            completed=row["completed"],
+            completed_amount=row["completed_amount"] or Decimal("0"),
+            failed=row["failed"],
+            pending=row["pending"],
+        )
+        for row in rows
+    ]
+
+
+def attention_counts(*, now: datetime) -> AttentionCounts:
+    from payments.models import Payout
+    from payments.services.watchdog import STUCK_AFTER
+
+    events = CallbackEvent.objects.values_list("status").annotate(n=Count("pk")).order_by()
+    by_status = dict(events)
+    return AttentionCounts(
+        stuck_before=now - STUCK_AFTER,
+        stuck=Payment.objects.filter(status__in=OPEN_PAYMENT_STATUSES, created_at__lt=now - STUCK_AFTER).count(),
+        payments_review=Payment.objects.filter(needs_review=True).count(),
+        callbacks_review=by_status.get(CallbackEvent.Status.REVIEW, 0),
+        inbox_unsettled=by_status.get(CallbackEvent.Status.RECEIVED, 0) + by_status.get(CallbackEvent.Status.FAILED, 0),
+        inbox_dead=by_status.get(CallbackEvent.Status.DEAD, 0),
+        payouts_awaiting_approval=Payout.objects.filter(status=Payout.Status.REQUESTED).count(),
+        refunds_awaiting_approval=Refund.objects.filter(status=Refund.Status.REQUESTED).count(),
+        payouts_review=Payout.objects.filter(needs_review=True).count(),
+        refunds_review=Refund.objects.filter(needs_review=True).count(),
+    )
+
+
+def provider_pulse(*, now: datetime, window: timedelta = timedelta(hours=24)) -> list[ProviderPulse]:
+    """Per configured provider: its last callback, and how many of the window's callbacks went wrong."""
+    from payments.services.watchdog import ERROR_STATUSES
+
+    stats: dict[str, dict[str, Any]] = {
+        row["provider"]: dict(row)
+        for row in CallbackEvent.objects.values("provider")
+        .annotate(
+            last=Max("received_at"),
+            events=Count("pk", filter=Q(received_at__gte=now - window)),
+            errors=Count("pk", filter=Q(received_at__gte=now - window, status__in=ERROR_STATUSES)),
+        )
+        .order_by()
+    }
+    return [
+        ProviderPulse(
+            provider=code,
+            last_callback_at=stats.get(code, {}).get("last"),
+            events=stats.get(code, {}).get("events", 0),
+            errors=stats.get(code, {}).get("errors", 0),
+        )
+        for code in settings.PAYMENT_PROVIDERS
+    ]
+
+
+def received_per_day(*, now: datetime, days: int = 30) -> dict[str, list[tuple[datetime, Decimal]]]:
+    """Money received (succeeded payments, by when they completed) per local day and currency, oldest day
+    first, every day present (zero when nothing came in).
+
+    Local days are cut in Python and summed in one query (one conditional Sum per day), not with TruncDate:
+    MySQL converts time zones only when its time zone tables are loaded, and answers NULL when they are not."""
+    starts = [local_midnight(now, days_back=offset) for offset in range(days - 1, -1, -1)]
+    bounds = list(zip(starts, starts[1:] + [now], strict=True))
+    sums = {
+        f"d{i}": Sum("amount", filter=Q(completed_at__gte=start, completed_at__lt=end))
+        for i, (start, end) in enumerate(bounds)
+    }
+    rows: list[dict[str, Any]] = [
+        dict(row)
+        for row in Payment.objects.filter(
+            status=Payment.Status.SUCCEEDED, completed_at__gte=starts[0], completed_at__lt=now
+        )
+        .values("currency")
+        .annotate(**sums)
+        .order_by("currency")
+    ]
+    return {
+        row["currency"]: [(start, row[f"d{i}"] or Decimal("0")) for i, (start, _end) in enumerate(bounds)]
+        for row in rows
+    }

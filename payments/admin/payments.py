@@ -2,7 +2,7 @@
 provider now" (permission)."""
 
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from config.evidence_admin import EvidenceAdmin
@@ -11,6 +11,8 @@ from payments.models import Payment
 from payments.selectors import payment_timeline
 from payments.services.audit import audit_record, payment_target
 from payments.services.payments import payment_confirm
+
+from .settlement import settlement_view
 
 TIMELINE_KINDS = {
     "start": "request",
@@ -45,6 +47,7 @@ class PaymentAdmin(EvidenceAdmin):
         "currency",
         "needs_review",
         ("created_at", admin.DateFieldListFilter),
+        ("completed_at", admin.DateFieldListFilter),
     ]
     search_fields = ["reference", "provider_reference", "receipt", "donation__reference"]
     readonly_fields = ["timeline"] + [
@@ -56,6 +59,14 @@ class PaymentAdmin(EvidenceAdmin):
 
     def has_check_permission(self, request) -> bool:
         return request.user.has_perm("payments.check_payment")
+
+    def get_urls(self):
+        settlement = path(
+            "settlement/",
+            self.admin_site.admin_view(lambda request: settlement_view(self, request)),
+            name="payments_payment_settlement",
+        )
+        return [settlement, *super().get_urls()]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         payment = self.get_object(request, object_id)
