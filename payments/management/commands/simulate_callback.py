@@ -1,7 +1,14 @@
-"""`manage.py simulate_callback`: replay or forge an AzamPay callback for a payment, over real HTTP.
+"""`manage.py simulate_callback`: replay or forge a provider's payment callback for a payment, over real HTTP.
 
 The mobile-money `stripe trigger`: send the site the callback a provider would send (or a forged, tampered
-or duplicated one) and see exactly what the site answers.
+or duplicated one) and see exactly what the site answers. It speaks the four rails: AzamPay, M-Pesa (STK),
+MTN MoMo and Airtel Money, each in its provider's shape, built with the simulators' own builders and values
+(payments/sandbox/), since this command is a manual simulator.
+
+M-Pesa and MTN are given a secret callback URL per payment, and the site keeps only a keyed digest of it:
+that URL cannot be rebuilt here. Their callbacks go to the base paths instead (/webhooks/mpesa/stkpush/,
+/webhooks/mtn/collection/), which the site accepts and confirms with the provider's status query before
+anything is credited. A forged one goes to a secret URL that was never handed out (the site answers 401).
 """
 
 import json
@@ -9,7 +16,8 @@ import secrets
 import threading
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 import requests
@@ -17,7 +25,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from django.db.models import Q
+from django.urls import reverse
 
+from payments.providers.airtel.client import airtel_id
+from payments.providers.airtel.config import CONFIG as AIRTEL_CONFIG
+from payments.providers.base import CallbackRole
+from payments.providers.registry import PROVIDER_CLASSES
+from payments.sandbox.airtel import COLLECTION_RESULTS, callback_hash, new_money_id
 from payments.sandbox.azampay import (
     CALLBACK_MESSAGE,
     DEFAULT_CALLBACK_PASSWORD,
@@ -25,6 +39,8 @@ from payments.sandbox.azampay import (
     build_callback,
     default_callback_url,
 )
+from payments.sandbox.daraja import NAIROBI, RESULT_CODES, build_stk_callback, new_receipt
+from payments.sandbox.mtn import RESULT_REASONS
 from payments.sandbox.outcomes import Result
 
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -38,6 +54,11 @@ MNO_OPERATORS = {
     "azampesa": "Azampesa",
     "card": HOSTED_OPERATOR,
 }
+METHODS = ("POST", "PUT")
+MASK = "***"  # what is printed in place of a secret (AzamPay's password, Airtel's keyed hash)
+# The environment variable of the key of Airtel's callback `hash`; its settings key is whatever the adapter's
+# config declares for it.
+AIRTEL_SECRET_VAR = "AIRTEL_CALLBACK_SECRET"  # noqa: S105 (the name of a variable, not a secret)
 
 
 class PaymentLike(Protocol):
@@ -47,6 +68,36 @@ class PaymentLike(Protocol):
     amount: Decimal
     msisdn: str
     channel: str
+    # Read for M-Pesa, MTN and Airtel payments only.
+    currency: str
+    external_id: str
+
+
+@dataclass(frozen=True)
+class Rail:
+    """What this command knows of one provider's payment callback."""
+
+    code: str
+    name: str
+    confirmation: str  # how the site confirms an unauthenticated callback ("" = it authenticates AzamPay's)
+    method: str = "POST"  # how the provider delivers it
+    secret_url: bool = False  # the provider is given a secret URL per payment (which cannot be rebuilt here)
+
+
+RAILS = {
+    rail.code: rail
+    for rail in (
+        Rail("azampay", "AzamPay", ""),
+        Rail("mpesa", "M-Pesa", "STK Push Query", secret_url=True),
+        Rail("mtn", "MTN MoMo", "status query (GET requesttopay)", method="PUT", secret_url=True),
+        Rail("airtel", "Airtel Money", "transaction enquiry"),
+    )
+}
+# Options that mean something on some rails only: option → (the rails it is for, what to say elsewhere).
+RAIL_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "no_password": (("azampay",), "--no-password is for AzamPay's callback password (Airtel Money: --unsigned)"),
+    "unsigned": (("airtel",), "--unsigned is for Airtel Money's callback hash (AzamPay: --no-password)"),
+}
 
 
 @dataclass
@@ -55,6 +106,14 @@ class SendResult:
     status: int | None = None
     body: str = ""
     error: str = ""
+
+
+@dataclass(frozen=True)
+class Callback:
+    body: dict[str, Any]
+    shown: dict[str, Any]  # the body as printed: secrets masked
+    url: str
+    notes: tuple[str, ...] = ()
 
 
 def find_payment(reference: str) -> PaymentLike:
@@ -77,6 +136,17 @@ def find_payment(reference: str) -> PaymentLike:
 def whole_amount(amount: Decimal) -> str:
     """The amount as the site sent it to AzamPay: whole shillings, no decimals."""
     return str(int(amount)) if amount == amount.to_integral_value() else format(amount, "f")
+
+
+def claimed_amount(text: str) -> Decimal:
+    """`--amount` as a number (any finite one: tampering may claim 0 or less), else CommandError."""
+    try:
+        amount = Decimal(text.strip())
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite():
+        raise CommandError(f"--amount must be a number such as 2500 or 2500.50, not {text!r}.")
+    return amount
 
 
 def callback_for_payment(
@@ -102,10 +172,109 @@ def callback_for_payment(
     )
 
 
+def stk_callback_for_payment(
+    payment: PaymentLike, *, success: bool, message: str = "", amount: Decimal | None = None
+) -> dict[str, Any]:
+    """Daraja's STK callback (the simulator's builder): `Body.stkCallback`, metadata on success only."""
+    code, desc, _ = RESULT_CODES[Result.SUCCESS if success else Result.FAILED]
+    claimed = payment.amount if amount is None else amount
+    phone = payment.msisdn if (payment.msisdn or "").isdigit() else "0"
+    body = build_stk_callback(
+        merchant_request_id=f"{secrets.token_hex(2)}-{secrets.token_hex(2)}-{secrets.token_hex(12)}",
+        # Without Daraja's id the site cannot find the payment at the base path (a fresh one: it answers 404).
+        checkout_request_id=payment.provider_reference
+        or f"ws_CO_{datetime.now(NAIROBI):%d%m%Y%H%M%S}{secrets.randbelow(10**9):09d}",
+        result_code=code,
+        result_desc=message or desc,
+        amount=int(claimed),
+        receipt=new_receipt(),
+        phone=phone,
+        transaction_date=datetime.now(NAIROBI).strftime("%Y%m%d%H%M%S"),
+    )
+    for item in body["Body"]["stkCallback"].get("CallbackMetadata", {}).get("Item", []):
+        if item["Name"] == "Amount":
+            item["Value"] = float(claimed)  # a tampered amount may have decimals
+    return body
+
+
+def mtn_callback_for_payment(payment: PaymentLike, *, success: bool, amount: Decimal | None = None) -> dict[str, Any]:
+    """MTN's status object as its callback, in the simulator's shape (MtnSimulator.status_body): no
+    `referenceId` (v1 callbacks carry none), our reference as `externalId`."""
+    claimed = payment.amount if amount is None else amount
+    body: dict[str, Any] = {
+        "externalId": payment.reference,
+        "amount": whole_amount(claimed),
+        "currency": payment.currency,
+        "payer": {"partyIdType": "MSISDN", "partyId": payment.msisdn or ""},
+        "payerMessage": f"Donation {payment.reference}"[:60],
+        "payeeNote": f"Donation {payment.reference}",
+    }
+    if success:
+        return {"financialTransactionId": str(secrets.randbelow(9 * 10**8) + 10**8), **body, "status": "SUCCESSFUL"}
+    return {**body, "status": "FAILED", "reason": RESULT_REASONS[Result.FAILED]}
+
+
+def airtel_callback_for_payment(
+    payment: PaymentLike, *, success: bool, message: str = "", hash_key: str | None = None, forge: bool = False
+) -> dict[str, Any]:
+    """Airtel's collection callback (the simulator's shape, AirtelSimulator.callback_body): `{"transaction":
+    {...}}` with our id, and the top-level `hash` keyed with `hash_key` (none when None; a wrong one with
+    `forge`)."""
+    state, _, default = COLLECTION_RESULTS[Result.SUCCESS if success else Result.FAILED]
+    money_id = payment.provider_reference or new_money_id()
+    if success:
+        default = (
+            f"Paid {payment.currency} {int(payment.amount):,} to DONATION PORTAL "
+            f"Charge {payment.currency} 0, Trans ID {money_id}."
+        )
+    transaction = {
+        "id": payment.external_id or airtel_id(payment.reference),
+        "message": message or default,
+        "status_code": state,
+        "airtel_money_id": money_id,
+    }
+    body: dict[str, Any] = {"transaction": transaction}
+    if forge:
+        body["hash"] = callback_hash("forged-" + secrets.token_hex(8), transaction)
+    elif hash_key is not None:
+        body["hash"] = callback_hash(hash_key, transaction)
+    return body
+
+
+def airtel_hash_key() -> str:
+    """AIRTEL_CALLBACK_SECRET as configured here ("" when unset), under the key the adapter's config declares."""
+    key = next((s.key for s in AIRTEL_CONFIG.settings if s.var == AIRTEL_SECRET_VAR), "callback_secret")
+    return str(settings.PAYMENT_PROVIDERS.get("airtel", {}).get(key) or "")
+
+
+def payment_url(rail: Rail, token: str = "") -> str:
+    """{SITE_URL} + the path the provider's payment callback route declares (with `token` as its secret)."""
+    route = PROVIDER_CLASSES[rail.code].route_for(CallbackRole.PAYMENT)
+    if route is None:  # every rail here declares one; a provider that drops it must not be posted to blindly
+        raise CommandError(f"{rail.name} declares no payment callback route.")
+    path = reverse(f"{route.name}-token", kwargs={"token": token}) if token else reverse(route.name)
+    return settings.SITE_URL.rstrip("/") + path.rstrip("/") + "/"
+
+
+def route_methods(rail: Rail) -> tuple[str, ...]:
+    route = PROVIDER_CLASSES[rail.code].route_for(CallbackRole.PAYMENT)
+    return tuple(m.upper() for m in route.methods) if route else ("POST",)
+
+
+def never_issued_token() -> str:
+    """A secret URL segment nobody was ever given (the site's tokens are 32 URL-safe characters too)."""
+    return secrets.token_urlsafe(24)
+
+
 def send_callback(
-    url: str, body: bytes, *, copies: int = 1, timeout: float = REQUEST_TIMEOUT_SECONDS
+    url: str,
+    body: bytes,
+    *,
+    copies: int = 1,
+    timeout: float = REQUEST_TIMEOUT_SECONDS,
+    method: str = "POST",
 ) -> list[SendResult]:
-    """POST `body` `copies` times, all released together so duplicates race like a provider's retries."""
+    """Send `body` `copies` times, all released together so duplicates race like a provider's retries."""
     results = [SendResult(attempt=i + 1) for i in range(copies)]
     barrier = threading.Barrier(copies)
 
@@ -115,7 +284,8 @@ def send_callback(
         except threading.BrokenBarrierError:
             pass
         try:
-            response = requests.post(
+            response = requests.request(
+                method,
                 url,
                 data=body,
                 timeout=timeout,
@@ -136,27 +306,55 @@ def send_callback(
 
 class Command(BaseCommand):
     help = (
-        "Send an AzamPay callback for a payment to the site over HTTP: a faithful replay, or a forged, "
-        "tampered or duplicated one. Prints every answer."
+        "Send a provider's payment callback for a payment to the site over HTTP: a faithful replay, or a forged, "
+        "tampered or duplicated one. Prints every answer. Speaks AzamPay, M-Pesa (STK), MTN MoMo and Airtel "
+        "Money; the payment's provider picks the shape. M-Pesa and MTN callbacks go to the base paths "
+        "(/webhooks/mpesa/stkpush/, /webhooks/mtn/collection/): the site keeps only keyed digests of each "
+        "payment's secret callback URL, so that URL cannot be rebuilt here; the site accepts callbacks at the "
+        "base path and confirms them with the provider's status query before crediting."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--reference", required=True, help="Payment reference or donation reference.")
+        parser.add_argument(
+            "--reference", required=True, help="Payment reference or donation reference (picks the provider)."
+        )
         parser.add_argument("--status", choices=("success", "failure"), default="success")
         parser.add_argument(
-            "--message", default="", help='The callback "message" (default "success" / "Transaction failed").'
+            "--message",
+            default="",
+            help='The callback\'s text: AzamPay "message" (default "success" / "Transaction failed"), M-Pesa '
+            '"ResultDesc", Airtel "transaction.message". MTN\'s status object has none.',
         )
         parser.add_argument(
             "--duplicates", type=int, default=1, help="Send N identical callbacks concurrently (default 1)."
         )
-        password = parser.add_mutually_exclusive_group()
-        password.add_argument("--forge", action="store_true", help="Send a wrong callback password.")
-        password.add_argument("--no-password", action="store_true", help="Leave the password field out.")
-        parser.add_argument("--amount", default="", help="Claim this amount instead of the payment's (tampering).")
+        forgery = parser.add_mutually_exclusive_group()
+        forgery.add_argument(
+            "--forge",
+            action="store_true",
+            help="A forged callback: AzamPay a wrong password, Airtel a wrong hash, M-Pesa and MTN to a secret "
+            "URL that was never handed out (e.g. /webhooks/mpesa/stkpush/<random>/; with --url: <url>/<random>/).",
+        )
+        forgery.add_argument("--no-password", action="store_true", help="AzamPay: leave the password field out.")
+        forgery.add_argument("--unsigned", action="store_true", help="Airtel Money: leave the hash out.")
+        parser.add_argument(
+            "--amount",
+            default="",
+            help="Claim this amount instead of the payment's (tampering). Airtel's callback carries no amount.",
+        )
         parser.add_argument(
             "--url",
             default="",
-            help="Callback URL (default {SITE_URL}" + "/api/v1.0/donors/payment/azampay/callback/).",
+            help="Callback URL (default {SITE_URL} + the provider's path: "
+            "/api/v1.0/donors/payment/azampay/callback/, /webhooks/mpesa/stkpush/, /webhooks/mtn/collection/, "
+            "/webhooks/airtel/payment/).",
+        )
+        parser.add_argument(
+            "--method",
+            choices=METHODS,
+            type=str.upper,
+            default=None,
+            help="HTTP method (default: PUT for MTN MoMo, as MTN delivers; POST for the others).",
         )
         parser.add_argument("--timeout", type=float, default=REQUEST_TIMEOUT_SECONDS, help="Seconds per request.")
 
@@ -164,14 +362,67 @@ class Command(BaseCommand):
         copies = options["duplicates"]
         if not 1 <= copies <= MAX_DUPLICATES:
             raise CommandError(f"--duplicates must be between 1 and {MAX_DUPLICATES}.")
+        if not options["timeout"] > 0:
+            raise CommandError("--timeout must be a positive number of seconds.")
         payment = find_payment(options["reference"])
-        if payment.provider != "azampay":
+        rail = RAILS.get(payment.provider)
+        if rail is None:
+            spoken = ", ".join(r.name for r in RAILS.values())
             raise CommandError(
-                f"simulate_callback speaks AzamPay only; {payment.reference} is a {payment.provider} payment."
+                f"simulate_callback speaks {spoken}; {payment.reference} is a {payment.provider!r} payment."
             )
+        self.check_options(rail, options)
+        method = options["method"] or rail.method
+
+        builders = {
+            "azampay": self.build_azampay,
+            "mpesa": self.build_mpesa,
+            "mtn": self.build_mtn,
+            "airtel": self.build_airtel,
+        }
+        callback = builders[rail.code](payment, options)
+        self.stdout.write(f"{method} {callback.url} ×{copies}\n{json.dumps(callback.shown, indent=2)}")
+        for note in callback.notes:
+            self.stdout.write(f"Note: {note}")
+
+        results = send_callback(
+            callback.url, json.dumps(callback.body).encode(), copies=copies, timeout=options["timeout"], method=method
+        )
+        for result in results:
+            if result.error:
+                self.stdout.write(self.style.ERROR(f"#{result.attempt}: {result.error}"))
+            else:
+                style = self.style.SUCCESS if result.status and result.status < 300 else self.style.WARNING
+                self.stdout.write(style(f"#{result.attempt}: HTTP {result.status} {result.body}"))
+        if all(r.error for r in results):
+            raise CommandError(f"Could not reach the site at {callback.url}: {results[0].error}. Is it running?")
+
+    def check_options(self, rail: Rail, options: dict[str, Any]) -> None:
+        """Options that make no sense for this payment's rail: a clear error, never a silent no-op."""
+        for option, (rails, meaning) in RAIL_OPTIONS.items():
+            if options[option] and rail.code not in rails:
+                raise CommandError(f"{meaning}; {options['reference']} is a {rail.name} payment.")
+        if options["amount"]:
+            if rail.code == "airtel":
+                raise CommandError(
+                    "Airtel Money's callback carries no amount (the transaction enquiry decides): --amount does "
+                    "not apply."
+                )
+            claimed_amount(options["amount"])
+            if rail.code == "mpesa" and options["status"] == "failure":
+                raise CommandError("An M-Pesa failure callback carries no amount: --amount needs --status success.")
+        if options["message"] and rail.code == "mtn":
+            raise CommandError("MTN MoMo's callback (its status object) has no message: --message does not apply.")
+        method = options["method"]
+        if method and method not in route_methods(rail):
+            allowed = " or ".join(route_methods(rail))
+            raise CommandError(f"{rail.name} callbacks are sent by {allowed}; the site answers {method} with 405.")
+
+    # --- one builder per rail: (body, what is printed, URL, notes) ---------------------------------------
+
+    def build_azampay(self, payment: PaymentLike, options: dict[str, Any]) -> Callback:
         if not payment.provider_reference:
             self.stderr.write("The payment has no AzamPay transaction id yet; the callback carries a fresh one.")
-
         if options["forge"]:
             password: str | None = "forged-" + secrets.token_hex(8)
         elif options["no_password"]:
@@ -189,16 +440,75 @@ class Command(BaseCommand):
             amount=options["amount"],
             password=password,
         )
-        url = options["url"] or default_callback_url()
-        shown = {**body, "password": "***"} if "password" in body else body  # never print the real secret
-        self.stdout.write(f"POST {url} ×{copies}\n{json.dumps(shown, indent=2)}")
+        shown = {**body, "password": MASK} if "password" in body else body  # never print the real secret
+        return Callback(body, shown, options["url"] or default_callback_url())
 
-        results = send_callback(url, json.dumps(body).encode(), copies=copies, timeout=options["timeout"])
-        for result in results:
-            if result.error:
-                self.stdout.write(self.style.ERROR(f"#{result.attempt}: {result.error}"))
-            else:
-                style = self.style.SUCCESS if result.status and result.status < 300 else self.style.WARNING
-                self.stdout.write(style(f"#{result.attempt}: HTTP {result.status} {result.body}"))
-        if all(r.error for r in results):
-            raise CommandError(f"Could not reach the site at {url}: {results[0].error}. Is it running?")
+    def build_mpesa(self, payment: PaymentLike, options: dict[str, Any]) -> Callback:
+        if not payment.provider_reference:
+            self.stderr.write(
+                "The payment has no M-Pesa CheckoutRequestID: the callback carries a made-up one, and at the base "
+                "path the site finds an STK callback by that id alone (expect 404)."
+            )
+        body = stk_callback_for_payment(
+            payment,
+            success=options["status"] == "success",
+            message=options["message"],
+            amount=claimed_amount(options["amount"]) if options["amount"] else None,
+        )
+        url, notes = self.secret_url_rail_target(RAILS["mpesa"], options)
+        return Callback(body, body, url, notes)
+
+    def build_mtn(self, payment: PaymentLike, options: dict[str, Any]) -> Callback:
+        if not payment.provider_reference:
+            self.stderr.write(
+                "The payment has no MTN X-Reference-Id: the site cannot ask MTN about it (the callback stays "
+                "unconfirmed)."
+            )
+        body = mtn_callback_for_payment(
+            payment,
+            success=options["status"] == "success",
+            amount=claimed_amount(options["amount"]) if options["amount"] else None,
+        )
+        url, notes = self.secret_url_rail_target(RAILS["mtn"], options)
+        return Callback(body, body, url, notes)
+
+    def build_airtel(self, payment: PaymentLike, options: dict[str, Any]) -> Callback:
+        configured = airtel_hash_key()
+        tampered = options["forge"] or options["unsigned"]
+        if not configured and not tampered:
+            self.stderr.write(f"{AIRTEL_SECRET_VAR} is not set here: sending the callback without a hash.")
+        if not configured and tampered:
+            self.stderr.write(
+                f"{AIRTEL_SECRET_VAR} is not set here: a site configured like this checks no hash, so it will not "
+                "refuse this callback (the transaction enquiry still decides)."
+            )
+        body = airtel_callback_for_payment(
+            payment,
+            success=options["status"] == "success",
+            message=options["message"],
+            hash_key=None if tampered else (configured or None),
+            forge=options["forge"],
+        )
+        shown = {**body, "hash": MASK} if "hash" in body else body  # keyed with our secret: never printed
+        rail = RAILS["airtel"]
+        note = (
+            f"{rail.name} calls one URL per app (no secret in it); the site credits nothing before the "
+            f"{rail.confirmation} confirms the payment."
+        )
+        return Callback(body, shown, options["url"] or payment_url(rail), (note,))
+
+    def secret_url_rail_target(self, rail: Rail, options: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+        """Where an M-Pesa or MTN callback goes: the base path, or (forged) a secret URL never handed out."""
+        if options["forge"]:
+            token = never_issued_token()
+            url = f"{options['url'].rstrip('/')}/{token}/" if options["url"] else payment_url(rail, token)
+            return url, (
+                "Sent to a secret callback URL that was never handed out: the site should refuse it (401) and "
+                "credit nothing.",
+            )
+        where = "to --url" if options["url"] else "to the base path instead, which the site accepts"
+        return options["url"] or payment_url(rail), (
+            f"{rail.name} callbacks normally go to the payment's own secret URL; the site keeps only a keyed "
+            f"digest of it, so it cannot be rebuilt here. Sent {where}: the site finds the payment by the body "
+            f"and credits nothing before the {rail.confirmation} confirms it.",
+        )

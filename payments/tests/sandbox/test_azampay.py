@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,9 +19,7 @@ import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from django.conf import settings
-from django.core.management import CommandError, call_command
 
-from payments.management.commands import simulate_callback
 from payments.providers.azampay.config import CONFIG as AZAMPAY_CONFIG
 from payments.providers.azampay.provider import AzamPayProvider
 from payments.providers.base import CallbackTrust, ChargeRequest, PaymentRef, PaymentStatus, RawCallback
@@ -505,70 +502,3 @@ def test_telegram_messages_are_recorded_and_listed(base: str) -> None:
         (42, "hi", ""),
     ]
     assert all(m["bot_id"] == "123" for m in messages)  # never the token's secret half
-
-
-# --- simulate_callback -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fake_payment(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    payment = SimpleNamespace(
-        reference="RHCI-DN-3-20250101120000",
-        provider="azampay",
-        provider_reference="ab" * 16,
-        amount=Decimal("2500.00"),
-        msisdn="255712345678",
-        channel="Airtel",
-    )
-    monkeypatch.setattr(simulate_callback, "find_payment", lambda reference: payment)
-    return payment
-
-
-def test_simulate_callback_sends_the_payments_callback(
-    fake_payment: SimpleNamespace, receiver: CallbackReceiver, capsys: pytest.CaptureFixture[str]
-) -> None:
-    receiver.clear()
-    call_command("simulate_callback", "--reference", fake_payment.reference, "--url", receiver.url)
-    [callback] = receiver.wait_for(1)
-    assert callback["utilityref"] == fake_payment.reference and callback["reference"] == fake_payment.provider_reference
-    assert callback["amount"] == "2500" and callback["operator"] == "Airtel"
-    assert callback["transactionstatus"] == "success"
-    assert callback.get("password") == (settings.PAYMENT_PROVIDERS["azampay"]["callback_password"] or None)
-    assert "HTTP 200" in capsys.readouterr().out
-
-
-def test_simulate_callback_forges_tampers_and_duplicates(
-    fake_payment: SimpleNamespace, receiver: CallbackReceiver
-) -> None:
-    receiver.clear()
-    call_command(
-        "simulate_callback",
-        "--reference",
-        fake_payment.reference,
-        "--url",
-        receiver.url,
-        "--forge",
-        "--amount",
-        "1",
-        "--status",
-        "failure",
-        "--duplicates",
-        "3",
-    )
-    callbacks = receiver.wait_for(3)
-    assert len(callbacks) == 3 and callbacks[0] == callbacks[2]
-    assert callbacks[0]["password"].startswith("forged-") and callbacks[0]["amount"] == "1"
-    assert callbacks[0]["transactionstatus"] == "failure"
-
-
-def test_simulate_callback_reports_an_unreachable_site(fake_payment: SimpleNamespace) -> None:
-    with pytest.raises(CommandError, match="Could not reach the site"):
-        call_command(
-            "simulate_callback",
-            "--reference",
-            fake_payment.reference,
-            "--url",
-            "http://127.0.0.1:9/callback/",
-            "--timeout",
-            "1",
-        )
