@@ -92,7 +92,7 @@ def create_payments(count: int, patients: list[Patient], rng: random.Random) -> 
                         "transactionstatus": "success",
                         "submerchantAcc": None,
                         "fspReferenceId": f"MP{rng.getrandbits(40):010X}",
-                        "password": settings.AZAMPAY_CALLBACK_PASSWORD,
+                        "password": settings.PAYMENT_PROVIDERS["azampay"]["callback_password"],
                     }
                 )
     return bodies
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--dup-ratio", type=float, default=0.10)
     parser.add_argument("--seed", type=int, default=20251219)
     args = parser.parse_args()
-    if not settings.AZAMPAY_CALLBACK_PASSWORD:
+    if not settings.PAYMENT_PROVIDERS["azampay"]["callback_password"]:
         sys.exit("AZAMPAY_CALLBACK_PASSWORD must be set: the benchmark sends authenticated callbacks")
 
     args.out.mkdir(parents=True, exist_ok=True)

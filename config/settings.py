@@ -271,3 +271,8 @@ IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", default=90)
 # Seconds after which a pending payment nobody confirms is expired by reconciliation.
 PAYMENT_EXPIRY_SECONDS = env.int("PAYMENT_EXPIRY_SECONDS", default=24 * 3600)
 RECONCILE_LADDER_SECONDS = [30, 120, 600, 3600, 6 * 3600, 24 * 3600]
+# When a provider's callback is answered: "handled" — after it was applied, so the answer reflects the outcome
+# (404 for an unknown reference); or "stored" — as soon as it is durably in the inbox, a task worker applies it
+# (process_callback) and the sweeper runs any whose task was lost. "stored" keeps the request short under load;
+# it needs a task backend with running workers (TASKS_BACKEND=database or rq). Forged callbacks get 401 either way.
+CALLBACK_ACK = env("CALLBACK_ACK", default="handled")

@@ -139,3 +139,12 @@ def _send_mail(donation: Donation, email: str, template: str, subject: str, rail
         from_email=None,
         recipient_list=[email],
     )
+
+
+def donation_notify_queue(donation_id: int, rail: str = "", *, refund: bool = False) -> None:
+    """Queue the notices, after the money is committed. A task queue that is down costs this notice (logged),
+    never the record of the payment: the exception must not reach the callback handling that committed it."""
+    try:
+        donation_notify.enqueue(donation_id, rail, refund)
+    except Exception:
+        logger.exception("Donation %s: notice not queued (task queue unavailable); none will be sent", donation_id)

@@ -22,3 +22,33 @@ def callback_trust_policy(app_configs, **kwargs) -> list[checks.CheckMessage]:
         for warning in get_provider(code).deploy_warnings(site_url=settings.SITE_URL):
             problems.append(checks.Warning(warning.message, hint=warning.hint, id=warning.id))
     return problems
+
+CALLBACK_ACK_CHOICES = ("handled", "stored")
+
+
+@checks.register()
+def callback_ack_setting(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    if settings.CALLBACK_ACK not in CALLBACK_ACK_CHOICES:
+        return [
+            checks.Error(
+                f"CALLBACK_ACK={settings.CALLBACK_ACK!r} is not one of {', '.join(CALLBACK_ACK_CHOICES)}.",
+                hint="handled: answer callbacks after applying them; stored: answer once stored, a worker applies.",
+                id="payments.E001",
+            )
+        ]
+    return []
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def callback_ack_workers(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    backend = settings.TASKS["default"]["BACKEND"]
+    if settings.CALLBACK_ACK == "stored" and backend.endswith("ImmediateBackend"):
+        return [
+            checks.Warning(
+                "CALLBACK_ACK=stored with the immediate task backend: callbacks are still applied in the request.",
+                hint="Set TASKS_BACKEND=database (manage.py db_worker) or rq (manage.py rqworker) and run workers.",
+                id="payments.W008",
+            )
+        ]
+    return []
+

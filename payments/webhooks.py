@@ -2,7 +2,8 @@
 
 One view serves every provider and kind: size checks → store the raw delivery (its own commit; database
 down → 503 so the provider sends it again) → rate-limit decision (over the limit → 429, the stored delivery
-waits for the sweeper or the provider's resend) → the kind's handler → the provider's own acknowledgement.
+waits for the sweeper or the provider's resend) → the kind's handler, now or (CALLBACK_ACK=stored) in a task
+worker → the provider's own acknowledgement.
 """
 
 import logging
@@ -17,7 +18,7 @@ from config.errors import error_response
 from config.net import client_ip, rate_limit
 from payments.providers.registry import get_provider
 from payments.selectors import provider_health
-from payments.services.dispatch import callback_handle
+from payments.services.dispatch import callback_accept
 from payments.services.inbox import ACCEPTED, InboxUnavailable, callback_record
 
 logger = logging.getLogger("payments.webhooks")
@@ -61,7 +62,7 @@ class ProviderCallbackView(View):
             for name, value in limit.headers().items():
                 response[name] = value
             return response
-        outcome = callback_handle(event=event, raw_body=body)
+        outcome = callback_accept(event=event, raw_body=body)
         if not outcome.acknowledged:
             return error_response(outcome.http_status, outcome.message, ERROR_CODES.get(outcome.http_status))
         if outcome.ack is not None:

@@ -152,7 +152,10 @@ def verify_callback(event_id: int) -> str:
 
 
 def _enqueue_verification(event_id: int) -> None:
-    verify_callback.enqueue(event_id)
+    try:
+        verify_callback.enqueue(event_id)
+    except Exception:  # the queue is down: the event is `received` and due for the sweeper, which verifies it
+        logger.exception("Callback %s: verification not queued; the sweeper will run it", event_id)
 
 
 def payment_for_result(provider_code: str, result: ProviderResult) -> Payment | None:

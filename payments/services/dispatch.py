@@ -11,15 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import Q
+from django.tasks import task
 from django.utils import timezone
 
 from payments.models import CallbackEvent
-from payments.providers.base import CallbackRole
+from payments.providers.base import CallbackRole, CallbackTrust
 from payments.providers.registry import PROVIDER_CLASSES
 from payments.services.callbacks import payment_callback_handle
-from payments.services.inbox import CallbackOutcome, callback_event_mark, retry_delay
+from payments.services.inbox import ACCEPTED, CallbackOutcome, callback_event_mark, retry_delay
 from payments.services.paybill import paybill_confirm, paybill_validate
 from payments.services.payouts import payout_callback
 from payments.services.refunds import refund_callback
@@ -48,6 +50,47 @@ HANDLERS: dict[CallbackRole, Handler] = {
     CallbackRole.REFUND_TIMEOUT: refund_callback,
 }
 SWEEP_BATCH = 100
+# What a worker may apply after we have answered: the provider's answer carries no decision of ours. A paybill
+# validation is answered with accept/reject, so it is always handled in the request.
+DEFERRABLE_ROLES = frozenset(HANDLERS) - {CallbackRole.PAYBILL_VALIDATION}
+
+
+def callback_accept(*, event: CallbackEvent, raw_body: bytes) -> CallbackOutcome:
+    """The webhook's half: handle a stored delivery now, or hand it to a task worker and answer at once.
+
+    With CALLBACK_ACK="stored" a delivery that is authentic (or cannot be judged from its bytes alone) is
+    acknowledged as soon as it is durably in the inbox; `process_callback` applies it in a worker, and the
+    sweeper runs any whose task was lost (queue down, worker killed). What the provider learns from our answer
+    is then only "we have it" — forged deliveries still get their 401 here, judged on the raw bytes.
+    """
+    if not _deferrable(event):
+        return callback_handle(event=event, raw_body=raw_body)
+    try:
+        process_callback.enqueue(event.pk)
+    except Exception:  # the queue is down: the row is stored and due for the sweeper (next_attempt_at)
+        logger.exception("Callback %s stored but not queued; the sweeper will run it", event.pk)
+    return CallbackOutcome(ACCEPTED, 200, "Callback received")
+
+
+def _deferrable(event: CallbackEvent) -> bool:
+    if settings.CALLBACK_ACK != "stored" or event.status != CallbackEvent.Status.RECEIVED:
+        return False  # a duplicate of a settled delivery is answered at once, without any work
+    if event.trust == CallbackTrust.REJECTED:
+        return False  # marked rejected and answered 401 now
+    provider = PROVIDER_CLASSES.get(event.provider)
+    return provider is not None and provider.callback_role(event.kind) in DEFERRABLE_ROLES
+
+
+@task()
+def process_callback(event_id: int) -> str:
+    """The worker's half of a callback acknowledged once stored: run it through its handler, once.
+
+    A delivery already settled (by the sweeper, a replay, or an earlier run of this task) is left alone; two
+    runs at once are safe, as for any replay (the payment's row lock and the ledger's unique constraints)."""
+    event = CallbackEvent.objects.filter(pk=event_id).first()
+    if event is None or event.is_settled:
+        return "settled"
+    return callback_handle(event=event).code
 
 
 def callback_handle(*, event: CallbackEvent, raw_body: bytes | None = None) -> CallbackOutcome:

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from donor.models import Donation
-from donor.notifications import donation_notify
+from donor.notifications import donation_notify_queue
 from donor.services import donation_cancel, donation_complete, donation_expire, donation_fail
 from payments.callback_urls import callback_url
 from payments.models import Payment, PaymentHistory, fit
@@ -251,8 +251,8 @@ def payment_apply_result(*, payment_id: int, result: ProviderResult, verified: b
             summary=f"{previous} → {result.status}" + (" (late: flagged for review)" if late else ""),
             cause=cause,
         )
-        donation_id = payment.donation_id
-        transaction.on_commit(lambda: _notify(donation_id))
+        donation_id, rail = payment.donation_id, method_label(payment.provider, payment.channel)
+        transaction.on_commit(lambda: donation_notify_queue(donation_id, rail))
     logger.info(
         "Payment %s %s -> %s%s",
         payment.reference,
@@ -284,12 +284,6 @@ def _remember_provider_reference(payment: Payment, result: ProviderResult) -> No
     if result.provider_reference and not payment.provider_reference:
         payment.provider_reference = result.provider_reference
         payment.save(update_fields=["provider_reference", "updated_at"])
-
-
-def _notify(donation_id: int) -> None:
-    payment = Payment.objects.filter(donation_id=donation_id).order_by("-pk").first()
-    rail = method_label(payment.provider, payment.channel) if payment else ""
-    donation_notify.enqueue(donation_id, rail)
 
 
 def method_label(provider: str, channel: str = "") -> str:

@@ -24,7 +24,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from donor.models import Donation
-from donor.notifications import donation_notify
+from donor.notifications import donation_notify_queue
 from donor.services import LedgerRefused, donation_refund
 from patients.services import patient_lock
 from payments.callback_urls import callback_url
@@ -290,7 +290,7 @@ def _settle(refund: Refund, result: RefundResult, *, receipt: str = "") -> Refun
 def _notify(donation_id: int) -> None:
     refund = Refund.objects.filter(donation_id=donation_id).order_by("-pk").first()
     rail = method_label(refund.payment.provider, refund.payment.channel) if refund else ""
-    donation_notify.enqueue(donation_id, rail, refund=True)
+    donation_notify_queue(donation_id, rail, refund=True)
 
 
 def refund_cancel(*, refund_id: int, cancelled_by: Staff) -> Refund:

@@ -1,0 +1,134 @@
+"""CALLBACK_ACK=stored: a callback is answered once it is durably in the inbox and applied by a task worker.
+
+The worker is django-tasks-db's `db_worker` run in batch mode (a real worker over the database backend); the
+sweeper finishes what a lost task leaves. On SQLite here and on MariaDB (the `_mysql` half runs the same
+duplicates concurrently).
+"""
+
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django_tasks_db.models import DBTaskResult
+
+from donor.models import Allocation
+from payments.models import CallbackEvent, Payment
+from payments.services.dispatch import callbacks_sweep, process_callback
+from payments.tests.azampay_fakes import ACK, CALLBACK_URL, PASSWORD, callback_body
+from payments.tests.factories import PaymentFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("azampay_settings")]
+
+TASK = "payments.services.dispatch.process_callback"
+
+
+@pytest.fixture
+def stored_ack(settings):
+    settings.CALLBACK_ACK = "stored"
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+
+def post(client, body: bytes):
+    response = client.post(CALLBACK_URL, body, content_type="application/json")
+    return response.status_code, response.json()
+
+
+def run_worker() -> None:
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload")
+
+
+def credited(payment: Payment) -> Decimal:
+    return sum((a.amount for a in Allocation.objects.filter(donation=payment.donation_id)), Decimal("0"))
+
+
+def test_answered_once_stored_and_credited_by_the_worker(client, stored_ack):
+    payment = PaymentFactory()
+    assert post(client, callback_body(payment)) == (200, ACK)
+
+    payment.refresh_from_db()
+    event = CallbackEvent.objects.get()
+    assert payment.status == Payment.Status.PENDING and event.status == CallbackEvent.Status.RECEIVED
+    assert event.trust == "trusted" and PASSWORD not in event.body  # stored redacted, judged on the raw bytes
+    assert DBTaskResult.objects.filter(task_path=TASK).count() == 1
+    assert event.next_attempt_at is not None  # due for the sweeper should the task be lost
+
+    run_worker()
+    payment.refresh_from_db()
+    event.refresh_from_db()
+    assert payment.status == Payment.Status.SUCCEEDED and payment.receipt
+    assert event.status == CallbackEvent.Status.PROCESSED and event.next_attempt_at is None
+    assert credited(payment) == payment.amount
+
+
+def test_copies_before_the_worker_runs_are_all_queued_and_credit_once(client, stored_ack):
+    payment = PaymentFactory()
+    body = callback_body(payment)
+    answers = [post(client, body) for _ in range(3)]
+    assert answers == [(200, ACK)] * 3
+    # the original is not settled yet, so each copy is work to do, not a "duplicate" answered and forgotten
+    assert DBTaskResult.objects.filter(task_path=TASK).count() == 3
+
+    run_worker()
+    assert credited(payment) == payment.amount and Allocation.objects.count() == 1
+    statuses = sorted(CallbackEvent.objects.values_list("status", flat=True))
+    assert statuses == ["ignored", "ignored", "processed"]
+    # once settled, a further copy is answered as a duplicate with no work queued
+    assert post(client, body) == (200, ACK)
+    assert DBTaskResult.objects.filter(task_path=TASK).count() == 3
+    assert CallbackEvent.objects.order_by("-pk").first().status == CallbackEvent.Status.DUPLICATE
+
+
+def test_a_forged_callback_is_still_refused_in_the_request(client, stored_ack):
+    payment = PaymentFactory()
+    status, body = post(client, callback_body(payment, password="guess"))
+    assert status == 401 and body["code"] == "AUTH_REQUIRED"
+    assert CallbackEvent.objects.get().status == CallbackEvent.Status.REJECTED
+    assert not DBTaskResult.objects.exists()
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING
+
+
+def test_a_queue_that_is_down_loses_nothing_the_sweeper_credits_it(client, stored_ack, monkeypatch):
+    def queue_down(*args, **kwargs):
+        raise ConnectionError("queue unreachable")
+
+    from django_tasks_db.backend import DatabaseBackend
+
+    monkeypatch.setattr(DatabaseBackend, "enqueue", queue_down)
+    payment = PaymentFactory()
+    assert post(client, callback_body(payment)) == (200, ACK)  # it is stored: the provider need not resend
+    event = CallbackEvent.objects.get()
+    assert event.status == CallbackEvent.Status.RECEIVED
+
+    report = callbacks_sweep(received_before=event.received_at)
+    assert report.settled == 1
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.SUCCEEDED and credited(payment) == payment.amount
+
+
+def test_a_task_run_after_the_sweeper_settled_the_event_changes_nothing(client, stored_ack):
+    payment = PaymentFactory()
+    post(client, callback_body(payment))
+    event = CallbackEvent.objects.get()
+    callbacks_sweep(received_before=event.received_at)
+    run_worker()  # the queued task finds the event settled
+    assert credited(payment) == payment.amount and Allocation.objects.count() == 1
+    assert process_callback.call(event.pk) == "settled"
+
+
+def test_an_unknown_reference_is_acknowledged_and_rejected_by_the_worker(client, stored_ack):
+    payment = PaymentFactory()
+    Payment.objects.filter(pk=payment.pk).update(reference="SOMEONE-ELSE", provider_reference="other")
+    assert post(client, callback_body(payment)) == (200, ACK)
+    run_worker()
+    event = CallbackEvent.objects.get()
+    assert event.status == CallbackEvent.Status.REJECTED and event.error == "unknown reference"
+    assert not Allocation.objects.exists()
+
+
+def test_with_the_immediate_backend_stored_means_applied_in_the_request(client, settings):
+    settings.CALLBACK_ACK = "stored"
+    payment = PaymentFactory()
+    assert post(client, callback_body(payment)) == (200, ACK)
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.SUCCEEDED and credited(payment) == payment.amount
