@@ -133,12 +133,31 @@ def _verify(event: CallbackEvent, payment: Payment) -> CallbackOutcome:
     if outcome.status == "review":
         callback_event_mark(event, CallbackEvent.Status.REVIEW, error=outcome.detail)
         return CallbackOutcome("review", 200, "Held for review.")
+    # What the provider says is applied; a callback that claimed another amount is kept with that noted (it was
+    # garbled or forged: only the status query's word moved money).
+    contradiction = _contradiction(claimed, said, payment)
+    if contradiction:
+        logger.warning("Callback %s contradicts the provider: %s", event.pk, contradiction)
     callback_event_mark(
         event,
         CallbackEvent.Status.PROCESSED if outcome.changed else CallbackEvent.Status.IGNORED,
-        error="" if outcome.changed else outcome.detail,
+        error="; ".join(part for part in (contradiction, "" if outcome.changed else outcome.detail) if part),
     )
     return CallbackOutcome(ACCEPTED, 200, "Verified with the provider.")
+
+
+def _contradiction(claimed: ProviderResult, said: ProviderResult, payment: Payment) -> str:
+    """How the callback disagrees with the provider's answer on the amount (or, when the status query gives no
+    amount — Daraja's STK query — with what we asked for)."""
+    if claimed.amount is None or claimed.status != PaymentStatus.SUCCEEDED:
+        return ""
+    if said.amount is not None:
+        reference, whose = said.amount, "the provider reports"
+    else:
+        reference, whose = payment.amount, "we asked"
+    if claimed.amount != reference:
+        return f"callback claimed {claimed.amount}, {whose} {reference}; the provider's answer was applied"
+    return ""
 
 
 def _on_own_secret_url(event: CallbackEvent, payment: Payment) -> bool:

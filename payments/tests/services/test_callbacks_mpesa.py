@@ -73,6 +73,20 @@ def test_callback_confirmed_by_query_credits_once(daraja, payment, path):
     assert event.kind == "stkpush" and event.status == CallbackEvent.Status.PROCESSED
 
 
+def test_a_callback_claiming_another_amount_credits_what_was_asked_and_says_so(daraja, payment):
+    """Daraja's STK query carries no amount: the query's word (paid) applies to the amount we asked for, and the
+    stored event keeps the contradiction for whoever looks at it."""
+    mock_query(daraja, "query_success.json")
+    body = success_body()
+    items = body["Body"]["stkCallback"]["CallbackMetadata"]["Item"]
+    next(item for item in items if item["Name"] == "Amount")["Value"] = 1000
+    assert post("/webhooks/mpesa/stkpush/", body) == (200, ACK)
+    assert credited(payment) == Decimal("1.00")
+    event = CallbackEvent.objects.get()
+    assert event.status == CallbackEvent.Status.PROCESSED
+    assert event.error == "callback claimed 1000, we asked 1.00; the provider's answer was applied"
+
+
 def test_token_url_callback_is_still_confirmed_by_query(daraja, payment):
     mock_query(daraja, "query_pending_500.json", status=500)
     status, body = post(f"/webhooks/mpesa/stkpush/{token_for(payment)}/", success_body())
