@@ -1,5 +1,6 @@
 """One env-driven settings module. Every variable is documented in .env.production.example."""
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -38,6 +39,9 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt",
     "drf_spectacular",
     "django_tasks_db",
+    "axes",  # failed-login lockouts (docs/security.md)
+    "django_otp",  # a second factor for payout and refund approvers
+    "django_otp.plugins.otp_totp",
     "patients",
     "donor",
     "payments",
@@ -50,9 +54,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): signed in with a second factor
     "django.contrib.messages.middleware.MessageMiddleware",
+    "config.staff_sessions.StaffIdleTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.JsonErrorMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the 429 page (axes' docs)
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -132,6 +139,29 @@ if env.bool("USE_X_FORWARDED_PROTO", default=False):
 # Client IP addresses of reverse proxies whose X-Forwarded-For we believe (comma separated).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
+# --- Logins that guard money (docs/security.md) -------------------------------------------------------
+# django-axes counts failed logins (admin, donor portal, API token) per client IP and, separately, per username:
+# either one reaching AXES_FAILURE_LIMIT within the cool-off locks that client or that account out (429).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # each on its own: one IP, many accounts; one account, many IPs
+AXES_RESET_ON_SUCCESS = False  # a success must not wipe the IP's count (log into your own account, keep guessing)
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the lockout ends when the page says, hammering or not
+AXES_CLIENT_IP_CALLABLE = "config.net.client_ip"  # the same client IP as rate limits: behind TRUSTED_PROXIES
+AXES_USERNAME_CALLABLE = "config.login_security.lockout_username"  # case-folded: one counter per account
+AXES_LOCKOUT_CALLABLE = "config.login_security.lockout_response"  # HTML page, or JSON on API paths
+AXES_HTTP_RESPONSE_CODE = 429
+# TOTP (django-otp) for staff who can approve payouts or refunds; `manage.py otp_enroll <username>` enrols.
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Patient donations")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the device admin never shows a secret key again once created
+# Staff are signed out after this many seconds without a request; donors' sessions keep Django's default.
+STAFF_SESSION_IDLE_SECONDS = env.int("STAFF_SESSION_IDLE_SECONDS", default=30 * 60)
+
 # --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
@@ -172,9 +202,20 @@ TASKS = {"default": {"BACKEND": _TASK_BACKENDS.get(TASKS_BACKEND, TASKS_BACKEND)
 
 # --- Email ----------------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+    "rq": "django_tasks_rq.RQBackend",
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="donations@localhost")
 
 # --- Logging --------------------------------------------------------------------------------------
+# rq (django-tasks-rq): the queue lives in Redis, workers run `manage.py rqworker --job-class django_tasks_rq.Job
+# default`. TASKS_REDIS_URL, else the Redis of CACHE_URL (a deploy check warns when the two share a database:
+# the cache's clear() is a FLUSHDB).
+_CACHE_REDIS_URL = str(CACHES["default"]["LOCATION"]).split(",")[0] if "Redis" in CACHES["default"]["BACKEND"] else ""
+TASKS_REDIS_URL = env("TASKS_REDIS_URL", default=_CACHE_REDIS_URL)
+RQ_QUEUES = {"default": {"URL": TASKS_REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 300}}
+RQ = {"JOB_CLASS": "django_tasks_rq.Job"}  # what --job-class says, for a worker started without it
+if TASKS_BACKEND == "rq":
+    TASKS["default"]["QUEUES"] = list(RQ_QUEUES)
+    INSTALLED_APPS.append("django_rq")  # its rqworker command; RQBackend's check requires it
 LOG_DIR = Path(env("LOG_DIR", default=str(BASE_DIR / "logs")))
 LOG_DIR.mkdir(parents=True, exist_ok=True)
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
@@ -260,6 +301,11 @@ HEALTH_RATE_LIMIT_PER_MINUTE = env.int("HEALTH_RATE_LIMIT_PER_MINUTE", default=1
 # The inbox sweeper (part of reconcile_payments): a `received` event untouched this long is taken as abandoned
 # (its worker died); a `failed` one is retried after 30 s, 1 min, 2 min, … (CALLBACK_RETRY_BASE_SECONDS doubling,
 # at most 6 h) and parked as `dead` after CALLBACK_MAX_ATTEMPTS attempts (the watchdog alerts).
+# When a provider's callback is answered: "handled" — after it was applied, so the answer reflects the outcome
+# (404 for an unknown reference); or "stored" — as soon as it is durably in the inbox, a task worker applies it
+# (process_callback) and the sweeper runs any whose task was lost. "stored" keeps the request short under load;
+# it needs a task backend with running workers (TASKS_BACKEND=database or rq). Forged callbacks get 401 either way.
+CALLBACK_ACK = env("CALLBACK_ACK", default="handled")
 CALLBACK_RETRY_GRACE_SECONDS = env.int("CALLBACK_RETRY_GRACE_SECONDS", default=60)
 CALLBACK_RETRY_BASE_SECONDS = env.int("CALLBACK_RETRY_BASE_SECONDS", default=30)
 CALLBACK_MAX_ATTEMPTS = env.int("CALLBACK_MAX_ATTEMPTS", default=8)
@@ -271,8 +317,3 @@ IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", default=90)
 # Seconds after which a pending payment nobody confirms is expired by reconciliation.
 PAYMENT_EXPIRY_SECONDS = env.int("PAYMENT_EXPIRY_SECONDS", default=24 * 3600)
 RECONCILE_LADDER_SECONDS = [30, 120, 600, 3600, 6 * 3600, 24 * 3600]
-# When a provider's callback is answered: "handled" — after it was applied, so the answer reflects the outcome
-# (404 for an unknown reference); or "stored" — as soon as it is durably in the inbox, a task worker applies it
-# (process_callback) and the sweeper runs any whose task was lost. "stored" keeps the request short under load;
-# it needs a task backend with running workers (TASKS_BACKEND=database or rq). Forged callbacks get 401 either way.
-CALLBACK_ACK = env("CALLBACK_ACK", default="handled")

@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+from rest_framework_simplejwt.views import TokenRefreshView
 
 from config.health import health
+from config.login_security import TokenObtainView
 from config.views import handler404_view, handler500_view
 
 api_v1 = [
-    path("auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
+    path("auth/token/", TokenObtainView.as_view(), name="token-obtain"),  # 429 when axes locks the login out
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     path("patients/", include("patients.urls")),
     path("donors/", include("donor.urls")),

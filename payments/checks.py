@@ -23,6 +23,7 @@ def callback_trust_policy(app_configs, **kwargs) -> list[checks.CheckMessage]:
             problems.append(checks.Warning(warning.message, hint=warning.hint, id=warning.id))
     return problems
 
+
 CALLBACK_ACK_CHOICES = ("handled", "stored")
 
 
@@ -52,3 +53,39 @@ def callback_ack_workers(app_configs, **kwargs) -> list[checks.CheckMessage]:
         ]
     return []
 
+
+@checks.register(checks.Tags.compatibility, deploy=True)
+def task_queue(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """TASKS_BACKEND=rq keeps the task queue in Redis: it needs one, and not the cache's own database."""
+    if settings.TASKS_BACKEND != "rq":
+        return []
+    if not settings.TASKS_REDIS_URL:
+        return [
+            checks.Warning(
+                "TASKS_BACKEND=rq without a Redis URL: the task queue points at redis://127.0.0.1:6379/0.",
+                hint="Set TASKS_REDIS_URL (e.g. redis://redis.internal:6379/2) or a Redis CACHE_URL.",
+                id="payments.W040",
+            )
+        ]
+    cache = settings.CACHES["default"]
+    cache_location = str(cache.get("LOCATION", "")).split(",")[0] if "Redis" in cache["BACKEND"] else ""
+    if cache_location and _redis_database(cache_location) == _redis_database(settings.TASKS_REDIS_URL):
+        return [
+            checks.Warning(
+                "The task queue shares the cache's Redis database: clearing the cache (FLUSHDB) or evicting "
+                "its keys drops queued tasks.",
+                hint="Give TASKS_REDIS_URL a database of its own (redis://host:6379/2), on a Redis whose "
+                "maxmemory-policy is noeviction.",
+                id="payments.W041",
+            )
+        ]
+    return []
+
+
+def _redis_database(url: str) -> tuple[str, int, str]:
+    """(host, port, database) of a redis:// URL, whatever the password or the options."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    database = parts.path.strip("/") or parse_qs(parts.query).get("db", ["0"])[0]
+    return (parts.hostname or "", parts.port or 6379, database)

@@ -56,7 +56,7 @@ class Bar:
     url: str
 
 
-def chart_bars(days: list[tuple[datetime, Decimal]], currency: str) -> tuple[list[Bar], Decimal]:
+def chart_bars(days: list[tuple[datetime, Decimal]], currency: str, now: datetime) -> tuple[list[Bar], Decimal]:
     peak = max((amount for _day, amount in days), default=Decimal("0"))
     slot = CHART_WIDTH // max(len(days), 1)
     bars = []
@@ -64,7 +64,7 @@ def chart_bars(days: list[tuple[datetime, Decimal]], currency: str) -> tuple[lis
         height = int(amount / peak * (CHART_HEIGHT - CHART_TOP)) if peak else 0
         if amount and not height:
             height = 1  # a day with money shows, however small next to the peak
-        next_day = days[i + 1][0] if i + 1 < len(days) else timezone.now()
+        next_day = days[i + 1][0] if i + 1 < len(days) else now
         bars.append(
             Bar(
                 x=i * slot + 1,
@@ -160,7 +160,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
 
     charts = []
     for currency, days in received_per_day(now=now, days=CHART_DAYS).items():
-        bars, peak = chart_bars(days, currency)
+        bars, peak = chart_bars(days, currency, now)
         charts.append({"currency": currency, "bars": bars, "peak": peak, "total": sum(a for _d, a in days)})
 
     return {

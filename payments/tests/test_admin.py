@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from config.tests.helpers import login_with_second_factor
 from payments.models import CallbackEvent, Payment
 from payments.tests.azampay_fakes import callback_body
 from payments.tests.factories import PaymentFactory
@@ -15,7 +16,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")
 @pytest.fixture
 def admin_client_logged_in(client, django_user_model):
     admin = django_user_model.objects.create_superuser("ops", "ops@example.org", "ops-pass-123")
-    client.force_login(admin)
+    login_with_second_factor(client, admin)  # a superuser can approve payouts: admin needs the second factor
     return client
 
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from config.tests.helpers import login_with_second_factor
 from payments.models import AuditEntry, CallbackEvent, Payment, PaymentHistory
 from payments.tests.azampay_fakes import callback_body
 from payments.tests.factories import PaymentFactory
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")
 @pytest.fixture
 def superuser_client(client, django_user_model):
     admin = django_user_model.objects.create_superuser("ops", "ops@example.org", "ops-pass-123")
-    client.force_login(admin)
+    login_with_second_factor(client, admin)  # a superuser can approve payouts: admin needs the second factor
     return client
 
 

@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
+from config.tests.helpers import login_with_second_factor
 from patients.models import Patient
 from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
 from payments.models import CallbackEvent, Payout
@@ -645,7 +646,7 @@ def test_admin_request_then_approval_by_another_staff_user(daraja, patient, admi
     mock_b2c(daraja)
     maker, checker = admin_users
     client = Client()
-    client.force_login(maker)
+    login_with_second_factor(client, maker)  # superusers can approve: the admin wants their second factor
     response = client.post("/admin/payments/payout/add/", {"patient": patient.pk, "amount": "20000"})
     assert response.status_code == 302, response.content[:2000]
     payout = Payout.objects.get()
@@ -655,7 +656,7 @@ def test_admin_request_then_approval_by_another_staff_user(daraja, patient, admi
     response = client.post(changelist, action, follow=True)
     assert "someone other than its requester" in response.content.decode()
     assert Payout.objects.get().status == Payout.Status.REQUESTED
-    client.force_login(checker)
+    login_with_second_factor(client, checker)
     client.post(changelist, action, follow=True)
     payout.refresh_from_db()
     assert payout.status == Payout.Status.SENT and payout.approved_by == checker
@@ -664,7 +665,7 @@ def test_admin_request_then_approval_by_another_staff_user(daraja, patient, admi
 
 def test_admin_refuses_an_over_limit_request(patient, admin_users):
     client = Client()
-    client.force_login(admin_users[0])
+    login_with_second_factor(client, admin_users[0])
     response = client.post("/admin/payments/payout/add/", {"patient": patient.pk, "amount": "50001"})
     assert response.status_code == 200
     assert "not yet paid out" in response.content.decode()
