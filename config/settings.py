@@ -156,6 +156,7 @@ AXES_CLIENT_IP_CALLABLE = "config.net.client_ip"  # the same client IP as rate l
 AXES_USERNAME_CALLABLE = "config.login_security.lockout_username"  # case-folded: one counter per account
 AXES_LOCKOUT_CALLABLE = "config.login_security.lockout_response"  # HTML page, or JSON on API paths
 AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False  # no banner on every manage.py run; lockouts are still logged (docs/security.md)
 # TOTP (django-otp) for staff who can approve payouts or refunds; `manage.py otp_enroll <username>` enrols.
 OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Patient donations")
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the device admin never shows a secret key again once created
