@@ -197,16 +197,10 @@ DONATION_MAX_AMOUNT = Decimal(env("DONATION_MAX_AMOUNT", default="10000000"))
 _TASK_BACKENDS = {
     "immediate": "django.tasks.backends.immediate.ImmediateBackend",
     "database": "django_tasks_db.DatabaseBackend",
+    "rq": "django_tasks_rq.RQBackend",
 }
 TASKS_BACKEND = env("TASKS_BACKEND", default="immediate")
 TASKS = {"default": {"BACKEND": _TASK_BACKENDS.get(TASKS_BACKEND, TASKS_BACKEND)}}
-
-# --- Email ----------------------------------------------------------------------------------------
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
-    "rq": "django_tasks_rq.RQBackend",
-DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="donations@localhost")
-
-# --- Logging --------------------------------------------------------------------------------------
 # rq (django-tasks-rq): the queue lives in Redis, workers run `manage.py rqworker --job-class django_tasks_rq.Job
 # default`. TASKS_REDIS_URL, else the Redis of CACHE_URL (a deploy check warns when the two share a database:
 # the cache's clear() is a FLUSHDB).
@@ -217,6 +211,12 @@ RQ = {"JOB_CLASS": "django_tasks_rq.Job"}  # what --job-class says, for a worker
 if TASKS_BACKEND == "rq":
     TASKS["default"]["QUEUES"] = list(RQ_QUEUES)
     INSTALLED_APPS.append("django_rq")  # its rqworker command; RQBackend's check requires it
+
+# --- Email ----------------------------------------------------------------------------------------
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="donations@localhost")
+
+# --- Logging --------------------------------------------------------------------------------------
 LOG_DIR = Path(env("LOG_DIR", default=str(BASE_DIR / "logs")))
 LOG_DIR.mkdir(parents=True, exist_ok=True)
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
@@ -296,17 +296,17 @@ PAYMENT_PROVIDERS: dict[str, dict] = provider_settings(
 MPESA_C2B_RESPONSE_TYPE = env("MPESA_C2B_RESPONSE_TYPE", default="Completed")
 # Which callbacks may be applied without asking the provider: "trusted" (authenticated ones) or "never".
 PAYMENTS_APPLY_TRUSTED_CALLBACKS = env.bool("PAYMENTS_APPLY_TRUSTED_CALLBACKS", default=True)
+# When a provider's callback is answered: "handled" — after it was applied, so the answer reflects the outcome
+# (404 for an unknown reference); or "stored" — as soon as it is durably in the inbox, a task worker applies it
+# (process_callback) and the sweeper runs any whose task was lost. "stored" keeps the request short under load;
+# it needs a task backend with running workers (TASKS_BACKEND=database or rq). Forged callbacks get 401 either way.
+CALLBACK_ACK = env("CALLBACK_ACK", default="handled")
 CALLBACK_MAX_BODY_BYTES = env.int("CALLBACK_MAX_BODY_BYTES", default=64 * 1024)
 WEBHOOK_RATE_LIMIT_PER_MINUTE = env.int("WEBHOOK_RATE_LIMIT_PER_MINUTE", default=1000)
 HEALTH_RATE_LIMIT_PER_MINUTE = env.int("HEALTH_RATE_LIMIT_PER_MINUTE", default=100)
 # The inbox sweeper (part of reconcile_payments): a `received` event untouched this long is taken as abandoned
 # (its worker died); a `failed` one is retried after 30 s, 1 min, 2 min, … (CALLBACK_RETRY_BASE_SECONDS doubling,
 # at most 6 h) and parked as `dead` after CALLBACK_MAX_ATTEMPTS attempts (the watchdog alerts).
-# When a provider's callback is answered: "handled" — after it was applied, so the answer reflects the outcome
-# (404 for an unknown reference); or "stored" — as soon as it is durably in the inbox, a task worker applies it
-# (process_callback) and the sweeper runs any whose task was lost. "stored" keeps the request short under load;
-# it needs a task backend with running workers (TASKS_BACKEND=database or rq). Forged callbacks get 401 either way.
-CALLBACK_ACK = env("CALLBACK_ACK", default="handled")
 CALLBACK_RETRY_GRACE_SECONDS = env.int("CALLBACK_RETRY_GRACE_SECONDS", default=60)
 CALLBACK_RETRY_BASE_SECONDS = env.int("CALLBACK_RETRY_BASE_SECONDS", default=30)
 CALLBACK_MAX_ATTEMPTS = env.int("CALLBACK_MAX_ATTEMPTS", default=8)
