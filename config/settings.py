@@ -181,9 +181,15 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Patient donations API",
-    "DESCRIPTION": "Fund a patient's treatment with mobile money. Errors use one JSON shape (see docs/api.md).",
+    "DESCRIPTION": "Fund a patient's treatment with mobile money. Every error answers the `Error` shape "
+    "(`{error, message, code, …}`, docs/api.md); each operation lists the errors it can answer.",
     "VERSION": "1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # config/schema.py: the error responses of every operation, DRF's string rules, the donation variants.
+    "DEFAULT_GENERATOR_CLASS": "config.schema.ApiSchemaGenerator",
+    "POSTPROCESSING_HOOKS": ["config.schema.enum_components"],
+    # Request bodies are documented as JSON (the API also parses form and multipart, where types are lost).
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
 }
 
 # --- Domain ---------------------------------------------------------------------------------------

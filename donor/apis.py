@@ -1,3 +1,4 @@
+from django.contrib.auth.password_validation import MinimumLengthValidator, get_default_password_validators
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
@@ -5,9 +6,22 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.pagination import StrictPageNumberPagination
+from config.schema import DocumentedCharField, trimmed_length_pattern
 from donor.models import Donation
 from donor.selectors import donation_list_for_donor
 from donor.services import donor_for_user, donor_register
+
+
+def password_min_length() -> int:
+    """The shortest password AUTH_PASSWORD_VALIDATORS accept (1 without a MinimumLengthValidator)."""
+    lengths = [v.min_length for v in get_default_password_validators() if isinstance(v, MinimumLengthValidator)]
+    return max(lengths, default=1)
+
+
+def password_schema(*, max_length: int) -> dict:
+    length = password_min_length()
+    return {"type": "string", "minLength": length, "maxLength": max_length, "pattern": trimmed_length_pattern(length)}
 
 
 class DonorRegisterApi(APIView):
@@ -15,10 +29,24 @@ class DonorRegisterApi(APIView):
 
     class DonorRegisterInputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
-        password = serializers.CharField(write_only=True, max_length=128)
-        email = serializers.EmailField()
+        # Django's password validators decide (AUTH_PASSWORD_VALIDATORS, in donor_register); the schema states
+        # the one of them a schema can: the minimum length.
+        password = DocumentedCharField(
+            write_only=True,
+            max_length=128,
+            help_text="Checked by Django's password validators: long enough, not common, not all digits, "
+            "not like the username or email",
+            openapi_schema=lambda: password_schema(max_length=128),
+        )
+        email = serializers.EmailField(max_length=254)
         name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-        phone_number = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+        phone_number = serializers.CharField(
+            max_length=32,
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="Any valid number: national (Tanzania) or international with its country code",
+        )
 
     class DonorRegisterOutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
@@ -60,6 +88,7 @@ class DonationListOutputSerializer(serializers.ModelSerializer):
 
 class MyDonationsApi(ListAPIView):
     permission_classes = [IsAuthenticated]
+    pagination_class = StrictPageNumberPagination
     serializer_class = DonationListOutputSerializer
 
     def get_queryset(self):

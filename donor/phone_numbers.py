@@ -1,5 +1,7 @@
 """Phone numbers parsed with `phonenumbers` and kept as E.164 digits without the "+"."""
 
+import re
+
 import phonenumbers
 
 REGION_BY_CURRENCY = {"TZS": "TZ", "KES": "KE", "UGX": "UG", "RWF": "RW", "ZMW": "ZM", "MWK": "MW"}
@@ -29,6 +31,21 @@ def normalize_msisdn(raw: str, *, region: str | None = None) -> str:
 
 def region_for_currency(currency: str) -> str:
     return REGION_BY_CURRENCY.get(currency.upper(), DEFAULT_REGION)
+
+
+def mobile_number_pattern(region: str) -> str:
+    """A regular expression (ECMA and Python alike) of the mobile numbers of a region as normalize_msisdn takes
+    them: `+255712345678`, `255712345678`, `0712345678` or `712345678`, without spaces. From the same metadata
+    `phonenumbers` validates with, so what it matches is accepted (the API also takes spaces, dashes and other
+    valid numbers: the pattern is the documented form, not every spelling)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None or metadata.mobile is None or not metadata.mobile.national_number_pattern:
+        raise ValueError(f"no mobile numbers known for region {region!r}")
+    national = metadata.mobile.national_number_pattern
+    prefix = re.escape(metadata.national_prefix or "")
+    country = f"\\+?{metadata.country_code}"
+    lead = f"{country}|{prefix}" if prefix else country
+    return f"^(?:{lead})?(?:{national})$"
 
 
 def mask_msisdn(msisdn: str) -> str:

@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import error_body
+from config.pagination import StrictPageNumberPagination
 from patients.models import Patient
 from patients.selectors import patient_get_published, patient_list_published
 
@@ -36,6 +37,7 @@ class PatientOutputSerializer(serializers.ModelSerializer):
 
 class PatientListApi(ListAPIView):
     serializer_class = PatientOutputSerializer
+    pagination_class = StrictPageNumberPagination
     authentication_classes: list = []
 
     def get_queryset(self):

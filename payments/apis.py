@@ -4,31 +4,45 @@ Each view: input serializer → services (payments.services.donations: the rules
 output serializer that renders the body.
 """
 
+import copy
+import functools
+
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import error_body
 from config.net import client_ip, rate_limit
+from config.schema import (
+    DocumentedCharField,
+    DocumentedDecimalField,
+    amount_schema,
+    error_response,
+    inline_enum_components,
+)
 from donor.models import Donation
+from donor.phone_numbers import mobile_number_pattern
 from donor.selectors import donation_get
 from payments.models import Payment
-from payments.providers.registry import PROVIDER_CLASSES
 from payments.selectors import payment_latest_for_donation
 from payments.services.donations import (
     CheckedDonation,
     DonationRefused,
     DonationRequest,
+    DonationShape,
+    collection_provider_codes,
     donation_check,
     donation_open,
     donation_pay,
+    donation_shapes,
 )
 from payments.services.idempotency import (
     IdempotencyConflict,
     IdempotencyInProgress,
     idempotent_call,
+    record_key,
     request_fingerprint,
 )
 from payments.services.payments import PaymentStartFailed, payment_check_on_demand
@@ -40,6 +54,7 @@ OUTCOME_UNKNOWN_MESSAGE = (
     "your PIN; this donation's status updates by itself. Please do not pay again for this donation."
 )
 Answer = tuple[int, dict]
+IDEMPOTENCY_KEY_MAX = 255
 
 
 class DonationStatusSerializer(serializers.Serializer):
@@ -93,10 +108,10 @@ class DonationCreateApi(APIView):
         )
         amount = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=True)
         currency = serializers.CharField(max_length=3)
-        provider = serializers.ChoiceField(choices=sorted(PROVIDER_CLASSES))
+        provider = serializers.ChoiceField(choices=[], help_text="A configured collection provider")
         channel = serializers.CharField(required=False, allow_blank=True, default="", max_length=20)
         phone_number = serializers.CharField(required=False, allow_blank=True, default="", max_length=32)
-        email = serializers.EmailField(required=False, allow_blank=True, default="")
+        email = serializers.EmailField(required=False, allow_blank=True, default="", max_length=254)
         name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
         anonymous = serializers.BooleanField(required=False, default=False)
         message = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
@@ -105,6 +120,11 @@ class DonationCreateApi(APIView):
         account_number = serializers.CharField(required=False, allow_blank=True, default="", max_length=40)
         account_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
         otp = serializers.CharField(required=False, allow_blank=True, default="", max_length=20)
+
+        def get_fields(self):
+            fields = super().get_fields()
+            fields["provider"].choices = collection_provider_codes()  # the registry's, as configured now
+            return fields
 
         def to_request(self) -> DonationRequest:
             data = self.validated_data
@@ -119,7 +139,7 @@ class DonationCreateApi(APIView):
                 email=data["email"],
                 anonymous=data["anonymous"],
                 message=data["message"],
-                extra={k: data[k] for k in ("bank", "account_number", "account_name", "otp")},
+                extra={k: data[k] for k in EXTRA_FIELDS},
             )
 
     class OutputSerializer(serializers.Serializer):
@@ -144,15 +164,27 @@ class DonationCreateApi(APIView):
         next_action = NextActionSerializer()
 
     @extend_schema(
-        request=InputSerializer,
-        responses={201: OutputSerializer},
+        request=PolymorphicProxySerializer(
+            component_name="DonationRequest",
+            serializers=lambda: donation_request_variants(),
+            resource_type_field_name=None,
+        ),
+        responses={
+            201: OutputSerializer,
+            409: error_response("`IDEMPOTENCY_IN_PROGRESS`: a request with this `Idempotency-Key` is still running."),
+            422: error_response("`IDEMPOTENCY_KEY_REUSED`: this `Idempotency-Key` came with another body or user."),
+            502: error_response(
+                "`PROVIDER_ERROR`: the provider refused the payment or could not be reached; the donation "
+                "(`reference`) is kept as failed."
+            ),
+        },
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
-                str,
+                {"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX},
                 OpenApiParameter.HEADER,
                 required=False,
-                description="Same key and body → the first answer, and no second charge",
+                description="Same key and body → the first answer, and no second charge; another body → 422",
             )
         ],
     )
@@ -161,13 +193,14 @@ class DonationCreateApi(APIView):
         if not key:
             status, body = self._create(request)
             return Response(body, status=status)
-        if len(key) > 255:
-            return Response(error_body(400, "Idempotency-Key must be at most 255 characters."), status=400)
+        if len(key) > IDEMPOTENCY_KEY_MAX:
+            message = f"Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX} characters."
+            return Response(error_body(400, message), status=400)
         user_scope = request.user.pk if request.user.is_authenticated else "guest"
         fingerprint = request_fingerprint({"user": user_scope, "body": request.data})
         try:
             status, body = idempotent_call(
-                key=f"donation:{key}",
+                key=record_key("donation", key),
                 fingerprint=fingerprint,
                 call=lambda progress: self._create(request, progress),
                 resume=lambda reference: self._resume(request, reference),
@@ -242,6 +275,65 @@ def _created_body(donation: Donation, payment: Payment) -> dict:
     return dict(rendered.data)
 
 
+# --- The donation request's schema: one variant per kind of request the rules accept ---------------------
+
+
+def donation_request_variants() -> list[serializers.Serializer]:
+    """The documented request body: a oneOf of DonationShapes (payments/services/donations.py), each with the
+    enums, limits and phone pattern the checks enforce for it. Built when the schema is, from the registry and
+    the settings of the moment."""
+    return [_variant_serializer(shape)() for shape in donation_shapes()]
+
+
+@functools.cache
+def _variant_serializer(shape: DonationShape) -> type[serializers.Serializer]:
+    group = shape.channels[0].capitalize() if len(shape.channels) == 1 else "Mobile" if shape.channels else ""
+    name = f"Donation{shape.provider.capitalize()}{group}{shape.currency}"
+    base = DonationCreateApi.InputSerializer._declared_fields
+    fields = {k: copy.deepcopy(v) for k, v in base.items() if k not in EXTRA_FIELDS or k in shape.extra_fields}
+    fields["patient"] = serializers.CharField(
+        max_length=20,
+        required=not shape.general_fund,
+        allow_null=shape.general_fund,
+        help_text=f"Code of a published patient raising funds in {shape.currency}"
+        + ("; null or absent for the general fund" if shape.general_fund else ""),
+    )
+    fields["provider"] = serializers.ChoiceField(choices=[shape.provider])
+    fields["currency"] = serializers.ChoiceField(choices=[shape.currency])
+    fields["amount"] = DocumentedDecimalField(
+        max_digits=12,
+        decimal_places=2,
+        help_text=f"{shape.currency} {shape.min_amount:,} to {shape.max_amount:,}"
+        + (" (whole)" if shape.whole_amounts else "")
+        + ", as a number or a decimal string",
+        openapi_schema=amount_schema(shape.min_amount, shape.max_amount, whole=shape.whole_amounts),
+    )
+    if shape.channels:
+        fields["channel"] = serializers.ChoiceField(
+            choices=list(shape.channels), help_text="Matched ignoring case; aliases such as `m-pesa` are accepted"
+        )
+    phone = mobile_number_pattern(shape.phone_region)
+    fields["phone_number"] = DocumentedCharField(
+        required=shape.phone_required,
+        allow_blank=not shape.phone_required,
+        max_length=32,
+        help_text=f"A mobile number of {shape.phone_region} (spaces and dashes are accepted too)"
+        + ("" if shape.phone_required else "; optional"),
+        openapi_schema={
+            "type": "string",
+            "maxLength": 32,
+            "pattern": phone if shape.phone_required else f"^(?:{phone[1:-1]})?$",
+        },
+    )
+    for field, choices in shape.extra_choices:
+        fields[field] = serializers.ChoiceField(choices=list(choices), help_text="Matched ignoring case")
+    inline_enum_components.add(name)
+    return type(name, (serializers.Serializer,), fields)
+
+
+EXTRA_FIELDS = ("bank", "account_number", "account_name", "otp")
+
+
 class DonationStatusApi(APIView):
     authentication_classes: list = []
 
@@ -263,7 +355,13 @@ class DonationRefreshApi(APIView):
 
     authentication_classes: list = []
 
-    @extend_schema(request=None, responses=DonationStatusSerializer)
+    @extend_schema(
+        request=None,
+        responses={
+            200: DonationStatusSerializer,
+            429: error_response("`RATE_LIMIT_EXCEEDED`: over REFRESH_RATE_LIMIT_PER_MINUTE; wait `retry_after`."),
+        },
+    )
     def post(self, request, reference: str) -> Response:
         limit = rate_limit(
             scope="donation-refresh", ident=client_ip(request), limit=settings.REFRESH_RATE_LIMIT_PER_MINUTE

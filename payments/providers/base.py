@@ -87,6 +87,8 @@ class PaymentMethod:
     needs_phone: bool = True
     api_only: bool = False  # needs fields the portal does not ask for (bank account, OTP)
     extra_fields: tuple[str, ...] = ()
+    # Extra fields that take one of a few values (AzamPay's bank: CRDB or NMB); required, matched ignoring case.
+    extra_choices: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def key(self) -> str:

@@ -7,20 +7,28 @@ each collects, its label, how its channels are spelt, whether it needs a phone a
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from donor.models import Donation
 from donor.phone_numbers import InvalidPhoneNumber, normalize_msisdn, region_for_currency
-from donor.services import donation_create, donor_for_guest, donor_for_user
+from donor.services import (
+    MAX_AMOUNT,
+    WHOLE_UNIT_CURRENCIES,
+    donation_create,
+    donation_limits,
+    donor_for_guest,
+    donor_for_user,
+)
 from patients.models import Patient
 from patients.selectors import patient_get_published
 from payments.models import Payment
 from payments.providers.base import Collections, PaymentMethod
-from payments.providers.registry import get_capable, provider_codes
+from payments.providers.registry import get_capable, get_provider, provider_codes
 from payments.services.payments import payment_start
 
 
@@ -61,10 +69,15 @@ class DonationRefused(Exception):
         self.errors = errors
 
 
+def collection_provider_codes() -> list[str]:
+    """The configured providers that collect payments (donors can pay with), in registry order."""
+    return [code for code in provider_codes() if isinstance(get_provider(code), Collections)]
+
+
 def payment_methods(currency: str, *, include_api_only: bool = False) -> list[PaymentMethod]:
     """Every way to pay this currency among the configured providers, in registry order."""
     methods: list[PaymentMethod] = []
-    for code in provider_codes():
+    for code in collection_provider_codes():
         provider = get_capable(code, Collections)
         methods += [
             m
@@ -72,6 +85,60 @@ def payment_methods(currency: str, *, include_api_only: bool = False) -> list[Pa
             if currency.upper() in m.currencies and (include_api_only or not m.api_only)
         ]
     return methods
+
+
+@dataclass(frozen=True)
+class DonationShape:
+    """One kind of request donation_check and donation_create accept, in terms a schema can state: a provider's
+    ways to pay that ask for the same fields, in one currency. Built from the same sources as the checks (the
+    registry's providers and their payment methods, DONATION_LIMITS, GENERAL_FUND_CURRENCIES), so the API's
+    schema (payments/apis.py) cannot promise what the checks refuse."""
+
+    provider: str
+    channels: tuple[str, ...]  # the channel to send, one of these; () when the provider has one way to pay
+    currency: str
+    min_amount: Decimal  # the smallest and largest amount accepted (whole numbers when whole_amounts)
+    max_amount: Decimal
+    whole_amounts: bool
+    phone_required: bool  # a phone of phone_region is required; otherwise it is checked only when given
+    phone_region: str
+    general_fund: bool  # the patient may be null or absent (the general fund takes this currency)
+    extra_fields: tuple[str, ...] = ()
+    extra_choices: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+def donation_shapes() -> list[DonationShape]:
+    """Every kind of donation request the configured providers take, in registry order."""
+    shapes: list[DonationShape] = []
+    for code in collection_provider_codes():
+        provider = get_capable(code, Collections)
+        groups: dict[tuple, list[PaymentMethod]] = {}
+        for method in provider.payment_methods():
+            key = (method.needs_phone, method.extra_fields, method.extra_choices, method.currencies)
+            groups.setdefault(key, []).append(method)
+        for (needs_phone, extra_fields, extra_choices, currencies), methods in groups.items():
+            for currency in sorted(currencies & provider.currencies):
+                whole = provider.whole_amounts_only or currency in WHOLE_UNIT_CURRENCIES
+                low, high = donation_limits(currency)
+                high = min(high, MAX_AMOUNT - Decimal("0.01"))  # what the money columns hold
+                if whole:
+                    low, high = low.to_integral_value(ROUND_CEILING), high.to_integral_value(ROUND_FLOOR)
+                shapes.append(
+                    DonationShape(
+                        provider=code,
+                        channels=tuple(m.channel for m in methods if m.channel),
+                        currency=currency,
+                        min_amount=max(low, Decimal(1) if whole else Decimal("0.01")),
+                        max_amount=high,
+                        whole_amounts=whole,
+                        phone_required=needs_phone,
+                        phone_region=region_for_currency(currency),
+                        general_fund=currency in settings.GENERAL_FUND_CURRENCIES,
+                        extra_fields=extra_fields,
+                        extra_choices=extra_choices,
+                    )
+                )
+    return shapes
 
 
 def donation_check(request: DonationRequest) -> CheckedDonation:
@@ -83,7 +150,7 @@ def donation_check(request: DonationRequest) -> CheckedDonation:
         if patient is None:
             errors["patient"] = f"No published patient with code {request.patient_code}."
     method = None
-    if request.provider not in provider_codes():
+    if request.provider not in collection_provider_codes():
         errors["provider"] = f"{request.provider} is not available here."
     else:
         provider = get_capable(request.provider, Collections)
@@ -94,6 +161,9 @@ def donation_check(request: DonationRequest) -> CheckedDonation:
             errors["amount"] = f"{request.provider} takes whole {request.currency.upper()} amounts only."
         if request.currency.upper() not in provider.currencies:
             errors["currency"] = f"{request.provider} collects {', '.join(sorted(provider.currencies))} only."
+        for name, choices in method.extra_choices if method is not None else ():
+            if str(request.extra.get(name, "")).strip().upper() not in {c.upper() for c in choices}:
+                errors[name] = f"Choose {' or '.join(choices)}."
     msisdn = ""
     if (method is None or method.needs_phone) or request.phone_number:
         try:

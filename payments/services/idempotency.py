@@ -30,6 +30,15 @@ class IdempotencyInProgress(Exception):
     """The first request with this key is still running."""
 
 
+def record_key(scope: str, key: str) -> str:
+    """The stored form of a client's key: `scope:key`, or `scope:sha256:<hex>` when that would not fit the
+    column (a 255-character key plus its scope is longer: MariaDB refused it with a 500)."""
+    stored = f"{scope}:{key}"
+    if len(stored) <= (IdempotencyRecord._meta.get_field("key").max_length or 0):
+        return stored
+    return f"{scope}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
 def request_fingerprint(data: object) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -7,6 +7,7 @@ from payments.providers.azampay import callbacks, checkout
 from payments.providers.azampay.client import AzamPayClient
 from payments.providers.azampay.codes import (
     BANK_CHANNEL,
+    BANK_CHANNELS,
     CARD_CHANNEL,
     CHANNEL_LABELS,
     CURRENCY,
@@ -104,6 +105,7 @@ class AzamPayProvider(PaymentProvider, Collections):
             self.currencies,
             api_only=True,
             extra_fields=("bank", "account_number", "account_name", "otp"),
+            extra_choices=(("bank", BANK_CHANNELS),),
         )
         return (*mno, card, bank)
 
