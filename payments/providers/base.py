@@ -436,8 +436,10 @@ class Payouts(ABC):
     def parse_payout_result(self, kind: str, body: bytes) -> PayoutResult:
         """A payout result (or queue timeout) callback."""
 
-    def payout_reference_before_request(self) -> str:
-        """The provider's id for a new payout when we choose it (MTN), stored before the request."""
+    def payout_reference_before_request(self, reference: str) -> str:
+        """The provider's id for the payout with our `reference`, when it is known before the request (MTN: our
+        choice; Airtel: our reference in its alphabet). Stored before sending, so that a result or a status
+        query finds the payout even when the request's answer was lost."""
         return ""
 
     def payout_status(self, *, reference: str, provider_reference: str) -> PayoutResult | None:

@@ -19,9 +19,16 @@ from django.utils import timezone
 
 from payments.models import CallbackEvent
 from payments.providers.base import CallbackRole, CallbackTrust
-from payments.providers.registry import PROVIDER_CLASSES
+from payments.providers.registry import PROVIDER_CLASSES, get_provider
 from payments.services.callbacks import payment_callback_handle
-from payments.services.inbox import ACCEPTED, CallbackOutcome, callback_event_mark, retry_delay
+from payments.services.inbox import (
+    ACCEPTED,
+    CallbackOutcome,
+    callback_event_mark,
+    event_trust,
+    retry_delay,
+    url_token_check,
+)
 from payments.services.paybill import paybill_confirm, paybill_validate
 from payments.services.payouts import payout_callback
 from payments.services.refunds import refund_callback
@@ -31,9 +38,13 @@ logger = logging.getLogger("payments.callbacks")
 
 def notice_record(*, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
     """A callback we keep but have nothing to apply from (a provider's notification feed): authenticated
-    like any other, stored as evidence, settled."""
-    from_provider = PROVIDER_CLASSES[event.provider]
-    callback_event_mark(event, CallbackEvent.Status.PROCESSED, error=f"{from_provider.display_name} notice: stored")
+    like any other (a forged one is refused 401), stored as evidence, settled."""
+    provider = get_provider(event.provider)
+    if event_trust(event, provider, body, url_token_check(event, provider), live) == CallbackTrust.REJECTED:
+        callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
+        logger.warning("Notice callback %s from %s rejected: authentication failed", event.pk, event.client_ip)
+        return CallbackOutcome("unauthenticated", 401, "Callback authentication failed.")
+    callback_event_mark(event, CallbackEvent.Status.PROCESSED, error=f"{provider.display_name} notice: stored")
     return CallbackOutcome("accepted", 200, "Callback received")
 
 

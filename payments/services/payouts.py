@@ -171,8 +171,8 @@ def _send(payout: Payout) -> Payout:
     assert isinstance(provider, PaymentProvider)
     # The URLs carry the operator's secret; without one the results are held for review.
     secret = provider.callback_secret(_kind(provider, CallbackRole.PAYOUT_RESULT)) or ""
-    chosen = provider.payout_reference_before_request()
-    if chosen:  # MTN: our choice of its id, stored before the request, so its status query can find it
+    chosen = provider.payout_reference_before_request(payout.reference)
+    if chosen:  # MTN's id (our choice), Airtel's form of our reference: known before, stored before sending
         Payout.objects.filter(pk=payout.pk).update(conversation_id=fit(Payout, "conversation_id", chosen))
     try:
         accepted = provider.send_payout(
@@ -322,8 +322,9 @@ def payout_callback(*, event: CallbackEvent, body: bytes, live: bool) -> Callbac
 
 
 def _confirmed(provider: Payouts, claimed: PayoutResult) -> PayoutResult | None:
-    """The provider's own word on the payout a callback names, when it agrees with the callback."""
-    payout = _payout_for(claimed)
+    """The provider's own word on the payout a callback names, when it agrees with the callback. No lock is
+    held over the status query (HTTP); the result is applied under the lock afterwards."""
+    payout = _payout_for(claimed, lock=False)
     if payout is None:
         return None
     try:
@@ -350,15 +351,17 @@ def _already_says(payout: Payout, result: PayoutResult, *, timeout: bool) -> boo
     return payout.status == Payout.Status.FAILED and not result.succeeded and result.code == payout.result_code
 
 
-def _payout_for(result: PayoutResult) -> Payout | None:
+def _payout_for(result: PayoutResult, *, lock: bool = True) -> Payout | None:
     """The payout a result names: our reference, else the provider's conversation id. An empty id never
-    matches anything (a filter on an empty id would match every payout without one)."""
+    matches anything (a filter on an empty id would match every payout without one). `lock`: take its row
+    lock (inside the caller's transaction)."""
+    payouts = Payout.objects.select_for_update() if lock else Payout.objects.all()
     if result.our_reference:
-        payout = Payout.objects.select_for_update().filter(reference=result.our_reference).first()
+        payout = payouts.filter(reference=result.our_reference).first()
         if payout is not None:
             return payout
     if result.provider_reference:
-        return Payout.objects.select_for_update().filter(conversation_id=result.provider_reference).first()
+        return payouts.filter(conversation_id=result.provider_reference).first()
     return None
 
 

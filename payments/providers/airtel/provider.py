@@ -144,6 +144,9 @@ class AirtelProvider(PaymentProvider, Collections, Payouts, Refunds):
 
     # --- Payouts: disbursements -----------------------------------------------------------------------
 
+    def payout_reference_before_request(self, reference: str) -> str:
+        return disbursement.payout_id(reference)
+
     def send_payout(self, payout: PayoutRequest) -> PayoutAccepted:
         return disbursement.send(self.client, self.disbursement, payout)
 

@@ -159,7 +159,7 @@ class MtnProvider(PaymentProvider, Collections, Payouts, Refunds):
 
     # --- Payouts: disbursement transfers ----------------------------------------------------------------
 
-    def payout_reference_before_request(self) -> str:
+    def payout_reference_before_request(self, reference: str) -> str:
         return new_reference_id()
 
     def send_payout(self, payout: PayoutRequest) -> PayoutAccepted:

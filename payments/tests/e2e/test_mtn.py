@@ -384,13 +384,6 @@ def test_health_endpoint_shows_pending_payments_and_the_last_callback(live_serve
             "256772123400",
             True,
             id="result-callback",
-            marks=pytest.mark.xfail(
-                ON_MARIADB,
-                strict=True,
-                reason="BUG: payouts._confirmed() runs _payout_for()'s select_for_update() outside a transaction: "
-                "on MariaDB the transfer callback fails (TransactionManagementError) and the payout stays sent "
-                "until payouts_reconcile asks (see test_callbacks_mtn_airtel_mysql.py)",
-            ),
         ),
         pytest.param("256772123405", False, id="lost-callback-found-by-reconciliation"),
     ],

@@ -520,7 +520,7 @@ def test_our_adapter_pays_through_the_simulator(mtn, site):
             amount=Decimal("1000"),
             currency="EUR",
             result_url=callback(site, "/webhooks/mtn/disbursement/"),
-            provider_reference=provider.payout_reference_before_request(),
+            provider_reference=provider.payout_reference_before_request("RHCI-PO-1"),
         )
     )
     assert wait_for(lambda: provider.payout_status(reference="", provider_reference=payout.conversation_id) is not None)

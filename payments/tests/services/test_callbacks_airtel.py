@@ -19,6 +19,7 @@ from donor.models import Allocation
 from patients.models import Patient
 from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
 from payments.models import CallbackEvent, Payment, Payout
+from payments.providers.airtel.client import airtel_id
 from payments.sandbox.airtel import callback_hash  # Airtel's side of the hash, written apart from the adapter's
 from payments.tests.factories import PaymentFactory, staff_user
 from payments.tests.helpers import credited
@@ -26,6 +27,7 @@ from payments.tests.providers.airtel.support import (
     AIRTEL_ID,
     API,
     DISBURSEMENT_ENQUIRY_URL,
+    DISBURSEMENT_URL,
     ENQUIRY_URL,
     PAYOUT_ID,
     PAYOUT_REFERENCE,
@@ -313,12 +315,6 @@ def test_a_notification_is_stored_and_acknowledged(airtel, payment):
     assert payment.status == Payment.Status.PENDING  # a notice never moves a payment
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: payments/services/dispatch.py notice_record settles every NOTICE callback as processed with a 200 "
-    "without looking at the trust callback_record judged: a notification whose hash does not match "
-    "AIRTEL_CALLBACK_SECRET (trust=rejected) is accepted, unlike every other kind (401)",
-)
 def test_a_notification_with_a_wrong_hash_is_401(airtel, payment):
     status, answer = deliver("/webhooks/airtel/notification/", signed(secret="not-our-secret"))
     assert status == 401, answer  # today: 200 with Airtel's ack, the row settled as processed
@@ -358,8 +354,9 @@ def sent_payout():
 
 @pytest.fixture
 def ambiguous_payout():
-    """Airtel answered DP00900001000 (or timed out): nothing of Airtel's was stored, only our reference."""
-    return airtel_payout(status=Payout.Status.AMBIGUOUS, conversation_id=None)
+    """Airtel answered DP00900001000 (or timed out): only the id chosen before sending (our reference in
+    Airtel's alphabet, stored by the payout service before the request) is known."""
+    return airtel_payout(status=Payout.Status.AMBIGUOUS, conversation_id=PAYOUT_ID)
 
 
 def disbursement_result(name: str) -> dict:
@@ -403,13 +400,6 @@ def test_an_unsigned_disbursement_result_is_401(airtel, sent_payout):
     assert len(airtel.calls) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a disbursement result for an Airtel payout whose send was ambiguous is never matched: "
-    "Airtel names it by transaction.id = airtel_id(our reference), parse_result() gives no our_reference, and "
-    "payouts._payout_for() only looks up Payout.reference (with its dashes) or conversation_id, which an "
-    "ambiguous send never stored; the result goes to review, the payout stays ambiguous until reconciliation",
-)
 def test_a_disbursement_result_settles_an_ambiguous_payout(airtel, ambiguous_payout):
     enquiry_says(airtel, "disbursement_enquiry_success.json", url=DISBURSEMENT_ENQUIRY_URL)
     body = disbursement_result("callback_disbursement_success.json")
@@ -417,3 +407,27 @@ def test_a_disbursement_result_settles_an_ambiguous_payout(airtel, ambiguous_pay
     ambiguous_payout.refresh_from_db()
     assert ambiguous_payout.status == Payout.Status.PAID
     assert CallbackEvent.objects.get().status == CallbackEvent.Status.PROCESSED
+
+
+def test_a_payout_whose_send_timed_out_keeps_the_id_airtel_knows_it_by(airtel, settings):
+    """The id is stored before the request, so the result callback and the enquiry find an ambiguous payout."""
+    import requests
+
+    from payments.services.payouts import payout_approve, payout_request
+
+    from payments.tests.providers.airtel.support import public_pem
+
+    airtel_config = settings.PAYMENT_PROVIDERS["airtel"]
+    settings.PAYMENT_PROVIDERS = {
+        **settings.PAYMENT_PROVIDERS,
+        "airtel": {**airtel_config, "disbursement_pin": "1234", "public_key_pem": public_pem()},
+    }
+    payout = airtel_payout(status=Payout.Status.REQUESTED, conversation_id=None)
+    Payout.objects.filter(pk=payout.pk).delete()
+    maker = staff_user("po-maker", "payments.add_payout", "payments.view_payout")
+    checker = staff_user("po-checker", "payments.approve_payout", "payments.view_payout")
+    requested = payout_request(patient=payout.patient, amount=Decimal("1000"), requested_by=maker)
+    airtel.post(DISBURSEMENT_URL, body=requests.exceptions.ReadTimeout("read timed out"))
+    sent = payout_approve(payout_id=requested.pk, approved_by=checker)
+    assert sent.status == Payout.Status.AMBIGUOUS
+    assert sent.conversation_id == airtel_id(sent.reference)

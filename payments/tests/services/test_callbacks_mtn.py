@@ -312,12 +312,6 @@ def test_a_remittance_notice_is_stored_and_acknowledged(momo, payment, method):
     assert len(momo.calls) == 0 and Allocation.objects.count() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: payments/services/dispatch.py notice_record settles every NOTICE callback as processed with a 200 "
-    "without looking at the trust callback_record judged: a remittance on a secret URL we never issued "
-    "(trust=rejected) is accepted, unlike every other kind (401)",
-)
 def test_a_remittance_notice_on_a_secret_url_we_never_issued_is_401(momo):
     status, body = deliver(
         "/webhooks/mtn/remittance/not-a-token-of-ours/", fixture("callback_transfer_successful.json")

@@ -36,16 +36,6 @@ MTN_AMOUNT = Decimal("50000")  # fixtures/mtn: EUR, MTN's sandbox currency
 AIRTEL_AMOUNT = Decimal("5000")
 
 
-PAYOUT_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: payments/services/payouts.py _confirmed() calls _payout_for(), whose select_for_update() runs "
-    "outside any transaction: on MariaDB/MySQL every unverified payout result (each MTN transfer callback, each "
-    "Airtel disbursement result) raises TransactionManagementError, is marked failed (answered 200), retried by "
-    "the sweeper until dead; the payout is only settled by payouts_reconcile's status query. SQLite (no "
-    "SELECT ... FOR UPDATE) and tests inside a transaction hide it",
-)
-
-
 @pytest.fixture(autouse=True)
 def providers(settings):
     """Both rails pointed at their mocked hosts, Airtel with callback authentication on."""
@@ -164,7 +154,6 @@ def mtn_payout():
     )
 
 
-@PAYOUT_BUG
 def test_mtn_one_transfer_result_pays_the_payout(mtn_payout):
     body = json.dumps(mtn.fixture("callback_transfer_successful.json")).encode()
     assert sender("put", "/webhooks/mtn/disbursement/", body)() == (200, MTN_ACK)
@@ -172,7 +161,6 @@ def test_mtn_one_transfer_result_pays_the_payout(mtn_payout):
     assert mtn_payout.status == Payout.Status.PAID, CallbackEvent.objects.get().error
 
 
-@PAYOUT_BUG
 def test_mtn_concurrent_transfer_results_pay_the_payout_once(mtn_payout):
     data = mtn.fixture("callback_transfer_successful.json")
     targets = [
@@ -241,7 +229,6 @@ def airtel_payout():
     )
 
 
-@PAYOUT_BUG
 def test_airtel_concurrent_disbursement_results_pay_the_payout_once(airtel_payout):
     data = airtel.fixture("callback_disbursement_success.json")
     data["data"]["transaction"]["id"] = airtel.PAYOUT_ID

@@ -51,7 +51,7 @@ def test_transfer_headers_and_body(provider):
 
 
 def test_payout_reference_before_request_is_a_uuid4(provider):
-    assert provider.payout_reference_before_request()[14] == "4"
+    assert provider.payout_reference_before_request("RHCI-PO-1")[14] == "4"
 
 
 @pytest.mark.parametrize(
