@@ -5,6 +5,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from payments.providers.airtel.config import CONFIG as AIRTEL_CONFIG
 from payments.providers.azampay.config import CONFIG as AZAMPAY_CONFIG
@@ -21,8 +22,6 @@ DEBUG = env.bool("DEBUG", default=False)
 # A development key only works while DEBUG is on; `check --deploy` refuses it in production.
 SECRET_KEY = env("SECRET_KEY", default="django-insecure-dev-only-key-change-me" if DEBUG else "")
 if not SECRET_KEY:
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see .env.production.example).")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -288,7 +287,17 @@ SANDBOX_TIME_SCALE = env.float("SANDBOX_TIME_SCALE", default=1.0)
 # One block of constructor arguments per provider, from the variables each provider declares in
 # payments/providers/<code>/config.py (every one is listed in .env.production.example). A provider whose
 # main credential is unset points at the sandbox when PAYMENTS_SANDBOX_URL is set.
-PROVIDER_CONFIGS = (AZAMPAY_CONFIG, MPESA_CONFIG, MTN_CONFIG, AIRTEL_CONFIG)
+ALL_PROVIDER_CONFIGS = (AZAMPAY_CONFIG, MPESA_CONFIG, MTN_CONFIG, AIRTEL_CONFIG)
+# The rails this site offers. One left out is not offered to donors (400 naming the choices), its callback URLs
+# answer 404, its variables are not read and its deploy checks are silent.
+PAYMENT_RAILS = env.list("PAYMENT_RAILS", default=[config.code for config in ALL_PROVIDER_CONFIGS])
+_unknown_rails = set(PAYMENT_RAILS) - {config.code for config in ALL_PROVIDER_CONFIGS}
+if _unknown_rails or not PAYMENT_RAILS:
+    raise ImproperlyConfigured(
+        f"PAYMENT_RAILS={','.join(PAYMENT_RAILS)!r}: name one or more of "
+        f"{', '.join(config.code for config in ALL_PROVIDER_CONFIGS)}."
+    )
+PROVIDER_CONFIGS = tuple(config for config in ALL_PROVIDER_CONFIGS if config.code in PAYMENT_RAILS)
 PAYMENT_PROVIDERS: dict[str, dict] = provider_settings(
     env,
     sandbox_url=PAYMENTS_SANDBOX_URL,

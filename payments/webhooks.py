@@ -33,6 +33,8 @@ class ProviderCallbackView(View):
     http_method_names = ["post", "put", "options"]  # MTN MoMo may deliver with PUT
 
     def post(self, request: HttpRequest, token: str = "") -> JsonResponse:
+        if self.provider_code not in settings.PAYMENT_PROVIDERS:  # a rail this site does not offer (PAYMENT_RAILS)
+            return error_response(404, f"{self.provider_code} payments are not enabled on this site.")
         too_big = _size_problem(request)
         if too_big is not None:
             return too_big
@@ -97,6 +99,8 @@ class ProviderHealthView(View):
     public_name: str = ""
 
     def get(self, request: HttpRequest) -> JsonResponse:
+        if self.provider_code not in settings.PAYMENT_PROVIDERS:
+            return error_response(404, f"{self.provider_code} payments are not enabled on this site.")
         limit = rate_limit(
             scope=f"health:{self.provider_code}", ident=client_ip(request), limit=settings.HEALTH_RATE_LIMIT_PER_MINUTE
         )

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from payments.providers.registry import provider_codes
+from payments.providers.registry import PROVIDER_CLASSES
 from payments.selectors import settlement_csv, settlement_rows, settlement_totals
 from payments.services.audit import audit_record
 
@@ -25,7 +25,9 @@ class SettlementForm(forms.Form):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["provider"].choices = [("", "All providers")] + [(code, code) for code in provider_codes()]
+        self.fields["provider"].choices = [("", "All providers")] + [
+            (code, code) for code in PROVIDER_CLASSES
+        ]  # history of a rail since turned off too
 
     def clean(self) -> dict:
         data = super().clean() or {}

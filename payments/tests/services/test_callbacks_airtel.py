@@ -414,7 +414,6 @@ def test_a_payout_whose_send_timed_out_keeps_the_id_airtel_knows_it_by(airtel, s
     import requests
 
     from payments.services.payouts import payout_approve, payout_request
-
     from payments.tests.providers.airtel.support import public_pem
 
     airtel_config = settings.PAYMENT_PROVIDERS["airtel"]
