@@ -100,4 +100,6 @@ def refund_result(found: MtnStatus, *, our_reference: str, provider_reference: s
         provider_reference=provider_reference,
         status=REFUND_STATUSES.get(status, PaymentStatus.FAILED),
         message=message,
+        # MTN's own id of the money going back (what the payer's SMS shows); only a paid refund has one.
+        receipt=found.financial_transaction_id if status == PaymentStatus.SUCCEEDED else "",
     )

@@ -418,12 +418,6 @@ def test_a_refund_result_confirmed_by_the_refund_status_get_reverses_the_ledger(
     assert CallbackEvent.objects.get().status == CallbackEvent.Status.PROCESSED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: payments/providers/mtn/refunds.py refund_result() never fills RefundResult.receipt, so the "
-    "refund's receipt becomes our own X-Reference-Id instead of MTN's financialTransactionId (the id the donor's "
-    "SMS shows; payouts keep it)",
-)
 def test_a_refunds_receipt_is_mtns_financial_transaction_id(momo, sent_refund):
     status_says(momo, "refund_status_successful.json", url=REFUND_STATUS_URL)
     assert deliver("/webhooks/mtn/refund/", fixture("callback_refund_successful.json")) == (200, ACK)
