@@ -49,15 +49,26 @@ def send(client: AirtelClient, refund: RefundRequest) -> RefundAccepted:
             retryable=response.status_code == 401,
             status_code=response.status_code,
         )
-    state = str(answer.transaction.get("status") or "").strip().upper()
     money_back = str(answer.transaction.get("airtel_money_id") or "").strip()
     return RefundAccepted(
         provider_reference=money_back,
         message=answer.message or "Refund accepted by Airtel Money.",
-        # Airtel has no refund enquiry: a TS answer is the result, anything else waits for a person.
-        status=PaymentStatus.SUCCEEDED if state == SUCCESS else PaymentStatus.PENDING,
+        # Airtel has no refund enquiry and no refund callback: its answer is the result.
+        status=refund_state(answer),
         receipt=money_back,
     )
+
+
+def refund_state(answer: Envelope) -> PaymentStatus:
+    """What an accepted refund answer says happened. Airtel documents `data.transaction.status` "SUCCESS" with
+    `result_code` ESB000010 (docs/providers/airtel.md, "Refunds"); `TS` is its enquiry word for the same. An
+    answer naming a state still in progress (TIP, TA, …) is not a result: a person resolves it."""
+    state = str(answer.transaction.get("status") or "").strip().upper()
+    if state in ACCEPTED_STATES:
+        return PaymentStatus.SUCCEEDED
+    if not state and answer.result_code == ESB_SUCCESS:
+        return PaymentStatus.SUCCEEDED
+    return PaymentStatus.PENDING
 
 
 def refund_outcome(response: requests.Response, answer: Envelope) -> str:

@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from payments.providers.base import ProviderError
+from payments.providers.base import PaymentStatus, ProviderError
 from payments.tests.providers.airtel.support import REFUND_URL, calls_to, fixture, make_provider, refund, sent_json
 
 
@@ -15,6 +15,25 @@ def test_a_refund_by_airtels_money_id(airtel, with_token, name):
     assert sent_json(call) == {"transaction": {"airtel_money_id": "CI210104.1105.C00018"}}
     assert (call.request.headers["X-Country"], call.request.headers["X-Currency"]) == ("UG", "UGX")
     assert accepted.provider_reference == "CI210104.1549.C00029"
+    # Airtel's documented answer ("SUCCESS", ESB000010) is the result: it has no refund enquiry or callback.
+    assert (accepted.status, accepted.receipt) == (PaymentStatus.SUCCEEDED, "CI210104.1549.C00029")
+
+
+@pytest.mark.parametrize(
+    ("state", "result_code", "expected"),
+    [
+        ("TS", "ESB000010", PaymentStatus.SUCCEEDED),
+        ("success", "ESB000010", PaymentStatus.SUCCEEDED),
+        ("", "ESB000010", PaymentStatus.SUCCEEDED),
+        ("TIP", "ESB000010", PaymentStatus.PENDING),
+        ("TA", "ESB000010", PaymentStatus.PENDING),
+    ],
+)
+def test_what_an_accepted_refund_answer_settles(airtel, with_token, state, result_code, expected):
+    transaction = {"airtel_money_id": "CI210104.1549.C00029", **({"status": state} if state else {})}
+    status = {"code": "200", "message": "SUCCESS", "result_code": result_code, "success": True}
+    airtel.post(REFUND_URL, json={"data": {"transaction": transaction}, "status": status})
+    assert make_provider().send_refund(refund()).status == expected
 
 
 def test_the_refund_names_the_receipt_else_the_payment_reference(airtel, with_token):
