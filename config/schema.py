@@ -4,7 +4,7 @@
 - `ApiSchemaGenerator` (SPECTACULAR_SETTINGS["DEFAULT_GENERATOR_CLASS"]) gives every view's schema the
   `ErrorResponses` mixin: each operation documents the errors it can answer, inferred from what the view is
   (a request body → 400 and 415; an authentication class or a token view → 401; a path parameter or a page →
-  404), plus what the view declares itself with `extend_schema(responses=…)` (409, 422, 429, 502). The mixin
+  404), plus what the view declares itself with `extend_schema(responses=…)` (409, 422, 429, 502, 503). The mixin
   also states on every request string what DRF's CharField enforces (no NUL character; not blank unless
   allow_blank), so a schema-valid string is never refused for them.
 - `amount_schema`: a money amount as the API takes it (a JSON integer or a decimal string) within limits.

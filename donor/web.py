@@ -29,6 +29,7 @@ from payments.selectors import payment_latest_for_donation
 from payments.services.donations import (
     DonationRefused,
     DonationRequest,
+    ProviderUnavailable,
     donation_check,
     donation_open,
     donation_pay,
@@ -226,6 +227,9 @@ def _start_donation(
     except DonationRefused as refused:
         for field, message in refused.errors.items():
             form.add_error(FORM_FIELDS.get(field), message)
+        return None
+    except ProviderUnavailable as unavailable:  # its settings are invalid here: not offered, but a stale form
+        form.add_error(None, f"{unavailable.message} Please choose another way to pay.")
         return None
     amount: Decimal = data["amount_value"]
     _remember_details(

@@ -32,6 +32,7 @@ from payments.services.donations import (
     DonationRefused,
     DonationRequest,
     DonationShape,
+    ProviderUnavailable,
     collection_provider_codes,
     donation_check,
     donation_open,
@@ -177,6 +178,10 @@ class DonationCreateApi(APIView):
                 "`PROVIDER_ERROR`: the provider refused the payment or could not be reached; the donation "
                 "(`reference`) is kept as failed."
             ),
+            503: error_response(
+                "`SERVICE_UNAVAILABLE`: the chosen provider cannot be used here now (its settings on this site are "
+                "invalid); nothing was created, try again later or with another provider."
+            ),
         },
         parameters=[
             OpenApiParameter(
@@ -215,21 +220,24 @@ class DonationCreateApi(APIView):
             return Response(error_body(409, message, "IDEMPOTENCY_IN_PROGRESS"), status=409)
         return Response(body, status=status)
 
-    def _checked(self, request) -> CheckedDonation | dict:
-        """The request checked by the serializer and the donation rules, or the 400 body."""
+    def _checked(self, request) -> CheckedDonation | Answer:
+        """The request checked by the serializer and the donation rules, or the answer refusing it: 400, or
+        503 when the chosen provider's settings are invalid here (an operator's fix; nothing is created)."""
         serializer = self.InputSerializer(data=request.data)
         if not serializer.is_valid():
-            return error_body(400, _first_error(serializer.errors), "VALIDATION_ERROR", errors=serializer.errors)
+            return 400, error_body(400, _first_error(serializer.errors), "VALIDATION_ERROR", errors=serializer.errors)
         try:
             return donation_check(serializer.to_request())
         except DonationRefused as refused:
-            return _validation_error(refused.errors)
+            return 400, _validation_error(refused.errors)
+        except ProviderUnavailable as unavailable:
+            return 503, error_body(503, unavailable.message, "SERVICE_UNAVAILABLE")
 
     def _create(self, request, progress=None) -> Answer:
         """Check, open the donation, start the payment. Returns (status, body) so it can be replayed."""
         checked = self._checked(request)
-        if isinstance(checked, dict):
-            return 400, checked
+        if isinstance(checked, tuple):
+            return checked
         try:
             donation = donation_open(checked, user=request.user)
         except DonationRefused as refused:
@@ -245,8 +253,8 @@ class DonationCreateApi(APIView):
         payment = payment_latest_for_donation(donation_id=donation.pk)
         if payment is None:
             checked = self._checked(request)  # the same body as the first request (same fingerprint)
-            if isinstance(checked, dict):
-                return 400, checked
+            if isinstance(checked, tuple):
+                return checked
             return self._pay(donation, checked)
         if payment.status == Payment.Status.FAILED and donation.status == Donation.Status.FAILED:
             message = payment.failure_reason or "The provider refused the payment."

@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from config.errors import error_response
 from config.net import client_ip, rate_limit
-from payments.providers.registry import get_provider
+from payments.providers.registry import get_provider, provider_usable
 from payments.selectors import provider_health
 from payments.services.dispatch import callback_accept
 from payments.services.inbox import ACCEPTED, InboxUnavailable, callback_record
@@ -31,10 +31,14 @@ class ProviderCallbackView(View):
     provider_code: str = ""
     kind: str = "payment"
     http_method_names = ["post", "put", "options"]  # MTN MoMo may deliver with PUT
+    # No cookie, user or form on a callback: config.middleware.ProviderCallbackMiddleware sends it straight here.
+    skip_browser_middleware = True
 
     def post(self, request: HttpRequest, token: str = "") -> JsonResponse:
         if self.provider_code not in settings.PAYMENT_PROVIDERS:  # a rail this site does not offer (PAYMENT_RAILS)
             return error_response(404, f"{self.provider_code} payments are not enabled on this site.")
+        if not provider_usable(self.provider_code):  # its settings are invalid (payments.E002…): not stored
+            return error_response(503, "This provider's settings are being fixed on our side; please send it again.")
         too_big = _size_problem(request)
         if too_big is not None:
             return too_big

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class PaymentStatus(StrEnum):
@@ -114,6 +114,17 @@ class DeployWarning:
     id: str  # "payments.W003"
     message: str
     hint: str
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    """A provider setting the provider cannot work with: a system check error on every `manage.py check`
+    (payments/checks.py), and the reason the provider is not built (ProviderSettingsInvalid)."""
+
+    id: str  # "payments.E002"
+    setting: str  # the environment variable ("MTN_CURRENCY")
+    message: str
+    hint: str = ""
 
 
 # --- Collections ----------------------------------------------------------------------------------------
@@ -275,6 +286,15 @@ class ProviderError(Exception):
         self.ambiguous = ambiguous
 
 
+class ProviderSettingsInvalid(ValueError):
+    """A provider was built with settings it cannot work with (`SettingProblem`s). A ValueError, as before."""
+
+    def __init__(self, code: str, problems: list[SettingProblem]):
+        super().__init__("; ".join(problem.message for problem in problems))
+        self.code = code
+        self.problems = problems
+
+
 class CallbackMalformed(ValueError):
     """The body is not a callback we can read."""
 
@@ -341,6 +361,18 @@ class PaymentProvider(ABC):
     def redact(self, body: bytes) -> str:
         """The body as it may be stored: secrets removed."""
         return body.decode("utf-8", errors="replace")
+
+    @classmethod
+    def settings_problems(cls, config: Mapping[str, Any]) -> list[SettingProblem]:
+        """What is wrong with these constructor arguments (`settings.PAYMENT_PROVIDERS[code]`), without
+        building the provider; the constructor refuses the same with ProviderSettingsInvalid."""
+        return []
+
+    @classmethod
+    def refuse_invalid_settings(cls, config: Mapping[str, Any]) -> None:
+        problems = cls.settings_problems(config)
+        if problems:
+            raise ProviderSettingsInvalid(cls.code, problems)
 
     def deploy_warnings(self, *, site_url: str) -> list[DeployWarning]:
         """Weak production settings of this provider (`manage.py check --deploy`); `site_url` is the public

@@ -8,7 +8,7 @@ from django.conf import settings
 
 from payments.providers.airtel.provider import AirtelProvider
 from payments.providers.azampay.provider import AzamPayProvider
-from payments.providers.base import PaymentProvider
+from payments.providers.base import PaymentProvider, ProviderSettingsInvalid, SettingProblem
 from payments.providers.mpesa.provider import MpesaProvider
 from payments.providers.mtn.provider import MtnProvider
 
@@ -27,7 +27,8 @@ class MissingCapability(LookupError):
 
 def get_provider(code: str) -> PaymentProvider:
     """One provider object per process and configuration: it holds HTTP sessions (keep-alive) and is
-    stateless otherwise; a changed configuration (tests override settings) gets a fresh one."""
+    stateless otherwise; a changed configuration (tests override settings) gets a fresh one.
+    ProviderSettingsInvalid when its settings are ones it cannot work with (`settings_problems`)."""
     if code not in PROVIDER_CLASSES or code not in settings.PAYMENT_PROVIDERS:
         raise UnknownProvider(code)
     config = settings.PAYMENT_PROVIDERS[code]
@@ -47,6 +48,20 @@ def get_capable[Capability](code: str, capability: type[Capability]) -> Capabili
 
 
 _instances: dict[tuple[str, str], PaymentProvider] = {}
+
+
+def settings_problems(code: str) -> list[SettingProblem]:
+    """What is wrong with a configured provider's settings (payments.E002…), without building it."""
+    return PROVIDER_CLASSES[code].settings_problems(settings.PAYMENT_PROVIDERS[code])
+
+
+def provider_usable(code: str) -> bool:
+    """Whether the configured provider can be built (its settings are valid)."""
+    try:
+        get_provider(code)
+    except ProviderSettingsInvalid:
+        return False
+    return True
 
 
 def provider_codes() -> list[str]:

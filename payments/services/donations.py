@@ -5,6 +5,7 @@ pay (payment_start). Providers own their payment methods (`Collections.payment_m
 each collects, its label, how its channels are spelt, whether it needs a phone and what else it needs.
 """
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -27,9 +28,11 @@ from donor.services import (
 from patients.models import Patient
 from patients.selectors import patient_get_published
 from payments.models import Payment
-from payments.providers.base import Collections, PaymentMethod
-from payments.providers.registry import get_capable, get_provider, provider_codes
+from payments.providers.base import Collections, PaymentMethod, ProviderSettingsInvalid
+from payments.providers.registry import PROVIDER_CLASSES, get_capable, provider_codes
 from payments.services.payments import payment_start
+
+logger = logging.getLogger("payments")
 
 
 @dataclass(frozen=True)
@@ -69,16 +72,49 @@ class DonationRefused(Exception):
         self.errors = errors
 
 
+class ProviderUnavailable(Exception):
+    """The chosen provider cannot be used here: its settings are invalid (payments.E002…, `manage.py check`).
+    Not the donor's fault and nothing was created: the API answers 503, the portal says so."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 def collection_provider_codes() -> list[str]:
-    """The configured providers that collect payments (donors can pay with), in registry order."""
-    return [code for code in provider_codes() if isinstance(get_provider(code), Collections)]
+    """The configured providers that collect payments (donors can pay with), in registry order. Read from
+    the classes: a provider whose settings are invalid is still one (it is answered 503, not "unknown")."""
+    return [code for code in provider_codes() if issubclass(PROVIDER_CLASSES[code], Collections)]
+
+
+def _collector(code: str) -> Collections:
+    """The provider as a collector; ProviderUnavailable when its settings are invalid."""
+    try:
+        return get_capable(code, Collections)
+    except ProviderSettingsInvalid as invalid:
+        logger.error("Provider %s cannot be used, its settings are invalid: %s", code, invalid)
+        name = PROVIDER_CLASSES[code].display_name
+        raise ProviderUnavailable(
+            code, f"{name} payments are unavailable at the moment (this site's {name} settings are being fixed)."
+        ) from invalid
+
+
+def _usable_collectors() -> list[tuple[str, Collections]]:
+    """(code, collector) of those that can be built now; one with invalid settings is left out (and logged)."""
+    collectors: list[tuple[str, Collections]] = []
+    for code in collection_provider_codes():
+        try:
+            collectors.append((code, _collector(code)))
+        except ProviderUnavailable:
+            continue
+    return collectors
 
 
 def payment_methods(currency: str, *, include_api_only: bool = False) -> list[PaymentMethod]:
-    """Every way to pay this currency among the configured providers, in registry order."""
+    """Every way to pay this currency among the configured providers that can be used, in registry order."""
     methods: list[PaymentMethod] = []
-    for code in collection_provider_codes():
-        provider = get_capable(code, Collections)
+    for _code, provider in _usable_collectors():
         methods += [
             m
             for m in provider.payment_methods()
@@ -108,10 +144,10 @@ class DonationShape:
 
 
 def donation_shapes() -> list[DonationShape]:
-    """Every kind of donation request the configured providers take, in registry order."""
+    """Every kind of donation request the configured providers take, in registry order (one whose settings
+    are invalid takes none)."""
     shapes: list[DonationShape] = []
-    for code in collection_provider_codes():
-        provider = get_capable(code, Collections)
+    for code, provider in _usable_collectors():
         groups: dict[tuple, list[PaymentMethod]] = {}
         for method in provider.payment_methods():
             key = (method.needs_phone, method.extra_fields, method.extra_choices, method.currencies)
@@ -142,7 +178,8 @@ def donation_shapes() -> list[DonationShape]:
 
 
 def donation_check(request: DonationRequest) -> CheckedDonation:
-    """Every rule a donation must meet before anything is created. DonationRefused names each field."""
+    """Every rule a donation must meet before anything is created. DonationRefused names each field;
+    ProviderUnavailable when the chosen provider's settings are invalid."""
     errors: dict[str, str] = {}
     patient = None
     if request.patient_code:
@@ -153,7 +190,7 @@ def donation_check(request: DonationRequest) -> CheckedDonation:
     if request.provider not in collection_provider_codes():
         errors["provider"] = f"{request.provider} is not available here."
     else:
-        provider = get_capable(request.provider, Collections)
+        provider = _collector(request.provider)
         method = _method(provider, request.channel)
         if method is None:
             errors["channel"] = _channel_hint(provider)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from payments.models import IdempotencyRecord
 
 WAIT_FOR_FIRST_SECONDS = 10.0
+UNAVAILABLE = 503  # an answer never stored with its key (see _finish)
 Answer = tuple[int, dict]
 
 
@@ -77,13 +78,22 @@ def _finish(record: IdempotencyRecord, run: Callable[[], Answer]) -> Answer:
     except BaseException:
         # Nothing was answered. With no donation yet, free the key so the retry runs afresh; with one, end the
         # lease now so the retry resumes it (and never creates a second donation or a second charge).
-        if IdempotencyRecord.objects.filter(pk=record.pk).values_list("donation_reference", flat=True).first():
-            IdempotencyRecord.objects.filter(pk=record.pk).update(locked_until=timezone.now())
-        else:
-            IdempotencyRecord.objects.filter(pk=record.pk).delete()
+        _release(record)
         raise
+    if status == UNAVAILABLE:
+        # Refused before anything was sent (the provider cannot be used here now): not an answer to keep, so a
+        # retry after the operator's fix runs afresh, or resumes the donation the first one created.
+        _release(record)
+        return status, body
     IdempotencyRecord.objects.filter(pk=record.pk).update(response_status=status, response_body=body)
     return status, body
+
+
+def _release(record: IdempotencyRecord) -> None:
+    if IdempotencyRecord.objects.filter(pk=record.pk).values_list("donation_reference", flat=True).first():
+        IdempotencyRecord.objects.filter(pk=record.pk).update(locked_until=timezone.now())
+    else:
+        IdempotencyRecord.objects.filter(pk=record.pk).delete()
 
 
 def _progress(record: IdempotencyRecord, reference: str) -> None:

@@ -106,6 +106,24 @@ NOT_ALPHANUMERIC_RE = re.compile(r"[^A-Za-z0-9]")
 
 PKCS1 = "pkcs1"
 OAEP = "oaep"
+# Airtel Africa's markets (ISO 3166 alpha-2) → the currencies Airtel Money takes there (ISO 4217): its 14
+# operating companies. The Congolese (CD) wallets hold francs or US dollars.
+MARKETS: dict[str, tuple[str, ...]] = {
+    "CD": ("CDF", "USD"),
+    "CG": ("XAF",),
+    "GA": ("XAF",),
+    "KE": ("KES",),
+    "MG": ("MGA",),
+    "MW": ("MWK",),
+    "NE": ("XOF",),
+    "NG": ("NGN",),
+    "RW": ("RWF",),
+    "SC": ("SCR",),
+    "TD": ("XAF",),
+    "TZ": ("TZS",),
+    "UG": ("UGX",),
+    "ZM": ("ZMW",),
+}
 PIN_PADDINGS = (PKCS1, OAEP)
 # AIRTEL_PIN_PADDING as operators write it (case, "-", "_", "#" and "." ignored) → ours.
 PIN_PADDING_ALIASES = {"pkcs1": PKCS1, "pkcs1v15": PKCS1, "pkcs1v1": PKCS1, "oaep": OAEP, "oaepsha1": OAEP}

@@ -2,6 +2,7 @@
 (whole payments), each delegated to its module; HTTP and translation only."""
 
 from collections.abc import Mapping
+from typing import Any
 
 from payments.providers.airtel import callbacks, codes, collection, disbursement, refunds
 from payments.providers.airtel.client import AirtelClient, airtel_id
@@ -9,6 +10,7 @@ from payments.providers.airtel.codes import (
     ACK,
     DEFAULT_COLLECTION_PATH,
     DISBURSEMENT_KIND,
+    MARKETS,
     NOTIFICATION_KIND,
     PAYMENT_KIND,
     PIN_PADDINGS,
@@ -36,6 +38,7 @@ from payments.providers.base import (
     RefundRequest,
     Refunds,
     RouteToken,
+    SettingProblem,
 )
 from payments.providers.tokens import TokenCache
 
@@ -86,16 +89,9 @@ class AirtelProvider(PaymentProvider, Collections, Payouts, Refunds):
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
     ):
+        self.refuse_invalid_settings({"country": country, "currency": currency, "pin_padding": pin_padding})
         country, currency = country.strip().upper(), currency.strip().upper()
-        if len(country) != 2 or not country.isalpha():
-            raise ValueError("AIRTEL_COUNTRY must be an ISO 3166 alpha-2 code such as UG")
-        if len(currency) != 3 or not currency.isalpha():
-            raise ValueError("AIRTEL_CURRENCY must be an ISO 4217 code such as UGX")
-        padding = codes.pin_padding(pin_padding)
-        if padding is None:
-            raise ValueError(
-                f"AIRTEL_PIN_PADDING must be one of {', '.join(PIN_PADDINGS)} (or pkcs1v15), not {pin_padding!r}"
-            )
+        padding = codes.pin_padding(pin_padding) or PKCS1
         self.api_url = api_url
         self.client = AirtelClient(
             api_url=api_url,
@@ -114,6 +110,45 @@ class AirtelProvider(PaymentProvider, Collections, Payouts, Refunds):
         path = "/" + (collection_path or DEFAULT_COLLECTION_PATH).strip().lstrip("/")
         self.collection = collection.CollectionSettings(path=path, sign=bool(sign_requests))
         self.disbursement = disbursement.DisbursementSettings(pin=str(disbursement_pin or ""), pin_padding=padding)
+
+    @classmethod
+    def settings_problems(cls, config: Mapping[str, Any]) -> list[SettingProblem]:
+        problems: list[SettingProblem] = []
+        raw_country, raw_currency = config.get("country", "UG"), config.get("currency", "UGX")
+        country, currency = str(raw_country or "").strip().upper(), str(raw_currency or "").strip().upper()
+        markets = ", ".join(sorted(MARKETS))
+        if country not in MARKETS:
+            problems.append(
+                SettingProblem(
+                    "payments.E004",
+                    "AIRTEL_COUNTRY",
+                    f"AIRTEL_COUNTRY={raw_country!r} is not a country Airtel Money serves ({markets}): "
+                    "Airtel Money cannot be used.",
+                    "The ISO 3166 alpha-2 code of your Airtel Money market, such as UG.",
+                )
+            )
+        elif currency not in MARKETS[country]:
+            problems.append(
+                SettingProblem(
+                    "payments.E005",
+                    "AIRTEL_CURRENCY",
+                    f"AIRTEL_CURRENCY={raw_currency!r} is not a currency Airtel Money takes in {country} "
+                    f"({', '.join(MARKETS[country])}): Airtel Money cannot be used.",
+                    f"Set AIRTEL_CURRENCY={MARKETS[country][0]} (the ISO 4217 code of AIRTEL_COUNTRY's money).",
+                )
+            )
+        raw_padding = config.get("pin_padding", PKCS1)
+        if codes.pin_padding(str(raw_padding or "")) is None:
+            problems.append(
+                SettingProblem(
+                    "payments.E006",
+                    "AIRTEL_PIN_PADDING",
+                    f"AIRTEL_PIN_PADDING={raw_padding!r} is not one of {', '.join(PIN_PADDINGS)} (or pkcs1v15): "
+                    "Airtel Money cannot be used.",
+                    "pkcs1 (PKCS#1 v1.5, Airtel's default) or oaep (OAEP with SHA-1), as your Airtel account says.",
+                )
+            )
+        return problems
 
     @property
     def tokens(self) -> TokenCache:

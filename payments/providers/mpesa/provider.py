@@ -2,6 +2,7 @@
 each delegated to its module; HTTP and translation only."""
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from payments.providers.base import (
     CallbackMalformed,
@@ -28,6 +29,7 @@ from payments.providers.base import (
     RefundResult,
     Refunds,
     RouteToken,
+    SettingProblem,
 )
 from payments.providers.mpesa import paybill, payouts, reversal, stk, trust
 from payments.providers.mpesa.client import DarajaClient
@@ -35,6 +37,7 @@ from payments.providers.mpesa.codes import (
     ACCEPTED,
     B2C_RESULT,
     B2C_TIMEOUT,
+    BUY_GOODS,
     C2B_CONFIRMATION,
     C2B_KINDS,
     C2B_VALIDATION,
@@ -125,8 +128,7 @@ class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts, Refunds):
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
     ):
-        if transaction_type not in TRANSACTION_TYPES:
-            raise ValueError(f"MPESA_TRANSACTION_TYPE must be one of {', '.join(TRANSACTION_TYPES)}")
+        self.refuse_invalid_settings({"transaction_type": transaction_type})
         shortcode = str(shortcode)
         self.client = DarajaClient(
             api_url=api_url,
@@ -149,6 +151,21 @@ class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts, Refunds):
         self.c2b_shortcode = str(c2b_shortcode or shortcode)
         self.b2c = payouts.B2CSettings(str(b2c_shortcode or shortcode), initiator_name, security_credential)
         self._secrets = {**dict.fromkeys(C2B_KINDS, c2b_token), **dict.fromkeys(INITIATOR_KINDS, b2c_token)}
+
+    @classmethod
+    def settings_problems(cls, config: Mapping[str, Any]) -> list[SettingProblem]:
+        transaction_type = config.get("transaction_type", PAYBILL)
+        if transaction_type in TRANSACTION_TYPES:
+            return []
+        return [
+            SettingProblem(
+                "payments.E002",
+                "MPESA_TRANSACTION_TYPE",
+                f"MPESA_TRANSACTION_TYPE={transaction_type!r} is not one of Daraja's transaction types "
+                f"({', '.join(TRANSACTION_TYPES)}): M-Pesa cannot be used.",
+                f"{PAYBILL} for a paybill, {BUY_GOODS} for a till (with MPESA_TILL_NUMBER); spelt exactly so.",
+            )
+        ]
 
     @property
     def tokens(self):

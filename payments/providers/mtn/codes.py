@@ -24,6 +24,26 @@ REFUND_KIND = "refund"
 
 SANDBOX_TARGET_ENVIRONMENT = "sandbox"
 SANDBOX_CURRENCY = "EUR"  # MTN's sandbox takes EUR only (anything else: INVALID_CURRENCY)
+# The currencies MTN MoMo collects, by X-Target-Environment (docs/providers/mtn.md, "Environments"): the
+# sandbox's EUR and each market's own; the last three are from third-party lists only.
+MARKET_CURRENCIES = {
+    SANDBOX_TARGET_ENVIRONMENT: SANDBOX_CURRENCY,
+    "mtnuganda": "UGX",
+    "mtnghana": "GHS",
+    "mtnivorycoast": "XOF",
+    "mtnzambia": "ZMW",
+    "mtncameroon": "XAF",
+    "mtnbenin": "XOF",
+    "mtncongo": "XAF",
+    "mtnswaziland": "SZL",
+    "mtnguineaconakry": "GNF",
+    "mtnsouthafrica": "ZAR",
+    "mtnliberia": "LRD",
+    "mtnsouthsudan": "SSP",
+    "mtnnigeria": "NGN",
+    "mtnrwanda": "RWF",
+}
+CURRENCIES = frozenset(MARKET_CURRENCIES.values())
 SANDBOX_HOST = "sandbox.momodeveloper.mtn.com"
 PRODUCTION_HOST = "proxy.momoapi.mtn.com"
 LEGACY_HOSTS = ("ericssonbasicapi2.azure-api.net",)  # still the default of several libraries: retired

@@ -7,6 +7,7 @@ reconciliation polls because the callback may never come.
 """
 
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from payments.providers.base import (
@@ -31,6 +32,7 @@ from payments.providers.base import (
     RefundResult,
     Refunds,
     RouteToken,
+    SettingProblem,
     UrlToken,
 )
 from payments.providers.mtn import collection, disbursement, refunds
@@ -39,6 +41,7 @@ from payments.providers.mtn.codes import (
     ACK,
     COLLECTION,
     COLLECTION_KIND,
+    CURRENCIES,
     DISBURSEMENT,
     DISBURSEMENT_KIND,
     LEGACY_HOSTS,
@@ -107,9 +110,8 @@ class MtnProvider(PaymentProvider, Collections, Payouts, Refunds):
     ):
         self.api_url = api_url
         self.target_environment = (target_environment or SANDBOX_TARGET_ENVIRONMENT).strip()
+        self.refuse_invalid_settings({"currency": currency})
         self.currency = (currency or "").strip().upper()
-        if len(self.currency) != 3 or not self.currency.isalpha():
-            raise ValueError(f"MTN_CURRENCY must be an ISO 4217 code such as UGX, not {currency!r}")
         self.disbursement_subscription_key = disbursement_subscription_key
         self.client = MtnClient(
             api_url=api_url,
@@ -130,6 +132,23 @@ class MtnProvider(PaymentProvider, Collections, Payouts, Refunds):
         # Configured per deployment, so per instance: the contracts declare these as class variables.
         self.currencies = frozenset({self.currency})
         self.payout_currencies = frozenset({self.currency})
+
+    @classmethod
+    def settings_problems(cls, config: Mapping[str, Any]) -> list[SettingProblem]:
+        raw = config.get("currency", "UGX")
+        currency = str(raw or "").strip().upper()
+        if currency in CURRENCIES:
+            return []
+        return [
+            SettingProblem(
+                "payments.E003",
+                "MTN_CURRENCY",
+                f"MTN_CURRENCY={raw!r} is not a currency MTN MoMo collects ({', '.join(sorted(CURRENCIES))}): "
+                "MTN MoMo cannot be used.",
+                "The currency of your MTN_TARGET_ENVIRONMENT's market (mtnuganda: UGX, mtnghana: GHS, …; "
+                "EUR with sandbox).",
+            )
+        ]
 
     @property
     def tokens(self) -> dict:
