@@ -33,8 +33,6 @@ class ProviderCallbackView(View):
     http_method_names = ["post", "put", "options"]  # MTN MoMo may deliver with PUT
     # No cookie, user or form on a callback: config.middleware.ProviderCallbackMiddleware sends it straight here.
     skip_browser_middleware = True
-    # No cookie, user or form on a callback: config.middleware.ProviderCallbackMiddleware sends it straight here.
-    skip_browser_middleware = True
 
     def post(self, request: HttpRequest, token: str = "") -> JsonResponse:
         if self.provider_code not in settings.PAYMENT_PROVIDERS:  # a rail this site does not offer (PAYMENT_RAILS)
