@@ -29,6 +29,28 @@ def normalize_msisdn(raw: str, *, region: str | None = None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
 
 
+def reach_problem(msisdn: str, regions: frozenset[str] | set[str]) -> str | None:
+    """Why a rail that prompts mobile numbers of `regions` cannot reach this one (E.164 digits), or None."""
+    if not regions:
+        return None
+    number = phonenumbers.parse(f"+{msisdn}")
+    region = phonenumbers.region_code_for_number(number)
+    mobile = phonenumbers.number_type(number) in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    )
+    if region in regions and mobile:
+        return None
+    names = " or ".join(sorted(regions))
+    example = _mobile_example(sorted(regions)[0])
+    return f"Enter a mobile number of {names}{f' such as {example}' if example else ''}."
+
+
+def _mobile_example(region: str) -> str:
+    number = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL) if number else ""
+
+
 def region_for_currency(currency: str) -> str:
     return REGION_BY_CURRENCY.get(currency.upper(), DEFAULT_REGION)
 

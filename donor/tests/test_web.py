@@ -169,6 +169,16 @@ def test_bad_phone_shows_an_inline_error_and_keeps_the_details(client, patient):
     assert not Donation.objects.exists()
 
 
+@pytest.mark.parametrize("phone", ["+254712345678", "+256772123456", "0222123456"], ids=["KE", "UG", "TZ-landline"])
+def test_a_phone_the_rail_cannot_reach_is_an_inline_error_on_the_field(client, patient, azam, phone):
+    response = client.post("/patients/PAT-0001/", donate_body(phone_number=phone))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="id_phone_number_error"' in html and "AzamPay cannot reach this number" in html
+    assert "Enter a mobile number of TZ" in html
+    assert not Donation.objects.exists() and not azam.calls  # nothing sent to AzamPay
+
+
 def test_amount_outside_the_limits_is_an_inline_error(client, patient):
     html = client.post("/patients/PAT-0001/", donate_body(amount="", custom_amount="100")).content.decode()
     assert 'id="id_custom_amount_error"' in html and "smallest donation is 500 TZS" in html

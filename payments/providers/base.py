@@ -393,6 +393,14 @@ class Collections(ABC):
     """Collect a donation: prompt the payer, ask about the payment, read its callback."""
 
     currencies: frozenset[str]  # a class default; a provider whose currency is a setting (MTN) sets it per instance
+    # The countries (ISO 3166 alpha-2) whose mobile numbers the rail can prompt; empty: any country's (MTN's
+    # sandbox). A number of another country, or not a mobile one, is refused with a 400 before anything is sent.
+    phone_regions: frozenset[str] = frozenset()
+
+    def is_test_number(self, msisdn: str) -> bool:
+        """A number the provider documents for testing (MTN's 46733123450–63), reached whatever its country."""
+        return False
+
     # Mobile money moves whole units: a fractional amount is refused with a 400 before anything is sent.
     whole_amounts_only: ClassVar[bool] = False
 

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from donor.models import Donation
-from donor.phone_numbers import InvalidPhoneNumber, normalize_msisdn, region_for_currency
+from donor.phone_numbers import InvalidPhoneNumber, normalize_msisdn, reach_problem, region_for_currency
 from donor.services import (
     MAX_AMOUNT,
     WHOLE_UNIT_CURRENCIES,
@@ -168,7 +168,7 @@ def donation_shapes() -> list[DonationShape]:
                         max_amount=high,
                         whole_amounts=whole,
                         phone_required=needs_phone,
-                        phone_region=region_for_currency(currency),
+                        phone_region=phone_region(provider, currency),
                         general_fund=currency in settings.GENERAL_FUND_CURRENCIES,
                         extra_fields=extra_fields,
                         extra_choices=extra_choices,
@@ -187,6 +187,7 @@ def donation_check(request: DonationRequest) -> CheckedDonation:
         if patient is None:
             errors["patient"] = f"No published patient with code {request.patient_code}."
     method = None
+    provider: Collections | None = None
     if request.provider not in collection_provider_codes():
         errors["provider"] = f"{request.provider} is not available here."
     else:
@@ -204,12 +205,27 @@ def donation_check(request: DonationRequest) -> CheckedDonation:
     msisdn = ""
     if (method is None or method.needs_phone) or request.phone_number:
         try:
-            msisdn = normalize_msisdn(request.phone_number, region=region_for_currency(request.currency))
+            msisdn = normalize_msisdn(request.phone_number, region=phone_region(provider, request.currency))
         except InvalidPhoneNumber as exc:
             errors["phone_number"] = str(exc)
+    if msisdn and provider is not None and method is not None and method.needs_phone:
+        # The number is valid somewhere; the rail must also be able to prompt it (Airtel: AIRTEL_COUNTRY's,
+        # M-Pesa: Kenya's, AzamPay: Tanzania's, MTN: its market's), or the provider refuses it after we created
+        # the donation. A card payer's phone is only a contact, of any country.
+        problem = None if provider.is_test_number(msisdn) else reach_problem(msisdn, provider.phone_regions)
+        if problem:
+            name = PROVIDER_CLASSES[request.provider].display_name
+            errors["phone_number"] = f"{name} cannot reach this number. {problem}"
     if errors or method is None:
         raise DonationRefused(errors)
     return CheckedDonation(request=request, patient=patient, method=method, msisdn=msisdn)
+
+
+def phone_region(provider: Collections | None, currency: str) -> str:
+    """The country a number written nationally (0712…) is read in: the rail's, when it reaches one country
+    only; else the currency's."""
+    regions = provider.phone_regions if provider is not None else frozenset()
+    return next(iter(regions)) if len(regions) == 1 else region_for_currency(currency)
 
 
 def donation_open(checked: CheckedDonation, *, user: User | AnonymousUser | None) -> Donation:

@@ -419,3 +419,62 @@ def test_my_donations_lists_only_the_callers_donations(auth_client, donor_user):
 
     assert response.status_code == 200
     assert [d["reference"] for d in response.json()["results"]] == [mine.reference]
+
+
+# --- a phone the rail cannot reach ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("provider", "currency", "phone", "country"),
+    [
+        ("mtn", "UGX", "+254712345678", "UG"),  # a Kenyan number for MTN Uganda
+        ("mpesa", "KES", "+255712345678", "KE"),  # a Tanzanian number for M-Pesa Kenya
+        ("mpesa", "KES", "+254202012345", "KE"),  # a Kenyan landline: not an M-Pesa wallet
+        ("airtel", "UGX", "+255712345678", "UG"),  # not of AIRTEL_COUNTRY
+        ("azampay", "TZS", "+254712345678", "TZ"),  # AzamPay's wallets are Tanzanian
+    ],
+)
+def test_a_phone_the_rail_cannot_reach_is_a_400_on_phone_number(
+    api_client, settings, provider, currency, phone, country
+):
+    settings.PAYMENT_PROVIDERS = {
+        **settings.PAYMENT_PROVIDERS,
+        "mtn": {**settings.PAYMENT_PROVIDERS["mtn"], "currency": "UGX", "target_environment": "mtnuganda"},
+        "airtel": {**settings.PAYMENT_PROVIDERS["airtel"], "country": "UG", "currency": "UGX"},
+    }
+    target = PatientFactory(currency=currency, funding_goal=Decimal("1000000"))
+    body = donation_request(target, provider=provider, currency=currency, phone_number=phone)
+    response = create(api_client, body)
+    assert response.status_code == 400, response.json()
+    answer = response.json()
+    assert set(answer) == ERROR_KEYS | {"errors"} and answer["code"] == "VALIDATION_ERROR"
+    assert list(answer["errors"]) == ["phone_number"]
+    [message] = answer["errors"]["phone_number"]
+    assert "cannot reach this number" in message and f"Enter a mobile number of {country}" in message
+    assert answer["message"] == f"phone_number: {message}"
+    assert not Donation.objects.exists() and not Payment.objects.exists()  # refused before anything was sent
+
+
+def test_a_national_number_is_read_in_the_rails_country(settings):
+    """Airtel in Kenya collecting KES: 0733… is a Kenyan number, whatever currency maps to which country."""
+    from payments.services.donations import DonationRequest, donation_check
+
+    settings.PAYMENT_PROVIDERS = {
+        **settings.PAYMENT_PROVIDERS,
+        "airtel": {**settings.PAYMENT_PROVIDERS["airtel"], "country": "KE", "currency": "KES"},
+    }
+    checked = donation_check(
+        DonationRequest(amount=Decimal("100"), currency="KES", provider="airtel", phone_number="0733123456")
+    )
+    assert checked.msisdn == "254733123456"
+
+
+def test_mtns_test_numbers_are_reached_in_any_market(settings):
+    from payments.services.donations import DonationRequest, donation_check
+
+    settings.PAYMENT_PROVIDERS = {
+        **settings.PAYMENT_PROVIDERS,
+        "mtn": {**settings.PAYMENT_PROVIDERS["mtn"], "currency": "UGX", "target_environment": "mtnuganda"},
+    }
+    request = DonationRequest(amount=Decimal("5000"), currency="UGX", provider="mtn", phone_number="46733123450")
+    assert donation_check(request).msisdn == "46733123450"

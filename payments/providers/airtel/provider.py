@@ -106,6 +106,7 @@ class AirtelProvider(PaymentProvider, Collections, Payouts, Refunds):
         # AIRTEL_CURRENCY is a setting: the currencies are per instance.
         self.currencies = frozenset({currency})
         self.payout_currencies = frozenset({currency})
+        self.phone_regions = frozenset({country})  # Airtel takes national numbers of AIRTEL_COUNTRY only
         self.hash_secret = callback_secret
         path = "/" + (collection_path or DEFAULT_COLLECTION_PATH).strip().lstrip("/")
         self.collection = collection.CollectionSettings(path=path, sign=bool(sign_requests))

@@ -39,6 +39,7 @@ class AzamPayProvider(PaymentProvider, Collections):
     display_name = "AzamPay"
     public_name = "azampay"
     currencies = frozenset({CURRENCY})
+    phone_regions = frozenset({"TZ"})  # Tanzania's mobile money networks
     whole_amounts_only = True
     # AzamPay calls the one URL set on its dashboard: no secret of ours can be in it.
     callback_routes = (

@@ -61,6 +61,7 @@ class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts, Refunds):
     display_name = "M-Pesa"
     public_name = "mpesa"
     currencies = frozenset({CURRENCY})
+    phone_regions = frozenset({"KE"})  # Safaricom's M-Pesa: Kenyan 2547…/2541… numbers
     whole_amounts_only = True
     paybill_currency = CURRENCY
     payout_currencies = frozenset({CURRENCY})

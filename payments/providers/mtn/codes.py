@@ -44,6 +44,26 @@ MARKET_CURRENCIES = {
     "mtnrwanda": "RWF",
 }
 CURRENCIES = frozenset(MARKET_CURRENCIES.values())
+# MTN_CURRENCY → the countries (ISO 3166 alpha-2) whose numbers MTN MoMo reaches with it; the sandbox's EUR
+# takes MTN's test numbers of any country (46733123450).
+# MTN's documented sandbox test numbers (docs/providers/mtn.md, "Sandbox test numbers"), honoured by the simulator
+# in every target environment.
+TEST_NUMBERS = frozenset(f"467331234{n}" for n in range(50, 64))
+CURRENCY_REGIONS: dict[str, frozenset[str]] = {
+    SANDBOX_CURRENCY: frozenset(),
+    "UGX": frozenset({"UG"}),
+    "GHS": frozenset({"GH"}),
+    "XOF": frozenset({"CI", "BJ"}),
+    "ZMW": frozenset({"ZM"}),
+    "XAF": frozenset({"CM", "CG"}),
+    "SZL": frozenset({"SZ"}),
+    "GNF": frozenset({"GN"}),
+    "ZAR": frozenset({"ZA"}),
+    "LRD": frozenset({"LR"}),
+    "SSP": frozenset({"SS"}),
+    "NGN": frozenset({"NG"}),
+    "RWF": frozenset({"RW"}),
+}
 SANDBOX_HOST = "sandbox.momodeveloper.mtn.com"
 PRODUCTION_HOST = "proxy.momoapi.mtn.com"
 LEGACY_HOSTS = ("ericssonbasicapi2.azure-api.net",)  # still the default of several libraries: retired

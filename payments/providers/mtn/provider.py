@@ -42,6 +42,7 @@ from payments.providers.mtn.codes import (
     COLLECTION,
     COLLECTION_KIND,
     CURRENCIES,
+    CURRENCY_REGIONS,
     DISBURSEMENT,
     DISBURSEMENT_KIND,
     LEGACY_HOSTS,
@@ -51,6 +52,7 @@ from payments.providers.mtn.codes import (
     SANDBOX_CURRENCY,
     SANDBOX_HOST,
     SANDBOX_TARGET_ENVIRONMENT,
+    TEST_NUMBERS,
 )
 
 # "Allow PUT & POST on your callback listener host": MTN's pages name both, per operation.
@@ -132,6 +134,10 @@ class MtnProvider(PaymentProvider, Collections, Payouts, Refunds):
         # Configured per deployment, so per instance: the contracts declare these as class variables.
         self.currencies = frozenset({self.currency})
         self.payout_currencies = frozenset({self.currency})
+        self.phone_regions = CURRENCY_REGIONS.get(self.currency, frozenset())
+
+    def is_test_number(self, msisdn: str) -> bool:
+        return msisdn in TEST_NUMBERS
 
     @classmethod
     def settings_problems(cls, config: Mapping[str, Any]) -> list[SettingProblem]:
