@@ -102,8 +102,13 @@ def payment_start(
     except ProviderError as error:
         if error.ambiguous:
             return _start_outcome_unknown(payment, error)
+        # It ended now: completed_at is when a payment ended (the settlement file's time and day), whatever
+        # the outcome; nothing is left to check.
         failed = Payment.objects.filter(pk=payment.pk, status=Payment.Status.CREATED).update(
-            status=Payment.Status.FAILED, failure_reason=fit(Payment, "failure_reason", error.message)
+            status=Payment.Status.FAILED,
+            failure_reason=fit(Payment, "failure_reason", error.message),
+            completed_at=timezone.now(),
+            next_check_at=None,
         )
         history_record(
             payment_id=payment.pk, kind=PaymentHistory.Kind.START, summary=f"{provider_code} refused: {error.message}"

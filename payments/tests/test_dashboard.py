@@ -208,6 +208,51 @@ def test_settlement_csv_lines_and_totals_agree_with_the_ledger(ops, known_data):
     assert download.content.decode() == out.getvalue()
 
 
+def test_payments_refused_at_start_or_expired_are_in_the_settlement_file_of_the_day_they_ended(
+    ops, api_client, azam, settings
+):
+    from payments.services.reconcile import payments_reconcile
+    from payments.tests.azampay_fakes import MNO_URL, STATUS_URL, fixture
+
+    patient = PatientFactory(currency="TZS", funding_goal=Decimal("1000000"))
+    body = {
+        "patient": patient.code,
+        "amount": "5000",
+        "currency": "TZS",
+        "provider": "azampay",
+        "channel": "Mpesa",
+        "phone_number": "0712345678",
+    }
+    azam.post(MNO_URL, json=fixture("mno_checkout_invalid_vendor.json"))
+    refused_answer = api_client.post("/api/v1.0/donors/donations/", body, format="json")
+    assert refused_answer.status_code == 502
+    refused = Payment.objects.get(donation__reference=refused_answer.json()["reference"])
+    assert refused.status == Payment.Status.FAILED and refused.completed_at is not None
+    assert refused.next_check_at is None  # nothing left to ask about
+
+    # one nobody confirmed, whose provider cannot be asked any more: reconciliation expires it
+    stale = PaymentFactory(donation=DonationFactory(patient=patient, amount=Decimal("3000"), currency="TZS"))
+    Payment.objects.filter(pk=stale.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.PAYMENT_EXPIRY_SECONDS + 60), next_check_at=None
+    )
+    azam.get(STATUS_URL, status=503)
+    payments_reconcile(reference=stale.reference)
+    stale.refresh_from_db()
+    assert stale.status == Payment.Status.EXPIRED and stale.completed_at is not None
+
+    day = timezone.localdate()
+    out = io.StringIO()
+    call_command("payments_report", "--format", "csv", "--date", day.isoformat(), stdout=out)
+    lines = {line["reference"]: line for line in csv.DictReader(io.StringIO(out.getvalue()))}
+    assert (lines[refused.reference]["status"], lines[refused.reference]["amount"]) == ("failed", "0.00")
+    assert (lines[stale.reference]["status"], lines[stale.reference]["amount"]) == ("expired", "0.00")
+    assert timezone.localtime(timezone.datetime.fromisoformat(lines[refused.reference]["time"])).date() == day
+
+    query = {"start": day.isoformat(), "end": day.isoformat(), "provider": "", "download": "1"}
+    download = ops.get("/admin/payments/payment/settlement/", query)
+    assert download.status_code == 200 and download.content.decode() == out.getvalue()
+
+
 @pytest.mark.parametrize(
     "query, message",
     [
