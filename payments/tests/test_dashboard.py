@@ -266,3 +266,18 @@ def test_settlement_form_refuses_nonsense_with_a_message(ops, query, message):
     response = ops.get("/admin/payments/payment/settlement/", {**query, "download": "1"})
     assert response.status_code == 200 and response["Content-Type"].startswith("text/html")
     assert message in response.content.decode()
+
+
+def test_the_migration_dates_payments_that_ended_without_completed_at():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("payments.migrations.0006_backfill_completed_at_of_refused_payments")
+    old = PaymentFactory(status=Payment.Status.FAILED, completed_at=None)
+    pending = PaymentFactory(status=Payment.Status.PENDING, completed_at=None)
+    migration.backfill(apps, None)
+    old.refresh_from_db()
+    pending.refresh_from_db()
+    assert old.completed_at == old.updated_at and old.next_check_at is None
+    assert pending.completed_at is None
