@@ -30,8 +30,7 @@ from payments.sandbox.telegram import TelegramSimulator
 
 logger = logging.getLogger("payments.sandbox")
 
-# The explicit registry: one simulator class per provider. Daraja (/daraja), MTN (/mtn) and Airtel (/airtel)
-# join here as they are written.
+# The explicit registry: one simulator class per provider (AzamPay, Daraja, MTN, Airtel), and Telegram's.
 SIMULATOR_CLASSES: tuple[type[Simulator], ...] = (
     AzamPaySimulator,
     DarajaSimulator,

@@ -86,3 +86,19 @@ def test_database_task_backend_queues_verification_for_the_worker(settings, clie
     call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload")
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED
+
+
+def test_sandbox_help_describes_every_rails_simulator():
+    from payments.management.commands.sandbox import Command
+
+    text = " ".join(Command().create_parser("manage.py", "sandbox").format_help().split())
+    for rail, prefix in [
+        ("AzamPay", "/azampay"),
+        ("M-Pesa Daraja", "/daraja"),
+        ("MTN MoMo", "/mtn"),
+        ("Airtel Money", "/airtel"),
+        ("Telegram", "/telegram"),
+    ]:
+        assert rail in text and f"({prefix}" in text
+    assert "on every simulator" in text  # --token-lifetime is not AzamPay's alone
+    assert "/webhooks/airtel/payment/" in text  # where --callback-url sends Airtel's callbacks

@@ -1,4 +1,5 @@
-"""`manage.py sandbox`: run the provider simulators (AzamPay, Telegram, …) on one port, in the foreground."""
+"""`manage.py sandbox`: run the four provider simulators (AzamPay, M-Pesa Daraja, MTN MoMo, Airtel Money) and
+Telegram's on one port, in the foreground."""
 
 import signal
 import threading
@@ -20,8 +21,13 @@ def default_time_scale() -> float:
 
 class Command(BaseCommand):
     help = (
-        "Run the local payment provider simulators (AzamPay under /azampay and /azampay-auth, Telegram under "
-        "/telegram) with scripted outcomes by phone number. Inspect them at /_sandbox/transactions."
+        "Run the local simulators of the four payment rails and Telegram on one port, no database: AzamPay "
+        "(/azampay-auth, /azampay: MNO, bank and hosted card checkouts, status, signed callbacks), M-Pesa Daraja "
+        "(/daraja: STK push and query, C2B paybill, B2C payouts, reversals), MTN MoMo (/mtn: request to pay, "
+        "transfers, refunds, MTN's own test numbers), Airtel Money (/airtel: USSD push, enquiry, refunds, "
+        "disbursements with an encrypted PIN) and the Telegram Bot API (/telegram). A payer number's last two "
+        "digits script the outcome (01 insufficient funds … 07 out of order; docs/api.md). Inspect every charge "
+        "and callback at /_sandbox/transactions; point the site at it with PAYMENTS_SANDBOX_URL."
     )
     # The sandbox plays other companies' servers: it needs no database, so no checks that might touch one.
     requires_system_checks: list[str] = []
@@ -33,8 +39,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--callback-url",
             default="",
-            help="Where AzamPay callbacks are delivered "
-            "(default {SITE_URL}/api/v1.0/donors/payment/azampay/callback/).",
+            help="Where AzamPay callbacks are delivered (default {SITE_URL}/api/v1.0/donors/payment/azampay/"
+            "callback/); Airtel's go to this URL's host at /webhooks/airtel/payment/. Daraja and MTN call back the "
+            "URL each request names (CallBackURL, X-Callback-Url).",
         )
         parser.add_argument(
             "--time-scale",
@@ -49,7 +56,8 @@ class Command(BaseCommand):
             "--token-lifetime",
             type=int,
             default=DEFAULT_TOKEN_LIFETIME_SECONDS,
-            help="Seconds an issued AzamPay token stays valid (default 3600); shorten it to exercise refresh.",
+            help="Seconds an issued access token stays valid, on every simulator (AzamPay, Daraja, MTN; Airtel's "
+            "at most 180, as Airtel's own); default 3600. Shorten it to exercise token refresh.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -70,8 +78,11 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Payment sandbox listening on {base}"))
         self.stdout.write(f"  AzamPay auth   {base}/azampay-auth   (AZAMPAY_AUTH_URL)")
         self.stdout.write(f"  AzamPay API    {base}/azampay        (AZAMPAY_API_URL)")
+        self.stdout.write(f"  M-Pesa Daraja  {base}/daraja         (MPESA_API_URL)")
+        self.stdout.write(f"  MTN MoMo       {base}/mtn            (MTN_API_URL)")
+        self.stdout.write(f"  Airtel Money   {base}/airtel         (AIRTEL_API_URL)")
         self.stdout.write(f"  Telegram       {base}/telegram       (TELEGRAM_API_URL)")
-        self.stdout.write(f"  Callbacks to   {callback_url}")
+        self.stdout.write(f"  Callbacks to   {callback_url}   (AzamPay; Airtel to its host; Daraja, MTN as asked)")
         self.stdout.write(f"  Inspect        {base}/_sandbox/transactions  {base}/_sandbox/telegram/messages")
         self.stdout.write(f"  Time scale     {time_scale:g}   (point the site at it with PAYMENTS_SANDBOX_URL={base})")
         self.stdout.write("Phone numbers ending 01..07 script failures, timeouts and odd callbacks (see docs/api.md).")

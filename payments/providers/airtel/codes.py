@@ -16,7 +16,7 @@ ENCRYPTION_KEYS_PATH = "/v1/rsa/encryption-keys"
 UAT_HOST_MARK = "openapiuat."  # openapiuat.airtel.africa and the country UAT hosts
 
 # Callback kinds (one per URL). Airtel documents only the collection callback, configured once per app on its
-# portal; the other two paths exist for the public contract (docs/api.md, "Planned").
+# portal; the other two paths exist for the public contract (docs/api.md, "Provider callbacks").
 PAYMENT_KIND = "payment"
 DISBURSEMENT_KIND = "disbursement"
 NOTIFICATION_KIND = "notification"
