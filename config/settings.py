@@ -213,7 +213,10 @@ TASKS = {"default": {"BACKEND": _TASK_BACKENDS.get(TASKS_BACKEND, TASKS_BACKEND)
 _CACHE_REDIS_URL = str(CACHES["default"]["LOCATION"]).split(",")[0] if "Redis" in CACHES["default"]["BACKEND"] else ""
 TASKS_REDIS_URL = env("TASKS_REDIS_URL", default=_CACHE_REDIS_URL)
 RQ_QUEUES = {"default": {"URL": TASKS_REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 300}}
-RQ = {"JOB_CLASS": "django_tasks_rq.Job"}  # what --job-class says, for a worker started without it
+# JOB_CLASS: what --job-class says, for a worker started without it. WORKER_CLASS: RQ's default Worker forks a
+# work horse per job (our tasks are short: the fork and a fresh database connection cost ~50 ms of CPU per job,
+# bench/README.md); SimpleWorker runs each job in the worker's process, still killed by its timeout (SIGALRM).
+RQ = {"JOB_CLASS": "django_tasks_rq.Job", "WORKER_CLASS": env("RQ_WORKER_CLASS", default="rq.worker.SimpleWorker")}
 if TASKS_BACKEND == "rq":
     TASKS["default"]["QUEUES"] = list(RQ_QUEUES)
     INSTALLED_APPS.append("django_rq")  # its rqworker command; RQBackend's check requires it

@@ -421,3 +421,21 @@ def test_the_queue_defaults_to_the_cache_redis_and_check_deploy_says_so(tmp_path
 
 def test_the_other_backends_do_not_install_django_rq(tmp_path):
     assert _settings_of(_production_env(tmp_path))["django_rq"] is False  # the example's TASKS_BACKEND=database
+
+
+def test_rqworker_runs_jobs_in_its_own_process_unless_told_otherwise(tmp_path):
+    """`manage.py rqworker` builds its worker with django_rq.workers.get_worker: SimpleWorker by default (no fork
+    per job), the forking Worker when RQ_WORKER_CLASS names it."""
+    show = (
+        "import django; django.setup(); from django_rq.workers import get_worker; "
+        "print(type(get_worker('default')).__name__)"
+    )
+    for extra, expected in (({}, "SimpleWorker"), ({"RQ_WORKER_CLASS": "rq.worker.Worker"}, "Worker")):
+        env = _production_env(
+            tmp_path, TASKS_BACKEND="rq", CACHE_URL="redis://127.0.0.1:6379/1", TASKS_REDIS_URL=REDIS_URL, **extra
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", show], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1] == expected
