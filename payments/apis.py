@@ -8,6 +8,7 @@ import copy
 import functools
 
 from django.conf import settings
+from drf_spectacular.serializers import PolymorphicProxySerializerExtension
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -100,6 +101,26 @@ def donation_status_body(donation: Donation) -> dict:
     return dict(DonationStatusSerializer(donation, context={"payment": payment}).data)
 
 
+class LiveVariants(PolymorphicProxySerializer):
+    """A oneOf whose callable is asked again each time the schema is built: drf-spectacular's own keeps the
+    first answer for the life of the process, so the variants would stay those of the settings of the first
+    schema request (a provider left out while its settings were invalid, say) after they changed."""
+
+    @property
+    def serializers(self):
+        return self._variants() if callable(self._variants) else self._variants
+
+    @serializers.setter
+    def serializers(self, value):
+        self._variants = value
+
+
+class LiveVariantsExtension(PolymorphicProxySerializerExtension):
+    """drf-spectacular maps its proxy by exact class: the same mapping for LiveVariants."""
+
+    target_class = "payments.apis.LiveVariants"
+
+
 class DonationCreateApi(APIView):
     """Create a donation and prompt the payer. Guests and JWT donors alike."""
 
@@ -165,7 +186,7 @@ class DonationCreateApi(APIView):
         next_action = NextActionSerializer()
 
     @extend_schema(
-        request=PolymorphicProxySerializer(
+        request=LiveVariants(
             component_name="DonationRequest",
             serializers=lambda: donation_request_variants(),
             resource_type_field_name=None,
