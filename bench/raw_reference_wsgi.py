@@ -1,30 +1,40 @@
-"""Calibration only, NOT the site: the smallest raw-SQL callback pipeline, as a bare WSGI app.
+"""The raw-SQL reference: the same four essential statements as bench/orm_reference, with mysqlclient, no Django.
 
-    BENCH_WSGI=bench.raw_reference_wsgi:application bash bench/run.sh
+    BENCH_APPS=raw bash bench/run.sh          # gunicorn bench.raw_reference_wsgi:application
 
-The same database and callback bodies as the real benchmark, but no Django request handling, no ORM, no
-logging, no notification task: authenticate the password, store the raw callback (one autocommit INSERT,
-committed before anything trusts it), then one transaction that locks the payment and the donation, writes
-the Allocation, adds to the patient's total and marks payment, donation and event. Exact repeats are stored
-as duplicates and not processed. It passes the same ledger checks; it tells how fast this machine can do
-the irreducible SQL of a callback right now, which is what the site's figures should be compared with
-(the machine is shared and its speed drifts).
+Calibration only, NOT the site. Per callback: parse the JSON, check the password, then
+1. INSERT the raw event into payments_callbackevent (its NOT NULL columns; the password redacted, a keyed
+   digest of the raw bytes), committed on its own (autocommit) before anything trusts it;
+2. SELECT ... FOR UPDATE the donation by its reference;
+3. UPDATE it to completed (only if it was pending: a repeat changes nothing);
+4. UPDATE patients_patient SET funding_received = funding_received + amount;
+2–4 in one transaction. It tells what the essential SQL of a callback costs on this machine right now (the
+machine is shared and its speed drifts), next to what Django's ORM adds (bench/orm_reference) and what the
+site adds on top (payments, allocations, history, notifications, logging, middleware).
 """
 
 import hashlib
 import hmac
 import json
 import os
-import time
-from decimal import Decimal
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 import MySQLdb
 
 _url = urlsplit(os.environ.get("DATABASE_URL", "mysql://root@127.0.0.1:3306/donations_bench"))
 _password = os.environ.get("AZAMPAY_CALLBACK_PASSWORD", "").encode()
+_secret = os.environ.get("SECRET_KEY", "bench-only-not-a-secret-0123456789abcdefghijklmnopqrstuvwxyz").encode()
+# The site's body digest: Django's salted_hmac("payments.callback_body", body, sha256) with SECRET_KEY.
+_digest_key = hashlib.sha256(b"payments.callback_body" + _secret).digest()
 _connection = None
 OK = b'{"success": true, "message": "Callback received"}'
+INSERT_EVENT = (
+    "INSERT INTO payments_callbackevent (provider, kind, body, headers, client_ip, body_digest, url_token_digest, "
+    "trust, status, error, attempts, our_reference, provider_reference, received_at) "
+    "VALUES ('azampay', 'payment', %s, '{}', %s, %s, '', 'trusted', 'processed', '', 1, %s, %s, %s)"
+)
 
 
 def _db():
@@ -41,82 +51,56 @@ def _db():
         )
         with _connection.cursor() as cursor:
             cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            cursor.execute("SET SESSION sql_mode = 'STRICT_TRANS_TABLES'")
     return _connection
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
-
-
-def _process(body: bytes) -> tuple[str, bytes]:
-    data = {str(k).lower(): v for k, v in json.loads(body).items()}
-    if not hmac.compare_digest(str(data.get("password") or "").encode(), _password):
+def _process(body: bytes, client_ip: str | None) -> tuple[str, bytes]:
+    try:
+        data = {str(k).lower(): v for k, v in json.loads(body).items()}
+        amount = Decimal(str(data.get("amount")))
+    except (ValueError, AttributeError, InvalidOperation):
+        return "400 Bad Request", b'{"error": "malformed"}'
+    if not _password or not hmac.compare_digest(str(data.get("password") or "").encode(), _password):
         return "401 Unauthorized", b'{"error": "unauthenticated"}'
-    reference = str(data.get("utilityref") or "")
-    amount = Decimal(str(data.get("amount")))
-    digest = hashlib.sha256(body).hexdigest()
-    redacted = json.dumps({**data, "password": "***"})
+    reference = str(data.get("utilityref") or "")[:64]
+    now = datetime.now(UTC).replace(tzinfo=None)  # the site stores UTC (USE_TZ)
     db = _db()
-    now = _now()
     with db.cursor() as cursor:
-        insert = (
-            "INSERT INTO payments_callbackevent (provider, kind, body, headers, client_ip, sha256, dedup_key, "
-            "url_token, trust, status, error, attempts, our_reference, provider_reference, received_at) "
-            "VALUES ('azampay', 'payment', %s, '{}', '127.0.0.1', %s, %s, '', 'trusted', %s, '', 0, %s, '', %s)"
+        cursor.execute(
+            INSERT_EVENT,
+            (
+                json.dumps({**data, "password": "***"}),
+                client_ip,
+                hmac.new(_digest_key, body, hashlib.sha256).hexdigest(),
+                reference,
+                str(data.get("reference") or "")[:100],
+                now,
+            ),
         )
-        try:
-            cursor.execute(insert, (redacted, digest, f"azampay:payment:{digest}", "received", reference, now))
-        except MySQLdb.IntegrityError:
-            cursor.execute(insert, (redacted, digest, None, "duplicate", reference, now))
-            return "200 OK", OK
-        event_id = cursor.lastrowid
         cursor.execute("START TRANSACTION")
         try:
             cursor.execute(
-                "SELECT id, donation_id, amount, status FROM payments_payment "
-                "WHERE reference = %s AND provider = 'azampay' FOR UPDATE",
+                "SELECT id, amount, status, patient_id FROM donor_donation WHERE reference = %s FOR UPDATE",
                 (reference,),
             )
             row = cursor.fetchone()
-            if row is None or row[2] != amount:
+            if row is None:
                 db.rollback()
-                return "404 Not Found", b'{"error": "unknown payment"}'
-            payment_id, donation_id, _, status = row
-            event_status = "ignored"
-            if status != "succeeded":
-                event_status = "processed"
+                return "404 Not Found", b'{"error": "unknown reference"}'
+            donation_id, donation_amount, status, patient_id = row
+            if donation_amount != amount:
+                db.rollback()
+                return "409 Conflict", b'{"error": "amount mismatch"}'
+            if status == "pending":
                 cursor.execute(
-                    "UPDATE payments_payment SET status = 'succeeded', completed_at = %s, updated_at = %s, "
-                    "next_check_at = NULL WHERE id = %s",
-                    (now, now, payment_id),
+                    "UPDATE donor_donation SET status = 'completed', completed_at = %s, updated_at = %s WHERE id = %s",
+                    (now, now, donation_id),
                 )
                 cursor.execute(
-                    "SELECT patient_id, amount, currency, status FROM donor_donation WHERE id = %s FOR UPDATE",
-                    (donation_id,),
+                    "UPDATE patients_patient SET funding_received = funding_received + %s WHERE id = %s",
+                    (amount, patient_id),
                 )
-                patient_id, donation_amount, currency, donation_status = cursor.fetchone()
-                if donation_status == "pending":
-                    # The patient row first: the allocation INSERT takes a shared lock on it (foreign key), and
-                    # two callbacks for one patient that both hold that shared lock deadlock on the UPDATE.
-                    cursor.execute(
-                        "UPDATE patients_patient SET funding_received = funding_received + %s WHERE id = %s",
-                        (donation_amount, patient_id),
-                    )
-                    cursor.execute(
-                        "INSERT INTO donor_allocation (donation_id, patient_id, target, amount, currency, created_at) "
-                        "VALUES (%s, %s, %s, %s, %s, %s)",
-                        (donation_id, patient_id, f"patient:{patient_id}", donation_amount, currency, now),
-                    )
-                    cursor.execute(
-                        "UPDATE donor_donation SET status = 'completed', completed_at = %s, updated_at = %s "
-                        "WHERE id = %s",
-                        (now, now, donation_id),
-                    )
-            cursor.execute(
-                "UPDATE payments_callbackevent SET status = %s, attempts = 1, processed_at = %s, payment_id = %s "
-                "WHERE id = %s",
-                (event_status, now, payment_id, event_id),
-            )
             db.commit()
         except Exception:
             db.rollback()
@@ -125,10 +109,10 @@ def _process(body: bytes) -> tuple[str, bytes]:
 
 
 def application(environ, start_response):
-    if environ["REQUEST_METHOD"] != "POST":  # health probe from bench/run.sh
+    if environ["REQUEST_METHOD"] != "POST":  # the health probe from bench/run.sh
         start_response("200 OK", [("Content-Type", "application/json")])
         return [b'{"status": "healthy"}']
     length = int(environ.get("CONTENT_LENGTH") or 0)
-    status, payload = _process(environ["wsgi.input"].read(length))
+    status, payload = _process(environ["wsgi.input"].read(length), environ.get("REMOTE_ADDR"))
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
     return [payload]

@@ -32,6 +32,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
+from payments.providers.mtn.codes import MARKET_CURRENCIES
 from payments.providers.mtn.config import CONFIG as MTN_CONFIG
 from payments.sandbox.base import (
     Endpoint,
@@ -69,22 +70,9 @@ DELAYED_SECONDS = 25.0  # 46733123454: CREATED, then SUCCESSFUL after about 25 s
 MAX_TEXT = 160
 FORBIDDEN_TEXT = ("&", "'")
 PARTY_ID_TYPES = ("MSISDN", "EMAIL", "PARTY_CODE")
-# X-Target-Environment → the currency it takes (MTN's sandbox: EUR only).
-ENVIRONMENT_CURRENCIES = {
-    "sandbox": "EUR",
-    "mtnuganda": "UGX",
-    "mtnghana": "GHS",
-    "mtnivorycoast": "XOF",
-    "mtnzambia": "ZMW",
-    "mtncameroon": "XAF",
-    "mtnbenin": "XOF",
-    "mtncongo": "XAF",
-    "mtnswaziland": "SZL",
-    "mtnguineaconakry": "GNF",
-    "mtnsouthafrica": "ZAR",
-    "mtnliberia": "LRD",
-    "mtnrwanda": "RWF",
-}
+# X-Target-Environment → the currency it takes (MTN's sandbox: EUR only): the same table the provider checks
+# MTN_CURRENCY against, so the simulator and the deploy check cannot disagree.
+ENVIRONMENT_CURRENCIES = MARKET_CURRENCIES
 UUID4_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 INVALID_SUBSCRIPTION_KEY = {
