@@ -22,16 +22,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from credit_lag import percentile  # bench/ is on sys.path when run as a script
+
 CALLBACK_PATH = "/api/v1.0/donors/payment/azampay/callback/"
 STATUS_PATH = "/api/v1.0/donors/donations/{}/status/"
-
-
-def percentile(values: list[float], pct: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(pct / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 class Probe:
