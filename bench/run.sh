@@ -3,7 +3,7 @@
 # doing only the four essential statements (bench/orm_reference through Django's ORM, bench/raw_reference_wsgi.py
 # in raw SQL), each under the same gunicorn and wrk, on its own copy of the same seeded database.
 #
-#   make bench            (= bash bench/run.sh; ~6-9 min; MariaDB/MySQL root without a password on 127.0.0.1:3306)
+#   make bench            (= bash bench/run.sh; 7-12 min; MariaDB/MySQL root without a password on 127.0.0.1:3306)
 #
 # 1. resets $BENCH_DB (donations_bench), migrates it, seeds pending AzamPay payments (bench/setup_payments.py):
 #    sets warmup, main ($BENCH_PAYMENTS, ~10% exact repeats), lat (no repeats) and profile; then copies it to
@@ -21,7 +21,7 @@
 #    credit lag and donor latency.
 # Only ever talks to 127.0.0.1; gunicorn and the task workers are stopped by a trap whatever happens.
 #
-# Knobs (environment; defaults in brackets): BENCH_APPS ["orm handled stored stored_split raw"; also stored_nice:
+# Knobs (environment; defaults in brackets): BENCH_APPS ["orm handled stored stored_nice stored_split raw"; stored_nice:
 # stored with the task workers under `nice -n $BENCH_NICE` (10); stored_split: stored with the task workers
 # stopped while wrk runs and started after it — the web host's share when the workers run on other hosts
 # (README "Deployment on several hosts"); its drain is then the workers' catch-up on one box], BENCH_CONNECTIONS [16],
@@ -38,7 +38,7 @@ ROOT=$PWD
 PY=${PY:-$ROOT/.venv/bin/python}
 PORT=${BENCH_PORT:-8099}
 DB=${BENCH_DB:-donations_bench}
-APPS=${BENCH_APPS:-"orm handled stored stored_split raw"}
+APPS=${BENCH_APPS:-"orm handled stored stored_nice stored_split raw"}
 CONNS=${BENCH_CONNECTIONS:-16}
 PAYMENTS=${BENCH_PAYMENTS:-5000}
 PATIENTS=${BENCH_PATIENTS:-100}
