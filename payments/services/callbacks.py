@@ -70,14 +70,17 @@ def payment_callback_handle(*, event: CallbackEvent, body: bytes, live: bool) ->
 
 
 def _apply(event: CallbackEvent, payment: Payment, result: ProviderResult) -> CallbackOutcome:
-    outcome = payment_apply_result(
-        payment_id=payment.pk, result=result, verified=True, cause=f"authenticated callback #{event.pk}"
-    )
-    if outcome.status == "review":
-        callback_event_mark(event, CallbackEvent.Status.REVIEW, error=outcome.detail)
-        return CallbackOutcome("review", 200, "Received; held for review.")
-    status = CallbackEvent.Status.PROCESSED if outcome.changed else CallbackEvent.Status.IGNORED
-    callback_event_mark(event, status, error="" if outcome.changed else outcome.detail)
+    # The credit and the delivery's verdict commit together: never a credited payment whose delivery still
+    # reads `received`, and one commit (one log flush) fewer per callback.
+    with transaction.atomic():
+        outcome = payment_apply_result(
+            payment_id=payment.pk, result=result, verified=True, cause=f"authenticated callback #{event.pk}"
+        )
+        if outcome.status == "review":
+            callback_event_mark(event, CallbackEvent.Status.REVIEW, error=outcome.detail)
+            return CallbackOutcome("review", 200, "Received; held for review.")
+        status = CallbackEvent.Status.PROCESSED if outcome.changed else CallbackEvent.Status.IGNORED
+        callback_event_mark(event, status, error="" if outcome.changed else outcome.detail)
     return CallbackOutcome(ACCEPTED, 200, "Callback received")
 
 

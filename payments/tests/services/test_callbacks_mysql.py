@@ -8,11 +8,15 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.db import OperationalError
+from django.test import Client
 
 from donor.models import Allocation, Donation
 from donor.tests.factories import DonationFactory
 from patients.tests.factories import PatientFactory
 from payments.models import CallbackEvent, Payment
+from payments.services import callbacks
+from payments.services.dispatch import callback_replay
 from payments.tests.azampay_fakes import ACK, CALLBACK_URL, callback_body
 from payments.tests.factories import PaymentFactory
 from payments.tests.helpers import poster, run_together
@@ -75,3 +79,36 @@ def test_twenty_donations_to_one_patient_completing_at_once_all_land():
     assert Allocation.objects.filter(patient=patient).count() == THREADS
     assert Donation.objects.filter(status=Donation.Status.COMPLETED).count() == THREADS
     assert CallbackEvent.objects.filter(status=CallbackEvent.Status.PROCESSED).count() == THREADS
+
+
+def test_a_credit_whose_verdict_cannot_be_written_is_undone_then_credited_once_by_the_retry(monkeypatch):
+    """The credit and the inbox row's `processed` commit together: if the second fails, neither happened, and
+    the delivery stays open for the sweeper (before, the money was credited while the delivery read `failed`)."""
+    payment = PaymentFactory(donation__patient__funding_goal=Decimal("1000000"))
+    real_mark = callbacks.callback_event_mark
+
+    def verdict_fails(event, status, **kwargs):
+        if status == CallbackEvent.Status.PROCESSED:
+            raise OperationalError(1205, "Lock wait timeout exceeded; try restarting transaction")
+        return real_mark(event, status, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(callbacks, "callback_event_mark", verdict_fails)
+        response = Client().post(CALLBACK_URL, data=callback_body(payment), content_type="application/json")
+
+    assert response.status_code == 200  # stored and due for a retry: nothing for the provider to resend
+    event = CallbackEvent.objects.get()
+    assert event.status == CallbackEvent.Status.FAILED
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING
+    assert Allocation.objects.count() == 0 and payment.donation.patient.funding_received == 0
+
+    assert callback_replay(event=event).code == "accepted"  # what the sweeper runs
+    assert callback_replay(event=event).code == "accepted"  # and once more: nothing changes
+    payment.refresh_from_db()
+    patient = payment.donation.patient
+    patient.refresh_from_db()
+    assert payment.status == Payment.Status.SUCCEEDED
+    assert patient.funding_received == payment.amount and Allocation.objects.count() == 1
+    event.refresh_from_db()
+    assert event.status == CallbackEvent.Status.IGNORED  # the second replay found it done
