@@ -157,70 +157,14 @@ class IdempotencyRecord(models.Model):
         return self.key
 
 
-class Payout(models.Model):
-    """Money sent to a patient's treatment partner (M-Pesa B2C), under maker-checker.
-
-    One staff user requests it, a different staff user approves it; only then is the B2C request sent, once.
-    A queue timeout makes it `ambiguous`: resolved by the result callback, a status query or by hand, never
-    re-sent automatically.
-    """
-
-    class Status(models.TextChoices):
-        REQUESTED = "requested", "Requested (awaiting approval)"
-        SENDING = "sending", "Approved, sending"
-        SENT = "sent", "Sent, awaiting result"
-        PAID = "paid", "Paid"
-        FAILED = "failed", "Failed"
-        AMBIGUOUS = "ambiguous", "Ambiguous (check with the provider)"
-        CANCELLED = "cancelled", "Cancelled before sending"
-
-    reference = models.CharField(max_length=64, unique=True, help_text="Our OriginatorConversationID")
-    patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="payouts")
-    treatment_partner = models.ForeignKey("patients.TreatmentPartner", on_delete=models.PROTECT, related_name="payouts")
-    provider = models.CharField(max_length=20, default="mpesa")
-    msisdn = models.CharField(max_length=15, help_text="The partner's wallet, E.164 digits without +")
-    amount = models.DecimalField(**MONEY)
-    currency = models.CharField(max_length=3)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.REQUESTED, db_index=True)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payouts_requested"
-    )
-    approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="payouts_approved"
-    )
-    conversation_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
-    receipt = models.CharField(max_length=100, blank=True)
-    result_code = models.CharField(max_length=20, blank=True)
-    result_desc = models.CharField(max_length=255, blank=True)
-    needs_review = models.BooleanField(default=False, db_index=True)
-    # When reconciliation next asks a provider with a payout status query (MTN) about it.
-    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    approved_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="payout_amount_positive")]
-        permissions = [
-            ("approve_payout", "Can approve and send payouts (the checker of maker-checker)"),
-            ("resolve_payout", "Can settle an ambiguous or stuck payout by hand"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.reference} ({self.status})"
-
-
-class Refund(models.Model):
-    """Money of a completed donation given back to its payer, under maker-checker.
+class MoneyOut(models.Model):
+    """Money we send out: a payout to a treatment partner or a refund to a donor, on one lifecycle
+    (payments/services/money_out.py) under maker-checker.
 
     One staff user requests it, a different one with the approve permission approves it; only then is the
-    provider asked, once. Its result (callback or status query) makes it `refunded` — the ledger then gets
-    reversing allocation rows — or `failed`. A request that timed out after sending is `ambiguous`: never
-    re-sent, settled by a later result or by a person. Providers without a refund API (AzamPay) are refunded
-    outside it and recorded here by hand (`manual`), through the same two people.
+    provider asked, once, with ids we chose and stored before the request left. Its result (callback, status
+    query or the request's own answer, as the rail allows) makes it paid/refunded or failed. A request that
+    timed out after sending is `ambiguous`: never re-sent, settled by a later result or by a person.
     """
 
     class Status(models.TextChoices):
@@ -228,34 +172,35 @@ class Refund(models.Model):
         SENDING = "sending", "Approved, sending"
         SENT = "sent", "Sent, awaiting result"
         AMBIGUOUS = "ambiguous", "Ambiguous (check with the provider)"
+        PAID = "paid", "Paid"
         REFUNDED = "refunded", "Refunded"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled before sending"
 
-    # Refunds that hold (or may hold) the donation's money: at most one per donation.
-    LIVE = (Status.REQUESTED, Status.SENDING, Status.SENT, Status.AMBIGUOUS, Status.REFUNDED)
+    # Whatever may still hold (or has taken) the money; what a provider's result may settle.
     AWAITING_RESULT = (Status.SENDING, Status.SENT, Status.AMBIGUOUS)
+    DONE: Status  # paid (payout) or refunded (refund)
 
+    # Our id: B2C's OriginatorConversationID, the externalId MTN echoes; a result names it where it can.
     reference = models.CharField(max_length=64, unique=True)
-    donation = models.ForeignKey(Donation, on_delete=models.PROTECT, related_name="refunds")
-    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
     provider = models.CharField(max_length=20)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.REQUESTED, db_index=True)
     amount = models.DecimalField(**MONEY)
     currency = models.CharField(max_length=3)
-    reason = models.CharField(max_length=255, blank=True)
-    manual = models.BooleanField(default=False, help_text="Paid back outside the provider's API, recorded by hand")
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.REQUESTED, db_index=True)
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="refunds_requested"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="%(class)ss_requested"
     )
     approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds_approved"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="%(class)ss_approved"
     )
+    # The provider's id: chosen by us and stored before sending where the rail lets us (MTN's X-Reference-Id,
+    # Airtel's transaction id), else learnt from its answer (Daraja's ConversationID).
     provider_reference = models.CharField(max_length=100, null=True, blank=True)
     receipt = models.CharField(max_length=100, blank=True)
     result_code = models.CharField(max_length=40, blank=True)
     result_desc = models.CharField(max_length=255, blank=True)
     needs_review = models.BooleanField(default=False, db_index=True)
+    # When reconciliation next asks a provider with a status query about it.
     next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     approved_at = models.DateTimeField(null=True, blank=True)
@@ -264,7 +209,55 @@ class Refund(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.reference} ({self.status})"
+
+
+def _status_field(leave_out: str) -> models.CharField:
+    choices = [choice for choice in MoneyOut.Status.choices if choice[0] != leave_out]
+    return models.CharField(max_length=20, choices=choices, default=MoneyOut.Status.REQUESTED, db_index=True)
+
+
+class Payout(MoneyOut):
+    """Money sent to a patient's treatment partner's wallet (M-Pesa B2C, MTN and Airtel disbursements)."""
+
+    DONE = MoneyOut.Status.PAID
+
+    patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="payouts")
+    treatment_partner = models.ForeignKey("patients.TreatmentPartner", on_delete=models.PROTECT, related_name="payouts")
+    provider = models.CharField(max_length=20, default="mpesa")
+    msisdn = models.CharField(max_length=15, help_text="The partner's wallet, E.164 digits without +")
+    status = _status_field(MoneyOut.Status.REFUNDED)
+
+    class Meta(MoneyOut.Meta):
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="payout_amount_positive"),
+            models.UniqueConstraint(fields=["provider", "provider_reference"], name="payout_provider_reference_unique"),
+        ]
+        permissions = [
+            ("approve_payout", "Can approve and send payouts (the checker of maker-checker)"),
+            ("resolve_payout", "Can settle an ambiguous or stuck payout by hand"),
+        ]
+
+
+class Refund(MoneyOut):
+    """Money of a completed donation given back to its payer. Providers without a refund API (AzamPay) are
+    refunded outside it and recorded here by hand (`manual`), through the same two people."""
+
+    DONE = MoneyOut.Status.REFUNDED
+    # Refunds that hold (or may hold) the donation's money: at most one per donation.
+    LIVE = (MoneyOut.Status.REQUESTED, *MoneyOut.AWAITING_RESULT, MoneyOut.Status.REFUNDED)
+
+    donation = models.ForeignKey(Donation, on_delete=models.PROTECT, related_name="refunds")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    reason = models.CharField(max_length=255, blank=True)
+    manual = models.BooleanField(default=False, help_text="Paid back outside the provider's API, recorded by hand")
+    status = _status_field(MoneyOut.Status.PAID)
+
+    class Meta(MoneyOut.Meta):
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive"),
             models.UniqueConstraint(fields=["provider", "provider_reference"], name="refund_provider_reference_unique"),
@@ -274,8 +267,20 @@ class Refund(models.Model):
             ("resolve_refund", "Can settle an ambiguous or stuck refund by hand"),
         ]
 
+
+class LedgerCheck(models.Model):
+    """The last runs of `verify_ledger`: what the dashboard shows as the book's health."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    ok = models.BooleanField()
+    problems = models.PositiveIntegerField(default=0)
+    report = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
     def __str__(self) -> str:
-        return f"{self.reference} ({self.status})"
+        return f"{self.at:%Y-%m-%d %H:%M} {'OK' if self.ok else f'{self.problems} problem(s)'}"
 
 
 class PaymentHistory(models.Model):

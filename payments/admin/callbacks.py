@@ -9,7 +9,8 @@ from django.utils.html import format_html
 from config.evidence_admin import EvidenceAdmin
 from payments.models import CallbackEvent
 from payments.services.audit import audit_record
-from payments.services.dispatch import callback_replay
+from payments.services.dispatch import callback_replay, money_out_apply_held
+from payments.services.money_out import MoneyOutRefused
 from payments.services.paybill import HeldConfirmationRefused, paybill_accept_held
 
 
@@ -50,7 +51,7 @@ class CallbackEventAdmin(EvidenceAdmin):
         "processed_at",
     ]
     exclude = ["body", "url_token_digest"]
-    actions = ["replay", "dry_run_replay", "accept_held_paybill"]
+    actions = ["replay", "dry_run_replay", "accept_held_paybill", "apply_held_money_out"]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         buttons = [
@@ -88,6 +89,21 @@ class CallbackEventAdmin(EvidenceAdmin):
                 self.message_user(request, f"#{event.pk}: {refused}", messages.ERROR)
                 continue
             self.message_user(request, f"#{event.pk}: {outcome.code} — {outcome.message}", messages.SUCCESS)
+
+    def has_apply_held_permission(self, request) -> bool:
+        return request.user.has_perm("payments.resolve_payout") or request.user.has_perm("payments.resolve_refund")
+
+    @admin.action(
+        description="Apply held payout/refund results (checked on the provider's portal)", permissions=["apply_held"]
+    )
+    def apply_held_money_out(self, request, queryset):
+        for event in queryset:
+            try:
+                done = money_out_apply_held(event_id=event.pk, applied_by=request.user)
+            except MoneyOutRefused as refused:
+                self.message_user(request, f"#{event.pk}: {refused.message}", messages.ERROR)
+                continue
+            self.message_user(request, f"#{event.pk}: {done.reference} {done.get_status_display()}", messages.SUCCESS)
 
     @admin.display(description="Body (secrets redacted)")
     def pretty_body(self, event: CallbackEvent) -> str:

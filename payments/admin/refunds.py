@@ -5,19 +5,12 @@ checker approves them with that transfer's receipt, which records them as refund
 """
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 
-from payments.admin.receipts import with_receipt
+from payments.admin.money_out import MoneyOutAdmin
 from payments.models import Refund
-from payments.services.refunds import (
-    RefundRefused,
-    refund_approve,
-    refund_cancel,
-    refund_check,
-    refund_request,
-    refund_resolve,
-    refund_supported,
-)
+from payments.services import money_out as lifecycle
+from payments.services.refunds import FLOW, RefundRefused, refund_check, refund_request, refund_supported
 
 
 class RefundRequestForm(forms.ModelForm):
@@ -37,7 +30,11 @@ class RefundRequestForm(forms.ModelForm):
 
 
 @admin.register(Refund)
-class RefundAdmin(admin.ModelAdmin):
+class RefundAdmin(MoneyOutAdmin):
+    flow = FLOW
+    request_form = RefundRequestForm
+    request_fields = ["donation", "amount", "reason"]
+    extra_fields = ["how_it_is_paid", "results_received"]
     list_display = [
         "reference",
         "donation",
@@ -52,38 +49,11 @@ class RefundAdmin(admin.ModelAdmin):
         "needs_review",
         "created_at",
     ]
-    list_filter = ["status", "provider", "manual", "needs_review", "currency"]
+    list_filter = [*MoneyOutAdmin.list_filter, "manual"]
     search_fields = ["reference", "provider_reference", "receipt", "donation__reference"]
     list_select_related = ["donation", "requested_by", "approved_by"]
     raw_id_fields = ["donation"]
-    actions = ["approve_and_send", "approve_manual", "cancel_request", "resolve_as_refunded", "resolve_as_failed"]
-
-    def has_approve_permission(self, request) -> bool:
-        return request.user.has_perm("payments.approve_refund")
-
-    def has_resolve_permission(self, request) -> bool:
-        return request.user.has_perm("payments.resolve_refund")
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False  # evidence: a request moves through approval and results only, never an edit
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = RefundRequestForm
-        form = super().get_form(request, obj, **kwargs)
-        form.requested_by = request.user
-        return form
-
-    def get_fields(self, request, obj=None):
-        if obj is None:
-            return ["donation", "amount", "reason"]
-        return [f.name for f in Refund._meta.fields if f.name != "id"] + ["how_it_is_paid"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [] if obj is None else self.get_fields(request, obj)
+    actions = ["approve_manual", *MoneyOutAdmin.actions]
 
     @admin.display(description="How it is paid back")
     def how_it_is_paid(self, obj: Refund) -> str:
@@ -103,67 +73,16 @@ class RefundAdmin(admin.ModelAdmin):
         obj.pk = created.pk
         obj.refresh_from_db()
 
-    def _each(self, request, queryset, step) -> None:
-        for refund in queryset:
-            try:
-                done = step(refund)
-            except RefundRefused as refused:
-                self.message_user(request, f"{refund.reference}: {refused.message}", messages.ERROR)
-                continue
-            self.message_user(request, f"{done.reference}: {done.get_status_display()}", messages.SUCCESS)
-
-    @admin.action(description="Approve and send (a different staff user than the requester)", permissions=["approve"])
-    def approve_and_send(self, request, queryset):
-        self._each(request, queryset, lambda r: refund_approve(refund_id=r.pk, approved_by=request.user))
-
-    @admin.action(description="Approve a refund paid back outside the provider (asks for its receipt)",
-                  permissions=["approve"])  # fmt: skip
+    @admin.action(
+        description="Approve a refund paid back outside the provider (asks for its receipt)", permissions=["approve"]
+    )
     def approve_manual(self, request, queryset):
-        def step(refund, receipt):
-            try:
-                done = refund_approve(refund_id=refund.pk, approved_by=request.user, receipt=receipt)
-            except RefundRefused as refused:
-                return f"{refund.reference}: {refused.message}"
-            return f"{done.reference}: {done.get_status_display()}"
-
-        return with_receipt(
+        return self._with_receipt(
             request,
             queryset,
             action="approve_manual",
             title="Approve refunds paid back outside the provider",
             explanation="Give the receipt of the transfer that paid the donor back.",
-            submit_label="Approve and record as refunded",
-            step=step,
-        )
-
-    @admin.action(description="Cancel the selected requests (not yet approved)", permissions=["add"])
-    def cancel_request(self, request, queryset):
-        self._each(request, queryset, lambda r: refund_cancel(refund_id=r.pk, cancelled_by=request.user))
-
-    @admin.action(
-        description="Resolve ambiguous as REFUNDED (asks for the provider's receipt)", permissions=["resolve"]
-    )
-    def resolve_as_refunded(self, request, queryset):
-        def step(refund, receipt):
-            try:
-                done = refund_resolve(refund_id=refund.pk, refunded=True, resolved_by=request.user, receipt=receipt)
-            except RefundRefused as refused:
-                return f"{refund.reference}: {refused.message}"
-            return f"{done.reference}: {done.get_status_display()}"
-
-        return with_receipt(
-            request,
-            queryset,
-            action="resolve_as_refunded",
-            title="Resolve refunds as refunded",
-            explanation="Checked on the provider's portal: the money went back. Give its receipt.",
-            submit_label="Record as refunded",
-            step=step,
-        )
-
-    @admin.action(description="Resolve ambiguous as FAILED (checked on the provider's portal: nothing went back)",
-                  permissions=["resolve"])  # fmt: skip
-    def resolve_as_failed(self, request, queryset):
-        self._each(
-            request, queryset, lambda r: refund_resolve(refund_id=r.pk, refunded=False, resolved_by=request.user)
+            label="Approve and record as refunded",
+            step=lambda obj, receipt: lifecycle.approve(FLOW, obj.pk, request.user, receipt=receipt),
         )

@@ -21,6 +21,15 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 
+class Settlement(StrEnum):
+    """How a rail tells us the outcome of money we sent (a payout or a refund)."""
+
+    CALLBACK = "callback"  # a result callback to the URL we gave
+    STATUS_QUERY = "status_query"  # a status query by the id we chose before sending
+    ANSWER = "answer"  # the request's own answer is the result
+    PERSON = "person"  # nothing: a person checks the provider's portal
+
+
 class PaymentStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
@@ -211,7 +220,7 @@ class PayoutRequest:
 
 @dataclass(frozen=True)
 class PayoutAccepted:
-    conversation_id: str  # the provider's id for the payout
+    provider_reference: str  # the provider's id for the payout
     message: str = ""
     result: "PayoutResult | None" = None  # a provider that answers with the final result at once (Airtel)
 
@@ -224,8 +233,9 @@ class PayoutResult:
     description: str
     succeeded: bool
     receipt: str = ""
-    amount: Decimal | None = None
+    amount: Decimal | None = None  # what the provider says it paid, when it says (compared with ours)
     pending: bool = False  # a status query's "not decided yet" (then `succeeded` means nothing)
+    currency: str = ""
 
 
 # --- Refunds --------------------------------------------------------------------------------------------
@@ -263,6 +273,9 @@ class RefundResult:
     status: PaymentStatus  # SUCCEEDED, FAILED, PENDING or UNKNOWN
     message: str = ""
     receipt: str = ""  # the provider's transaction id of the money going back
+    amount: Decimal | None = None  # what the provider says it gave back, when it says (compared with ours)
+    currency: str = ""
+    reversed_receipt: str = ""  # the receipt of the payment it gave back (M-Pesa's OriginalTransactionID)
 
 
 # --- Errors and parsing helpers -------------------------------------------------------------------------
@@ -467,6 +480,7 @@ class Payouts(ABC):
 
     payout_currencies: frozenset[str]
     payout_whole_amounts_only: ClassVar[bool] = True
+    payout_settled_by: ClassVar[frozenset[Settlement]] = frozenset({Settlement.CALLBACK})
 
     @abstractmethod
     def send_payout(self, payout: PayoutRequest) -> PayoutAccepted:
@@ -492,6 +506,7 @@ class Refunds(ABC):
     """Give a completed payment back to its payer."""
 
     refunds_partial: ClassVar[bool] = False  # may a refund be less than the payment?
+    refund_settled_by: ClassVar[frozenset[Settlement]] = frozenset({Settlement.CALLBACK})
 
     def refund_reference_before_request(self) -> str:
         """The provider's id for a new refund when we choose it (MTN), stored before the request."""

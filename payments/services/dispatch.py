@@ -20,6 +20,7 @@ from django.utils import timezone
 from payments.models import CallbackEvent
 from payments.providers.base import CallbackRole, CallbackTrust
 from payments.providers.registry import PROVIDER_CLASSES, get_provider
+from payments.services import money_out, payouts, refunds
 from payments.services.callbacks import payment_callback_handle
 from payments.services.inbox import (
     ACCEPTED,
@@ -203,3 +204,22 @@ def callbacks_sweep(*, received_before: datetime | None = None, limit: int = 500
             report.lines.append(line)
             logger.info("Swept %s", line)
     return report
+
+
+MONEY_OUT_FLOWS: dict[CallbackRole, money_out.Flow] = {
+    CallbackRole.PAYOUT_RESULT: payouts.FLOW,
+    CallbackRole.REFUND_RESULT: refunds.FLOW,
+}
+
+
+def money_out_apply_held(*, event_id: int, applied_by: money_out.Staff) -> money_out.MoneyOut:
+    """A payout or refund result held for a person (trust off, unsigned, no status query), applied as it stands
+    after they checked the provider's portal. Audited; needs the payout's or refund's resolve permission."""
+    event = CallbackEvent.objects.get(pk=event_id)
+    cls = PROVIDER_CLASSES.get(event.provider)
+    flow = MONEY_OUT_FLOWS.get(cls.callback_role(event.kind)) if cls else None  # type: ignore[arg-type]
+    if flow is None:
+        raise money_out.MoneyOutRefused(f"Callback #{event.pk} is not a payout or refund result.")
+    if event.status not in (CallbackEvent.Status.REVIEW, CallbackEvent.Status.FAILED, CallbackEvent.Status.DEAD):
+        raise money_out.MoneyOutRefused(f"Callback #{event.pk} is {event.status}, not held.")
+    return money_out.apply_held(flow, event, applied_by)

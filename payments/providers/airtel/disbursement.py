@@ -118,7 +118,7 @@ def send(client: AirtelClient, settings: DisbursementSettings, payout: PayoutReq
             succeeded=True,
             receipt=str(answer.transaction.get("reference_id") or answer.transaction.get("airtel_money_id") or ""),
         )
-    return PayoutAccepted(conversation_id=transaction_id, message=message, result=paid)
+    return PayoutAccepted(provider_reference=transaction_id, message=message, result=paid)
 
 
 def send_outcome(response: requests.Response, answer: Envelope) -> str:

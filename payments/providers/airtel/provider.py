@@ -39,6 +39,7 @@ from payments.providers.base import (
     Refunds,
     RouteToken,
     SettingProblem,
+    Settlement,
 )
 from payments.providers.tokens import TokenCache
 
@@ -52,6 +53,10 @@ class AirtelProvider(PaymentProvider, Collections, Payouts, Refunds):
     payout_currencies = frozenset({"UGX"})
     whole_amounts_only = True
     refunds_partial = False  # the refund body names the payment only: always its whole amount
+    # A disbursement's answer is its result, and the enquiry (by the id we chose) settles one in progress.
+    # A refund has neither enquiry nor callback: an answer that is not final goes to a person at once.
+    payout_settled_by = frozenset({Settlement.ANSWER, Settlement.STATUS_QUERY})
+    refund_settled_by = frozenset({Settlement.ANSWER})
     # Airtel calls the one collection URL set on its portal: no secret of ours can be in it. It documents no
     # disbursement or notification callback; those paths exist for the public contract.
     callback_routes = (

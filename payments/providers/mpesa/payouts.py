@@ -16,7 +16,7 @@ from payments.providers.base import (
 from payments.providers.http import response_object
 from payments.providers.mpesa.client import DarajaClient, normalize_phone, refusal
 from payments.providers.mpesa.codes import SAFE_TEXT_RE, clean_desc
-from payments.providers.mpesa.fields import text_field
+from payments.providers.mpesa.fields import result_parameters, text_field
 
 B2C_PATH = "/mpesa/b2c/v3/paymentrequest"
 SUCCESS = "0"
@@ -62,7 +62,7 @@ def send(client: DarajaClient, b2c: B2CSettings, payout: PayoutRequest) -> Payou
             ambiguous=response.status_code >= 500,
         )
     return PayoutAccepted(
-        conversation_id=str(payload.get("ConversationID") or ""),
+        provider_reference=str(payload.get("ConversationID") or ""),
         message=str(payload.get("ResponseDescription") or ""),
     )
 
@@ -79,11 +79,7 @@ def parse_result(body: bytes) -> PayoutResult:
         raise CallbackMalformed("OriginatorConversationID or ConversationID is required")
     if "ResultCode" not in result or isinstance(result["ResultCode"], bool | dict | list | None):
         raise CallbackMalformed("Result.ResultCode is required")
-    parameters = (result.get("ResultParameters") or {}) if isinstance(result.get("ResultParameters"), dict) else {}
-    items = parameters.get("ResultParameter") or []
-    if isinstance(items, dict):
-        items = [items]
-    values = {str(i.get("Key")): i.get("Value") for i in items if isinstance(i, dict) and "Key" in i and "Value" in i}
+    values = result_parameters(result)
     code = str(result["ResultCode"]).strip()
     return PayoutResult(
         our_reference=originator,

@@ -11,11 +11,12 @@ from payments.providers.base import (
     RefundRequest,
     RefundResult,
     load_json,
+    parse_money,
 )
 from payments.providers.http import response_object
 from payments.providers.mpesa.client import DarajaClient, refusal
 from payments.providers.mpesa.codes import SAFE_TEXT_RE, clean_desc
-from payments.providers.mpesa.fields import text_field
+from payments.providers.mpesa.fields import result_parameters, text_field
 from payments.providers.mpesa.payouts import B2CSettings
 
 REVERSAL_PATH = "/mpesa/reversal/v1/request"
@@ -41,6 +42,10 @@ def send(client: DarajaClient, initiator: B2CSettings, shortcode: str, refund: R
         "QueueTimeOutURL": refund.timeout_url,
         "Remarks": (SAFE_TEXT_RE.sub("", refund.reason) or "Donation refund")[:100].ljust(2, "."),
         "Occasion": "Refund",
+        # Our id for the reversal, as B2C v3 takes it. Daraja's Reversal page lists it only in the answer and
+        # the result; where it is not echoed, the result is matched by its ConversationID or by the receipt
+        # it reverses (docs/providers/mpesa.md, "Reversal").
+        "OriginatorConversationID": refund.reference,
     }
     response = client.api.request("POST", REVERSAL_PATH, json=body, headers=client.headers(), moves_money=True)
     payload = response_object(response)
@@ -70,9 +75,15 @@ def parse_result(body: bytes) -> RefundResult:
         raise CallbackMalformed("Result.ResultCode is required")
     code = str(result["ResultCode"]).strip()
     status = PaymentStatus.SUCCEEDED if code in (SUCCESS, ALREADY_REVERSED) else PaymentStatus.FAILED
+    values = result_parameters(result)
     return RefundResult(
-        our_reference="",  # Daraja chooses the conversation ids of a reversal: its ConversationID finds ours
+        # Ours when Daraja echoes the OriginatorConversationID we sent; its ConversationID, or the receipt it
+        # reverses (OriginalTransactionID, on a success only), find the refund otherwise.
+        our_reference=text_field(result, "OriginatorConversationID"),
         provider_reference=conversation,
         status=status,
         message=f"{clean_desc(result.get('ResultDesc'))} (M-Pesa {code})"[:255],
+        receipt=text_field(result, "TransactionID") if status == PaymentStatus.SUCCEEDED else "",
+        amount=parse_money(values.get("Amount")),
+        reversed_receipt=str(values.get("OriginalTransactionID") or "").strip(),
     )

@@ -61,7 +61,7 @@ def transfer(client: MtnClient, payout: PayoutRequest, *, currency: str) -> Payo
     if response.status_code != 202:
         raise refused(response, f"{NAME} did not accept the payout.", what="payout")
     logger.info("MTN MoMo transfer %s accepted for payout %s", ref_id, payout.reference)
-    return PayoutAccepted(conversation_id=ref_id, message=f"Accepted by {NAME}.")
+    return PayoutAccepted(provider_reference=ref_id, message=f"Accepted by {NAME}.")
 
 
 def transfer_status(client: MtnClient, *, reference: str, provider_reference: str) -> PayoutResult:
@@ -119,4 +119,5 @@ def payout_result(found: MtnStatus, *, our_reference: str, provider_reference: s
         succeeded=succeeded,
         receipt=found.financial_transaction_id if succeeded else "",
         amount=found.amount,
+        currency=found.currency,
     )

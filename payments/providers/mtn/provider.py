@@ -33,6 +33,7 @@ from payments.providers.base import (
     Refunds,
     RouteToken,
     SettingProblem,
+    Settlement,
     UrlToken,
 )
 from payments.providers.mtn import collection, disbursement, refunds
@@ -69,6 +70,9 @@ class MtnProvider(PaymentProvider, Collections, Payouts, Refunds):
     payout_currencies = frozenset({SANDBOX_CURRENCY})
     whole_amounts_only = True
     refunds_partial = True
+    # MTN calls back once and never again; its status GET, by the X-Reference-Id we chose, is the backstop.
+    payout_settled_by = frozenset({Settlement.CALLBACK, Settlement.STATUS_QUERY})
+    refund_settled_by = frozenset({Settlement.CALLBACK, Settlement.STATUS_QUERY})
     # The payment's secret goes in the collection URL (X-Callback-Url); the bare paths answer too (never
     # trusted on their word: nothing MTN sends is).
     callback_routes = (

@@ -102,4 +102,6 @@ def refund_result(found: MtnStatus, *, our_reference: str, provider_reference: s
         message=message,
         # MTN's own id of the money going back (what the payer's SMS shows); only a paid refund has one.
         receipt=found.financial_transaction_id if status == PaymentStatus.SUCCEEDED else "",
+        amount=found.amount,
+        currency=found.currency,
     )

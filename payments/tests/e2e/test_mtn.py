@@ -403,11 +403,11 @@ def test_payout_to_an_mtn_treatment_partner_ends_paid(live_server, sandbox, make
     assert sandbox_charges(sandbox, "mtn") == []
     payout = payout_approve(payout_id=requested.pk, approved_by=checker)
     assert payout.status in (Payout.Status.SENT, Payout.Status.PAID)  # the callback may beat our own update
-    charge = sandbox_charge(sandbox, "mtn", transactionId=payout.conversation_id)  # our X-Reference-Id
+    charge = sandbox_charge(sandbox, "mtn", transactionId=payout.provider_reference)  # our X-Reference-Id
     assert (charge["channel"], charge["externalId"], charge["amount"]) == ("transfer", payout.reference, "15000")
     if not callback:  # the result callback is lost: the transfer status GET finds it
         assert wait_until(
-            lambda: sandbox_charge(sandbox, "mtn", transactionId=payout.conversation_id)["status"] != "pending"
+            lambda: sandbox_charge(sandbox, "mtn", transactionId=payout.provider_reference)["status"] != "pending"
         )
         Payout.objects.filter(pk=payout.pk).update(next_check_at=timezone.now() - timedelta(seconds=1))
         assert payouts_reconcile() == 1
@@ -417,7 +417,7 @@ def test_payout_to_an_mtn_treatment_partner_ends_paid(live_server, sandbox, make
         return payout.status == Payout.Status.PAID
 
     assert wait_until(paid, seconds=10)
-    charge = sandbox_charge(sandbox, "mtn", transactionId=payout.conversation_id)
+    charge = sandbox_charge(sandbox, "mtn", transactionId=payout.provider_reference)
     assert payout.receipt == charge["extra"]["financialTransactionId"]
     assert not payout.needs_review
     funded.refresh_from_db()

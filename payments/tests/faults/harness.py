@@ -1039,7 +1039,7 @@ def _b2c_delivery(cast: Cast, secrets: Secrets, rng: random.Random) -> Delivery:
         status=Payout.Status.SENT,
         requested_by=cast.maker,
         approved_by=cast.checker,
-        conversation_id=f"AG_{_stamp()[:8]}_{rng.getrandbits(80):020x}",
+        provider_reference=f"AG_{_stamp()[:8]}_{rng.getrandbits(80):020x}",
         approved_at=now,
         sent_at=now,
     )
@@ -1056,7 +1056,7 @@ def _b2c_delivery(cast: Cast, secrets: Secrets, rng: random.Random) -> Delivery:
             "ResultCode": 0,
             "ResultDesc": "The service request is processed successfully.",
             "OriginatorConversationID": payout.reference,
-            "ConversationID": payout.conversation_id,
+            "ConversationID": payout.provider_reference,
             "TransactionID": receipt,
             "ResultParameters": {"ResultParameter": parameters},
             "ReferenceData": {"ReferenceItem": {"Key": "QueueTimeoutURL", "Value": "https://example.invalid/timeout"}},

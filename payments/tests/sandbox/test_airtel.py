@@ -393,13 +393,13 @@ def payout(msisdn: str, reference: str = "RHCI-PO-0123456789abcdef") -> PayoutRe
 
 def test_a_payout_is_paid_at_once_with_the_pin_encrypted_for_the_simulators_key(adapter):
     accepted = adapter.send_payout(payout("256700160185"))
-    result = adapter.payout_status(reference="RHCI-PO-0123456789abcdef", provider_reference=accepted.conversation_id)
+    result = adapter.payout_status(reference="RHCI-PO-0123456789abcdef", provider_reference=accepted.provider_reference)
     assert result is not None and result.succeeded and result.receipt
 
 
 def test_a_payout_pin_with_oaep_is_accepted_too(base):
     provider = AirtelProvider(api_url=base, pin_padding="oaep", **CREDS)
-    assert provider.send_payout(payout("256700160185", "RHCI-PO-oaep")).conversation_id == "RHCIPOoaep"
+    assert provider.send_payout(payout("256700160185", "RHCI-PO-oaep")).provider_reference == "RHCIPOoaep"
 
 
 def test_a_wrong_pin_is_refused(base):

@@ -523,7 +523,9 @@ def test_our_adapter_pays_through_the_simulator(mtn, site):
             provider_reference=provider.payout_reference_before_request("RHCI-PO-1"),
         )
     )
-    assert wait_for(lambda: provider.payout_status(reference="", provider_reference=payout.conversation_id) is not None)
+    assert wait_for(
+        lambda: provider.payout_status(reference="", provider_reference=payout.provider_reference) is not None
+    )
     cache.clear()
 
 

@@ -342,7 +342,7 @@ def airtel_payout(*, status: str, conversation_id: str | None) -> Payout:
         needs_review=status == Payout.Status.AMBIGUOUS,
         requested_by=staff_user("maker"),
         approved_by=staff_user("checker"),
-        conversation_id=conversation_id,
+        provider_reference=conversation_id,
     )
 
 
@@ -429,4 +429,4 @@ def test_a_payout_whose_send_timed_out_keeps_the_id_airtel_knows_it_by(airtel, s
     airtel.post(DISBURSEMENT_URL, body=requests.exceptions.ReadTimeout("read timed out"))
     sent = payout_approve(payout_id=requested.pk, approved_by=checker)
     assert sent.status == Payout.Status.AMBIGUOUS
-    assert sent.conversation_id == airtel_id(sent.reference)
+    assert sent.provider_reference == airtel_id(sent.reference)

@@ -342,7 +342,7 @@ def sent_payout():
         status=Payout.Status.SENT,
         requested_by=staff_user("maker"),
         approved_by=staff_user("checker"),
-        conversation_id=PAYOUT_REFERENCE_ID,  # our X-Reference-Id of the transfer
+        provider_reference=PAYOUT_REFERENCE_ID,  # our X-Reference-Id of the transfer
     )
 
 

@@ -150,7 +150,7 @@ def mtn_payout():
         msisdn="46733123470",
         amount=Decimal("150000"),
         currency="EUR",
-        conversation_id=mtn.PAYOUT_REFERENCE_ID,
+        provider_reference=mtn.PAYOUT_REFERENCE_ID,
     )
 
 
@@ -225,7 +225,7 @@ def airtel_payout():
         msisdn="256700160185",
         amount=Decimal("1000"),
         currency="UGX",
-        conversation_id=airtel.PAYOUT_ID,
+        provider_reference=airtel.PAYOUT_ID,
     )
 
 
@@ -264,7 +264,7 @@ def sent_payout(*, provider: str, reference: str, msisdn: str, amount: Decimal, 
         status=Payout.Status.SENT,
         requested_by=staff_user("maker"),
         approved_by=staff_user("checker"),
-        conversation_id=conversation_id,
+        provider_reference=conversation_id,
     )
 
 

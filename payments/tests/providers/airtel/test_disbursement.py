@@ -49,7 +49,7 @@ def test_the_disbursement_body_and_the_pin_airtel_can_decrypt(airtel, with_token
     }
     assert private_key().decrypt(base64.b64decode(pin), rsa_padding.PKCS1v15()) == PIN.encode()
     assert (call.request.headers["X-Country"], call.request.headers["X-Currency"]) == ("UG", "UGX")
-    assert accepted.conversation_id == PAYOUT_ID
+    assert accepted.provider_reference == PAYOUT_ID
     assert "balance" not in accepted.message  # the wallet's balance stays out of our records
 
 
@@ -73,12 +73,12 @@ def test_an_id_chosen_before_the_request_is_used(airtel, with_token):
     airtel.post(DISBURSEMENT_URL, json=fixture("disbursement_success.json"))
     accepted = payouts_provider().send_payout(payout(provider_reference="abc123XYZ"))
     assert sent_json(calls_to(airtel, DISBURSEMENT_URL)[0])["transaction"]["id"] == "abc123XYZ"
-    assert accepted.conversation_id == "abc123XYZ"
+    assert accepted.provider_reference == "abc123XYZ"
 
 
 def test_processing_is_accepted(airtel, with_token):
     airtel.post(DISBURSEMENT_URL, json=fixture("disbursement_processing.json"))
-    assert payouts_provider().send_payout(payout()).conversation_id == PAYOUT_ID
+    assert payouts_provider().send_payout(payout()).provider_reference == PAYOUT_ID
 
 
 @pytest.mark.parametrize(

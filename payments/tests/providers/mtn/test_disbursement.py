@@ -33,7 +33,7 @@ def test_transfer_headers_and_body(provider):
     token_ok(DISBURSEMENT_TOKEN_URL, "disbursement-token")
     responses.post(TRANSFER_URL, status=202)
     accepted = provider.send_payout(payout(remarks="Treatment PAT-0001 & Amani's"))
-    assert accepted.conversation_id == PAYOUT_REFERENCE_ID  # the X-Reference-Id: what the status GET takes
+    assert accepted.provider_reference == PAYOUT_REFERENCE_ID  # the X-Reference-Id: what the status GET takes
     request = responses.calls[1].request
     assert request.headers["X-Reference-Id"] == PAYOUT_REFERENCE_ID
     assert request.headers["X-Callback-Url"] == f"{SITE_URL}/webhooks/mtn/disbursement/"

@@ -1,0 +1,526 @@
+"""One lifecycle for money we send: payouts to treatment partners and refunds to donors.
+
+    requested ──approve (a second person)──▶ sending ──answer──▶ sent ──result──▶ paid|refunded / failed
+        └─cancel─▶ cancelled                   │                   └─queue timeout─▶ ambiguous ─result, person─▶ …
+                                               └─timed out after sending─▶ ambiguous (never re-sent)
+
+`TRANSITIONS` is the whole machine and `_move` its only writer: a compare-and-set on the state a change
+comes from, so a result racing the request's own answer is never overwritten. A `Flow` (payouts.py,
+refunds.py) says what differs: the capability and request, how a result reads, what "done" does to the
+books. Results are matched within their rail and kind by ids we knew before sending; one that names nothing
+we know yet stays unsettled and is run again once the request's answer is stored. With
+PAYMENTS_APPLY_TRUSTED_CALLBACKS off, or unauthenticated, a result moves nothing on its own word: the
+status query decides where the rail has one, else a person applies it (`money_out_apply_held`, audited).
+"""
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from patients.models import Patient
+from patients.services import patient_lock
+from payments.callback_urls import callback_url
+from payments.models import CallbackEvent, MoneyOut, Payout, Refund, fit
+from payments.providers.base import (
+    CallbackMalformed,
+    CallbackRole,
+    CallbackTrust,
+    PaymentProvider,
+    ProviderError,
+    Settlement,
+)
+from payments.providers.registry import PROVIDER_CLASSES, MissingCapability, UnknownProvider, get_capable
+from payments.services.audit import audit_record
+from payments.services.inbox import CallbackOutcome, callback_event_mark, event_trust, url_token_check
+
+logger = logging.getLogger("payments.money_out")
+S = MoneyOut.Status
+DONE = "done"  # the flow's own success state (paid or refunded) in the table below
+PENDING = "pending"
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.REQUESTED: frozenset({S.SENDING, S.CANCELLED}),
+    S.SENDING: frozenset({S.SENT, S.AMBIGUOUS, S.FAILED, DONE}),
+    S.SENT: frozenset({S.AMBIGUOUS, S.FAILED, DONE}),
+    S.AMBIGUOUS: frozenset({S.FAILED, DONE}),
+}
+STUCK_SENDING_AFTER = timedelta(minutes=10)  # the sending process died: poll it, or a person may resolve it
+SENT_DEADLINE = timedelta(hours=1)  # a result this late is a person's business (the watchdog says so)
+CHECK_EVERY = timedelta(minutes=5)  # how often a rail with a status query is asked about one awaiting a result
+Staff = User
+
+
+class MoneyOutRefused(Exception):
+    """The request breaks a rule (maker-checker, limit, state). `message` is shown to the staff user."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A provider's word on one payout or refund, in the lifecycle's terms."""
+
+    outcome: str  # DONE, S.FAILED or PENDING
+    our_reference: str = ""
+    provider_reference: str = ""
+    reversed_receipt: str = ""  # a refund's: the receipt of the payment it gave back
+    code: str = ""
+    description: str = ""
+    receipt: str = ""
+    amount: Decimal | None = None
+    currency: str = ""
+
+
+@dataclass(frozen=True)
+class Sent:
+    provider_reference: str
+    verdict: Verdict | None = None  # the answer was itself the result (Airtel)
+
+
+class Flow(ABC):
+    model: type[Payout] | type[Refund]
+    name: str  # "payout", "refund": audit actions, permissions, messages
+    capability: type
+    result_role: CallbackRole
+    timeout_role: CallbackRole
+
+    def provider(self, code: str) -> Any:
+        try:
+            return get_capable(code, self.capability)
+        except (UnknownProvider, MissingCapability):
+            return None
+
+    def display(self, code: str) -> str:
+        return str(getattr(PROVIDER_CLASSES.get(code), "display_name", code))
+
+    @abstractmethod
+    def settled_by(self, provider: Any) -> frozenset[Settlement]: ...
+
+    def chosen_id(self, provider: Any, obj: Any) -> str:
+        """The provider's id for it when we choose it before sending (stored before the request)."""
+        return ""
+
+    @abstractmethod
+    def send(self, provider: Any, obj: Any, result_url: str, timeout_url: str) -> Sent: ...
+
+    @abstractmethod
+    def query(self, provider: Any, obj: Any) -> Verdict | None: ...
+
+    @abstractmethod
+    def parse(self, provider: Any, kind: str, body: bytes) -> Verdict: ...
+
+    def matches(self, verdict: Verdict) -> list[Q]:
+        """What may name it, most exact first: our id, then the provider's."""
+        found = [Q(reference=verdict.our_reference)] if verdict.our_reference else []
+        return found + ([Q(provider_reference=verdict.provider_reference)] if verdict.provider_reference else [])
+
+    @abstractmethod
+    def patient_id(self, obj: Any) -> int | None:
+        """The patient whose funds it takes (a refund of a general-fund gift takes none)."""
+
+    def before_approve(self, obj: Any, receipt: str) -> None:  # noqa: B027 (a hook; most flows have none)
+        """Rules of its own, checked under the row lock as it is approved (a manual refund's receipt)."""
+
+    @abstractmethod
+    def on_done(self, obj: Any, verdict: Verdict) -> None:
+        """What a paid payout or refunded refund does to the books; inside the caller's transaction."""
+
+
+def require(user: Staff, permission: str, action: str, *alternatives: str) -> None:
+    allowed = getattr(user, "is_staff", False) and user.is_active
+    if not (allowed and any(user.has_perm(p) for p in (permission, *alternatives))):
+        raise MoneyOutRefused(f"Only staff users with the {permission!r} permission may {action}.")
+
+
+def funds_available(patient: Patient, *, exclude: MoneyOut | None = None) -> Decimal:
+    """The one rule: funds received and not yet paid out, committed to a payout, or being refunded."""
+    payouts = Payout.objects.filter(patient=patient, status__in=(S.REQUESTED, *MoneyOut.AWAITING_RESULT, S.PAID))
+    refunds = Refund.objects.filter(donation__patient=patient, status__in=(S.REQUESTED, *MoneyOut.AWAITING_RESULT))
+    if isinstance(exclude, Payout):
+        payouts = payouts.exclude(pk=exclude.pk)
+    elif isinstance(exclude, Refund):
+        refunds = refunds.exclude(pk=exclude.pk)
+    used = sum((qs.aggregate(t=Sum("amount"))["t"] or Decimal("0") for qs in (payouts, refunds)), Decimal("0"))
+    return patient.funding_received - used
+
+
+def _move(flow: Flow, obj: MoneyOut, to: str, **fields: Any) -> bool:
+    """Compare-and-set: move `obj` to `to` from whatever state may lead there, as the table says."""
+    sources = [state for state, targets in TRANSITIONS.items() if to in targets]
+    status = flow.model.DONE if to == DONE else to
+    moved = flow.model.objects.filter(pk=obj.pk, status__in=sources).update(status=status, **fields) == 1
+    if moved:
+        obj.refresh_from_db()
+    return moved
+
+
+def approve(flow: Flow, obj_id: int, by: Staff, *, receipt: str = "") -> MoneyOut:
+    """The checker's step: a different person approves; the claim (→ sending) and the send happen once."""
+    require(by, f"payments.approve_{flow.name}", f"approve {flow.name}s")
+    with transaction.atomic():
+        obj = flow.model.objects.select_for_update().get(pk=obj_id)
+        if obj.requested_by_id == by.pk:
+            raise MoneyOutRefused(f"A {flow.name} must be approved by someone other than its requester.")
+        if obj.status != S.REQUESTED:
+            raise MoneyOutRefused(f"{flow.name.title()} {obj.reference} is {obj.status}, not awaiting approval.")
+        flow.before_approve(obj, receipt.strip())
+        patient_id = flow.patient_id(obj)
+        if patient_id is not None and obj.amount > funds_available(patient_lock(patient_id=patient_id), exclude=obj):
+            raise MoneyOutRefused(f"The patient's funds not yet paid out no longer cover this {flow.name}.")
+        _move(flow, obj, S.SENDING, approved_by=by, approved_at=timezone.now(), updated_at=timezone.now())
+        manual = getattr(obj, "manual", False)
+        detail = f"recorded as paid back outside ({receipt.strip()})" if manual else "sending"
+        audit_record(actor=by, action=f"{flow.name}.approve", target=f"{flow.name} {obj.reference}", detail=detail)
+    if manual:
+        return settle(flow, obj.pk, Verdict(DONE, receipt=receipt.strip(), description="refunded by hand"))
+    return _send(flow, obj)
+
+
+def _send(flow: Flow, obj: MoneyOut) -> MoneyOut:
+    provider = flow.provider(obj.provider)
+    secret = provider.callback_secret(_kind(provider, flow.result_role)) or ""
+    chosen = flow.chosen_id(provider, obj)
+    if chosen:  # stored before the request leaves: a result or a status query finds it even if the answer is lost
+        flow.model.objects.filter(pk=obj.pk).update(provider_reference=fit(flow.model, "provider_reference", chosen))
+        obj.provider_reference = chosen
+    urls = (callback_url(provider, role, secret) for role in (flow.result_role, flow.timeout_role))
+    try:
+        sent = flow.send(provider, obj, *urls)
+    except ProviderError as error:
+        # Refused, or never reached → failed, nothing moved. Timed out or cut off after sending → we cannot
+        # know: ambiguous, never re-sent. Only from `sending`: a result may have settled it meanwhile.
+        to = S.AMBIGUOUS if error.ambiguous else S.FAILED
+        now = timezone.now()
+        extra = {"next_check_at": now + CHECK_EVERY} if to == S.AMBIGUOUS else {"completed_at": now}
+        moved = _move(
+            flow,
+            obj,
+            to,
+            result_desc=fit(flow.model, "result_desc", error.message),
+            needs_review=to == S.AMBIGUOUS,
+            updated_at=now,
+            **extra,
+        )
+        logger.warning(
+            "%s %s not sent (%s): %s", flow.name.title(), obj.reference, to if moved else "settled", error.message
+        )
+        obj.refresh_from_db()
+        return obj
+    now = timezone.now()
+    _move(flow, obj, S.SENT, sent_at=now, next_check_at=now + CHECK_EVERY, updated_at=now)
+    if sent.provider_reference:
+        flow.model.objects.filter(pk=obj.pk, provider_reference__isnull=True).update(
+            provider_reference=fit(flow.model, "provider_reference", sent.provider_reference)
+        )
+    logger.info("%s %s sent to %s (%s)", flow.name.title(), obj.reference, obj.provider, sent.provider_reference)
+    if sent.verdict is not None and sent.verdict.outcome != PENDING:
+        settle(flow, obj.pk, sent.verdict)
+    elif not flow.settled_by(provider) & {Settlement.CALLBACK, Settlement.STATUS_QUERY}:
+        # Not final, and this rail has no way to tell us later: a person, now rather than never.
+        _move(
+            flow,
+            obj,
+            S.AMBIGUOUS,
+            needs_review=True,
+            updated_at=timezone.now(),
+            result_desc=f"{flow.display(obj.provider)} answered with no final result and cannot say later",
+        )
+    _rerun_unmatched(flow, obj)
+    obj.refresh_from_db()
+    return obj
+
+
+def _rerun_unmatched(flow: Flow, obj: MoneyOut) -> None:
+    """Results that came before the request's answer named an id we had not stored yet: run them now."""
+    obj.refresh_from_db()
+    names = Q(our_reference=obj.reference) | (
+        Q(provider_reference=obj.provider_reference) if obj.provider_reference else Q(pk__in=[])
+    )
+    for event in CallbackEvent.objects.filter(
+        names, provider=obj.provider, status=CallbackEvent.Status.FAILED, kind__in=_kinds(flow, obj.provider)
+    ):
+        event.attempts += 1
+        try:
+            handle_callback(flow, event=event, body=event.body.encode(), live=False)
+        except Exception:  # the money was sent: never fail the send for this; the sweeper runs it again
+            logger.exception("Re-running callback %s for %s %s failed", event.pk, flow.name, obj.reference)
+
+
+def settle(flow: Flow, obj_id: int, verdict: Verdict) -> MoneyOut:
+    """Apply a provider's (or a person's) verdict to one payout or refund awaiting it. Idempotent."""
+    return settle_outcome(flow, obj_id, verdict)[0]
+
+
+def settle_outcome(flow: Flow, obj_id: int, verdict: Verdict) -> tuple[MoneyOut, str]:
+    """…and say what became of the verdict: "applied", "same" (it says what is already so), "review"
+    (it contradicts a settled one, or names another amount or currency: nothing applied) or "pending"."""
+    with transaction.atomic():
+        obj = flow.model.objects.select_for_update().get(pk=obj_id)
+        if verdict.outcome == PENDING:
+            return obj, PENDING
+        wrong = _mismatch(obj, verdict)
+        if obj.status not in MoneyOut.AWAITING_RESULT or wrong:
+            if _already_says(flow, obj, verdict) and not wrong:
+                return obj, "same"
+            why = wrong or f"result for {flow.name} {obj.reference} in {obj.status}"
+            if wrong or (verdict.outcome == DONE and obj.status != flow.model.DONE):
+                # Money moved after we said no, or not as we asked: a person looks; nothing is applied.
+                flow.model.objects.filter(pk=obj.pk).update(
+                    needs_review=True, result_desc=fit(flow.model, "result_desc", why)
+                )
+            obj.refresh_from_db()
+            return obj, f"review: {why}"
+        now = timezone.now()
+        fields = {
+            "result_code": fit(flow.model, "result_code", verdict.code),
+            "result_desc": fit(flow.model, "result_desc", verdict.description),
+            "completed_at": now,
+            "next_check_at": None,
+            "needs_review": False,
+            "updated_at": now,
+        }
+        if verdict.outcome == DONE:
+            fields["receipt"] = fit(flow.model, "receipt", verdict.receipt or verdict.provider_reference)
+        if not obj.provider_reference and verdict.provider_reference:  # learnt from the result (the answer was lost)
+            fields["provider_reference"] = fit(flow.model, "provider_reference", verdict.provider_reference)
+        _move(flow, obj, verdict.outcome, **fields)
+        if verdict.outcome == DONE:
+            flow.on_done(obj, verdict)
+        _close_held(flow, obj, f"{flow.name} settled: {obj.status}")
+    logger.info("%s %s %s (%s %s)", flow.name.title(), obj.reference, obj.status, verdict.code, verdict.description)
+    obj.refresh_from_db()
+    return obj, "applied"
+
+
+def _already_says(flow: Flow, obj: MoneyOut, verdict: Verdict) -> bool:
+    """Settled exactly as this verdict says: done with its receipt, or failed with its code (a copy of a
+    delivery whose first handling died after its commit)."""
+    if obj.status == flow.model.DONE:
+        return verdict.outcome == DONE and (not verdict.receipt or verdict.receipt[:100] == obj.receipt)
+    return obj.status == S.FAILED and verdict.outcome == S.FAILED and verdict.code == obj.result_code
+
+
+def _mismatch(obj: MoneyOut, verdict: Verdict) -> str:
+    if verdict.outcome != DONE:
+        return ""
+    if verdict.amount is not None and verdict.amount != obj.amount:
+        return f"the provider says {verdict.amount} was sent, we asked for {obj.amount}: held for review"
+    if verdict.currency and verdict.currency != obj.currency:
+        return f"the provider says {verdict.currency}, we asked for {obj.currency}: held for review"
+    return ""
+
+
+def cancel(flow: Flow, obj_id: int, by: Staff) -> MoneyOut:
+    """Withdraw a request nobody has approved yet (frees the patient's funds)."""
+    require(by, f"payments.add_{flow.name}", f"cancel {flow.name} requests", f"payments.approve_{flow.name}")
+    with transaction.atomic():
+        obj = flow.model.objects.select_for_update().get(pk=obj_id)
+        if not _move(
+            flow,
+            obj,
+            S.CANCELLED,
+            result_desc=fit(flow.model, "result_desc", f"Cancelled by {by}"),
+            completed_at=timezone.now(),
+            updated_at=timezone.now(),
+        ):
+            raise MoneyOutRefused(f"{obj.reference} is {obj.status}; only a request can be cancelled.")
+        audit_record(actor=by, action=f"{flow.name}.cancel", target=f"{flow.name} {obj.reference}")
+    return obj
+
+
+def resolve(flow: Flow, obj_id: int, *, done: bool, by: Staff, receipt: str = "") -> MoneyOut:
+    """Settle an ambiguous, overdue or stuck one by hand, after checking the provider's portal. Never re-sends."""
+    require(by, f"payments.resolve_{flow.name}", f"resolve {flow.name}s")
+    if done and not receipt.strip():
+        raise MoneyOutRefused("Give the provider's receipt (transaction id) seen on its portal.")
+    obj = flow.model.objects.get(pk=obj_id)
+    stuck = obj.status == S.SENDING and (obj.approved_at or obj.updated_at) < timezone.now() - STUCK_SENDING_AFTER
+    if obj.status not in (S.AMBIGUOUS, S.SENT) and not stuck:
+        hint = " (still sending; wait a few minutes)" if obj.status == S.SENDING else ""
+        raise MoneyOutRefused(f"{flow.name.title()} {obj.reference} is {obj.status}; nothing to resolve{hint}.")
+    verdict = Verdict(DONE if done else S.FAILED, receipt=receipt.strip(), description=f"Resolved by hand by {by}")
+    settled = settle(flow, obj.pk, verdict)
+    _close_held(flow, settled, f"settled by hand by {by}")
+    audit_record(
+        actor=by,
+        action=f"{flow.name}.resolve",
+        target=f"{flow.name} {obj.reference}",
+        detail=f"{settled.status} (receipt {receipt.strip() or '-'})",
+    )
+    logger.warning("%s %s resolved by hand by %s: %s", flow.name.title(), obj.reference, by, settled.status)
+    return settled
+
+
+def mark_reviewed(flow: Flow, obj_id: int, by: Staff, note: str = "") -> MoneyOut:
+    """A person has looked at one flagged for review (a late or mismatched result) and settled it outside."""
+    require(by, f"payments.resolve_{flow.name}", f"review {flow.name}s")
+    obj = flow.model.objects.get(pk=obj_id)
+    flow.model.objects.filter(pk=obj.pk).update(needs_review=False)
+    _close_held(flow, obj, f"reviewed by {by}")
+    audit_record(actor=by, action=f"{flow.name}.reviewed", target=f"{flow.name} {obj.reference}", detail=note)
+    obj.refresh_from_db()
+    return obj
+
+
+def _close_held(flow: Flow, obj: MoneyOut, why: str) -> None:
+    for event in held_results(flow).filter(our_reference=obj.reference, provider=obj.provider):
+        callback_event_mark(event, CallbackEvent.Status.IGNORED, error=f"{event.error}; {why}")
+
+
+def held_results(flow: Flow) -> Any:
+    """Result callbacks waiting for a person (held for review) or for a payout/refund they can name."""
+    kinds = Q(pk__in=[])
+    for code in settings.PAYMENT_PROVIDERS:
+        kinds |= Q(provider=code, kind__in=_kinds(flow, code))
+    waiting = (CallbackEvent.Status.REVIEW, CallbackEvent.Status.FAILED, CallbackEvent.Status.DEAD)
+    return CallbackEvent.objects.filter(kinds, status__in=waiting)
+
+
+def apply_held(flow: Flow, event: CallbackEvent, by: Staff) -> MoneyOut:
+    """A person checked the provider's portal and applies a held result as it stands (audited)."""
+    require(by, f"payments.resolve_{flow.name}", f"apply {flow.name} results")
+    provider = flow.provider(event.provider)
+    try:
+        verdict = flow.parse(provider, event.kind, event.body.encode())
+    except CallbackMalformed as exc:
+        raise MoneyOutRefused(f"Callback #{event.pk} cannot be read: {exc}.") from exc
+    obj = _match(flow, event.provider, verdict)
+    if obj is None or provider.callback_role(event.kind) == flow.timeout_role:
+        raise MoneyOutRefused(f"Callback #{event.pk} names no {flow.name} result to apply.")
+    settled = settle(flow, obj.pk, verdict)
+    callback_event_mark(event, CallbackEvent.Status.PROCESSED, error=f"applied by hand by {by}")
+    audit_record(
+        actor=by,
+        action=f"{flow.name}.apply_result",
+        target=f"{flow.name} {obj.reference}",
+        detail=f"callback #{event.pk}: {settled.status}",
+    )
+    return settled
+
+
+def _kind(provider: type[PaymentProvider] | PaymentProvider, role: CallbackRole) -> str:
+    route = provider.route_for(role)
+    return route.kind if route else ""
+
+
+def _kinds(flow: Flow, code: str) -> list[str]:
+    cls = PROVIDER_CLASSES.get(code)
+    return [k for k in (_kind(cls, flow.result_role), _kind(cls, flow.timeout_role)) if k] if cls else []
+
+
+def _match(flow: Flow, provider_code: str, verdict: Verdict, *, lock: bool = False) -> Any:
+    """The one it names, within its rail and kind; an empty id never matches anything."""
+    rows = flow.model.objects.select_for_update() if lock else flow.model.objects.all()
+    for names in flow.matches(verdict):
+        found = rows.filter(names, provider=provider_code).order_by("-pk").first()
+        if found is not None:
+            return found
+    return None
+
+
+def handle_callback(flow: Flow, *, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
+    """A result or queue-timeout callback, applied to the one payout or refund it names."""
+    provider = flow.provider(event.provider)
+    if provider is None:
+        callback_event_mark(event, CallbackEvent.Status.REVIEW, error=f"{event.provider} has no {flow.name}s")
+        return CallbackOutcome("review", 200, "Received; held for review.")
+    trust = event_trust(event, provider, body, url_token_check(event, provider), live)
+    if trust == CallbackTrust.REJECTED:
+        callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
+        return CallbackOutcome("unauthenticated", 401, "Callback authentication failed.")
+    try:
+        verdict = flow.parse(provider, event.kind, body)
+    except CallbackMalformed as exc:
+        callback_event_mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
+        return CallbackOutcome("malformed", 400, f"Malformed {flow.name} callback: {exc}.")
+    event.our_reference, event.provider_reference = verdict.our_reference, verdict.provider_reference
+    obj = _match(flow, event.provider, verdict)
+    if obj is None:
+        if trust != CallbackTrust.TRUSTED:
+            callback_event_mark(event, CallbackEvent.Status.REJECTED, error=f"unknown {flow.name}")
+            return CallbackOutcome("unknown_reference", 404, f"No {flow.name} with this reference.")
+        # Authentic, but it may have overtaken the request's answer: never thrown away. Run again when the
+        # answer is stored, retried with backoff, parked as dead (the watchdog alerts) after the last attempt.
+        callback_event_mark(event, CallbackEvent.Status.FAILED, error=f"names no {flow.name} we know yet")
+        return CallbackOutcome("accepted", 200, "Callback received")
+    event.our_reference = obj.reference
+    on_its_word = trust == CallbackTrust.TRUSTED and settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS
+    if provider.callback_role(event.kind) == flow.timeout_role:
+        if not on_its_word:
+            return _hold(event, "queue timeout not applied on its own word")
+        now = timezone.now()
+        moved = _move(
+            flow,
+            obj,
+            S.AMBIGUOUS,
+            needs_review=True,
+            next_check_at=now + CHECK_EVERY,
+            updated_at=now,
+            result_desc=f"Timed out in {flow.display(obj.provider)}'s queue",
+        )
+        if not moved and obj.status != S.AMBIGUOUS:
+            return _hold(event, f"queue timeout for {flow.name} {obj.reference} in {obj.status}")
+        callback_event_mark(event, CallbackEvent.Status.PROCESSED, error="queue timeout: ambiguous")
+        return CallbackOutcome("accepted", 200, "Callback received")
+    if not on_its_word:
+        # Believed only when the provider's own status query says the same; else a person decides.
+        said = _ask(flow, provider, obj) if Settlement.STATUS_QUERY in flow.settled_by(provider) else None
+        if said is None or said.outcome != verdict.outcome:
+            return _hold(event, f"{flow.name} result not confirmed: apply it after checking the provider's portal")
+        verdict = said
+    settled, outcome = settle_outcome(flow, obj.pk, verdict)
+    if outcome == "same":
+        callback_event_mark(event, CallbackEvent.Status.IGNORED, error=f"{obj.reference} already {settled.status}")
+        return CallbackOutcome("ignored", 200, "Already applied.")
+    if outcome.startswith("review"):
+        return _hold(event, outcome.removeprefix("review: "))
+    callback_event_mark(event, CallbackEvent.Status.PROCESSED)
+    return CallbackOutcome("accepted", 200, "Callback received")
+
+
+def _hold(event: CallbackEvent, why: str) -> CallbackOutcome:
+    callback_event_mark(event, CallbackEvent.Status.REVIEW, error=why)
+    return CallbackOutcome("review", 200, "Received; held for review.")
+
+
+def _ask(flow: Flow, provider: Any, obj: MoneyOut) -> Verdict | None:
+    try:
+        return flow.query(provider, obj)
+    except ProviderError as error:
+        logger.warning("%s %s: status query failed: %s", flow.name.title(), obj.reference, error.message)
+        return None
+
+
+def reconcile(flow: Flow, *, limit: int = 200) -> int:
+    """Ask rails that have a status query about what awaits a result (and what is stuck `sending`, by the id
+    stored before sending). Returns how many were asked."""
+    now = timezone.now()
+    polled = [
+        code
+        for code in settings.PAYMENT_PROVIDERS
+        if (p := flow.provider(code)) is not None and Settlement.STATUS_QUERY in flow.settled_by(p)
+    ]
+    # Other rails' results come by callback, or a person settles them (the watchdog says when one is late).
+    due = flow.model.objects.filter(provider__in=polled).filter(
+        Q(status__in=[S.SENT, S.AMBIGUOUS], next_check_at__lte=now)
+        | Q(status=S.SENDING, approved_at__lt=now - STUCK_SENDING_AFTER)
+        & (Q(next_check_at__isnull=True) | Q(next_check_at__lte=now))
+    )
+    asked = 0
+    for obj in due.order_by("next_check_at", "pk")[:limit]:
+        flow.model.objects.filter(pk=obj.pk).update(next_check_at=now + CHECK_EVERY)
+        said = _ask(flow, flow.provider(obj.provider), obj)
+        asked += 1
+        if said is not None and said.outcome != PENDING:
+            settle(flow, obj.pk, replace(said, description=said.description or "status query"))
+    return asked
