@@ -3,13 +3,17 @@ import io
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from payments.models import AuditEntry, CallbackEvent, Payment, Refund
+
+if TYPE_CHECKING:
+    from payments.models import LedgerCheck
+    from payments.services.money_out import Waiting
 
 
 def provider_health(*, provider_code: str, public_name: str) -> dict:
@@ -241,6 +245,8 @@ class AttentionCounts:
     refunds_awaiting_approval: int
     payouts_review: int
     refunds_review: int
+    money_out: dict[str, "Waiting"]  # "payout", "refund": what of each waits for a person
+    last_ledger_check: "LedgerCheck | None"
 
 
 def dashboard_windows(*, now: datetime) -> dict[str, tuple[datetime, datetime]]:
@@ -288,7 +294,10 @@ def rail_figures(*, start: datetime, end: datetime) -> list[RailFigures]:
 
 
 def attention_counts(*, now: datetime) -> AttentionCounts:
-    from payments.models import Payout
+    from payments.models import LedgerCheck, Payout
+    from payments.services.money_out import waiting_for_a_person
+    from payments.services.payouts import FLOW as PAYOUTS
+    from payments.services.refunds import FLOW as REFUNDS
     from payments.services.watchdog import STUCK_AFTER
 
     events = CallbackEvent.objects.values_list("status").annotate(n=Count("pk")).order_by()
@@ -304,6 +313,8 @@ def attention_counts(*, now: datetime) -> AttentionCounts:
         refunds_awaiting_approval=Refund.objects.filter(status=Refund.Status.REQUESTED).count(),
         payouts_review=Payout.objects.filter(needs_review=True).count(),
         refunds_review=Refund.objects.filter(needs_review=True).count(),
+        money_out={flow.name: waiting_for_a_person(flow, now=now) for flow in (PAYOUTS, REFUNDS)},
+        last_ledger_check=LedgerCheck.objects.first(),
     )
 
 

@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from config.evidence_admin import EvidenceAdmin
-from payments.models import AuditEntry, PaymentHistory
+from payments.models import AuditEntry, LedgerCheck, PaymentHistory
 
 
 @admin.register(AuditEntry)
@@ -19,3 +19,12 @@ class PaymentHistoryAdmin(EvidenceAdmin):
     list_filter = ["kind", ("at", admin.DateFieldListFilter)]
     search_fields = ["payment__reference", "summary", "cause"]
     list_select_related = ["payment"]
+
+
+@admin.register(LedgerCheck)
+class LedgerCheckAdmin(EvidenceAdmin):
+    """The runs of `verify_ledger`: when the book was proven, and what disagreed."""
+
+    list_display = ["at", "ok", "problems"]
+    list_filter = ["ok"]
+    fields = ["at", "ok", "problems", "report"]

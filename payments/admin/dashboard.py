@@ -142,6 +142,19 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
         ("Payouts flagged for review", attention.payouts_review, changelist("payments.payout", needs_review=1)),
         ("Refunds flagged for review", attention.refunds_review, changelist("payments.refund", needs_review=1)),
     ]
+    for name, out in attention.money_out.items():
+        model, plural = f"payments.{name}", f"{name.title()}s"
+        waiting += [
+            (f"{plural} ambiguous (check the provider's portal)", out.ambiguous, changelist(model, status="ambiguous")),
+            (f"{plural} stuck sending (over 10 minutes)", out.stuck_sending, changelist(model, status="sending")),
+            (f"{plural} sent over an hour ago, no result", out.overdue, changelist(model, status="sent")),
+            (f"{name.title()} results held for a person", out.held_results,
+             changelist("payments.callbackevent", status__in=["review", "failed", "dead"])),
+        ]  # fmt: skip
+    check = attention.last_ledger_check
+    when = f" ({timezone.localtime(check.at):%Y-%m-%d %H:%M})" if check else " (never run)"
+    waiting.append((f"Ledger problems at the last verify_ledger{when}", check.problems if check else 0,
+                    changelist("payments.ledgercheck")))  # fmt: skip
 
     pulse_since = now - PULSE_WINDOW
     pulse = [

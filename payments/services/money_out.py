@@ -16,7 +16,7 @@ status query decides where the rail has one, else a person applies it (`money_ou
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -524,3 +524,25 @@ def reconcile(flow: Flow, *, limit: int = 200) -> int:
         if said is not None and said.outcome != PENDING:
             settle(flow, obj.pk, replace(said, description=said.description or "status query"))
     return asked
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What of one flow waits for a person (the watchdog alerts on each, the dashboard counts them)."""
+
+    review: int  # flagged: a late, contradicting or mismatched result
+    ambiguous: int  # the provider may have moved the money
+    stuck_sending: int  # the sending process died before any answer (polled where the rail has a query)
+    overdue: int  # sent, and no result within SENT_DEADLINE
+    held_results: int  # result callbacks held for a person or still naming nothing we know
+
+
+def waiting_for_a_person(flow: Flow, *, now: datetime) -> Waiting:
+    rows = flow.model.objects
+    return Waiting(
+        review=rows.filter(needs_review=True).exclude(status=S.AMBIGUOUS).count(),
+        ambiguous=rows.filter(status=S.AMBIGUOUS).count(),
+        stuck_sending=rows.filter(status=S.SENDING, approved_at__lt=now - STUCK_SENDING_AFTER).count(),
+        overdue=rows.filter(status=S.SENT, sent_at__lt=now - SENT_DEADLINE).count(),
+        held_results=held_results(flow).count(),
+    )

@@ -1,11 +1,14 @@
 """The watchdog: what an operator must hear about before a donor complains (DESIGN "Reconciliation")."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
 from payments.models import CallbackEvent, Payment
+from payments.services.money_out import waiting_for_a_person
+from payments.services.payouts import FLOW as PAYOUTS
+from payments.services.refunds import FLOW as REFUNDS
 
 STUCK_AFTER = timedelta(minutes=5)
 SILENCE_AFTER = timedelta(hours=1)
@@ -68,4 +71,25 @@ def watchdog_alerts() -> list[str]:
     needs_review = Payment.objects.filter(needs_review=True, updated_at__gte=now - ERROR_WINDOW).count()
     if needs_review:
         alerts.append(f"{needs_review} payment(s) flagged for review in the last hour (late or conflicting results)")
+    return alerts + money_out_alerts(now=now)
+
+
+def money_out_alerts(*, now: datetime) -> list[str]:
+    """Every payout or refund waiting for a person, until a person has settled it (not only the last hour's:
+    money that may have moved must never wait in silence)."""
+    alerts = []
+    for flow in (PAYOUTS, REFUNDS):
+        waiting, name = waiting_for_a_person(flow, now=now), flow.name
+        where = f"the admin's {name.title()}s"
+        lines = [
+            (waiting.ambiguous, f"{name}(s) ambiguous: the provider may have moved the money (check its portal, "
+                                f"then resolve in {where})"),
+            (waiting.review, f"{name}(s) flagged for review: a late, contradicting or mismatched result ({where})"),
+            (waiting.stuck_sending, f"{name}(s) stuck sending for more than 10 minutes (the sender died; rails "
+                                    f"with a status query are asked by reconcile_payments, others need a person)"),
+            (waiting.overdue, f"{name}(s) sent more than an hour ago without a result ({where})"),
+            (waiting.held_results, f"{name} result(s) held for a person or naming no {name} yet (the admin's "
+                                   f"Callback events: apply after checking the provider's portal)"),
+        ]  # fmt: skip
+        alerts += [f"{count} {text}" for count, text in lines if count]
     return alerts
