@@ -20,6 +20,7 @@ from django.db.models import Q
 from donor.models import Donation
 from donor.notifications import donation_notify_queue
 from donor.services import LedgerRefused, donation_refund
+from patients.services import patient_lock
 from payments.models import CallbackEvent, Payment, Refund, fit
 from payments.providers.base import CallbackRole, PaymentStatus, RefundRequest, RefundResult, Refunds, Settlement
 from payments.providers.registry import PROVIDER_CLASSES
@@ -161,6 +162,8 @@ def refund_request(*, donation: Donation, amount: Decimal, reason: str, requeste
     refund_check(donation=donation, amount=amount, requested_by=requested_by)
     with transaction.atomic():
         locked = Donation.objects.select_for_update().get(pk=donation.pk)  # one live refund per donation
+        if locked.patient_id is not None:  # the patient's funds, as a payout request takes them (its lock)
+            patient_lock(patient_id=locked.patient_id)
         payment = refund_check(donation=locked, amount=amount, requested_by=requested_by)
         refund = Refund.objects.create(
             reference=f"{settings.DONATION_REFERENCE_PREFIX}-RF-{uuid.uuid4().hex[:16]}",
