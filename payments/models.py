@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -216,6 +218,20 @@ class MoneyOut(models.Model):
         return f"{self.reference} ({self.status})"
 
 
+def _money_out_rules(name: str) -> list[models.BaseConstraint]:
+    return [
+        models.CheckConstraint(condition=models.Q(amount__gt=0), name=f"{name}_amount_positive"),
+        models.UniqueConstraint(fields=["provider", "provider_reference"], name=f"{name}_provider_reference_unique"),
+    ]
+
+
+def _money_out_powers(name: str) -> list[tuple[str, Any]]:
+    return [
+        (f"approve_{name}", f"Can approve and send {name}s (the checker of maker-checker)"),
+        (f"resolve_{name}", f"Can settle an ambiguous or stuck {name} by hand"),
+    ]
+
+
 def _status_field(leave_out: str) -> models.CharField:
     choices = [choice for choice in MoneyOut.Status.choices if choice[0] != leave_out]
     return models.CharField(max_length=20, choices=choices, default=MoneyOut.Status.REQUESTED, db_index=True)
@@ -233,14 +249,8 @@ class Payout(MoneyOut):
     status = _status_field(MoneyOut.Status.REFUNDED)
 
     class Meta(MoneyOut.Meta):
-        constraints = [
-            models.CheckConstraint(condition=models.Q(amount__gt=0), name="payout_amount_positive"),
-            models.UniqueConstraint(fields=["provider", "provider_reference"], name="payout_provider_reference_unique"),
-        ]
-        permissions = [
-            ("approve_payout", "Can approve and send payouts (the checker of maker-checker)"),
-            ("resolve_payout", "Can settle an ambiguous or stuck payout by hand"),
-        ]
+        constraints = _money_out_rules("payout")
+        permissions = _money_out_powers("payout")
 
 
 class Refund(MoneyOut):
@@ -258,14 +268,8 @@ class Refund(MoneyOut):
     status = _status_field(MoneyOut.Status.PAID)
 
     class Meta(MoneyOut.Meta):
-        constraints = [
-            models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive"),
-            models.UniqueConstraint(fields=["provider", "provider_reference"], name="refund_provider_reference_unique"),
-        ]
-        permissions = [
-            ("approve_refund", "Can approve and send refunds (the checker of maker-checker)"),
-            ("resolve_refund", "Can settle an ambiguous or stuck refund by hand"),
-        ]
+        constraints = _money_out_rules("refund")
+        permissions = _money_out_powers("refund")
 
 
 class LedgerCheck(models.Model):

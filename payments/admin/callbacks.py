@@ -82,13 +82,21 @@ class CallbackEventAdmin(EvidenceAdmin):
         description="Credit held paybill confirmations (checked on the M-Pesa statement)", permissions=["accept_held"]
     )
     def accept_held_paybill(self, request, queryset):
+        def step(event):
+            outcome = paybill_accept_held(event_id=event.pk, accepted_by=request.user)
+            return f"{outcome.code} — {outcome.message}"
+
+        self._each_held(request, queryset, step, HeldConfirmationRefused)
+
+    def _each_held(self, request, queryset, step, refusal: type[Exception]) -> None:
+        """Run a person's decision on each selected delivery; a refusal is that row's message, not an error page."""
         for event in queryset:
             try:
-                outcome = paybill_accept_held(event_id=event.pk, accepted_by=request.user)
-            except HeldConfirmationRefused as refused:
-                self.message_user(request, f"#{event.pk}: {refused}", messages.ERROR)
+                said = step(event)
+            except refusal as refused:
+                self.message_user(request, f"#{event.pk}: {getattr(refused, 'message', refused)}", messages.ERROR)
                 continue
-            self.message_user(request, f"#{event.pk}: {outcome.code} — {outcome.message}", messages.SUCCESS)
+            self.message_user(request, f"#{event.pk}: {said}", messages.SUCCESS)
 
     def has_apply_held_permission(self, request) -> bool:
         return request.user.has_perm("payments.resolve_payout") or request.user.has_perm("payments.resolve_refund")
@@ -97,13 +105,11 @@ class CallbackEventAdmin(EvidenceAdmin):
         description="Apply held payout/refund results (checked on the provider's portal)", permissions=["apply_held"]
     )
     def apply_held_money_out(self, request, queryset):
-        for event in queryset:
-            try:
-                done = money_out_apply_held(event_id=event.pk, applied_by=request.user)
-            except MoneyOutRefused as refused:
-                self.message_user(request, f"#{event.pk}: {refused.message}", messages.ERROR)
-                continue
-            self.message_user(request, f"#{event.pk}: {done.reference} {done.get_status_display()}", messages.SUCCESS)
+        def step(event):
+            done = money_out_apply_held(event_id=event.pk, applied_by=request.user)
+            return f"{done.reference} {done.get_status_display()}"
+
+        self._each_held(request, queryset, step, MoneyOutRefused)
 
     @admin.display(description="Body (secrets redacted)")
     def pretty_body(self, event: CallbackEvent) -> str:

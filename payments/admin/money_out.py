@@ -2,7 +2,8 @@
 is never edited, and the results received for each (held ones included)."""
 
 from django.contrib import admin, messages
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from payments.admin.receipts import with_receipt
 from payments.models import CallbackEvent
@@ -40,7 +41,8 @@ class MoneyOutAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return self.request_fields
-        return [f.name for f in self.model._meta.fields if f.name not in self.hidden_fields] + self.extra_fields
+        names = [f.name for f in self.model._meta.fields if f.name not in (*self.hidden_fields, "reference", "status")]
+        return ["reference", "status", *names, *self.extra_fields]
 
     hidden_fields = ("id",)
     extra_fields = ["results_received"]
@@ -52,7 +54,7 @@ class MoneyOutAdmin(admin.ModelAdmin):
     def results_received(self, obj) -> str:
         events = CallbackEvent.objects.filter(provider=obj.provider, our_reference=obj.reference).order_by("pk")
         rows = ((e.pk, e.kind, e.get_status_display(), e.error or "-") for e in events)
-        return format_html_join(format_html("<br>"), "#{} {}: {} ({})", rows) or "-"
+        return format_html_join(mark_safe("<br>"), "#{} {}: {} ({})", rows) or "-"
 
     def _each(self, request, queryset, step) -> None:
         for obj in queryset:

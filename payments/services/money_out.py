@@ -80,6 +80,15 @@ class Verdict:
     amount: Decimal | None = None
     currency: str = ""
 
+    @classmethod
+    def of(cls, result: Any, outcome: str, **overrides: Any) -> "Verdict":
+        """From a provider's PayoutResult or RefundResult (the fields they share, by name)."""
+        names = ("our_reference", "provider_reference", "code", "receipt", "currency", "reversed_receipt")
+        fields: dict[str, Any] = {name: getattr(result, name, "") for name in names}
+        fields["amount"] = result.amount
+        fields["description"] = getattr(result, "description", "") or getattr(result, "message", "")
+        return cls(outcome, **(fields | overrides))
+
 
 @dataclass(frozen=True)
 class Sent:
@@ -88,11 +97,11 @@ class Sent:
 
 
 class Flow(ABC):
-    model: type[Payout] | type[Refund]
-    name: str  # "payout", "refund": audit actions, permissions, messages
-    capability: type
-    result_role: CallbackRole
-    timeout_role: CallbackRole
+    def __init__(self, model: type[Payout] | type[Refund], capability: type) -> None:
+        self.model, self.capability = model, capability
+        self.name = model._meta.model_name or ""  # "payout", "refund": audit actions, permissions, messages
+        self.result_role = CallbackRole(f"{self.name}_result")
+        self.timeout_role = CallbackRole(f"{self.name}_timeout")
 
     def provider(self, code: str) -> Any:
         try:
@@ -103,8 +112,9 @@ class Flow(ABC):
     def display(self, code: str) -> str:
         return str(getattr(PROVIDER_CLASSES.get(code), "display_name", code))
 
-    @abstractmethod
-    def settled_by(self, provider: Any) -> frozenset[Settlement]: ...
+    def settled_by(self, provider: Any) -> frozenset[Settlement]:
+        """How the rail tells us its outcome: `Payouts.payout_settled_by`, `Refunds.refund_settled_by`."""
+        return getattr(provider, f"{self.name}_settled_by")
 
     def chosen_id(self, provider: Any, obj: Any) -> str:
         """The provider's id for it when we choose it before sending (stored before the request)."""

@@ -17,7 +17,7 @@ from django.db import transaction
 from patients.models import Patient
 from patients.services import patient_lock
 from payments.models import CallbackEvent, Payout
-from payments.providers.base import CallbackRole, PayoutRequest, PayoutResult, Payouts, Settlement
+from payments.providers.base import PayoutRequest, PayoutResult, Payouts
 from payments.providers.registry import PROVIDER_CLASSES
 from payments.services import money_out as lifecycle
 from payments.services.audit import audit_record
@@ -30,32 +30,10 @@ STUCK_SENDING_AFTER = lifecycle.STUCK_SENDING_AFTER
 
 
 def verdict_of(result: PayoutResult) -> Verdict:
-    outcome = PENDING if result.pending else DONE if result.succeeded else Payout.Status.FAILED
-    return Verdict(
-        outcome,
-        result.our_reference,
-        result.provider_reference,
-        code=result.code,
-        description=result.description,
-        receipt=result.receipt,
-        amount=result.amount,
-        currency=result.currency,
-    )
+    return Verdict.of(result, PENDING if result.pending else DONE if result.succeeded else Payout.Status.FAILED)
 
 
 class PayoutFlow(lifecycle.Flow):
-    model = Payout
-    name = "payout"
-    capability = Payouts
-    result_role = CallbackRole.PAYOUT_RESULT
-    timeout_role = CallbackRole.PAYOUT_TIMEOUT
-
-    def settled_by(self, provider: Payouts) -> frozenset[Settlement]:
-        return provider.payout_settled_by
-
-    def patient_id(self, obj: Payout) -> int:
-        return obj.patient_id
-
     def chosen_id(self, provider: Payouts, obj: Payout) -> str:
         return provider.payout_reference_before_request(obj.reference)
 
@@ -81,13 +59,16 @@ class PayoutFlow(lifecycle.Flow):
     def parse(self, provider: Payouts, kind: str, body: bytes) -> Verdict:
         return verdict_of(provider.parse_payout_result(kind, body))
 
+    def patient_id(self, obj: Payout) -> int:
+        return obj.patient_id
+
     def on_done(self, obj: Payout, verdict: Verdict) -> None:
         Patient.objects.filter(
             pk=obj.patient_id, status__in=[Patient.Status.FUNDING, Patient.Status.FULLY_FUNDED]
         ).update(status=Patient.Status.IN_TREATMENT)
 
 
-FLOW = PayoutFlow()
+FLOW = PayoutFlow(Payout, Payouts)
 
 
 def payout_available(*, patient: Patient, exclude_id: int | None = None) -> Decimal:

@@ -22,7 +22,7 @@ from donor.notifications import donation_notify_queue
 from donor.services import LedgerRefused, donation_refund
 from patients.services import patient_lock
 from payments.models import CallbackEvent, Payment, Refund, fit
-from payments.providers.base import CallbackRole, PaymentStatus, RefundRequest, RefundResult, Refunds, Settlement
+from payments.providers.base import PaymentStatus, RefundRequest, RefundResult, Refunds
 from payments.providers.registry import PROVIDER_CLASSES
 from payments.services import money_out as lifecycle
 from payments.services.audit import audit_record
@@ -36,28 +36,10 @@ OUTCOMES = {PaymentStatus.SUCCEEDED: DONE, PaymentStatus.FAILED: Refund.Status.F
 
 
 def verdict_of(result: RefundResult, receipt: str = "") -> Verdict:
-    return Verdict(
-        OUTCOMES.get(result.status, PENDING),
-        result.our_reference,
-        result.provider_reference,
-        result.reversed_receipt,
-        description=result.message,
-        receipt=receipt or result.receipt,
-        amount=result.amount,
-        currency=result.currency,
-    )
+    return Verdict.of(result, OUTCOMES.get(result.status, PENDING), receipt=receipt or result.receipt)
 
 
 class RefundFlow(lifecycle.Flow):
-    model = Refund
-    name = "refund"
-    capability = Refunds
-    result_role = CallbackRole.REFUND_RESULT
-    timeout_role = CallbackRole.REFUND_TIMEOUT
-
-    def settled_by(self, provider: Refunds) -> frozenset[Settlement]:
-        return provider.refund_settled_by
-
     def patient_id(self, obj: Refund) -> int | None:
         return obj.donation.patient_id
 
@@ -117,7 +99,7 @@ class RefundFlow(lifecycle.Flow):
         transaction.on_commit(lambda: donation_notify_queue(obj.donation_id, rail, refund=True))
 
 
-FLOW = RefundFlow()
+FLOW = RefundFlow(Refund, Refunds)
 
 
 def refund_supported(provider_code: str) -> bool:

@@ -349,3 +349,54 @@ def test_verify_ledger_finds_a_reversal_without_a_refund():
     Patient.objects.filter(pk=donation.patient_id).update(funding_received=0)
     code, out = verify()
     assert code == 1 and donation.reference in out and "refund" in out
+
+
+# --- in the admin ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_client(checker):
+    from config.tests.helpers import login_with_second_factor
+
+    person = staff_user("finance", "payments.view_refund", "payments.view_payout", "payments.view_callbackevent",
+                        "payments.resolve_refund", "payments.resolve_payout")  # fmt: skip
+    client = Client()
+    login_with_second_factor(client, person)
+    client.person = person
+    return client
+
+
+@responses.activate
+@pytest.mark.usefixtures("trust_off")
+def test_a_person_applies_a_held_result_and_resolves_by_hand_in_the_admin(admin_client, maker, checker):
+    donation = paid_donation()
+    responses.get(TOKEN_URL, json={"access_token": "t", "expires_in": "3599"})
+    responses.post(REVERSAL_URL, json=reversal_answer())
+    refund = refund_approve(refund_id=refund_of(donation, maker).pk, approved_by=checker)
+    post(REVERSAL_RESULT, reversal_result())
+    event = CallbackEvent.objects.get()
+    page = admin_client.get(f"/admin/payments/refund/{refund.pk}/change/").content.decode()
+    assert f"#{event.pk} reversal_result: Review" in page  # the held result is shown on the refund
+
+    action = {"action": "apply_held_money_out", "_selected_action": [event.pk]}
+    answer = admin_client.post("/admin/payments/callbackevent/", action, follow=True).content.decode()
+    assert refund.reference in answer
+    refund.refresh_from_db()
+    assert refund.status == Refund.Status.REFUNDED and reversals(donation) == [Decimal("-1000")]
+    again = admin_client.post("/admin/payments/callbackevent/", action, follow=True).content.decode()
+    assert "not held" in again and reversals(donation) == [Decimal("-1000")]  # applied once
+
+
+@responses.activate
+def test_an_ambiguous_payout_is_resolved_as_done_with_its_receipt_in_the_admin(admin_client, mpesa_payout, checker):
+    responses.get(TOKEN_URL, json={"access_token": "t", "expires_in": "3599"})
+    responses.post(B2C_URL, body=requests.ReadTimeout("slow"))
+    payout = payout_approve(payout_id=mpesa_payout.pk, approved_by=checker)
+    action = {"action": "resolve_as_done", "_selected_action": [payout.pk]}
+    form = admin_client.post("/admin/payments/payout/", action).content.decode()
+    assert "receipt" in form.lower()  # first the question
+    admin_client.post("/admin/payments/payout/", {**action, "apply": "1", "receipt": "SG632NMUAB"}, follow=True)
+    payout.refresh_from_db()
+    assert (payout.status, payout.receipt, payout.needs_review) == (Payout.Status.PAID, "SG632NMUAB", False)
+    assert AuditEntry.objects.filter(action="payout.resolve", actor=admin_client.person).exists()
+    assert not [alert for alert in watchdog_alerts() if "payout" in alert]
