@@ -244,7 +244,7 @@ def test_airtel_concurrent_disbursement_results_pay_the_payout_once(airtel_payou
 # --- payouts, both rails ----------------------------------------------------------------------------------------
 
 
-def sent_payout(*, provider: str, reference: str, msisdn: str, amount: Decimal, currency: str, conversation_id: str):
+def sent_payout(*, provider: str, reference: str, msisdn: str, amount: Decimal, currency: str, provider_reference: str):
     partner = TreatmentPartnerFactory(payout_provider=provider, payout_msisdn=msisdn)
     patient = PatientFactory(
         currency=currency,
@@ -264,7 +264,7 @@ def sent_payout(*, provider: str, reference: str, msisdn: str, amount: Decimal, 
         status=Payout.Status.SENT,
         requested_by=staff_user("maker"),
         approved_by=staff_user("checker"),
-        provider_reference=conversation_id,
+        provider_reference=provider_reference,
     )
 
 
