@@ -1024,9 +1024,17 @@ def _c2b_delivery(cast: Cast, secrets: Secrets, rng: random.Random, hashed_share
 def _b2c_delivery(cast: Cast, secrets: Secrets, rng: random.Random) -> Delivery:
     from django.utils import timezone
 
-    from payments.models import Payout
+    from donor.services import donation_complete, donation_create, donor_for_guest
+    from payments.models import Payment, Payout
 
     amount = Decimal(rng.choice((1000, 5000, 20000)))
+    # The money it pays out was received first (verify_ledger proves no patient is paid out more than that).
+    gift = donation_create(
+        patient=cast.payout_patient, amount=amount, currency="KES", donor=donor_for_guest(name="Fault")
+    )
+    Payment.objects.create(donation=gift, reference=gift.reference, provider="mpesa", amount=amount, currency="KES",
+                           status=Payment.Status.SUCCEEDED, receipt=_mpesa_id(rng))  # fmt: skip
+    donation_complete(donation_id=gift.pk)
     now = timezone.now()
     payout = Payout.objects.create(
         reference=f"FLT-PO-{rng.getrandbits(64):016x}",
