@@ -84,6 +84,7 @@ class TreatmentPartnerForm(_ChangeRequestForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.adding = self.instance.pk is None  # before the save gives it one
         self.fields["new_payout_provider"].choices = [("", "—")] + [(code, code) for code in settings.PAYMENT_RAILS]
         for name in PARTNER_DESTINATION_FIELDS:
             self.fields[f"new_{name}"].initial = getattr(self.instance, name)
@@ -92,7 +93,7 @@ class TreatmentPartnerForm(_ChangeRequestForm):
         return {name: self.cleaned_data.get(f"new_{name}", "") for name in PARTNER_DESTINATION_FIELDS}
 
     def target(self) -> dict[str, Any]:
-        return {"partner": self.instance, "adding": self.instance.pk is None}
+        return {"partner": self.instance, "adding": self.adding}
 
     def changes_destination(self) -> bool:
         return any(f"new_{name}" in self.changed_data for name in PARTNER_DESTINATION_FIELDS)
@@ -306,10 +307,16 @@ class PayoutDestinationChangeAdmin(admin.ModelAdmin):
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         user = request.user
-        return any(user.has_perm(p) for p in ("patients.change_treatmentpartner", "patients.change_patient"))
+        requesters = ("patients.change_treatmentpartner", "patients.add_treatmentpartner", "patients.change_patient")
+        return any(user.has_perm(p) for p in (*requesters, APPROVE_PERMISSION))
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_view_permission(request, obj) or self.has_approve_permission(request)
+        # Requesters see the changes to cancel theirs; checkers to decide them.
+        return (
+            super().has_view_permission(request, obj)
+            or self.has_approve_permission(request)
+            or self.has_cancel_permission(request)
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # requested from the partner's or the patient's page
