@@ -10,6 +10,8 @@ from django.contrib import admin, messages
 from django.db.models import Model
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.timezone import localtime
 
 from patients.destinations import (
     APPROVE_PERMISSION,
@@ -202,7 +204,8 @@ class TreatmentPartnerAdmin(_RequestsChanges):
         approval = last_approved(partner.pk)
         values = partner_destination_values(partner)
         by = (
-            f"requested by {approval.requested_by}, approved by {approval.decided_by} on {approval.decided_at:%Y-%m-%d}"
+            f"requested by {approval.requested_by}, approved by {approval.decided_by} "
+            f"on {localtime(approval.decided_at):%Y-%m-%d}"
             if approval and approval.requested_by_id
             else (approval.note if approval else "never approved")
         )
@@ -273,9 +276,9 @@ def _pending_html(changes: Any) -> str:
     if not pending:
         return "—"
     return format_html_join(
-        "<br>",
-        "#{}: {} (requested by {} on {:%Y-%m-%d %H:%M}; not applied until approved)",
-        ((c.pk, describe(c), c.requested_by, c.requested_at) for c in pending),
+        mark_safe("<br>"),
+        "#{}: {} (requested by {} on {}; not applied until approved)",
+        ((c.pk, describe(c), c.requested_by, f"{localtime(c.requested_at):%Y-%m-%d %H:%M}") for c in pending),
     )
 
 

@@ -98,6 +98,8 @@ def test_one_staff_user_saving_a_new_wallet_in_the_admin_does_not_change_it(part
     assert change.new == {"payout_provider": "mpesa", "payout_msisdn": NEW, "payout_account_name": "MINE"}
     assert change.reason == "the hospital's new wallet"
     assert approved_destination(partner_id=partner.pk).msisdn == OLD  # what a payout would snapshot
+    page = client.get(f"/admin/patients/treatmentpartner/{partner.pk}/change/").content.decode()
+    assert f"#{change.pk}: payout_msisdn: {OLD} → {NEW}" in page and "not applied until approved" in page
 
 
 def test_saving_other_fields_requests_nothing(partner, insider):
@@ -262,6 +264,8 @@ def test_moving_a_patient_to_another_partner_needs_a_second_person(partner, chec
     change = PayoutDestinationChange.objects.get(status="requested")
     assert change.patient == patient and change.old["treatment_partner"] == partner.pk
     assert change.new == {"treatment_partner": mine.pk, "treatment_partner_name": "Insider Clinic"}
+    page = client.get(f"/admin/patients/patient/{patient.pk}/change/").content.decode()
+    assert f"Kijabe Hospital (#{partner.pk}) → Insider Clinic (#{mine.pk})" in page and "not applied until" in page
     with pytest.raises(DestinationRefused, match="approve_destination_change"):
         destination_change_approve(change_id=change.pk, approved_by=clerk)
     destination_change_approve(change_id=change.pk, approved_by=checker)

@@ -7,6 +7,7 @@ previous payout and renders. Staff only: the payout's detail page in the admin.
 
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.timezone import localtime
 
 from patients.destinations import describe
 from patients.selectors import DestinationSummary, payout_destination_summary
@@ -47,7 +48,7 @@ def _approval(summary: DestinationSummary) -> str:
     if approval is None:
         return "never approved"
     if summary.approved_by_two:
-        when = f"{approval.decided_at:%Y-%m-%d %H:%M}"
+        when = f"{localtime(approval.decided_at):%Y-%m-%d %H:%M}"
         return f"requested by {approval.requested_by}, approved by {approval.decided_by} on {when}"
     return f"not approved by a second person: {approval.note}"
 
@@ -56,12 +57,12 @@ def _since(payout: Payout, previous: Payout | None, summary: DestinationSummary)
     if previous is None:
         return "FIRST payout to this partner: check the number with the partner before approving"
     went = (
-        f"the last payout {previous.reference} ({previous.created_at:%Y-%m-%d}) went to "
+        f"the last payout {previous.reference} ({localtime(previous.created_at):%Y-%m-%d}) went to "
         f"{previous.provider} {previous.msisdn}"
     )
     if summary.changed_since or (previous.provider, previous.msisdn) != (payout.provider, payout.msisdn):
         changes = "; ".join(
-            f"change #{c.pk} {describe(c)}, approved by {c.decided_by or '—'} on {c.decided_at:%Y-%m-%d}"
+            f"change #{c.pk} {describe(c)}, approved by {c.decided_by or '—'} on {localtime(c.decided_at):%Y-%m-%d}"
             for c in summary.changes_since
         )
         return f"CHANGED since {went}" + (f" — {changes}" if changes else "")

@@ -16,7 +16,7 @@ from patients.models import Patient, TreatmentPartner
 from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
 from payments.models import Payout
 from payments.services.payouts import PayoutRefused, payout_approve, payout_request
-from payments.tests.factories import CHECKER_PERMISSIONS, MAKER_PERMISSIONS, staff_user
+from payments.tests.factories import MAKER_PERMISSIONS, staff_user
 from payments.tests.mpesa_fakes import B2C_URL
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings", "daraja")]
