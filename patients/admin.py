@@ -79,6 +79,11 @@ class TreatmentPartnerForm(_ChangeRequestForm):
     new_payout_account_name = forms.CharField(
         required=False, max_length=200, label="Account name", help_text="As the provider shows it for this number"
     )
+    confirm_destination = forms.BooleanField(
+        required=False,
+        label="Ask a second person to confirm these values",
+        help_text="For a destination nobody approved as a second person (set before approvals began, or demo data).",
+    )
 
     class Meta:
         model = TreatmentPartner
@@ -98,7 +103,8 @@ class TreatmentPartnerForm(_ChangeRequestForm):
         return {"partner": self.instance, "adding": self.adding}
 
     def changes_destination(self) -> bool:
-        return any(f"new_{name}" in self.changed_data for name in PARTNER_DESTINATION_FIELDS)
+        changed = any(f"new_{name}" in self.changed_data for name in PARTNER_DESTINATION_FIELDS)
+        return changed or bool(self.cleaned_data.get("confirm_destination"))
 
 
 class PatientForm(_ChangeRequestForm):
@@ -190,6 +196,7 @@ class TreatmentPartnerAdmin(_RequestsChanges):
                     "new_payout_provider",
                     "new_payout_msisdn",
                     "new_payout_account_name",
+                    "confirm_destination",
                     "change_reason",
                 ],
                 "description": APPROVAL_NOTE,

@@ -174,9 +174,15 @@ def destination_change_check(
         raise DestinationRefused(
             f"Change #{pending.pk} is already waiting for approval: approve, reject or cancel it first."
         )
-    if _same(values, current):
+    if _same(values, current) and not (partner is not None and partner.pk and not _approved_by_two(partner.pk)):
+        # The same values again only confirm a destination nobody approved as a second person (migrated, seeded).
         raise DestinationRefused("Nothing to change: these are the current values.")
     return values
+
+
+def _approved_by_two(partner_id: int) -> bool:
+    approval = last_approved(partner_id)
+    return bool(approval and approval.requested_by_id and approval.decided_by_id)
 
 
 def _same(values: dict[str, Any], current: dict[str, Any]) -> bool:

@@ -204,12 +204,24 @@ def test_one_pending_change_per_partner(partner, insider):
         ({"payout_provider": "mpesa", "payout_msisdn": "0799 999 999"}, "full international number"),
         ({"payout_provider": "mpesa", "payout_msisdn": ""}, "both"),
         ({"payout_provider": "paypal", "payout_msisdn": NEW}, "must be one of"),
-        ({"payout_provider": "mpesa", "payout_msisdn": OLD, "payout_account_name": "KIJABE"}, "Nothing to change"),
     ],
 )
 def test_bad_destinations_are_refused(partner, insider, new, message):
     with pytest.raises(DestinationRefused, match=message):
         destination_change_request(requested_by=insider, partner=partner, new=new)
+
+
+def test_a_seeded_destination_is_confirmed_through_the_admin_by_two_people(partner, insider, checker):
+    client = Client()
+    client.force_login(insider)
+    form = partner_form(partner, new_payout_msisdn=OLD, new_payout_account_name="KIJABE", confirm_destination="on")
+    assert client.post(f"/admin/patients/treatmentpartner/{partner.pk}/change/", form).status_code == 302
+    change = PayoutDestinationChange.objects.get(status="requested")
+    assert change.old == change.new
+    destination_change_approve(change_id=change.pk, approved_by=checker)
+    assert wallet(partner) == ("mpesa", OLD, "KIJABE")
+    response = client.post(f"/admin/patients/treatmentpartner/{partner.pk}/change/", form)
+    assert response.status_code == 200 and "Nothing to change" in response.content.decode()
 
 
 def test_the_admin_shows_a_refused_request_on_the_form(partner, insider):
@@ -349,6 +361,15 @@ def test_the_migration_records_existing_destinations_as_approved_but_not_by_two_
     summary = payout_destination_summary(partner, since=None)
     assert summary.matches_approval and not summary.approved_by_two
     assert "before a second person" in summary.approval.note
+
+    # Two people confirm it by asking for the same values; after that the same values again change nothing.
+    maker, checker = staff_user("m", *PARTNER_CHANGER), staff_user("c", *CHECKER)
+    same = {"payout_provider": "mpesa", "payout_msisdn": OLD, "payout_account_name": ""}
+    confirm = destination_change_request(requested_by=maker, partner=partner, new=same)
+    destination_change_approve(change_id=confirm.pk, approved_by=checker)
+    assert payout_destination_summary(partner, since=None).approved_by_two
+    with pytest.raises(DestinationRefused, match="Nothing to change"):
+        destination_change_request(requested_by=maker, partner=partner, new=same)
 
 
 def test_patients_imports_nothing_of_donor_or_payments():
