@@ -174,7 +174,8 @@ def destination_change_check(
         raise DestinationRefused(
             f"Change #{pending.pk} is already waiting for approval: approve, reject or cancel it first."
         )
-    if _same(values, current) and not (partner is not None and partner.pk and not _approved_by_two(partner.pk)):
+    confirming = partner is not None and partner.pk and current["payout_provider"] and not _approved_by_two(partner.pk)
+    if _same(values, current) and not confirming:
         # The same values again only confirm a destination nobody approved as a second person (migrated, seeded).
         raise DestinationRefused("Nothing to change: these are the current values.")
     return values
@@ -208,7 +209,7 @@ def destination_change_request(
         if partner is not None:
             partner = TreatmentPartner.objects.select_for_update().get(pk=partner.pk)
         if patient is not None:
-            patient = Patient.objects.select_for_update().select_related("treatment_partner").get(pk=patient.pk)
+            patient = Patient.objects.select_for_update().get(pk=patient.pk)  # this row only, not its partner's
         values = destination_change_check(
             requested_by=requested_by, partner=partner, patient=patient, new=new, adding=adding
         )
