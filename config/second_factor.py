@@ -15,11 +15,13 @@ from django_otp import devices_for_user
 from django_otp.forms import OTPAuthenticationFormMixin
 from django_otp.models import Device
 
-APPROVER_PERMISSIONS = ("payments.approve_payout", "payments.approve_refund")
+# The checkers of money leaving: payouts, refunds, and changes to where payouts go (patients.destinations).
+APPROVER_PERMISSIONS = ("payments.approve_payout", "payments.approve_refund", "patients.approve_destination_change")
 
 
 def needs_second_factor(user: Any) -> bool:
-    """True for staff who can approve payouts or refunds (superusers hold every permission)."""
+    """True for staff who can approve payouts, refunds or payout destination changes (superusers hold every
+    permission)."""
     if not (getattr(user, "is_authenticated", False) and user.is_active and user.is_staff):
         return False
     return any(user.has_perm(perm) for perm in APPROVER_PERMISSIONS)
@@ -37,8 +39,8 @@ def has_device(user: Any) -> bool:
 
 def not_enrolled_message(username: str) -> str:
     return (
-        "Your account can approve payouts or refunds, so it must sign in with a code from an authenticator app, "
-        "and no authenticator is enrolled for it. Ask an operator to run "
+        "Your account can approve payouts, refunds or payout destinations, so it must sign in with a code from "
+        "an authenticator app, and no authenticator is enrolled for it. Ask an operator to run "
         f'"python manage.py otp_enroll {username}" and add the key it prints to your authenticator app.'
     )
 
@@ -50,8 +52,8 @@ def admin_notice(user: Any) -> str:
     if not has_device(user):
         return not_enrolled_message(user.get_username())
     return (
-        "Your account can approve payouts or refunds: sign in here again with your password and the 6-digit code "
-        "from your authenticator app."
+        "Your account can approve payouts, refunds or payout destinations: sign in here again with your password "
+        "and the 6-digit code from your authenticator app."
     )
 
 
@@ -64,14 +66,20 @@ class CharityAdminAuthenticationForm(OTPAuthenticationFormMixin, AdminAuthentica
     otp_token = forms.CharField(
         required=False,
         label="Authenticator code",
-        help_text="Only for staff who approve payouts or refunds: the 6-digit code from your authenticator app.",
+        help_text=(
+            "Only for staff who approve payouts, refunds or payout destinations: the 6-digit code from your "
+            "authenticator app."
+        ),
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
     )
     otp_challenge = forms.CharField(required=False)  # django-otp's challenge button (not offered: TOTP only)
 
     otp_error_messages = {
         **OTPAuthenticationFormMixin.otp_error_messages,
-        "token_required": "Your account can approve payouts or refunds: enter the code from your authenticator app.",
+        "token_required": (
+            "Your account can approve payouts, refunds or payout destinations: enter the code from your "
+            "authenticator app."
+        ),
         "invalid_token": "That authenticator code is not right (or was already used). Enter the current one.",
     }
 

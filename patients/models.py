@@ -1,8 +1,10 @@
 from decimal import Decimal
 from typing import TypedDict
 
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 
 class _MoneyField(TypedDict):
@@ -15,7 +17,12 @@ MONEY: _MoneyField = {"max_digits": 12, "decimal_places": 2}
 
 
 class TreatmentPartner(models.Model):
-    """A hospital or clinic that treats patients; payouts go to its wallet."""
+    """A hospital or clinic that treats patients; payouts go to its wallet.
+
+    `payout_provider`, `payout_msisdn` and `payout_account_name` are the destination a second person approved:
+    only `patients.destinations.destination_change_approve` writes them (PayoutDestinationChange), and a payout
+    refuses a destination that is not the one last approved.
+    """
 
     name = models.CharField(max_length=200, unique=True)
     country = models.CharField(max_length=2, default="TZ", help_text="ISO 3166 alpha-2")
@@ -85,3 +92,85 @@ class Patient(models.Model):
     @property
     def is_accepting_donations(self) -> bool:
         return self.published and self.status == self.Status.FUNDING
+
+
+# The fields of a partner that say where its payouts go, and the one of a patient that says which partner.
+PARTNER_DESTINATION_FIELDS = ("payout_provider", "payout_msisdn", "payout_account_name")
+PATIENT_DESTINATION_FIELDS = ("treatment_partner",)
+
+
+class PayoutDestinationChange(models.Model):
+    """A change to where payouts go, under maker-checker: a partner's wallet (provider, number, account name)
+    or a patient's treatment partner. Nothing changes until a second person approves it; the row is the
+    record of who asked, who decided, and the values before and after (`old`, `new`).
+
+    An approved row whose `new` equals a partner's fields is what makes that destination usable for payouts.
+    Rows are never edited after their decision and never deleted (PROTECT everywhere).
+    """
+
+    class Kind(models.TextChoices):
+        PARTNER = "partner", "Partner's payout wallet"
+        PATIENT = "patient", "Patient's treatment partner"
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Awaiting a second person"
+        APPROVED = "approved", "Approved (applied)"
+        REJECTED = "rejected", "Rejected"
+        CANCELLED = "cancelled", "Cancelled"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    partner = models.ForeignKey(
+        TreatmentPartner, null=True, blank=True, on_delete=models.PROTECT, related_name="destination_changes"
+    )
+    patient = models.ForeignKey(
+        Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="partner_changes"
+    )
+    # Partner: {"payout_provider", "payout_msisdn", "payout_account_name"} as strings. Patient:
+    # {"treatment_partner": id or null, "treatment_partner_name": for reading the record later}.
+    old = models.JSONField(default=dict)
+    new = models.JSONField(default=dict)
+    reason = models.CharField(max_length=255, blank=True, help_text="Why (from the requester)")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED, db_index=True)
+    # Null only on rows recorded without a person: the migration (destinations set before approvals began),
+    # demo data and tests (destination_seed).
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="approved, rejected or cancelled by",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=255, blank=True, help_text="How it was recorded or decided")
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(kind="partner", partner__isnull=False, patient__isnull=True)
+                    | models.Q(kind="patient", patient__isnull=False, partner__isnull=True)
+                ),
+                name="destination_change_one_target",
+            ),
+        ]
+        permissions = [
+            (
+                "approve_destination_change",
+                "Can approve or reject a change to where payouts go (the checker of maker-checker)",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.target_label} ({self.status})"
+
+    @property
+    def target_label(self) -> str:
+        if self.kind == self.Kind.PARTNER:
+            return f"partner #{self.partner_id} {self.partner.name if self.partner else ''}".strip()
+        return f"patient {self.patient.code if self.patient else '?'}"

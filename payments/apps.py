@@ -5,4 +5,9 @@ class PaymentsConfig(AppConfig):
     name = "payments"
 
     def ready(self) -> None:
+        from patients.signals import destination_audit
         from payments import checks  # noqa: F401  (registers the system checks)
+        from payments.services.audit import audit_destination_step
+
+        # patients imports nothing of payments, so it announces its payout-destination steps and we audit them.
+        destination_audit.connect(audit_destination_step, dispatch_uid="payments.audit_destination_step")

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
+from patients.models import PayoutDestinationChange
 from payments.models import AuditEntry, CallbackEvent, Payment, Refund
 
 if TYPE_CHECKING:
@@ -243,6 +244,7 @@ class AttentionCounts:
     inbox_dead: int
     payouts_awaiting_approval: int
     refunds_awaiting_approval: int
+    destination_changes_awaiting_approval: int  # where payouts go (patients.destinations)
     payouts_review: int
     refunds_review: int
     money_out: dict[str, "Waiting"]  # "payout", "refund": what of each waits for a person
@@ -311,6 +313,9 @@ def attention_counts(*, now: datetime) -> AttentionCounts:
         inbox_dead=by_status.get(CallbackEvent.Status.DEAD, 0),
         payouts_awaiting_approval=Payout.objects.filter(status=Payout.Status.REQUESTED).count(),
         refunds_awaiting_approval=Refund.objects.filter(status=Refund.Status.REQUESTED).count(),
+        destination_changes_awaiting_approval=PayoutDestinationChange.objects.filter(
+            status=PayoutDestinationChange.Status.REQUESTED
+        ).count(),
         payouts_review=Payout.objects.filter(needs_review=True).count(),
         refunds_review=Refund.objects.filter(needs_review=True).count(),
         money_out={flow.name: waiting_for_a_person(flow, now=now) for flow in (PAYOUTS, REFUNDS)},

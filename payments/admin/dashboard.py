@@ -139,6 +139,11 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
             attention.refunds_awaiting_approval,
             changelist("payments.refund", status="requested"),
         ),
+        (
+            "Payout destination changes waiting for a second person",
+            attention.destination_changes_awaiting_approval,
+            changelist("patients.payoutdestinationchange", status="requested"),
+        ),
         ("Payouts flagged for review", attention.payouts_review, changelist("payments.payout", needs_review=1)),
         ("Refunds flagged for review", attention.refunds_review, changelist("payments.refund", needs_review=1)),
     ]

@@ -5,6 +5,7 @@ from django.contrib import admin
 
 from donor.phone_numbers import mask_msisdn
 from payments.admin.money_out import MoneyOutAdmin
+from payments.admin.payout_destination import payout_destination_html
 from payments.models import Payout
 from payments.services.payouts import FLOW, PayoutRefused, payout_check, payout_request
 
@@ -31,7 +32,7 @@ class PayoutAdmin(MoneyOutAdmin):
     request_form = PayoutRequestForm
     request_fields = ["patient", "amount"]
     hidden_fields = ("id", "msisdn")
-    extra_fields = ["masked_msisdn", "results_received"]
+    extra_fields = ["masked_msisdn", "results_received", "payout_destination"]
     list_display = [
         "reference",
         "patient",
@@ -61,3 +62,7 @@ class PayoutAdmin(MoneyOutAdmin):
     @admin.display(description="Partner wallet")
     def masked_msisdn(self, obj: Payout) -> str:
         return mask_msisdn(obj.msisdn)
+
+    @admin.display(description="Payout destination (for the checker)")
+    def payout_destination(self, obj: Payout) -> str:
+        return payout_destination_html(obj)

@@ -35,5 +35,14 @@ def audit_record(*, actor: User | AnonymousUser | None, action: str, target: str
     return entry
 
 
+def audit_destination_step(
+    sender: object, *, actor: User | None, action: str, target: str, detail: str, **kwargs: object
+) -> None:
+    """Receiver of `patients.signals.destination_audit` (connected in payments.apps): a step of a payout
+    destination change goes into the same audit log as the payouts it steers. Runs inside the step's
+    transaction; if it fails, the step rolls back."""
+    audit_record(actor=actor, action=action, target=target, detail=detail)
+
+
 def payment_target(payment: Payment) -> str:
     return f"payment {payment.reference}"

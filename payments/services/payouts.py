@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from patients.destinations import Destination, DestinationRefused, approved_destination, destination_is_current
 from patients.models import Patient
 from patients.services import patient_lock
 from payments.models import CallbackEvent, Payout
@@ -62,6 +63,15 @@ class PayoutFlow(lifecycle.Flow):
     def patient_id(self, obj: Payout) -> int:
         return obj.patient_id
 
+    def before_approve(self, obj: Payout, receipt: str) -> None:
+        # Only where it was requested to go, and only while that is still the patient's partner and the partner's
+        # approved destination (patients.destinations): a change approved since means the checker saw another.
+        partner_now = Patient.objects.filter(pk=obj.patient_id).values_list("treatment_partner_id", flat=True).first()
+        if partner_now != obj.treatment_partner_id or not destination_is_current(
+            partner_id=obj.treatment_partner_id, provider=obj.provider, msisdn=obj.msisdn
+        ):
+            raise PayoutRefused("Where this payout goes changed after it was requested: cancel it and request again.")
+
     def on_done(self, obj: Payout, verdict: Verdict) -> None:
         Patient.objects.filter(
             pk=obj.patient_id, status__in=[Patient.Status.FUNDING, Patient.Status.FULLY_FUNDED]
@@ -104,6 +114,15 @@ def payout_check(*, patient: Patient, amount: Decimal, requested_by: Staff) -> N
     available = lifecycle.funds_available(patient)
     if amount > available:
         raise PayoutRefused(f"Only {patient.currency} {available:,} of {patient.code}'s funds is not yet paid out.")
+    _approved_destination(patient)
+
+
+def _approved_destination(patient: Patient) -> Destination:
+    """Where a payout may go: the partner's destination a second person approved (patients.destinations)."""
+    try:
+        return approved_destination(partner_id=patient.treatment_partner_id)
+    except DestinationRefused as refused:
+        raise PayoutRefused(refused.message) from refused
 
 
 def payout_request(*, patient: Patient, amount: Decimal, requested_by: Staff) -> Payout:
@@ -114,12 +133,16 @@ def payout_request(*, patient: Patient, amount: Decimal, requested_by: Staff) ->
     with transaction.atomic():
         locked = patient_lock(patient_id=patient.pk)
         payout_check(patient=locked, amount=amount, requested_by=requested_by)
+        # The snapshot is the approved destination read now, under the patient's lock: never a pending change.
+        destination = _approved_destination(locked)
+        if (destination.partner_id, destination.provider) != (partner.pk, partner.payout_provider):
+            raise PayoutRefused("Where this payout would go changed a moment ago: look again and request again.")
         payout = Payout.objects.create(
             reference=f"{settings.DONATION_REFERENCE_PREFIX}-PO-{uuid.uuid4().hex[:16]}",
             patient=locked,
-            treatment_partner=partner,
-            provider=partner.payout_provider,
-            msisdn=partner.payout_msisdn,
+            treatment_partner_id=destination.partner_id,
+            provider=destination.provider,
+            msisdn=destination.msisdn,
             amount=Decimal(amount),
             currency=locked.currency,
             requested_by=requested_by,

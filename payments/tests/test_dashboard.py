@@ -133,6 +133,19 @@ def test_waiting_counts_link_to_their_lists(ops, known_data, django_user_model):
         assert results_on(ops, waiting[label][1]) == count, label
 
 
+def test_a_pending_payout_destination_change_waits_on_the_dashboard(ops):
+    from patients.destinations import destination_change_request
+    from patients.tests.factories import TreatmentPartnerFactory
+
+    partner = TreatmentPartnerFactory(payout_provider="mpesa", payout_msisdn="254708374149")
+    maker = staff_user("partner-maker", "patients.change_treatmentpartner")
+    new = {"payout_provider": "mpesa", "payout_msisdn": "254799999999"}
+    destination_change_request(requested_by=maker, partner=partner, new=new)
+    label = "Payout destination changes waiting for a second person"
+    count, url = {label: (count, url) for label, count, url in dashboard(ops)["waiting"]}[label]
+    assert count == 1 and results_on(ops, url) == 1
+
+
 def test_provider_pulse_last_callback_and_error_rate(ops, known_data):
     pulse = {row["pulse"].provider: row for row in dashboard(ops)["pulse"]}
     azam = pulse["azampay"]["pulse"]

@@ -1,4 +1,5 @@
-"""Idempotent demo data: treatment partners, published patients in TZS, KES, UGX and EUR, a superuser."""
+"""Idempotent demo data: treatment partners (their payout destinations recorded as approved: demo data, not a
+second person), published patients in TZS, KES, UGX and EUR, a superuser."""
 
 import os
 from decimal import Decimal
@@ -6,6 +7,7 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from patients.destinations import destination_seed
 from patients.models import Patient, TreatmentPartner
 
 PARTNERS = [
@@ -94,7 +96,10 @@ class Command(BaseCommand):
 
         partners = []
         for data in PARTNERS:
-            partner, _ = TreatmentPartner.objects.update_or_create(name=data["name"], defaults=data)
+            # An existing partner is kept as it is: where its payouts go changes only by an approved request.
+            partner, created = TreatmentPartner.objects.get_or_create(name=data["name"], defaults=data)
+            if created:
+                destination_seed(partner, note="demo data (seed_demo)")
             partners.append(partner)
         for data in PATIENTS:
             data = dict(data)
