@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SANDBOX_PORT ?= 8001
 MYSQL_PROBE_URL := mysql://root@127.0.0.1:3306/donations
+# pytest-xdist workers: one per core of the 2-core machines this runs on (TEST_WORKERS=0 runs in one process).
+TEST_WORKERS ?= 2
 
 # The first Python >= 3.12 found: on PATH, then under pyenv. Django 6.1 needs 3.12.
 PYTHON ?= $(shell for c in python3.13 python3.12 $$HOME/.pyenv/versions/3.13*/bin/python3.13 \
@@ -80,16 +82,16 @@ test: install test-packages
 	@$(MAKE) --no-print-directory test-mysql
 
 test-sqlite: install
-	@echo "== pytest on SQLite"
-	$(VENV)/bin/pytest -q
+	@echo "== pytest on SQLite ($(TEST_WORKERS) workers)"
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS)
 
 # MariaDB/MySQL: TEST_MYSQL_URL if given, else a local server with root and no password.
 test-mysql: install
 	@url="$${TEST_MYSQL_URL:-}"; \
 	if [ -z "$$url" ] && $(PY) -c "import MySQLdb; MySQLdb.connect(host='127.0.0.1', port=3306, user='root', passwd='')" 2>/dev/null; then url=$(MYSQL_PROBE_URL); fi; \
 	if [ -z "$$url" ]; then echo "== SKIPPED the MariaDB/MySQL run: no TEST_MYSQL_URL and no server on 127.0.0.1:3306 (root, no password)."; exit 0; fi; \
-	echo "== pytest on MariaDB/MySQL ($${url%%@*}@...)"; \
-	DATABASE_URL="$$url" $(VENV)/bin/pytest -q
+	echo "== pytest on MariaDB/MySQL ($${url%%@*}@...): the tests that touch the database ($(TEST_WORKERS) workers)"; \
+	DATABASE_URL="$$url" $(VENV)/bin/pytest -q -n $(TEST_WORKERS)
 
 reconcile: install
 	$(PY) manage.py reconcile_payments
