@@ -51,6 +51,7 @@ class AirtelProvider(PaymentProvider, Collections, Payouts, Refunds):
     currencies = frozenset({"UGX"})
     payout_currencies = frozenset({"UGX"})
     whole_amounts_only = True
+    status_asks_by_our_reference = True  # GET /standard/v1/payments/{our transaction.id}
     refunds_partial = False  # the refund body names the payment only: always its whole amount
     # Airtel calls the one collection URL set on its portal: no secret of ours can be in it. It documents no
     # disbursement or notification callback; those paths exist for the public contract.
