@@ -22,6 +22,9 @@ WEBHOOK_TOKEN_RE = re.compile(
     r"([^/\s?#\"']+)"
 )
 
+# A donation's public token in a path (/donations/<token>/, /api/v1.0/donors/donations/<token>/status/): it is the
+# donor's link, so it must not reach a log file either (Django's request logger writes the path of every 4xx).
+DONATION_TOKEN_RE = re.compile(r"(/donations/)[A-Za-z0-9_-]{32}(?![A-Za-z0-9_-])")
 
 # Characters that end or rewrite a line (\n, \r, the other C0 and C1 controls, DEL, Unicode's line and
 # paragraph separators): request data carrying one could forge a log line of its own ("… pending -> succeeded").
@@ -51,6 +54,7 @@ def mask_phone(digits: str) -> str:
 
 def mask_text(text: str) -> str:
     text = WEBHOOK_TOKEN_RE.sub(lambda m: f"{m.group(1)}***", text)
+    text = DONATION_TOKEN_RE.sub(lambda m: f"{m.group(1)}***", text)
     text = TELEGRAM_TOKEN_RE.sub(lambda m: f"{m.group(1)}***", text)
     text = SECRET_RE.sub(lambda m: f"{m.group('key')}***", text)
     text = BEARER_RE.sub(lambda m: f"{m.group(1)} ***", text)

@@ -82,7 +82,7 @@ def payment_start(
         callback_token_digest=url_token_digest(token),
         provider_reference=chosen_reference or None,
     )
-    status_url = settings.SITE_URL + reverse("donation-status-page", kwargs={"reference": donation.reference})
+    status_url = settings.SITE_URL + reverse("donation-status-page", kwargs={"reference": donation.public_token})
     charge = ChargeRequest(
         reference=payment.reference,
         amount=payment.amount,
