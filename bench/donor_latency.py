@@ -5,7 +5,7 @@
 Against a running site (bench/run.sh starts gunicorn and, for CALLBACK_ACK=stored, the task workers): sends
 one authenticated AzamPay success callback every 1/RATE seconds (an open loop: on schedule, whatever the
 answers take) through the real webhook, and for each one polls the donor's status API — the
-`GET /api/v1.0/donors/donations/{reference}/status/` the donation page polls (read from our database only;
+`GET /api/v1.0/donors/donations/{public_token}/status/` the donation page polls (read from our database only;
 the refresh endpoint is rate-limited and asks the provider, so it is not used) — every POLL_MS until it reads
 "completed". Records, per callback, the time from starting to send it to its answer (ack) and to the first
 poll answering "completed" (seen). The resolution of "seen" is the poll interval plus one GET.
@@ -53,7 +53,10 @@ class Probe:
             conn.close()
 
     def one(self, due: float, body: bytes) -> None:
-        reference = json.loads(body)["utilityref"]
+        sent_body = json.loads(body)
+        reference = sent_body["utilityref"]
+        # The donor's handle (its public token, echoed in additionalProperties): by reference a guest gets 404.
+        handle = (sent_body.get("additionalProperties") or {}).get("status_handle") or reference
         start = time.perf_counter()
         slip = start - due
         try:
@@ -71,7 +74,7 @@ class Probe:
         while True:
             sent = time.perf_counter()
             try:
-                status, answer = self.request("GET", STATUS_PATH.format(reference))
+                status, answer = self.request("GET", STATUS_PATH.format(handle))
                 state = json.loads(answer).get("status") if status == 200 else None
             except (OSError, ValueError):
                 state = None

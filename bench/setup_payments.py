@@ -93,6 +93,8 @@ def create_payments(count: int, patients: list[Patient], rng: random.Random) -> 
                         "submerchantAcc": None,
                         "fspReferenceId": f"MP{rng.getrandbits(40):010X}",
                         "password": settings.PAYMENT_PROVIDERS["azampay"]["callback_password"],
+                        # AzamPay echoes what we sent; donor_latency reads the status by the donor's handle.
+                        "additionalProperties": {"status_handle": donation.public_token},
                     }
                 )
     return bodies

@@ -1,4 +1,4 @@
-"""Log filter that keeps phone numbers and secrets out of every log file."""
+"""Log filter that keeps phone numbers and secrets out of every log file, and every record on one line."""
 
 import logging
 import re
@@ -22,6 +22,27 @@ WEBHOOK_TOKEN_RE = re.compile(
     r"([^/\s?#\"']+)"
 )
 
+# A donation's public token in a path (/donations/<token>/, /api/v1.0/donors/donations/<token>/status/): it is the
+# donor's link, so it must not reach a log file either (Django's request logger writes the path of every 4xx).
+DONATION_TOKEN_RE = re.compile(r"(/donations/)[A-Za-z0-9_-]{32}(?![A-Za-z0-9_-])")
+
+# Characters that end or rewrite a line (\n, \r, the other C0 and C1 controls, DEL, Unicode's line and
+# paragraph separators): request data carrying one could forge a log line of its own ("… pending -> succeeded").
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_controls(text: str) -> str:
+    """Control characters as visible escapes (\\n, \\r, \\t, \\x1b, \\u2028): one record stays one line."""
+    if not CONTROL_RE.search(text):
+        return text
+    return CONTROL_RE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match[0]
+    return _NAMED_ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
 
 def mask_phone(digits: str) -> str:
     """2557****678: enough to tell two donors apart in a log, not enough to call them."""
@@ -33,6 +54,7 @@ def mask_phone(digits: str) -> str:
 
 def mask_text(text: str) -> str:
     text = WEBHOOK_TOKEN_RE.sub(lambda m: f"{m.group(1)}***", text)
+    text = DONATION_TOKEN_RE.sub(lambda m: f"{m.group(1)}***", text)
     text = TELEGRAM_TOKEN_RE.sub(lambda m: f"{m.group(1)}***", text)
     text = SECRET_RE.sub(lambda m: f"{m.group('key')}***", text)
     text = BEARER_RE.sub(lambda m: f"{m.group(1)} ***", text)
@@ -40,12 +62,16 @@ def mask_text(text: str) -> str:
 
 
 class MaskSensitiveFilter(logging.Filter):
+    """On every handler (config/settings.py LOGGING): the rendered message masked, and escaped so that no value
+    from a request (a callback field, a header, a path) can start a line of its own. Tracebacks keep their lines:
+    they are ours, and a reader knows where one starts and ends."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a bad format string must not lose the record
             return True
-        masked = mask_text(message)
+        masked = escape_controls(mask_text(message))
         if masked != message:
             record.msg, record.args = masked, None
         if record.exc_info and not record.exc_text:

@@ -322,6 +322,9 @@ PAYMENTS_APPLY_TRUSTED_CALLBACKS = env.bool("PAYMENTS_APPLY_TRUSTED_CALLBACKS", 
 CALLBACK_ACK = env("CALLBACK_ACK", default="handled")
 CALLBACK_MAX_BODY_BYTES = env.int("CALLBACK_MAX_BODY_BYTES", default=64 * 1024)
 WEBHOOK_RATE_LIMIT_PER_MINUTE = env.int("WEBHOOK_RATE_LIMIT_PER_MINUTE", default=1000)
+# Refused callbacks (forged on their bytes, or over the rate limit) keep a fixed-size record each, up to this
+# many per client, provider and day; past it only the client's count of the day grows (payments.CallbackRefusal).
+CALLBACK_REFUSED_RECORDS_PER_CLIENT = env.int("CALLBACK_REFUSED_RECORDS_PER_CLIENT", default=100)
 HEALTH_RATE_LIMIT_PER_MINUTE = env.int("HEALTH_RATE_LIMIT_PER_MINUTE", default=100)
 # The inbox sweeper (part of reconcile_payments): a `received` event untouched this long is taken as abandoned
 # (its worker died); a `failed` one is retried after 30 s, 1 min, 2 min, … (CALLBACK_RETRY_BASE_SECONDS doubling,

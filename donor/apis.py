@@ -71,6 +71,7 @@ class DonationListOutputSerializer(serializers.ModelSerializer):
         model = Donation
         fields = [
             "reference",
+            "public_token",
             "patient",
             "amount",
             "currency",

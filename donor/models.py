@@ -1,3 +1,4 @@
+import secrets
 from decimal import Decimal
 
 from django.conf import settings
@@ -20,6 +21,14 @@ class Donor(models.Model):
         return self.name or self.email or f"Donor {self.pk}"
 
 
+PUBLIC_TOKEN_BYTES = 24  # 192 bits: a donation's link cannot be guessed, unlike its sequential reference
+
+
+def new_public_token() -> str:
+    """The donor's handle on a donation (status page and API, receipt links): 32 URL-safe characters."""
+    return secrets.token_urlsafe(PUBLIC_TOKEN_BYTES)
+
+
 class Donation(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -33,6 +42,9 @@ class Donation(models.Model):
 
     # Set right after insert: {PREFIX}-DN-{id}-{YYYYMMDDHHMMSS}. It is the externalId providers echo back.
     reference = models.CharField(max_length=64, unique=True)
+    # The public handle: whoever holds it is the donor for reading the donation (its link). The reference stays
+    # for providers and staff; by reference only the donor's own account (or session) and staff may read it.
+    public_token = models.CharField(max_length=64, unique=True, default=new_public_token, editable=False)
     donor = models.ForeignKey(Donor, null=True, blank=True, on_delete=models.PROTECT, related_name="donations")
     patient = models.ForeignKey(
         Patient,

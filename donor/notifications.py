@@ -133,7 +133,7 @@ def _send_mail(donation: Donation, email: str, template: str, subject: str, rail
                 "target": donation.patient.first_name if donation.patient else "the general fund",
                 "receipt": payment.receipt if payment else "",
                 "rail": rail,
-                "status_url": f"{settings.SITE_URL}/donations/{donation.reference}/",
+                "status_url": f"{settings.SITE_URL}/donations/{donation.public_token}/",
             },
         ),
         from_email=None,

@@ -21,7 +21,12 @@ from config.net import client_ip, rate_limit
 from donor.forms import DonateForm, SignupForm
 from donor.models import Donation
 from donor.phone_numbers import REGION_BY_CURRENCY
-from donor.selectors import donation_get, donation_list_for_donor, donation_recent_public
+from donor.selectors import (
+    DONATION_SESSION_KEY,
+    donation_for_reader,
+    donation_list_for_donor,
+    donation_recent_public,
+)
 from donor.services import donor_for_user, donor_register
 from patients.models import Patient
 from patients.selectors import patient_get_published, patient_list_published
@@ -46,7 +51,7 @@ PRESET_AMOUNTS: dict[str, list[int]] = {
 # Where the donation rules' errors show on the form (the rest above it).
 FORM_FIELDS = {"amount": "custom_amount", "phone_number": "phone_number"}
 SHOWN_STATUSES = (Patient.Status.FUNDING, Patient.Status.FULLY_FUNDED)
-SESSION_KEY = "donation_details"  # reference → what this browser typed, for its own "Try again" link
+SESSION_KEY = DONATION_SESSION_KEY  # reference → what this browser typed, for its own "Try again" link
 SESSION_KEEP = 10
 
 
@@ -255,11 +260,15 @@ def _start_donation(
         return None
     if payment.checkout_url:
         return redirect(payment.checkout_url)
-    return redirect("donation-status-page", reference=donation.reference)
+    return redirect("donation-status-page", reference=donation.public_token)
 
 
 def _status_context(request: HttpRequest, reference: str) -> dict:
-    donation = donation_get(reference=reference)
+    """By the public token for anyone holding the link; by the reference only for its donor (signed in, or
+    this browser that made it) and staff. Anyone else: 404, as for a donation that does not exist."""
+    donation = donation_for_reader(
+        handle=reference, user=request.user, session_references=request.session.get(SESSION_KEY, {})
+    )
     if donation is None:
         raise Http404("No such donation")
     payment = payment_latest_for_donation(donation_id=donation.pk)

@@ -8,6 +8,7 @@ import copy
 import functools
 
 from django.conf import settings
+from django.urls import reverse
 from drf_spectacular.serializers import PolymorphicProxySerializerExtension
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers
@@ -25,7 +26,7 @@ from config.schema import (
 )
 from donor.models import Donation
 from donor.phone_numbers import mobile_number_pattern
-from donor.selectors import donation_get
+from donor.selectors import DONATION_SESSION_KEY, donation_for_reader
 from payments.models import Payment
 from payments.selectors import payment_latest_for_donation
 from payments.services.donations import (
@@ -178,6 +179,12 @@ class DonationCreateApi(APIView):
 
         id = serializers.IntegerField(source="donation.pk")
         reference = serializers.CharField(source="donation.reference")
+        public_token = serializers.CharField(
+            source="donation.public_token",
+            help_text="The donation's public handle: `{reference}` of the status and refresh paths for anyone "
+            "holding it (by `reference` those answer only the donor's own JWT or staff)",
+        )
+        status_url = serializers.CharField(help_text="The donor's live status page (carries public_token)")
         status = serializers.CharField(source="donation.status")
         amount = serializers.CharField(source="donation.amount")
         currency = serializers.CharField(source="donation.currency")
@@ -291,6 +298,20 @@ class DonationCreateApi(APIView):
         return 201, _created_body(donation, payment)
 
 
+def status_page_url(donation: Donation) -> str:
+    """The donor's link to the donation: the portal's status page by its public token."""
+    return settings.SITE_URL + reverse("donation-status-page", kwargs={"reference": donation.public_token})
+
+
+def _donation_for(request, handle: str) -> Donation | None:
+    """The donation this request may read by `handle` (the public token, or the reference for its donor and
+    staff). The donor is the JWT's user, else the portal's signed-in user or the browser that made it."""
+    user = request.user if request.user.is_authenticated else getattr(request._request, "user", None)
+    session = getattr(request._request, "session", None)
+    remembered = session.get(DONATION_SESSION_KEY, {}) if session is not None else {}
+    return donation_for_reader(handle=handle, user=user, session_references=remembered)
+
+
 def _created_body(donation: Donation, payment: Payment) -> dict:
     if payment.checkout_url:
         next_action = {"type": "redirect", "url": payment.checkout_url}
@@ -299,7 +320,7 @@ def _created_body(donation: Donation, payment: Payment) -> dict:
     else:
         next_action = {"type": "await_phone_confirmation", "message": PHONE_CONFIRMATION_MESSAGE}
     rendered = DonationCreateApi.OutputSerializer(
-        {"donation": donation, "payment": payment, "next_action": next_action}
+        {"donation": donation, "payment": payment, "next_action": next_action, "status_url": status_page_url(donation)}
     )
     return dict(rendered.data)
 
@@ -363,14 +384,25 @@ def _variant_serializer(shape: DonationShape) -> type[serializers.Serializer]:
 EXTRA_FIELDS = ("bank", "account_number", "account_name", "otp")
 
 
-class DonationStatusApi(APIView):
-    authentication_classes: list = []
+NOT_FOUND_MESSAGE = "No such donation. Use the link you were given (its public token), or sign in as its donor."
+HANDLE_PARAMETER = OpenApiParameter(
+    "reference",
+    str,
+    OpenApiParameter.PATH,
+    description="The donation's `public_token` (anyone holding it), or its `reference` (only with the donor's JWT "
+    "or a staff user's; anyone else gets 404)",
+)
 
-    @extend_schema(responses=DonationStatusSerializer)
+
+class DonationStatusApi(APIView):
+    """The status of one donation, from our database. Its handle is the public token; the guessable reference
+    works only for its donor (JWT, or the portal's session) and staff, and is a 404 for anyone else."""
+
+    @extend_schema(responses=DonationStatusSerializer, parameters=[HANDLE_PARAMETER])
     def get(self, request, reference: str) -> Response:
-        donation = donation_get(reference=reference)
+        donation = _donation_for(request, reference)
         if donation is None:
-            return Response(error_body(404, f"No donation with reference {reference}."), status=404)
+            return Response(error_body(404, NOT_FOUND_MESSAGE), status=404)
         return Response(donation_status_body(donation))
 
 
@@ -382,10 +414,9 @@ class DonationRefreshApi(APIView):
     on-demand check never moves the payment's scheduled reconciliation later.
     """
 
-    authentication_classes: list = []
-
     @extend_schema(
         request=None,
+        parameters=[HANDLE_PARAMETER],
         responses={
             200: DonationStatusSerializer,
             429: error_response("`RATE_LIMIT_EXCEEDED`: over REFRESH_RATE_LIMIT_PER_MINUTE; wait `retry_after`."),
@@ -400,9 +431,9 @@ class DonationRefreshApi(APIView):
             for name, value in limit.headers().items():
                 response[name] = value
             return response
-        donation = donation_get(reference=reference)
+        donation = _donation_for(request, reference)
         if donation is None:
-            return Response(error_body(404, f"No donation with reference {reference}."), status=404)
+            return Response(error_body(404, NOT_FOUND_MESSAGE), status=404)
         payment = payment_latest_for_donation(donation_id=donation.pk)
         if payment is not None and payment_check_on_demand(payment=payment):
             donation.refresh_from_db()

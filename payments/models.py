@@ -99,7 +99,11 @@ class CallbackEvent(models.Model):
 
     provider = models.CharField(max_length=20, db_index=True)
     kind = models.CharField(max_length=30, default="payment")
-    body = models.TextField(help_text="Raw body with secrets redacted")
+    body = models.TextField(help_text="Raw body with secrets redacted; empty when not kept (body_kept)")
+    # A delivery judged forged on its bytes, or over the rate limit with nothing a person or the sweeper could
+    # use, keeps only a fixed-size record (digest, size, client, verdict): anyone can send 64 KiB bodies.
+    body_kept = models.BooleanField(default=True)
+    body_size = models.PositiveIntegerField(default=0, help_text="Bytes of the raw body as it arrived")
     headers = models.JSONField(default=dict)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     # HMAC-SHA256 of the raw bytes, keyed (payments/url_tokens.py): a plain hash would let someone with the
@@ -140,6 +144,30 @@ class CallbackEvent(models.Model):
     @property
     def is_settled(self) -> bool:
         return self.status in self.SETTLED
+
+
+class CallbackRefusal(models.Model):
+    """How many deliveries one client had refused on a day (forged on their bytes, or over the rate limit) and
+    how many bytes they sent: the per-client count behind the fixed-size records of refused deliveries. Past
+    CALLBACK_REFUSED_RECORDS_PER_CLIENT records a day, only this count grows: what an unauthenticated sender can
+    make us store stays bounded."""
+
+    provider = models.CharField(max_length=20)
+    client_ip = models.CharField(max_length=45, blank=True)  # "" when unknown
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+    bytes = models.PositiveBigIntegerField(default=0)
+    last_verdict = models.CharField(max_length=30, blank=True)
+    last_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-day", "-count"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "client_ip", "day"], name="callback_refusal_per_client_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_ip or '?'} {self.provider} {self.day}: {self.count} refused"
 
 
 class IdempotencyRecord(models.Model):

@@ -1,9 +1,10 @@
 """Provider callback views: plain Django views, raw bytes stored first, no DRF parsing before that.
 
-One view serves every provider and kind: size checks → store the raw delivery (its own commit; database
-down → 503 so the provider sends it again) → rate-limit decision (over the limit → 429, the stored delivery
-waits for the sweeper or the provider's resend) → the kind's handler, now or (CALLBACK_ACK=stored) in a task
-worker → the provider's own acknowledgement.
+One view serves every provider and kind: size checks → rate-limit decision → store the raw delivery (its own
+commit; database down → 503 so the provider sends it again; a forged or throttled one nobody could use only as a
+fixed-size record) → over the limit: 429, a stored delivery waits for the sweeper or the provider's resend →
+forged on its bytes: 401 → the kind's handler, now or (CALLBACK_ACK=stored) in a task worker → the provider's
+own acknowledgement.
 """
 
 import logging
@@ -46,6 +47,12 @@ class ProviderCallbackView(View):
         if len(body) > settings.CALLBACK_MAX_BODY_BYTES:
             return error_response(413, f"Callback bodies are limited to {settings.CALLBACK_MAX_BODY_BYTES} bytes.")
         ip = client_ip(request)
+        # The limit is decided before the delivery is stored, so that a throttled one that nobody could use is
+        # kept only as a fixed-size record (callback_record); one that is authentic, undecidable or may report
+        # money is stored in full and finished by the sweeper or the provider's resend, never lost.
+        limit = rate_limit(
+            scope=f"webhook:{self.provider_code}:{self.kind}", ident=ip, limit=settings.WEBHOOK_RATE_LIMIT_PER_MINUTE
+        )
         try:
             event = callback_record(
                 provider_code=self.provider_code,
@@ -54,20 +61,18 @@ class ProviderCallbackView(View):
                 headers=request.headers,
                 client_ip=ip,
                 url_token=token,
+                over_limit=not limit.allowed,
             )
         except InboxUnavailable:
             return error_response(503, "We could not store the callback; please send it again.")
-        # Stored before the rate-limit decision: a throttled delivery is kept and finished by the sweeper
-        # (or by the provider's resend), never lost.
-        limit = rate_limit(
-            scope=f"webhook:{self.provider_code}:{self.kind}", ident=ip, limit=settings.WEBHOOK_RATE_LIMIT_PER_MINUTE
-        )
         if not limit.allowed:
-            logger.warning("Callback %s from %s over the rate limit: stored, processing deferred", event.pk, ip)
+            logger.warning("Callback %s from %s over the rate limit: processing deferred", event.pk or "-", ip)
             response = error_response(429, "Rate limit exceeded", retry_after=60)
             for name, value in limit.headers().items():
                 response[name] = value
             return response
+        if not event.body_kept:  # judged forged on its bytes: refused now, nothing to hand to a handler
+            return error_response(401, "Callback authentication failed.", ERROR_CODES[401])
         outcome = callback_accept(event=event, raw_body=body)
         if not outcome.acknowledged:
             return error_response(outcome.http_status, outcome.message, ERROR_CODES.get(outcome.http_status))

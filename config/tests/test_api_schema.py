@@ -27,8 +27,8 @@ EXPECTED_ERRORS = {
     ("get", "/api/v1.0/patients/"): {"404"},
     ("get", "/api/v1.0/patients/{code}/"): {"404"},
     ("post", DONATIONS): {"400", "401", "409", "415", "422", "502", "503"},
-    ("get", "/api/v1.0/donors/donations/{reference}/status/"): {"404"},
-    ("post", "/api/v1.0/donors/donations/{reference}/refresh/"): {"404", "429"},
+    ("get", "/api/v1.0/donors/donations/{reference}/status/"): {"401", "404"},
+    ("post", "/api/v1.0/donors/donations/{reference}/refresh/"): {"401", "404", "429"},
     ("get", "/api/v1.0/donors/me/donations/"): {"401", "404"},
 }
 

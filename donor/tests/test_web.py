@@ -190,7 +190,7 @@ def test_mobile_money_donation_starts_the_payment_and_redirects_to_the_status_pa
     response = client.post("/patients/PAT-0001/", donate_body(custom_amount="7,500", amount=""))
     donation = Donation.objects.get()
     assert response.status_code == 302
-    assert response["Location"] == reverse("donation-status-page", kwargs={"reference": donation.reference})
+    assert response["Location"] == reverse("donation-status-page", kwargs={"reference": donation.public_token})
     assert donation.amount == Decimal("7500") and donation.patient == patient
     assert donation.donor.name == "Asha Said" and donation.donor.phone == "255712345678"
     sent = json.loads(checkout.calls[0].request.body)
@@ -284,7 +284,7 @@ def test_recent_donations_show_first_names_or_anonymous_never_contacts(client, p
 )
 def test_status_page_renders_each_state(client, patient, status, reason, expected):
     payment = PaymentFactory(donation__patient=patient, donation__status=status, donation__status_reason=reason)
-    response = client.get(f"/donations/{payment.donation.reference}/")
+    response = client.get(f"/donations/{payment.donation.public_token}/")
     html = response.content.decode()
     assert response.status_code == 200 and expected in html
     if status != "pending":
@@ -295,9 +295,9 @@ def test_completed_status_page_thanks_with_the_provider_receipt(client, patient)
     payment = PaymentFactory(
         donation__patient=patient, donation__status="completed", status="succeeded", receipt="MPX123RCPT"
     )
-    html = client.get(f"/donations/{payment.donation.reference}/").content.decode()
+    html = client.get(f"/donations/{payment.donation.public_token}/").content.decode()
     assert "Thank you" in html and "MPX123RCPT" in html and "TZS 5,000" in html and "Neema" in html
-    panel = client.get(f"/donations/{payment.donation.reference}/panel/").content.decode()
+    panel = client.get(f"/donations/{payment.donation.public_token}/panel/").content.decode()
     assert "MPX123RCPT" in panel and "<html" not in panel
 
 

@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from config.evidence_admin import EvidenceAdmin
-from payments.models import CallbackEvent
+from payments.models import CallbackEvent, CallbackRefusal
 from payments.services.audit import audit_record
 from payments.services.dispatch import callback_replay, money_out_apply_held
 from payments.services.money_out import MoneyOutRefused
@@ -33,6 +33,8 @@ class CallbackEventAdmin(EvidenceAdmin):
     search_fields = ["our_reference", "provider_reference", "body_digest", "error"]
     readonly_fields = [
         "pretty_body",
+        "body_kept",
+        "body_size",
         "headers",
         "provider",
         "kind",
@@ -133,3 +135,13 @@ class CallbackEventAdmin(EvidenceAdmin):
         for event in queryset:
             outcome = callback_replay(event=event, dry_run=True)
             self.message_user(request, f"#{event.pk} would be: {outcome.code} — {outcome.message} (nothing saved)")
+
+
+@admin.register(CallbackRefusal)
+class CallbackRefusalAdmin(EvidenceAdmin):
+    """Per client and day: how many callbacks were refused (forged on their bytes, or over the rate limit)."""
+
+    list_display = ["day", "provider", "client_ip", "count", "bytes", "last_verdict", "last_at"]
+    list_filter = ["provider", "last_verdict", ("day", admin.DateFieldListFilter)]
+    search_fields = ["client_ip"]
+    readonly_fields = list_display

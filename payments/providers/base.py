@@ -416,6 +416,9 @@ class Collections(ABC):
 
     # Mobile money moves whole units: a fractional amount is refused with a 400 before anything is sent.
     whole_amounts_only: ClassVar[bool] = False
+    # The status query asks by our own id (Airtel's enquiry by transaction.id), never by an id a callback
+    # named: its answer is bound to the payment by the question itself.
+    status_asks_by_our_reference: ClassVar[bool] = False
 
     @abstractmethod
     def payment_methods(self) -> tuple[PaymentMethod, ...]:
@@ -440,7 +443,9 @@ class Collections(ABC):
 
     @abstractmethod
     def fetch_status(self, ref: PaymentRef) -> ProviderResult:
-        """Ask the provider directly. Used to verify callbacks and to reconcile."""
+        """Ask the provider directly. Used to verify callbacks and to reconcile. Report only what the answer
+        says: a reference, amount or currency it leaves out stays empty, never filled in from `ref` (the
+        services bind an answer to a payment by what the provider said, not by what we asked)."""
 
     def external_id(self, reference: str, channel: str) -> str:
         """The id we send the provider for this payment and it echoes back (some cap its length)."""

@@ -107,11 +107,18 @@ def callback_verify(*, event_id: int) -> CallbackOutcome:
 
 def _verify(event: CallbackEvent, payment: Payment) -> CallbackOutcome:
     claimed = get_capable(event.provider, Collections).parse_callback(event.kind, event.body.encode(), event.headers)
-    # A payment started by a request that timed out has no provider reference yet: ask about the one the
-    # callback (on the payment's own secret URL) names.
-    said = payment_fetch_status(
-        payment=payment, provider_reference=payment.provider_reference or claimed.provider_reference
-    )
+    # A payment started by a request that timed out (or on AzamPay's hosted page) has no provider reference yet:
+    # ask about the one the callback names. That id is bound to the payment only when the callback was
+    # authenticated or came to the payment's own secret URL; anyone can name another transaction's id, so
+    # otherwise the answer must name the payment itself (payment_fetch_status).
+    if payment.provider_reference:
+        said = payment_fetch_status(payment=payment)
+    else:
+        said = payment_fetch_status(
+            payment=payment,
+            provider_reference=claimed.provider_reference,
+            bound=event.trust == CallbackTrust.TRUSTED or _on_own_secret_url(event, payment),
+        )
     if said.status == claimed.status and not said.receipt and claimed.receipt and _on_own_secret_url(event, payment):
         # The status query confirms the callback but carries no receipt (Daraja's STK query): keep the
         # callback's receipt number, the one the donor has in their SMS — but only from a callback that came

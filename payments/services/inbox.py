@@ -11,15 +11,16 @@ what is left, with exponential backoff, and parks an event as `dead` after CALLB
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from payments.models import CallbackEvent, Payment, fit
-from payments.providers.base import CallbackTrust, PaymentProvider, RawCallback, UrlToken
+from payments.models import CallbackEvent, CallbackRefusal, Payment, fit
+from payments.providers.base import CallbackRole, CallbackTrust, PaymentProvider, RawCallback, UrlToken
 from payments.providers.registry import get_provider
 from payments.url_tokens import body_digest, digests_match, url_token_digest
 
@@ -27,6 +28,21 @@ logger = logging.getLogger("payments.callbacks")
 
 # Headers worth keeping for an investigation; never Authorization or cookies.
 KEPT_HEADERS = {"content-type", "user-agent", "x-forwarded-for", "x-real-ip", "content-length", "x-request-id"}
+# A refused delivery's record keeps these, cut short: its size is fixed whatever the sender puts in them.
+REFUSED_HEADERS = {"content-type", "user-agent", "content-length"}
+REFUSED_HEADER_CHARS = 100
+# Callbacks that report money which already moved and that no status query can confirm (a paybill payment, a
+# payout's or a refund's result): their body is kept whatever the verdict, for a person to check. A paybill
+# confirmation at a URL with an old secret may still be Safaricom's.
+MONEY_REPORT_ROLES = frozenset(
+    {
+        CallbackRole.PAYBILL_CONFIRMATION,
+        CallbackRole.PAYOUT_RESULT,
+        CallbackRole.PAYOUT_TIMEOUT,
+        CallbackRole.REFUND_RESULT,
+        CallbackRole.REFUND_TIMEOUT,
+    }
+)
 MAX_RETRY_DELAY = timedelta(hours=6)
 
 
@@ -61,12 +77,18 @@ def callback_record(
     headers: Mapping[str, str],
     client_ip: str | None,
     url_token: str = "",
+    over_limit: bool = False,
 ) -> CallbackEvent:
     """Store the delivery in its own committed transaction before anything acts on it.
 
-    Stored whatever it is — forged, malformed, throttled — with the adapter's verdict on the raw bytes: the
-    stored copy has its secrets redacted (AzamPay's password), so a worker that dies right after this
-    INSERT leaves a row whose replay still knows whether the delivery was authentic.
+    Stored with the adapter's verdict on the raw bytes: the stored copy has its secrets redacted (AzamPay's
+    password), so a worker that dies right after this INSERT leaves a row whose replay still knows whether the
+    delivery was authentic. What an unauthenticated sender can make us store is bounded: a delivery judged
+    forged on its bytes, or over the rate limit (`over_limit`) and neither authentic nor undecidable, keeps only
+    a fixed-size record (`body_kept` False: digest, size, client, verdict) and adds to its client's count of the
+    day (CallbackRefusal) — past CALLBACK_REFUSED_RECORDS_PER_CLIENT records a day only the count (the event
+    returned is then not saved). A callback that may report money nobody can ask about (MONEY_REPORT_ROLES)
+    keeps its body whatever the verdict.
     A delivery whose exact bytes were stored before is stored again, linked to the first: as `duplicate`
     when the first is settled, else as `received` so that it is handled (the original may have died with
     the worker that was handling it).
@@ -74,11 +96,23 @@ def callback_record(
     provider = get_provider(provider_code)
     digest = body_digest(body)
     token_digest = url_token_digest(url_token) if url_token else ""
-    trust = _judge(provider, kind, body, headers, client_ip, token_digest)
+    trust, token = _judge(provider, kind, body, headers, client_ip, token_digest)
+    if not _keeps_body(provider.callback_role(kind), trust, token, over_limit):
+        return _record_refused(
+            provider_code=provider_code,
+            kind=kind,
+            body=body,
+            digest=digest,
+            headers=headers,
+            client_ip=client_ip,
+            token_digest=token_digest,
+            trust=trust,
+        )
     fields = {
         "provider": provider_code,
         "kind": kind,
         "body": provider.redact(body),
+        "body_size": len(body),
         "headers": {k: str(v)[:500] for k, v in headers.items() if k.lower() in KEPT_HEADERS},
         "client_ip": client_ip,
         "body_digest": digest,
@@ -116,17 +150,101 @@ def callback_record(
 
 def _judge(
     provider: PaymentProvider, kind: str, body: bytes, headers: Mapping[str, str], client_ip: str | None, token: str
-) -> str:
-    """The adapter's verdict on the raw delivery, or "" when it cannot give one now (then the handler asks)."""
+) -> tuple[str, UrlToken | None]:
+    """The adapter's verdict on the raw delivery, or "" when it cannot give one now (then the handler asks), and
+    what the URL's secret proved (None when that could not be told either)."""
     probe = CallbackEvent(provider=provider.code, kind=kind, url_token_digest=token, client_ip=client_ip)
+    verdict = None
     try:
-        check = url_token_check(probe, provider)
+        verdict = url_token_check(probe, provider).verdict
         return provider.authenticate_callback(
-            RawCallback(kind=kind, body=body, headers=headers, client_ip=client_ip, url_token=check.verdict)
-        )
+            RawCallback(kind=kind, body=body, headers=headers, client_ip=client_ip, url_token=verdict)
+        ), verdict
     except Exception:  # a bug in an adapter must not cost the delivery: store it unjudged
         logger.exception("Judging a %s/%s callback failed; stored unjudged", provider.code, kind)
-        return ""
+        return "", verdict
+
+
+def _keeps_body(role: CallbackRole | None, trust: str, token: UrlToken | None, over_limit: bool) -> bool:
+    """Whether a delivery's body is worth storing: only authentic or undecidable ones, and every one that may
+    report money no query can confirm. A throttled unauthenticated payment callback loses nothing with its
+    body: its payment is on the reconciliation ladder, whose status query decides (and the provider resends)."""
+    if role in MONEY_REPORT_ROLES:
+        return True
+    if trust == CallbackTrust.REJECTED:
+        return False
+    if not over_limit:
+        return True
+    return trust in (CallbackTrust.TRUSTED, "") or token in (UrlToken.VALID, None)
+
+
+def _record_refused(
+    *,
+    provider_code: str,
+    kind: str,
+    body: bytes,
+    digest: str,
+    headers: Mapping[str, str],
+    client_ip: str | None,
+    token_digest: str,
+    trust: str,
+) -> CallbackEvent:
+    """A fixed-size record of a refused delivery, and its client's count of the day."""
+    forged = trust == CallbackTrust.REJECTED
+    verdict = "forged" if forged else "over the rate limit"
+    now = timezone.now()
+    try:
+        count = _count_refusal(provider_code, client_ip, len(body), verdict, now)
+        event = CallbackEvent(
+            provider=provider_code,
+            kind=kind,
+            body="",
+            body_kept=False,
+            body_size=len(body),
+            headers={k: str(v)[:REFUSED_HEADER_CHARS] for k, v in headers.items() if k.lower() in REFUSED_HEADERS},
+            client_ip=client_ip,
+            body_digest=digest,
+            url_token_digest=token_digest,
+            trust=trust,
+            status=CallbackEvent.Status.REJECTED,
+            error=(
+                "authentication failed on its bytes: body not kept"
+                if forged
+                else "over the rate limit (429): body not kept; the provider's resend or the status query finishes it"
+            ),
+            processed_at=now,
+            next_attempt_at=None,
+        )
+        if count <= settings.CALLBACK_REFUSED_RECORDS_PER_CLIENT:
+            event.save()
+    except DatabaseError as exc:
+        logger.error("Could not record a refused %s/%s callback (digest %s): %s", provider_code, kind, digest[:12], exc)
+        raise InboxUnavailable from exc
+    logger.warning(
+        "Callback %s/%s from %s refused (%s, %s bytes): %s today from this client%s",
+        provider_code,
+        kind,
+        client_ip,
+        verdict,
+        len(body),
+        count,
+        "" if event.pk else "; only counted",
+    )
+    return event
+
+
+def _count_refusal(provider_code: str, client_ip: str | None, size: int, verdict: str, now: datetime) -> int:
+    """Add one to the client's refusals of the day; the count after it (near enough under concurrency).
+
+    Each statement commits on its own: the row is created once (a concurrent creator's duplicate key is read
+    back by get_or_create), then incremented under its row lock only, so refusals arriving together queue on
+    one row and never deadlock on the unique index."""
+    key = {"provider": provider_code, "client_ip": client_ip or "", "day": timezone.localdate(now)}
+    CallbackRefusal.objects.get_or_create(**key, defaults={"last_at": now})
+    CallbackRefusal.objects.filter(**key).update(
+        count=F("count") + 1, bytes=F("bytes") + size, last_verdict=verdict, last_at=now
+    )
+    return CallbackRefusal.objects.filter(**key).values_list("count", flat=True).get()
 
 
 def event_trust(event: CallbackEvent, provider: PaymentProvider, body: bytes, token: "TokenCheck", live: bool) -> str:

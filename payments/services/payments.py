@@ -82,7 +82,7 @@ def payment_start(
         callback_token_digest=url_token_digest(token),
         provider_reference=chosen_reference or None,
     )
-    status_url = settings.SITE_URL + reverse("donation-status-page", kwargs={"reference": donation.reference})
+    status_url = settings.SITE_URL + reverse("donation-status-page", kwargs={"reference": donation.public_token})
     charge = ChargeRequest(
         reference=payment.reference,
         amount=payment.amount,
@@ -301,13 +301,23 @@ def method_label(provider: str, channel: str = "") -> str:
     return channel or (cls.display_name if cls else provider)
 
 
-def payment_fetch_status(*, payment: Payment, provider_reference: str | None = None) -> ProviderResult:
+def payment_fetch_status(
+    *, payment: Payment, provider_reference: str | None = None, bound: bool = True
+) -> ProviderResult:
     """Ask the provider about a payment. ProviderError when it cannot be asked; an answer the adapter cannot
-    read is UNKNOWN (logged), never a crash that would stop a reconciliation run."""
+    read is UNKNOWN (logged), never a crash that would stop a reconciliation run.
+
+    `provider_reference` asks about that id instead of the stored one (which always came from an authenticated
+    source: the checkout answer, an id we chose, an authenticated callback or a bound answer). `bound=False` says
+    nobody authenticated it (an unverified callback named it): anyone can name any transaction's id, so the
+    answer then counts only when it names this payment itself, by our reference and the amount; otherwise it is
+    UNKNOWN and carries no provider id, so nothing is credited, failed or remembered on it.
+    """
     provider = get_capable(payment.provider, Collections)
+    asked = provider_reference if provider_reference is not None else payment.provider_reference or ""
     ref = PaymentRef(
         reference=payment.reference,
-        provider_reference=provider_reference if provider_reference is not None else payment.provider_reference or "",
+        provider_reference=asked,
         channel=payment.channel,
         amount=payment.amount,
         currency=payment.currency,
@@ -322,12 +332,37 @@ def payment_fetch_status(*, payment: Payment, provider_reference: str | None = N
     except Exception as exc:
         logger.exception("Status answer for %s from %s could not be read", payment.reference, payment.provider)
         result = ProviderResult(status=PaymentStatus.UNKNOWN, message=f"Unreadable answer: {type(exc).__name__}")
+    bound = bound or asked == (payment.provider_reference or "") or provider.status_asks_by_our_reference
+    if not bound and not answer_names_payment(payment, result):
+        logger.warning(
+            "Payment %s: %s's answer about %s (named by an unauthenticated callback) is not bound to it; not used",
+            payment.reference,
+            payment.provider,
+            asked,
+        )
+        result = ProviderResult(
+            status=PaymentStatus.UNKNOWN,
+            message=f"{result.status} for {asked}, an id no authenticated source gave us for this payment, and the "
+            "answer names neither our reference nor the amount: not bound to this payment, not used",
+        )
     history_record(
         payment_id=payment.pk,
         kind=PaymentHistory.Kind.STATUS_QUERY,
         summary=f"{payment.provider} says {result.status}" + (f": {result.message}" if result.message else ""),
     )
     return result
+
+
+def answer_names_payment(payment: Payment, result: ProviderResult) -> bool:
+    """The provider's answer itself says it is about this payment: our reference and the amount (and the
+    currency, when it gives one). Nothing filled in by an adapter: a missing field binds nothing."""
+    return (
+        bool(result.our_reference)
+        and result.our_reference in (payment.reference, payment.external_id)
+        and result.amount is not None
+        and result.amount == payment.amount
+        and (not result.currency or result.currency == payment.currency)
+    )
 
 
 def payment_confirm(*, payment_id: int, on_demand: bool = False) -> tuple[ProviderResult | None, ApplyOutcome]:

@@ -62,7 +62,18 @@ def test_guest_donation_prompts_the_phone_and_answers_201(api_client, patient, m
 
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert set(body) == {"id", "reference", "status", "amount", "currency", "patient", "payment", "next_action"}
+    assert set(body) == {
+        "id",
+        "reference",
+        "public_token",
+        "status_url",
+        "status",
+        "amount",
+        "currency",
+        "patient",
+        "payment",
+        "next_action",
+    }
     assert re.fullmatch(rf"RHCI-DN-{body['id']}-\d{{14}}", body["reference"])
     assert body["status"] == "pending"
     assert Decimal(body["amount"]) == Decimal("5000")
@@ -346,8 +357,9 @@ def test_different_idempotency_keys_are_different_donations(api_client, patient,
 
 
 def test_status_endpoint_reads_the_donation_from_the_database(api_client, patient, mno_checkout):
-    reference = create(api_client, donation_request(patient)).json()["reference"]
-    response = api_client.get(f"{DONATIONS_URL}{reference}/status/")
+    created = create(api_client, donation_request(patient)).json()
+    reference = created["reference"]
+    response = api_client.get(f"{DONATIONS_URL}{created['public_token']}/status/")
 
     assert response.status_code == 200
     body = response.json()
@@ -370,8 +382,8 @@ def test_status_of_an_unknown_reference_is_a_json_404(api_client):
 
 def test_refresh_asks_the_provider_and_answers_completed(api_client, patient, azam, mno_checkout):
     status = azam.get(STATUS_URL, json=fixture("status_success.json"))
-    reference = create(api_client, donation_request(patient)).json()["reference"]
-    response = api_client.post(f"{DONATIONS_URL}{reference}/refresh/")
+    token = create(api_client, donation_request(patient)).json()["public_token"]
+    response = api_client.post(f"{DONATIONS_URL}{token}/refresh/")
 
     assert response.status_code == 200
     assert response.json()["status"] == "completed"
@@ -383,9 +395,9 @@ def test_refresh_asks_the_provider_and_answers_completed(api_client, patient, az
 
 def test_refresh_of_a_finished_donation_does_not_ask_the_provider_again(api_client, patient, azam, mno_checkout):
     status = azam.get(STATUS_URL, json=fixture("status_success.json"))
-    reference = create(api_client, donation_request(patient)).json()["reference"]
-    api_client.post(f"{DONATIONS_URL}{reference}/refresh/")
-    response = api_client.post(f"{DONATIONS_URL}{reference}/refresh/")
+    token = create(api_client, donation_request(patient)).json()["public_token"]
+    api_client.post(f"{DONATIONS_URL}{token}/refresh/")
+    response = api_client.post(f"{DONATIONS_URL}{token}/refresh/")
 
     assert response.json()["status"] == "completed"
     assert status.call_count == 1

@@ -166,7 +166,6 @@ def enquire(client: AirtelClient, ref: PaymentRef) -> ProviderResult:
             # Not (yet) known to Airtel: a push that never arrived, or asked too early. Never a failure.
             return ProviderResult(
                 status=PaymentStatus.UNKNOWN,
-                our_reference=transaction_id,
                 message=f"Airtel Money has no transaction {transaction_id} (yet).",
             )
         if response.status_code != 200:
@@ -175,7 +174,6 @@ def enquire(client: AirtelClient, ref: PaymentRef) -> ProviderResult:
             )
         return ProviderResult(
             status=PaymentStatus.UNKNOWN,
-            our_reference=transaction_id,
             message=refusal(payload, "Airtel Money's enquiry answer named no state."),
         )
     message = str(transaction.get("message") or "").strip()
@@ -184,10 +182,13 @@ def enquire(client: AirtelClient, ref: PaymentRef) -> ProviderResult:
     if status == PaymentStatus.SUCCEEDED and not airtel_money_id:
         logger.warning("Airtel Money enquiry of %s: TS without an airtel_money_id", transaction_id)
     code = state.upper() + (f" {answer.response_code}" if answer.response_code else "")
+    # The question named our id (the URL path), which binds the answer to the payment
+    # (AirtelProvider.status_asks_by_our_reference); the answer's own `id` is not echoed reliably (Airtel's
+    # documented example shows an unrelated one), so it is not reported as our reference, and nothing of ours
+    # is filled in for it. The enquiry carries no amount.
     return ProviderResult(
         status=status,
         provider_reference=airtel_money_id,
-        our_reference=transaction_id,
         receipt=airtel_money_id if status == PaymentStatus.SUCCEEDED else "",
         message=reason if state.upper() == SUCCESS else f"{reason} (Airtel {code})"[:255],
     )

@@ -52,6 +52,7 @@ class AirtelProvider(PaymentProvider, Collections, Payouts, Refunds):
     currencies = frozenset({"UGX"})
     payout_currencies = frozenset({"UGX"})
     whole_amounts_only = True
+    status_asks_by_our_reference = True  # GET /standard/v1/payments/{our transaction.id}
     refunds_partial = False  # the refund body names the payment only: always its whole amount
     # A disbursement's answer is its result, and the enquiry (by the id we chose) settles one in progress.
     # A refund has neither enquiry nor callback: an answer that is not final goes to a person at once.

@@ -154,7 +154,9 @@ class AzamPayProvider(PaymentProvider, Collections):
         return [
             DeployWarning(
                 "payments.W002",
-                "AZAMPAY_CALLBACK_PASSWORD is empty: every AzamPay callback must be confirmed by a status query.",
+                "AZAMPAY_CALLBACK_PASSWORD is empty: every AzamPay callback must be confirmed by a status query, "
+                "and a payment whose AzamPay id we never learnt (card, or a lost checkout answer) is held for "
+                "review instead of credited.",
                 "Ask AzamPay support for the dashboard callback password and set it.",
             )
         ]

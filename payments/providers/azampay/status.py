@@ -20,7 +20,6 @@ def fetch_status(client: AzamPayClient, endpoint: StatusEndpoint, ref: PaymentRe
     if not ref.provider_reference:
         return ProviderResult(
             status=PaymentStatus.UNKNOWN,
-            our_reference=ref.reference,
             message="No AzamPay transaction id to ask about yet.",
         )
     params = {endpoint.id_param: ref.provider_reference}
@@ -44,12 +43,15 @@ def fetch_status(client: AzamPayClient, endpoint: StatusEndpoint, ref: PaymentRe
     status = status_from_text(str(payload.get("transactionstatus") or text))
     if status == PaymentStatus.FAILED and payload.get("transactionstatus") is None:
         status = status_from_text(text)  # "Transaction failed: timeout" → EXPIRED, not FAILED
+    # AzamPay's documented answer names neither our reference nor the amount: it is about the id we asked, and
+    # only that id binds it to a payment. A variant that does name them is read as it stands, never filled in.
+    fields = {str(key).lower(): value for key, value in payload.items()}
     return ProviderResult(
         status=status,
         provider_reference=ref.provider_reference,
-        our_reference=str(payload.get("utilityref") or ref.reference),
-        amount=parse_money(payload.get("amount")),
+        our_reference=str(fields.get("utilityref") or fields.get("externalid") or ""),
+        amount=parse_money(fields.get("amount")),
         currency=CURRENCY,
-        receipt=str(payload.get("mnoreference") or ""),
+        receipt=str(fields.get("mnoreference") or ""),
         message=text or str(payload.get("message") or ""),
     )

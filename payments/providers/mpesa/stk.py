@@ -123,7 +123,6 @@ def stk_query(client: DarajaClient, stk: StkSettings, ref: PaymentRef) -> Provid
     if not ref.provider_reference:
         return ProviderResult(
             status=PaymentStatus.UNKNOWN,
-            our_reference=ref.reference,
             message="No M-Pesa CheckoutRequestID to ask about yet.",
         )
     timestamp = client.timestamp()

@@ -83,7 +83,6 @@ def payment_status(client: MtnClient, ref: PaymentRef) -> ProviderResult:
     if not ref.provider_reference:
         return ProviderResult(
             status=PaymentStatus.UNKNOWN,
-            our_reference=ref.reference,
             message=f"No {NAME} X-Reference-Id to ask about yet.",
         )
     response = client.request(COLLECTION, "GET", f"{REQUEST_TO_PAY_PATH}/{ref.provider_reference}")

@@ -10,8 +10,17 @@ import requests
 DONATIONS_PATH = "/api/v1.0/donors/donations/"
 
 
+def handle_of(reference: str) -> str:
+    """The donation's public token, the donor's handle for reading it (by reference a guest gets 404)."""
+    from donor.models import Donation
+
+    return Donation.objects.values_list("public_token", flat=True).get(reference=reference)
+
+
 def status_of(live_server, reference: str) -> dict:
-    return requests.get(f"{live_server.url}/api/v1.0/donors/donations/{reference}/status/", timeout=10).json()
+    """The status API as the donor's page reads it: by the donation's public token."""
+    url = f"{live_server.url}/api/v1.0/donors/donations/{handle_of(reference)}/status/"
+    return requests.get(url, timeout=10).json()
 
 
 def wait_for_status(live_server, reference: str, *, until=lambda s: s != "pending", seconds: float = 20) -> dict:
@@ -44,7 +53,8 @@ def donate_via_api(live_server, **fields: Any) -> dict:
 
 def refresh(live_server, reference: str) -> requests.Response:
     """The donor's "check now" (asks the provider when the per-donation interval allows)."""
-    return requests.post(f"{live_server.url}/api/v1.0/donors/donations/{reference}/refresh/", timeout=10)
+    url = f"{live_server.url}/api/v1.0/donors/donations/{handle_of(reference)}/refresh/"
+    return requests.post(url, timeout=10)
 
 
 def sandbox_charges(sandbox, provider: str, **match: str) -> list[dict]:

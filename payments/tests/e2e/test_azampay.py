@@ -18,7 +18,7 @@ from payments.providers.azampay.config import CONFIG as AZAMPAY_CONFIG
 from payments.sandbox.server import run_sandbox
 from payments.services.reconcile import payments_reconcile
 from payments.tests.azampay_fakes import CALLBACK_URL as CALLBACK_PATH
-from payments.tests.e2e.support import wait_for_status
+from payments.tests.e2e.support import refresh, wait_for_status
 from payments.tests.helpers import credited
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -102,7 +102,7 @@ def test_no_answer_expires_after_the_provider_times_out(live_server, sandbox, pa
     deadline = time.monotonic() + 15
     status = {}
     while time.monotonic() < deadline:  # the donor's page presses "refresh": ask the provider now
-        status = requests.post(f"{live_server.url}/api/v1.0/donors/donations/{reference}/refresh/", timeout=10).json()
+        status = refresh(live_server, reference).json()
         if status["status"] != "pending":
             break
         time.sleep(0.3)

@@ -128,17 +128,16 @@ def test_cancelled_on_the_phone_1032(live_server, sandbox, patient):
 
 def test_no_answer_expires_after_the_provider_times_out_1037(live_server, sandbox, patient):
     created = donate(live_server, "0712345603")
-    reference = created["reference"]
     time.sleep(1.0)
     # While the prompt is open the query answers both pending quirks; neither is a failure.
-    refresh = f"{live_server.url}/api/v1.0/donors/donations/{reference}/refresh/"
-    assert requests.post(refresh, timeout=10).json()["status"] == "pending"
-    assert requests.post(refresh, timeout=10).json()["status"] == "pending"
+    refresh_url = f"{live_server.url}/api/v1.0/donors/donations/{created['public_token']}/refresh/"
+    assert requests.post(refresh_url, timeout=10).json()["status"] == "pending"
+    assert requests.post(refresh_url, timeout=10).json()["status"] == "pending"
     assert sandbox_charge(sandbox, created["payment"]["provider_reference"])["deliveries"] == []
     deadline = time.monotonic() + 15
     status = {}
     while time.monotonic() < deadline:
-        status = requests.post(refresh, timeout=10).json()
+        status = requests.post(refresh_url, timeout=10).json()
         if status["status"] != "pending":
             break
         time.sleep(0.3)

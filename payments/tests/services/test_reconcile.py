@@ -287,7 +287,7 @@ def test_an_on_demand_check_never_pushes_the_ladder_later(azam, client):
     scheduled = timezone.now() + timedelta(seconds=30)
     Payment.objects.filter(pk=payment.pk).update(next_check_at=scheduled, check_count=0)
 
-    response = client.post(f"/api/v1.0/donors/donations/{payment.donation.reference}/refresh/")
+    response = client.post(f"/api/v1.0/donors/donations/{payment.donation.public_token}/refresh/")
 
     assert response.status_code == 200 and status_calls(azam) == 1
     payment.refresh_from_db()
@@ -298,7 +298,7 @@ def test_an_on_demand_check_never_pushes_the_ladder_later(azam, client):
 def test_refresh_asks_the_provider_at_most_once_per_interval_per_donation(azam, client):
     azam.get(STATUS_URL, json=PENDING)
     payment = due_payment()
-    url = f"/api/v1.0/donors/donations/{payment.donation.reference}/refresh/"
+    url = f"/api/v1.0/donors/donations/{payment.donation.public_token}/refresh/"
     answers = [client.post(url) for _ in range(5)]
     assert [a.status_code for a in answers] == [200] * 5
     assert status_calls(azam) == 1  # the others answered from what we know
@@ -308,7 +308,7 @@ def test_refresh_is_throttled_per_client(azam, client, settings):
     settings.REFRESH_RATE_LIMIT_PER_MINUTE = 3
     azam.get(STATUS_URL, json=PENDING)
     payment = due_payment()
-    url = f"/api/v1.0/donors/donations/{payment.donation.reference}/refresh/"
+    url = f"/api/v1.0/donors/donations/{payment.donation.public_token}/refresh/"
     codes = [client.post(url).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     over = client.post(url)

@@ -1,6 +1,8 @@
 """AzamPay's status query and its free-text statuses, read conservatively (anything unclear is never paid).
 HTTP only, no database; the far side is `responses`."""
 
+from decimal import Decimal
+
 import pytest
 from responses import matchers
 
@@ -22,8 +24,16 @@ def test_status_query_reads_successful_transactions(azam, with_token, name):
     result = make_provider().fetch_status(status_ref())
     assert result.status == PaymentStatus.SUCCEEDED
     assert result.provider_reference == TRANSACTION_ID
-    assert result.our_reference == REFERENCE
+    # The documented answer names neither our reference nor the amount: nothing of ours is filled in for them.
+    assert result.our_reference == "" and result.amount is None
     assert status.calls[0].request.headers["Authorization"] == "Bearer test-token"
+
+
+def test_a_status_answer_naming_our_reference_and_amount_reports_them(azam, with_token):
+    answer = {**fixture("status_success.json"), "utilityref": REFERENCE, "amount": "5000"}
+    azam.get(STATUS_URL, json=answer)
+    result = make_provider().fetch_status(status_ref())
+    assert (result.our_reference, result.amount) == (REFERENCE, Decimal("5000"))
 
 
 def test_status_query_reads_failed_transactions(azam, with_token):

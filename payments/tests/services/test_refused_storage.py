@@ -1,0 +1,154 @@
+"""What an unauthenticated sender can make us store is bounded (issue 18, item 6): a delivery judged forged on its
+bytes, or over the rate limit with nothing in it a person or the sweeper could use, keeps a fixed-size record
+(digest, size, client, verdict) and adds to its client's count of the day; only authentic or undecidable
+deliveries keep their body, and nothing that may report real money is dropped. Through the real callback URLs;
+the measure is what is stored (body, headers, error), never time."""
+
+import json
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from payments.models import CallbackEvent, CallbackRefusal, Payment
+from payments.tests.azampay_fakes import CALLBACK_URL, PASSWORD, callback_body
+from payments.tests.factories import PaymentFactory
+from payments.tests.mpesa_fakes import C2B_TOKEN
+from payments.tests.mpesa_fakes import fixture as mpesa_fixture
+from payments.url_tokens import new_url_token
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings", "mpesa_settings")]
+
+PADDING = "x" * 60_000  # a forger's body can be nearly CALLBACK_MAX_BODY_BYTES (64 KiB)
+RECORD_BUDGET = 1024  # what one refused delivery may cost us, body, headers and error together
+
+
+@pytest.fixture(autouse=True)
+def airtel_secret(settings):
+    settings.PAYMENT_PROVIDERS = {
+        **settings.PAYMENT_PROVIDERS,
+        "airtel": {**settings.PAYMENT_PROVIDERS["airtel"], "callback_secret": "test-callback-secret"},
+    }
+    cache.clear()
+
+
+def stored_bytes(event: CallbackEvent) -> int:
+    return len(event.body.encode()) + len(json.dumps(event.headers)) + len(event.error.encode())
+
+
+def forged_azampay() -> tuple[str, bytes]:
+    payment = PaymentFactory()
+    return CALLBACK_URL, callback_body(payment, password="guessed-password", padding=PADDING)
+
+
+def forged_mpesa() -> tuple[str, bytes]:
+    body = mpesa_fixture("callback_success_documented.json")
+    body["padding"] = PADDING
+    return f"/webhooks/mpesa/stkpush/{new_url_token()}/", json.dumps(body).encode()
+
+
+def forged_mtn() -> tuple[str, bytes]:
+    body = {"externalId": "RHCI-DN-1-20260101000000", "amount": "5000", "currency": "EUR", "status": "SUCCESSFUL"}
+    return f"/webhooks/mtn/collection/{new_url_token()}/", json.dumps({**body, "padding": PADDING}).encode()
+
+
+def forged_airtel() -> tuple[str, bytes]:
+    body = {"transaction": {"id": "RHCIDN120260101000000", "status_code": "TS", "message": PADDING}, "hash": "Zm9v"}
+    return "/webhooks/airtel/payment/", json.dumps(body).encode()
+
+
+FORGERS = {"azampay": forged_azampay, "mpesa": forged_mpesa, "mtn": forged_mtn, "airtel": forged_airtel}
+
+
+@pytest.mark.parametrize("rail", list(FORGERS))
+def test_fifty_forged_callbacks_add_a_small_bounded_amount_of_storage(rail):
+    path, body = FORGERS[rail]()
+    client = Client(REMOTE_ADDR="203.0.113.9")
+    answers = [client.post(path, data=body, content_type="application/json").status_code for _ in range(50)]
+
+    assert answers == [401] * 50  # each still refused at once, in the error shape
+    events = list(CallbackEvent.objects.all())
+    assert len(events) == 50
+    assert sum(len(event.body) for event in events) == 0  # 50 × 60 KiB bodies: not one byte kept
+    assert max(stored_bytes(event) for event in events) <= RECORD_BUDGET
+    for event in events:  # what is kept says what it was
+        assert (event.body_kept, event.body_size, event.client_ip) == (False, len(body), "203.0.113.9")
+        assert event.status == CallbackEvent.Status.REJECTED and event.trust == "rejected"
+        assert len(event.body_digest) == 64
+    refusals = CallbackRefusal.objects.get(client_ip="203.0.113.9")
+    assert (refusals.provider, refusals.count, refusals.bytes) == (rail, 50, 50 * len(body))
+
+
+def test_past_the_daily_cap_a_client_only_adds_to_its_count(settings):
+    settings.CALLBACK_REFUSED_RECORDS_PER_CLIENT = 5
+    path, body = forged_azampay()
+    client = Client(REMOTE_ADDR="198.51.100.7")
+    answers = {client.post(path, data=body, content_type="application/json").status_code for _ in range(30)}
+
+    assert answers == {401}
+    assert CallbackEvent.objects.count() == 5
+    assert CallbackRefusal.objects.get(client_ip="198.51.100.7").count == 30
+
+
+def test_over_the_rate_limit_an_unauthenticated_payment_callback_keeps_only_a_record(settings, azam):
+    """No callback password: the callback is only a reason to ask. Throttled, its body is of no use (the payment
+    is on the reconciliation ladder, and AzamPay resends), so only the record is kept."""
+    settings.PAYMENT_PROVIDERS = {
+        **settings.PAYMENT_PROVIDERS,
+        "azampay": {**settings.PAYMENT_PROVIDERS["azampay"], "callback_password": ""},
+    }
+    settings.WEBHOOK_RATE_LIMIT_PER_MINUTE = 1
+    payment = PaymentFactory(donation__amount=Decimal("5000"))
+    azam.get("https://sandbox.azampay.co.tz/azampay/gettransactionstatus", json={"data": "Transaction pending."})
+    client = Client(REMOTE_ADDR="192.0.2.1")
+    body = callback_body(payment, password=None, padding=PADDING)
+    answers = [client.post(CALLBACK_URL, data=body, content_type="application/json").status_code for _ in range(20)]
+
+    assert answers == [200] + [429] * 19
+    kept = CallbackEvent.objects.filter(body_kept=True)
+    assert kept.count() == 1  # the one within the limit
+    throttled = CallbackEvent.objects.filter(body_kept=False)
+    assert throttled.count() == 19 and sum(len(e.body) for e in throttled) == 0
+    assert all(e.trust == "unverified" and e.status == CallbackEvent.Status.REJECTED for e in throttled)
+    assert CallbackRefusal.objects.get(client_ip="192.0.2.1").count == 19
+
+
+def test_over_the_rate_limit_an_authentic_callback_keeps_its_body_for_the_sweeper(settings):
+    settings.WEBHOOK_RATE_LIMIT_PER_MINUTE = 0
+    payment = PaymentFactory(donation__amount=Decimal("5000"))
+    response = Client().post(
+        CALLBACK_URL, data=callback_body(payment, password=PASSWORD), content_type="application/json"
+    )
+
+    assert response.status_code == 429
+    event = CallbackEvent.objects.get()
+    assert event.body_kept and event.trust == "trusted" and event.status == CallbackEvent.Status.RECEIVED
+    assert event.next_attempt_at is not None  # the sweeper finishes it
+    assert Payment.objects.get(pk=payment.pk).status == Payment.Status.PENDING
+
+
+def paybill_confirmation() -> bytes:
+    return json.dumps(mpesa_fixture("c2b_confirmation_hashed_msisdn.json")).encode()
+
+
+@pytest.mark.parametrize(
+    ("path", "limit", "answer"),
+    [
+        ("/webhooks/mpesa/c2b/confirmation/", 0, 429),  # no secret, over the limit
+        ("/webhooks/mpesa/c2b/confirmation/", 1000, 200),  # no secret: held for review
+        (f"/webhooks/mpesa/c2b/confirmation/{new_url_token()}/", 1000, 401),  # a secret we never registered
+        (f"/webhooks/mpesa/c2b/confirmation/{C2B_TOKEN}/", 0, 429),  # the right secret, over the limit
+    ],
+    ids=["no-secret-throttled", "no-secret", "wrong-secret", "right-secret-throttled"],
+)
+def test_a_paybill_confirmation_is_always_kept_whole(settings, path, limit, answer):
+    """The money already moved and no query can confirm it: whatever we make of it, a person can read it."""
+    settings.WEBHOOK_RATE_LIMIT_PER_MINUTE = limit
+    body = paybill_confirmation()
+    response = Client().post(path, data=body, content_type="application/json")
+
+    assert response.status_code == answer
+    event = CallbackEvent.objects.get()
+    assert event.body_kept and json.loads(event.body)["TransID"] == json.loads(body)["TransID"]
+    assert not CallbackRefusal.objects.exists()

@@ -1,0 +1,185 @@
+"""A status answer credits a payment only when something a forger cannot choose binds it to that payment: the id
+we asked about was learnt from an authenticated source (the checkout answer, an authenticated callback, the
+payment's own secret URL, or an id we chose ourselves), or the answer itself names our reference and the amount.
+
+The attack (issue 18, item 1): with AZAMPAY_CALLBACK_PASSWORD empty, a forged callback names our reference and
+*another* transaction's AzamPay id. We ask AzamPay about that other id; its documented answer ("Transaction
+successful.", with no reference and no amount) must not be taken as ours. AzamPay's far side is `responses`.
+"""
+
+import json
+from decimal import Decimal
+
+import pytest
+from responses import matchers
+
+from donor.models import Donation
+from payments.models import CallbackEvent, Payment
+from payments.services.reconcile import payments_reconcile
+from payments.tests.azampay_fakes import ACK, CALLBACK_URL, PASSWORD, STATUS_URL, fixture
+from payments.tests.factories import PaymentFactory
+from payments.tests.helpers import credited
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings", "no_callback_password")]
+
+AMOUNT = Decimal("900000")
+OTHER_ID = "5aae72e0c93a4d0e9a1b2c3d4e5f6a7b"  # a completed transaction's AzamPay id (public on its status page)
+
+
+@pytest.fixture
+def no_callback_password(settings):
+    """The configuration the docs called safe: no callback password, so the status query decides."""
+    settings.PAYMENT_PROVIDERS = {
+        **settings.PAYMENT_PROVIDERS,
+        "azampay": {**settings.PAYMENT_PROVIDERS["azampay"], "callback_password": ""},
+    }
+
+
+def make_unpaid() -> Payment:
+    """A card payment: AzamPay's hosted page gives no transaction id up front, so we have none for it."""
+    return PaymentFactory(
+        channel="card",
+        provider_reference=None,
+        donation__amount=AMOUNT,
+        donation__currency="TZS",
+        donation__patient__currency="TZS",
+        donation__patient__funding_goal=Decimal("5000000"),
+    )
+
+
+@pytest.fixture
+def unpaid() -> Payment:
+    return make_unpaid()
+
+
+def forged_callback(payment: Payment, azampay_id: str = OTHER_ID, status: str = "success") -> bytes:
+    """What anyone can send: our reference (guessable) and someone else's AzamPay id; no password."""
+    data = fixture("callback_real_sandbox.json")
+    data.update(
+        transactionstatus=status,
+        message=status,
+        utilityref=payment.reference,
+        reference=azampay_id,
+        externalreference=azampay_id,
+        transid=azampay_id,
+        amount=f"{payment.amount:.0f}",
+    )
+    return json.dumps(data).encode()
+
+
+def deliver(client, body: bytes, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):  # runs the verification task the callback queued
+        return client.post(CALLBACK_URL, data=body, content_type="application/json")
+
+
+@pytest.mark.parametrize("other_is_ours", [True, False], ids=["another-donations-id", "an-outside-id"])
+def test_a_forged_callback_naming_another_transactions_id_credits_nothing(
+    client, azam, other_is_ours, django_capture_on_commit_callbacks
+):
+    if other_is_ours:  # the id of an earlier donor's completed donation, as its status page showed it
+        PaymentFactory(provider_reference=OTHER_ID, status=Payment.Status.SUCCEEDED)
+    unpaid = make_unpaid()
+    asked = azam.get(
+        STATUS_URL,
+        json=fixture("status_success.json"),  # AzamPay's documented answer: no reference, no amount
+        match=[matchers.query_param_matcher({"pgReferenceId": OTHER_ID}, strict_match=False)],
+    )
+
+    response = deliver(client, forged_callback(unpaid), django_capture_on_commit_callbacks)
+
+    assert response.status_code == 200 and response.json() == ACK  # nothing tells the forger what happened
+    unpaid.refresh_from_db()
+    assert unpaid.status == Payment.Status.PENDING
+    assert Donation.objects.get(pk=unpaid.donation_id).status == Donation.Status.PENDING
+    assert credited(unpaid) == 0
+    assert unpaid.provider_reference is None  # the forged id is not adopted as this payment's either
+    event = CallbackEvent.objects.get(payment=unpaid)
+    assert event.status == CallbackEvent.Status.REVIEW
+    assert "not bound" in event.error
+    assert asked.call_count <= 1
+
+
+def test_a_pending_answer_about_a_forged_id_is_not_remembered_for_the_next_query(
+    client, azam, unpaid, django_capture_on_commit_callbacks
+):
+    """Otherwise the forged id becomes the payment's own, and the next scheduled query credits on it."""
+    azam.get(STATUS_URL, json={"data": "Transaction pending.", "message": "Request successful.", "success": True})
+    deliver(client, forged_callback(unpaid), django_capture_on_commit_callbacks)
+    unpaid.refresh_from_db()
+    assert unpaid.provider_reference is None
+
+    azam.replace("GET", STATUS_URL, json=fixture("status_success.json"))
+    Payment.objects.filter(pk=unpaid.pk).update(next_check_at=None)
+    payments_reconcile()
+
+    unpaid.refresh_from_db()
+    assert unpaid.status == Payment.Status.PENDING
+    assert credited(unpaid) == 0
+
+
+ANSWERS = {
+    "neither": ({}, False),
+    "reference-only": ({"utilityref": "{reference}"}, False),
+    "amount-only": ({"amount": "900000"}, False),
+    "another-reference": ({"utilityref": "RHCI-DN-1-20260101000000", "amount": "900000"}, False),
+    "another-amount": ({"utilityref": "{reference}", "amount": "1000"}, False),
+    "reference-and-amount": ({"utilityref": "{reference}", "amount": "900000"}, True),
+}
+
+
+@pytest.mark.parametrize(("extra", "credits"), list(ANSWERS.values()), ids=list(ANSWERS))
+def test_an_answer_about_an_unauthenticated_id_credits_only_when_it_names_our_reference_and_amount(
+    client, azam, unpaid, extra, credits, django_capture_on_commit_callbacks
+):
+    answer = fixture("status_success.json")
+    answer.update({key: value.format(reference=unpaid.reference) for key, value in extra.items()})
+    azam.get(STATUS_URL, json=answer)
+
+    deliver(client, forged_callback(unpaid), django_capture_on_commit_callbacks)
+
+    unpaid.refresh_from_db()
+    assert (unpaid.status == Payment.Status.SUCCEEDED) is credits
+    assert credited(unpaid) == (AMOUNT if credits else 0)
+    if credits:  # AzamPay itself said this id is our payment's: now it is bound
+        assert unpaid.provider_reference == OTHER_ID
+
+
+def test_the_id_from_the_checkout_answer_is_asked_about_whatever_id_the_callback_names(
+    client, azam, django_capture_on_commit_callbacks
+):
+    """An MNO payment has AzamPay's id from the checkout answer: that id, never the callback's, is asked about."""
+    payment = PaymentFactory(
+        provider_reference="b85e971981844a6f8888b42579655b8f",
+        donation__amount=AMOUNT,
+        donation__patient__funding_goal=Decimal("5000000"),
+    )
+    ours = azam.get(
+        STATUS_URL,
+        json={"data": "Transaction pending.", "message": "Request successful.", "success": True},
+        match=[matchers.query_param_matcher({"pgReferenceId": payment.provider_reference}, strict_match=False)],
+    )
+
+    deliver(client, forged_callback(payment), django_capture_on_commit_callbacks)
+
+    assert ours.call_count == 1
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING and credited(payment) == 0
+
+
+def test_an_authenticated_callback_binds_the_id_it_names(
+    client, azam, unpaid, settings, django_capture_on_commit_callbacks
+):
+    """With the dashboard password the callback is authenticated: the id it names is ours to ask about (here a
+    failure, which is always re-asked before it is applied)."""
+    settings.PAYMENT_PROVIDERS = {
+        **settings.PAYMENT_PROVIDERS,
+        "azampay": {**settings.PAYMENT_PROVIDERS["azampay"], "callback_password": PASSWORD},
+    }
+    azam.get(STATUS_URL, json={**fixture("status_failed.json")})
+    body = json.loads(forged_callback(unpaid, status="failure"))
+    body["password"] = PASSWORD
+
+    deliver(client, json.dumps(body).encode(), django_capture_on_commit_callbacks)
+
+    unpaid.refresh_from_db()
+    assert unpaid.status == Payment.Status.FAILED and unpaid.provider_reference == OTHER_ID
