@@ -206,6 +206,8 @@ _TASK_BACKENDS = {
     "rq": "django_tasks_rq.RQBackend",
 }
 TASKS_BACKEND = env("TASKS_BACKEND", default="immediate")
+# How long finished task rows are kept (TASKS_BACKEND=database); reconcile_payments --loop prunes older ones daily.
+TASK_RESULTS_KEEP_DAYS = env.int("TASK_RESULTS_KEEP_DAYS", default=14)
 TASKS = {"default": {"BACKEND": _TASK_BACKENDS.get(TASKS_BACKEND, TASKS_BACKEND)}}
 # rq (django-tasks-rq): the queue lives in Redis, workers run `manage.py rqworker --job-class django_tasks_rq.Job
 # default`. TASKS_REDIS_URL, else the Redis of CACHE_URL (a deploy check warns when the two share a database:

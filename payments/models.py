@@ -356,3 +356,15 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"
+
+
+class SchedulerLease(models.Model):
+    """Who runs a scheduled job now (`reconcile_payments --loop` and the jobs it drives): one row per job, held
+    until `expires_at` and renewed each cycle, so two schedulers on two hosts never run the same cycle."""
+
+    name = models.CharField(max_length=60, primary_key=True)
+    holder = models.CharField(max_length=120)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder} until {self.expires_at:%Y-%m-%d %H:%M:%S}"

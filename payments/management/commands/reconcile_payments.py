@@ -1,19 +1,29 @@
-"""Poll providers for pending payments and finish inbox events that never settled (the sweeper)."""
+"""Poll providers for pending payments and finish inbox events that never settled (the sweeper).
+
+With --loop it is the site's scheduler: each cycle runs only while it holds the `reconcile_payments` lease
+(payments/services/scheduler.py), so a second scheduler on another host waits instead of running the same cycle,
+and once a day it prunes finished background-task rows (TASKS_BACKEND=database keeps every one otherwise).
+"""
 
 import logging
 import re
 import time
 from datetime import timedelta
 
+from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
 from payments.models import Payment
 from payments.services.reconcile import payments_reconcile
+from payments.services.scheduler import lease_acquire, lease_holder, lease_release, scheduler_identity
 
 logger = logging.getLogger("payments.reconcile")
 DURATION_RE = re.compile(r"^(\d+)([smhd]?)$")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+LEASE = "reconcile_payments"
+PRUNE_LEASE = "prune_task_results"  # held for a day by whoever pruned last: at most one prune a day
 
 
 def parse_duration(text: str) -> timedelta:
@@ -46,17 +56,39 @@ class Command(BaseCommand):
         if reference is not None:
             reference = reference.strip()
             self._check_reference(reference)
-        while True:
+        if loop is None:
             try:
                 self._run_once(age, reference, limit)
-            except Exception as exc:  # a database blip must not end --loop; a single run reports and fails
-                if loop is None:
-                    raise CommandError(f"Reconciliation stopped: {type(exc).__name__}: {exc}") from exc
-                logger.exception("Reconciliation run failed; trying again in %s s", loop)
-                self.stderr.write(f"run failed ({type(exc).__name__}: {exc}); next run in {loop} s")
-            if loop is None:
-                return
-            time.sleep(loop)
+            except Exception as exc:
+                raise CommandError(f"Reconciliation stopped: {type(exc).__name__}: {exc}") from exc
+            return
+        me = scheduler_identity()
+        try:
+            while True:
+                try:
+                    self._cycle(me, loop, age, reference, limit)
+                except Exception as exc:  # a database blip must not end the scheduler
+                    logger.exception("Reconciliation run failed; trying again in %s s", loop)
+                    self.stderr.write(f"run failed ({type(exc).__name__}: {exc}); next run in {loop} s")
+                time.sleep(loop)
+        finally:
+            try:
+                lease_release(LEASE, me)
+            except Exception:  # the database may be what stopped us; the lease then simply expires
+                logger.warning("Could not release the scheduler lease; it expires by itself")
+
+    def _cycle(self, me: str, loop: int, age: timedelta | None, reference: str | None, limit: int) -> None:
+        # The lease outlives a few missed cycles, so a slow run keeps it; a dead holder frees it within that.
+        if not lease_acquire(LEASE, me, seconds=max(3 * loop, 120)):
+            lease = lease_holder(LEASE)
+            held = f"{lease.holder} until {lease.expires_at:%H:%M:%S}" if lease else "another scheduler"
+            self.stdout.write(f"skipped: the scheduler lease is held by {held}")
+            return
+        self._run_once(age, reference, limit)
+        if settings.TASKS_BACKEND == "database" and lease_acquire(PRUNE_LEASE, me, seconds=86400, renew=False):
+            call_command("prune_db_task_results", min_age_days=settings.TASK_RESULTS_KEEP_DAYS, queue_name="*",
+                         verbosity=0)  # fmt: skip
+            self.stdout.write(f"pruned finished task rows older than {settings.TASK_RESULTS_KEEP_DAYS} days")
 
     def _check_reference(self, reference: str) -> None:
         payment = (
