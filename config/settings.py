@@ -288,6 +288,9 @@ TELEGRAM_API_URL = env(
     default=f"{PAYMENTS_SANDBOX_URL}/telegram" if PAYMENTS_SANDBOX_URL else "https://api.telegram.org",
 ).rstrip("/")
 ADMIN_CHAT_ID = env("ADMIN_CHAT_ID", default="")
+# The outbox (donor/notifications.py): a receipt or notice that keeps failing is parked `dead` after this many tries
+# (retried at 1 min, doubling, at most 6 h apart; the watchdog alerts).
+NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=8)
 # `manage.py sandbox` only: 0.1 makes every scripted delay (1 s callback, 30 s timeout) ten times shorter.
 SANDBOX_TIME_SCALE = env.float("SANDBOX_TIME_SCALE", default=1.0)
 # One block of constructor arguments per provider, from the variables each provider declares in

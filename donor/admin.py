@@ -1,10 +1,11 @@
 import csv
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpResponse
+from django.utils import timezone
 
 from config.evidence_admin import EvidenceAdmin
-from donor.models import Allocation, Donation, Donor
+from donor.models import Allocation, Donation, Donor, Notice
 from donor.phone_numbers import mask_msisdn
 
 
@@ -67,3 +68,24 @@ class AllocationAdmin(EvidenceAdmin):
     list_display = ["donation", "entry", "target", "patient", "amount", "currency", "created_at"]
     list_filter = ["entry", "currency", "target"]
     search_fields = ["donation__reference", "patient__code"]
+
+
+@admin.register(Notice)
+class NoticeAdmin(EvidenceAdmin):
+    """The outbox of receipts and notices: what was sent, what waits for its next try, what gave up and why."""
+
+    list_display = ["created_at", "donation", "kind", "channel", "status", "attempts", "next_attempt_at", "last_error"]
+    list_filter = ["status", "kind", "channel"]
+    search_fields = ["donation__reference", "last_error"]
+    list_select_related = ["donation"]
+    actions = ["send_again"]
+
+    def has_send_again_permission(self, request) -> bool:
+        return request.user.has_perm("donor.change_notice")
+
+    @admin.action(description="Try again now (after fixing the mail or Telegram settings)", permissions=["send_again"])
+    def send_again(self, request, queryset):
+        retried = queryset.exclude(status=Notice.Status.SENT).update(
+            status=Notice.Status.PENDING, next_attempt_at=timezone.now(), attempts=0
+        )
+        self.message_user(request, f"{retried} notice(s) will be sent by the next relay run.", messages.SUCCESS)

@@ -121,3 +121,39 @@ class Allocation(models.Model):
     @staticmethod
     def target_for(patient: Patient | None) -> str:
         return f"patient:{patient.pk}" if patient else Allocation.GENERAL_FUND
+
+
+class Notice(models.Model):
+    """The outbox: one message to send about a donation (a receipt, a refund notice, the operators' notice), per
+    channel, recorded in the same transaction as the change it tells of and sent by the relay
+    (donor/notifications.py) with retries. `key` makes it once per donation, kind and channel, however often the
+    callback behind it is replayed."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email"
+        TELEGRAM = "telegram"  # the donor's linked chat
+        OPERATORS = "operators"  # ADMIN_CHAT_ID on Telegram
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        DEAD = "dead", "Dead (gave up after repeated failures)"
+
+    key = models.CharField(max_length=120, unique=True)
+    donation = models.ForeignKey(Donation, on_delete=models.PROTECT, related_name="notices")
+    kind = models.CharField(max_length=20)  # receipt | refund | outcome
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    recipient = models.CharField(max_length=254)
+    rail = models.CharField(max_length=60, blank=True, help_text="How it was paid, as the receipt names it")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    last_error = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.channel} for {self.donation_id} ({self.status})"

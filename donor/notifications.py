@@ -1,17 +1,24 @@
 """Receipts and notices of a donation's outcome: email and Telegram to the donor, Telegram to the operators.
 
-`donation_notify` is the task the payment state machine enqueues (on commit, only on a real transition).
+They go through an outbox (`Notice`): `notices_record` writes one row per message in the same transaction as the
+credit or refund it tells of (only on a real transition), and the relay `notices_send` sends what is due, each row
+once, retried with backoff and parked `dead` after NOTICE_MAX_ATTEMPTS (the watchdog alerts). The task
+`donation_notify`, queued on commit, runs the relay for one donation at once; the scheduler
+(`reconcile_payments`) runs it for everything due, so a task queue or SMTP server that is down delays a receipt
+and never loses it.
 """
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
+from django.db import transaction
 from django.tasks import task
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from donor.models import Donation
+from donor.models import Donation, Notice
 from donor.phone_numbers import mask_msisdn
 from integrations.telegram import telegram_send
 
@@ -93,58 +100,125 @@ def donation_refund_text(donation: Donation) -> str:
     )
 
 
+CLAIM_FOR = timedelta(minutes=5)  # a relay that dies mid-send leaves its rows due again after this
+MAX_DELAY = timedelta(hours=6)
+
+
+def notices_record(*, donation_id: int, rail: str = "", refund: bool = False) -> int:
+    """Write the messages a real transition calls for, inside the caller's transaction (so they commit with the
+    money or not at all). Once per donation, kind and channel: a replay records nothing new. Returns how many."""
+    donation = Donation.objects.select_related("donor").get(pk=donation_id)
+    donor = donation.donor
+    telegram = bool(settings.TELEGRAM_BOT_TOKEN)
+    wanted: list[tuple[str, str, str]] = []  # (kind, channel, recipient)
+    if telegram and settings.ADMIN_CHAT_ID:
+        wanted.append(("refund-outcome" if refund else f"outcome-{donation.status}", Notice.Channel.OPERATORS,
+                       str(settings.ADMIN_CHAT_ID)))  # fmt: skip
+    kind = "refund" if refund else "receipt"
+    if refund or donation.status == Donation.Status.COMPLETED:
+        if telegram and donor and donor.telegram_chat_id:
+            wanted.append((kind, Notice.Channel.TELEGRAM, donor.telegram_chat_id))
+        if donor and donor.email:
+            wanted.append((kind, Notice.Channel.EMAIL, donor.email))
+    now = timezone.now()
+    rows = [
+        Notice(key=f"{kind}:{channel}:{donation.pk}", donation=donation, kind=kind, channel=channel,
+               recipient=recipient, rail=rail[:60], next_attempt_at=now)
+        for kind, channel, recipient in wanted
+    ]  # fmt: skip
+    Notice.objects.bulk_create(rows, ignore_conflicts=True)  # the unique key: once, however often replayed
+    return len(rows)
+
+
+def notices_send(*, donation_id: int | None = None, limit: int = 100) -> dict[str, int]:
+    """The relay: send the due messages (of one donation, or all), each claimed under SKIP LOCKED so two relays
+    never send the same one at once. A failure is retried with backoff (1 min, doubling, at most 6 h)."""
+    now = timezone.now()
+    with transaction.atomic():
+        due = Notice.objects.select_for_update(skip_locked=True).filter(
+            status=Notice.Status.PENDING, next_attempt_at__lte=now
+        )
+        if donation_id is not None:
+            due = due.filter(donation_id=donation_id)
+        claimed = list(due.order_by("next_attempt_at", "pk")[:limit])
+        Notice.objects.filter(pk__in=[n.pk for n in claimed]).update(next_attempt_at=now + CLAIM_FOR)
+    counts = {"sent": 0, "failed": 0, "dead": 0}
+    for notice in claimed:
+        error = _deliver(notice)
+        if not error:
+            Notice.objects.filter(pk=notice.pk).update(status=Notice.Status.SENT, sent_at=timezone.now(),
+                                                       attempts=notice.attempts + 1, last_error="")  # fmt: skip
+            counts["sent"] += 1
+            continue
+        attempts = notice.attempts + 1
+        dead = attempts >= settings.NOTICE_MAX_ATTEMPTS
+        delay = min(timedelta(minutes=2 ** (attempts - 1)), MAX_DELAY)
+        Notice.objects.filter(pk=notice.pk).update(
+            attempts=attempts, last_error=error[:255], next_attempt_at=timezone.now() + delay,
+            status=Notice.Status.DEAD if dead else Notice.Status.PENDING,
+        )  # fmt: skip
+        counts["dead" if dead else "failed"] += 1
+        log = logger.error if dead else logger.warning
+        log("Notice %s (%s by %s) for donation %s not sent (attempt %s): %s", notice.pk, notice.kind,
+            notice.channel, notice.donation_id, attempts, error)  # fmt: skip
+    return counts
+
+
+def _deliver(notice: Notice) -> str:
+    """Send one message; "" when it went, else why not."""
+    donation = Donation.objects.select_related("donor", "patient").get(pk=notice.donation_id)
+    if notice.channel == Notice.Channel.OPERATORS:
+        return "" if telegram_send(notice.recipient, donation_admin_text(donation)) else "Telegram did not take it"
+    if notice.channel == Notice.Channel.TELEGRAM:
+        text = (
+            donation_refund_text(donation) if notice.kind == "refund" else donation_receipt_text(donation, notice.rail)
+        )
+        return "" if telegram_send(notice.recipient, text) else "Telegram did not take it"
+    if notice.kind == "refund":
+        subject, template = f"Your donation {donation.reference} was refunded", "emails/refund.txt"
+    else:
+        subject, template = f"Thank you: your donation {donation.reference} is confirmed", "emails/receipt.txt"
+    try:
+        _send_mail(donation, notice, template, subject)
+    except OSError as exc:  # SMTP down or refusing: the donation is recorded; the relay tries again
+        return f"email: {type(exc).__name__}: {exc}"
+    logger.info("%s emailed for donation %s", notice.kind.title(), donation.reference)
+    return ""
+
+
 @task()
 def donation_notify(donation_id: int, rail: str = "", refund: bool = False) -> str:
-    """Receipts on completion (email, and Telegram when the donor linked a chat id), a notice when a refund
-    went back, every outcome to ADMIN_CHAT_ID. `rail` names how it was paid ("MTN MoMo", "M-Pesa (Vodacom)")."""
-    donation = Donation.objects.select_related("donor", "patient").get(pk=donation_id)
-    if settings.ADMIN_CHAT_ID:
-        telegram_send(settings.ADMIN_CHAT_ID, donation_admin_text(donation))
-    chat = donation.donor.telegram_chat_id if donation.donor else ""
-    email = donation.donor.email if donation.donor else ""
-    if refund:
-        if chat:
-            telegram_send(chat, donation_refund_text(donation))
-        if email:
-            _send_mail(donation, email, "emails/refund.txt", f"Your donation {donation.reference} was refunded", rail)
-        return "refund notice"
-    if donation.status == Donation.Status.COMPLETED and chat:
-        telegram_send(chat, donation_receipt_text(donation, rail))
-    if donation.status != Donation.Status.COMPLETED or not email:
-        return "skipped"
-    try:
-        subject = f"Thank you: your donation {donation.reference} is confirmed"
-        _send_mail(donation, email, "emails/receipt.txt", subject, rail)
-    except OSError:  # SMTP down: the donation is still complete; the status page shows the receipt
-        logger.warning("Receipt email for donation %s could not be sent", donation.reference)
-        return "failed"
-    logger.info("Receipt emailed for donation %s", donation.reference)
-    return "sent"
+    """Send a donation's due messages now (queued on commit of the change they tell of). `rail` and `refund` are
+    what was recorded; a message recorded before the outbox existed is recorded here first."""
+    if not Notice.objects.filter(donation_id=donation_id).exists():
+        notices_record(donation_id=donation_id, rail=rail, refund=refund)
+    counts = notices_send(donation_id=donation_id)
+    return "sent" if counts["sent"] and not counts["failed"] else "failed" if counts["failed"] else "skipped"
 
 
-def _send_mail(donation: Donation, email: str, template: str, subject: str, rail: str) -> None:
+def _send_mail(donation: Donation, notice: Notice, template: str, subject: str) -> None:
     payment = donation.payments.filter(status="succeeded").first()
-    send_mail(
-        subject=subject,
-        message=render_to_string(
-            template,
-            {
-                "donation": donation,
-                "target": donation.patient.first_name if donation.patient else "the general fund",
-                "receipt": payment.receipt if payment else "",
-                "rail": rail,
-                "status_url": f"{settings.SITE_URL}/donations/{donation.public_token}/",
-            },
-        ),
-        from_email=None,
-        recipient_list=[email],
+    body = render_to_string(
+        template,
+        {
+            "donation": donation,
+            "target": donation.patient.first_name if donation.patient else "the general fund",
+            "receipt": payment.receipt if payment else "",
+            "rail": notice.rail,
+            "status_url": f"{settings.SITE_URL}/donations/{donation.public_token}/",
+        },
     )
+    # One Message-ID per outbox row: a resend after a relay died mid-send is the same message to mail clients.
+    domain = settings.SITE_URL.split("//")[-1].split("/")[0].split(":")[0] or "localhost"
+    headers = {"Message-ID": f"<notice-{notice.pk}.{donation.reference}@{domain}>"}
+    EmailMessage(subject=subject, body=body, to=[notice.recipient], headers=headers).send()
 
 
 def donation_notify_queue(donation_id: int, rail: str = "", *, refund: bool = False) -> None:
-    """Queue the notices, after the money is committed. A task queue that is down costs this notice (logged),
-    never the record of the payment: the exception must not reach the callback handling that committed it."""
+    """Queue the relay for one donation, after the money is committed. A task queue that is down only delays the
+    messages (the outbox rows are committed; the scheduler's relay sends them): it must not reach the callback
+    handling that committed the money."""
     try:
         donation_notify.enqueue(donation_id, rail, refund)
     except Exception:
-        logger.exception("Donation %s: notice not queued (task queue unavailable); none will be sent", donation_id)
+        logger.exception("Donation %s: relay not queued (task queue unavailable); the scheduler will send", donation_id)

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from donor.models import Donation
-from donor.notifications import donation_notify_queue
+from donor.notifications import donation_notify_queue, notices_record
 from donor.services import donation_cancel, donation_complete, donation_expire, donation_fail
 from payments.callback_urls import callback_url
 from payments.models import Payment, PaymentHistory, fit
@@ -257,6 +257,7 @@ def payment_apply_result(*, payment_id: int, result: ProviderResult, verified: b
             cause=cause,
         )
         donation_id, rail = payment.donation_id, method_label(payment.provider, payment.channel)
+        notices_record(donation_id=donation_id, rail=rail)  # the outbox: commits with the credit, or not at all
         transaction.on_commit(lambda: donation_notify_queue(donation_id, rail))
     logger.info(
         "Payment %s %s -> %s%s",

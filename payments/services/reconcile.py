@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.tasks import task
 from django.utils import timezone
 
+from donor.notifications import notices_send
 from payments.models import Payment
 from payments.services.dispatch import callbacks_sweep
 from payments.services.payments import ladder_step, payment_confirm
@@ -37,6 +38,7 @@ class ReconcileReport:
     events_dead: int = 0
     refunds_checked: int = 0  # refunds awaiting a result, asked about (providers that answer status queries)
     payouts_checked: int = 0
+    notices_sent: int = 0  # receipts and notices the outbox relay sent (those whose first send was lost or failed)
     outcomes: list[str] = field(default_factory=list)
 
 
@@ -84,6 +86,7 @@ def payments_reconcile(
         report.events_settled = sweep.settled
         report.events_dead = sweep.dead
         report.outcomes.extend(sweep.lines)
+        report.notices_sent = notices_send(limit=limit)["sent"]
     return report
 
 

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from donor.models import Donation
-from donor.notifications import donation_notify_queue
+from donor.notifications import donation_notify_queue, notices_record
 from donor.services import LedgerRefused, donation_refund
 from patients.services import patient_lock
 from payments.models import CallbackEvent, Payment, Refund, fit
@@ -96,6 +96,7 @@ class RefundFlow(lifecycle.Flow):
             logger.error("Refund %s: %s", obj.reference, refused)
             return
         rail = method_label(obj.payment.provider, obj.payment.channel)
+        notices_record(donation_id=obj.donation_id, rail=rail, refund=True)  # commits with the reversal
         transaction.on_commit(lambda: donation_notify_queue(obj.donation_id, rail, refund=True))
 
 

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from donor.models import Notice
 from payments.models import CallbackEvent, Payment
 from payments.services.money_out import waiting_for_a_person
 from payments.services.payouts import FLOW as PAYOUTS
@@ -71,6 +72,12 @@ def watchdog_alerts() -> list[str]:
     needs_review = Payment.objects.filter(needs_review=True, updated_at__gte=now - ERROR_WINDOW).count()
     if needs_review:
         alerts.append(f"{needs_review} payment(s) flagged for review in the last hour (late or conflicting results)")
+    dead_notices = Notice.objects.filter(status=Notice.Status.DEAD).count()
+    if dead_notices:
+        alerts.append(
+            f"{dead_notices} receipt or notice(s) could not be sent after repeated tries (the admin's Notices: the "
+            f"error of each; fix the mail or Telegram settings, then set them pending again)"
+        )
     return alerts + money_out_alerts(now=now)
 
 

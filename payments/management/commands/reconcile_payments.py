@@ -108,5 +108,5 @@ class Command(BaseCommand):
         self.stdout.write(
             f"checked {report.checked}, changed {report.changed}, still pending {report.still_pending}, "
             f"errors {report.errors}; inbox events re-run {report.replayed} "
-            f"(settled {report.events_settled}, dead {report.events_dead})"
+            f"(settled {report.events_settled}, dead {report.events_dead}); notices sent {report.notices_sent}"
         )
