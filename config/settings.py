@@ -50,6 +50,7 @@ MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.ProviderCallbackMiddleware",  # provider callbacks skip the browser middleware below
+    "config.middleware.BodySizeLimitMiddleware",  # a body over DATA_UPLOAD_MAX_MEMORY_SIZE: 413, before it is read
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -173,11 +174,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # DRF's JSON parser lets a RecursionError (absurdly nested JSON) escape as a 500; ours answers 400.
-    "DEFAULT_PARSER_CLASSES": [
-        "config.parsers.SafeJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only: a form-encoded or multipart body is a 415. An HTML form on another site can post forms (and
+    # text/plain) across origins without a preflight, never application/json: the API cannot be driven by one.
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.SafeJSONParser"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Patient donations API",
@@ -263,6 +262,9 @@ LOGGING = {
     "loggers": {
         "payments": {"handlers": ["payments_file"], "level": LOG_LEVEL, "propagate": True},
         "django.db.backends": {"level": "INFO"},
+        # An over-limit body is logged once, as a warning, by config.middleware.payload_too_large; Django's own
+        # line for it is an error with a traceback.
+        "django.security.RequestDataTooBig": {"level": "CRITICAL"},
     },
 }
 # Per-currency (min, max) for one donation; a currency not listed uses DONATION_MIN_AMOUNT/MAX_AMOUNT.

@@ -5,7 +5,7 @@ from rest_framework_simplejwt.views import TokenRefreshView
 
 from config.health import health
 from config.login_security import TokenObtainView
-from config.views import handler404_view, handler500_view
+from config.views import handler400_view, handler404_view, handler500_view
 
 api_v1 = [
     path("auth/token/", TokenObtainView.as_view(), name="token-obtain"),  # 429 when axes locks the login out
@@ -25,5 +25,6 @@ urlpatterns = [
     path("", include("donor.web_urls")),
 ]
 
+handler400 = handler400_view
 handler404 = handler404_view
 handler500 = handler500_view
