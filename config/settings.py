@@ -57,6 +57,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): signed in with a second factor
     "django.contrib.messages.middleware.MessageMiddleware",
+    "config.throttles.RateLimitMiddleware",  # sign-in, registration, donation status: per client (config/throttles.py)
     "config.staff_sessions.StaffIdleTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.JsonErrorMiddleware",
@@ -279,8 +280,16 @@ DEFAULT_PHONE_REGION = env("DEFAULT_PHONE_REGION", default="TZ")
 # With PAYMENTS_SANDBOX_URL set, every provider not explicitly configured points at `manage.py sandbox`
 # with the sandbox's built-in test credentials. Production never sets it.
 PAYMENTS_SANDBOX_URL = env("PAYMENTS_SANDBOX_URL", default="").rstrip("/")
-# Donate form submissions per client IP per minute (the portal; the API is guarded by Idempotency-Key).
+# Payment prompts (the API's POST …/donations/ and the portal's donate form alike) per minute: per client IP,
+# and per destination phone whoever asks (push-prompt bombing). A retry with the same Idempotency-Key is free.
 DONATE_RATE_LIMIT_PER_MINUTE = env.int("DONATE_RATE_LIMIT_PER_MINUTE", default=10)
+DONATE_PHONE_RATE_LIMIT_PER_MINUTE = env.int("DONATE_PHONE_RATE_LIMIT_PER_MINUTE", default=3)
+# Per client IP per minute, the API and its portal twin sharing one count (config/throttles.py): sign-in attempts
+# (API token, portal and admin login; django-axes still locks out failures), registrations, and donation status
+# reads (the status page polls about 30 times a minute while a payment is open).
+LOGIN_RATE_LIMIT_PER_MINUTE = env.int("LOGIN_RATE_LIMIT_PER_MINUTE", default=10)
+REGISTER_RATE_LIMIT_PER_MINUTE = env.int("REGISTER_RATE_LIMIT_PER_MINUTE", default=5)
+STATUS_RATE_LIMIT_PER_MINUTE = env.int("STATUS_RATE_LIMIT_PER_MINUTE", default=120)
 # --- Telegram (receipts and alerts); the sandbox's Telegram in development ---------------------------
 TELEGRAM_BOT_TOKEN = env("TELEGRAM_BOT_TOKEN", default="1:sandbox-bot-token" if PAYMENTS_SANDBOX_URL else "")
 TELEGRAM_API_URL = env(

@@ -4,7 +4,6 @@ The donate flow uses the same service and rules as the JSON API (payments.servic
 pay); a provider refusal keeps the donation (marked failed) and shows the form again.
 """
 
-import time
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -17,7 +16,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from config.net import client_ip, rate_limit
+from config.net import client_ip
+from config.throttles import RateLimited, rate_limit_headers
 from donor.forms import DonateForm, SignupForm
 from donor.models import Donation
 from donor.phone_numbers import REGION_BY_CURRENCY
@@ -33,6 +33,7 @@ from payments.services.donations import (
     donation_check,
     donation_open,
     donation_pay,
+    donation_prompt_admit,
     payment_methods,
 )
 from payments.services.payments import PaymentStartFailed, method_label
@@ -166,20 +167,17 @@ def _donate(
 ) -> HttpResponse:
     methods = method_choices(currency)
     status = 200
+    limited: RateLimited | None = None
     if request.method == "POST" and methods and context["accepting"]:
-        limit = rate_limit(
-            scope="donate", ident=client_ip(request), limit=getattr(settings, "DONATE_RATE_LIMIT_PER_MINUTE", 10)
-        )
-        if not limit.allowed:
-            form = DonateForm(initial=request.POST.dict(), currency=currency, methods=methods)
-            context["page_error"] = (
-                "Too many donation attempts from your connection. Please wait a minute and try again."
-            )
-            status = 429
-        else:
-            form = DonateForm(request.POST, currency=currency, methods=methods)
-            if form.is_valid():
+        form = DonateForm(request.POST, currency=currency, methods=methods)
+        if form.is_valid():
+            try:
                 response = _start_donation(request, form, patient, currency)
+            except RateLimited as exc:  # too many prompts from here or to this phone: nothing was created
+                limited = exc
+                context["page_error"] = exc.message
+                status = 429
+            else:
                 if response is not None:
                     return response
     else:
@@ -197,10 +195,9 @@ def _donate(
         }
     )
     response = render(request, template, context, status=status)
-    if status == 429:
-        for header, value in limit.headers().items():
+    if limited is not None:
+        for header, value in rate_limit_headers(limited.state).items():
             response[header] = value
-        response["Retry-After"] = str(max(1, limit.reset - int(time.time())))
     return response
 
 
@@ -223,6 +220,7 @@ def _start_donation(
     )
     try:
         checked = donation_check(donation_request)
+        donation_prompt_admit(checked, client=client_ip(request))  # RateLimited: the caller answers 429
         donation = donation_open(checked, user=request.user)
     except DonationRefused as refused:
         for field, message in refused.errors.items():
