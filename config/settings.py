@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",  # refresh tokens used once, revoked on logout (donor/tokens.py)
     "drf_spectacular",
     "django_tasks_db",
     "axes",  # failed-login lockouts (docs/security.md)
@@ -167,7 +168,8 @@ STAFF_SESSION_IDLE_SECONDS = env.int("STAFF_SESSION_IDLE_SECONDS", default=30 * 
 
 # --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    # simplejwt's, refusing a token issued before the account's last logout or password change (donor/tokens.py).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["donor.tokens.EpochJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
@@ -178,6 +180,17 @@ REST_FRAMEWORK = {
     # JSON only: a form-encoded or multipart body is a 415. An HTML form on another site can post forms (and
     # text/plain) across origins without a preflight, never application/json: the API cannot be driven by one.
     "DEFAULT_PARSER_CLASSES": ["config.parsers.SafeJSONParser"],
+}
+# API tokens (docs/security.md "API tokens"): short access tokens, refresh tokens that rotate and are used once,
+# every token of an account revoked by its logout or a password change (donor/tokens.py).
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_TOKEN_MINUTES", default=5)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(hours=env.int("JWT_REFRESH_TOKEN_HOURS", default=24)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "TOKEN_OBTAIN_SERIALIZER": "donor.tokens.TokenObtainPairSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "donor.tokens.TokenRefreshSerializer",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Patient donations API",

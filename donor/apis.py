@@ -11,6 +11,7 @@ from config.schema import DocumentedCharField, trimmed_length_pattern
 from donor.models import Donation
 from donor.selectors import donation_list_for_donor
 from donor.services import donor_for_user, donor_register
+from donor.tokens import tokens_revoke
 
 
 def password_min_length() -> int:
@@ -93,3 +94,15 @@ class MyDonationsApi(ListAPIView):
 
     def get_queryset(self):
         return donation_list_for_donor(donor=donor_for_user(user=self.request.user)).prefetch_related("payments")
+
+
+class LogoutApi(APIView):
+    """Sign out everywhere: every access and refresh token of this account issued until now stops working
+    (donor/tokens.py). Sign in again for new ones."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request) -> Response:
+        tokens_revoke(user_id=request.user.pk, reason="logout")
+        return Response(status=status.HTTP_204_NO_CONTENT)

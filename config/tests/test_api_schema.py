@@ -30,6 +30,7 @@ EXPECTED_ERRORS = {
     ("get", "/api/v1.0/donors/donations/{reference}/status/"): {"404", "429"},
     ("post", "/api/v1.0/donors/donations/{reference}/refresh/"): {"404", "429"},
     ("get", "/api/v1.0/donors/me/donations/"): {"401", "404"},
+    ("post", "/api/v1.0/donors/logout/"): {"401"},
 }
 
 
