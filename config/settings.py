@@ -6,6 +6,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from payments.providers.airtel.config import CONFIG as AIRTEL_CONFIG
 from payments.providers.azampay.config import CONFIG as AZAMPAY_CONFIG
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",  # SECURE_CSP on every answer
     "config.middleware.ProviderCallbackMiddleware",  # provider callbacks skip the browser middleware below
     "config.middleware.BodySizeLimitMiddleware",  # a body over DATA_UPLOAD_MAX_MEMORY_SIZE: 413, before it is read
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -78,6 +80,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",  # {{ csp_nonce }}, should an inline script ever be needed
             ],
         },
     },
@@ -137,6 +140,21 @@ SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy on every page (docs/security.md): scripts only from this site (the portal's are files in
+# donor/static/, the admin's are Django's) or with the request's nonce; no inline script, event handler or
+# javascript: URL runs. Inline styles are allowed (style attributes cannot carry a nonce; CSS cannot run code).
+# No form-action: the donate form's answer may redirect to a provider's card checkout page. /api/docs/ adds the
+# Swagger UI's CDN (config/urls.py).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Client IP addresses of reverse proxies whose X-Forwarded-For we believe (comma separated).

@@ -1,5 +1,8 @@
 """Error pages: JSON on API paths, friendly HTML elsewhere."""
 
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -28,3 +31,16 @@ def handler500_view(request: HttpRequest) -> HttpResponse:
     if is_json_path(request.path):
         return error_response(500, "Something went wrong on our side.", request_id=getattr(request, "request_id", ""))
     return render(request, "500.html", {"request_id": getattr(request, "request_id", "")}, status=500)
+
+
+def docs_csp() -> dict:
+    """The site's CSP with the origin the Swagger UI's files come from (drf-spectacular's SWAGGER_UI_DIST)."""
+    from drf_spectacular.settings import spectacular_settings
+
+    dist = urlsplit(str(spectacular_settings.SWAGGER_UI_DIST))
+    origin = f"{dist.scheme}://{dist.netloc}" if dist.netloc else ""
+    policy = dict(settings.SECURE_CSP)
+    if origin:
+        for directive in ("script-src", "style-src", "img-src"):
+            policy[directive] = [*policy.get(directive, []), origin]
+    return policy
