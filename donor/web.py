@@ -8,7 +8,6 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -22,7 +21,7 @@ from donor.forms import DonateForm, SignupForm
 from donor.models import Donation
 from donor.phone_numbers import REGION_BY_CURRENCY
 from donor.selectors import donation_get, donation_list_for_donor, donation_recent_public
-from donor.services import donor_for_user, donor_register
+from donor.services import donor_for_user, donor_signup
 from patients.models import Patient
 from patients.selectors import patient_get_published, patient_list_published
 from payments.selectors import payment_latest_for_donation
@@ -287,17 +286,18 @@ def donation_status_panel(request: HttpRequest, reference: str) -> HttpResponse:
 
 
 def signup(request: HttpRequest) -> HttpResponse:
+    """The same page whether or not the account was made (donor.services.donor_signup): the email says which, and
+    the donor then signs in. Signing them in here would tell anyone whether the username or email was free."""
     if request.user.is_authenticated:
         return redirect("my-donations-page")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            donor = donor_register(**form.cleaned_data)
+            donor_signup(**form.cleaned_data)
         except ValidationError as exc:
             form.add_service_errors(exc)
         else:
-            login(request, donor.user, backend="django.contrib.auth.backends.ModelBackend")
-            return redirect("my-donations-page")
+            return render(request, "registration/signup_done.html", {"email": form.cleaned_data["email"]})
     return render(request, "registration/signup.html", {"form": form})
 
 
