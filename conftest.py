@@ -41,6 +41,20 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [item for item in items if uses_database(item)]
 
 
+@pytest.fixture(autouse=True)
+def _no_rate_limit_counted_yet():
+    """Rate-limit windows live in the cache (and, while it is down, in config.net's fallback), which outlive a
+    test: every test starts with nothing counted, whichever tests ran before it in the same minute."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    from config import net
+
+    net._FALLBACK.clear()
+    if isinstance(caches["default"], LocMemCache):
+        caches["default"].clear()
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

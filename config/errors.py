@@ -28,8 +28,8 @@ def is_json_path(path: str) -> bool:
     return path.startswith(JSON_PATH_PREFIXES)
 
 
-def error_body(status: int, message: str, code: str | None = None, **extra) -> dict:
-    body = {
+def error_body(status: int, message: str, code: str | None = None, **extra: object) -> dict:
+    body: dict[str, object] = {
         "error": HTTPStatus(status).phrase,
         "message": message,
         "code": code or DEFAULT_CODES.get(status, "ERROR"),
@@ -38,5 +38,5 @@ def error_body(status: int, message: str, code: str | None = None, **extra) -> d
     return body
 
 
-def error_response(status: int, message: str, code: str | None = None, **extra) -> JsonResponse:
+def error_response(status: int, message: str, code: str | None = None, **extra: object) -> JsonResponse:
     return JsonResponse(error_body(status, message, code, **extra), status=status)

@@ -5,8 +5,10 @@ import json
 import logging
 import uuid
 
-from django.core.exceptions import DisallowedHost
+from django.conf import settings
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.urls import Resolver404, get_resolver
 
 from config.errors import error_response, is_json_path
@@ -85,6 +87,59 @@ def json_server_error(request: HttpRequest, exception: Exception) -> HttpRespons
     )
 
 
+class BodySizeLimitMiddleware:
+    """A body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413, not a 500 with a traceback (API) or a bare 400 (portal).
+
+    Django refuses such a body only when something reads it, by raising RequestDataTooBig: inside a DRF view that
+    escaped as a 500 and a traceback per request, in the portal (CSRF reads the form) as a 400 with a traceback
+    in the security log. Here the declared Content-Length is compared before anything reads the body, and the
+    answer is one warning line and a 413 in the JSON error shape on API paths, a short page elsewhere. Multipart
+    bodies outside the API are left to Django (its limit leaves uploaded files out, an admin photo may be bigger);
+    a RequestDataTooBig raised later anyway still ends as a 413 (`payload_too_large`, from handler400, the DRF
+    exception handler and JsonErrorMiddleware). Provider callbacks never get here: ProviderCallbackMiddleware
+    answers them first and they keep their own limit (CALLBACK_MAX_BODY_BYTES).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None and _declared_length(request) > limit and not _left_to_django(request):
+            return payload_too_large(request)
+        return self.get_response(request)
+
+
+def _declared_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0  # Django answers a malformed Content-Length itself
+
+
+def _left_to_django(request: HttpRequest) -> bool:
+    multipart = request.META.get("CONTENT_TYPE", "").startswith("multipart/")
+    return multipart and not is_json_path(request.path_info)
+
+
+def payload_too_large(request: HttpRequest) -> HttpResponse:
+    """The 413 answer: JSON on API paths, the portal's page elsewhere, and one warning line (no traceback)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0
+    logger.warning(
+        "Request body too large on %s %s: %s bytes declared, the limit is %s",
+        request.method,
+        request.path,
+        request.META.get("CONTENT_LENGTH") or "unknown",
+        limit,
+    )
+    if is_json_path(request.path):
+        response: HttpResponse = error_response(413, f"The request body is too large: at most {limit} bytes.")
+    else:
+        response = render(request, "413.html", {"limit_kib": limit // 1024}, status=413)
+    response._has_been_logged = True  # type: ignore[attr-defined]  # the line above; not django.request's too
+    return response
+
+
 class JsonErrorMiddleware:
     """Turn unhandled exceptions and HTML error pages on JSON paths into docs/api.md's error shape."""
 
@@ -107,6 +162,8 @@ class JsonErrorMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not is_json_path(request.path):
             return None
+        if isinstance(exception, RequestDataTooBig):  # read without a Content-Length (chunked): still a 413
+            return payload_too_large(request)
         return json_server_error(request, exception)
 
 

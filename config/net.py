@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.locmem import LocMemCache
 from django.http import HttpRequest
 
 logger = logging.getLogger("config.net")
@@ -47,25 +49,33 @@ class RateLimitState:
         }
 
 
+# Where windows are counted while the shared cache is down: this process's memory (docs/fault-safety.md).
+_FALLBACK = LocMemCache("rate-limit-fallback", {"OPTIONS": {"MAX_ENTRIES": 10_000}})
+
+
 def rate_limit(*, scope: str, ident: str | None, limit: int, window: int = 60) -> RateLimitState:
-    """A fixed window per scope and client. It fails open: with the cache down every request is allowed
-    (a lost rate limit is an inconvenience; a lost callback or donation is not)."""
+    """A fixed window per scope and client, counted in the shared cache.
+
+    With the cache down (Redis unreachable) it never refuses because of the outage: it counts in this process's
+    memory instead, and says so in the log. Each process then enforces the limit on its own (the site-wide limit
+    becomes the limit times the processes), which keeps a door bounded without making a cache outage stop
+    donations, sign-ins or callbacks (a lost callback or donation is worse than a looser limit)."""
     now = int(time.time())
     window_start = now - now % window
     key = f"rl:{scope}:{ident or 'unknown'}:{window_start}"
     try:
-        count = _count(key, window)
-    except Exception as exc:  # the cache is down (Redis unreachable): allow, and say so in the log
-        logger.warning("Rate limit %s not enforced: cache unavailable (%s)", scope, type(exc).__name__)
-        return RateLimitState(True, limit, limit, window_start + window)
+        count = _count(cache, key, window)
+    except Exception as exc:  # the cache is down: count here, and say so in the log
+        logger.warning("Rate limit %s counted in this process only: cache unavailable (%s)", scope, type(exc).__name__)
+        count = _count(_FALLBACK, key, window)
     return RateLimitState(count <= limit, limit, max(0, limit - count), window_start + window)
 
 
-def _count(key: str, window: int) -> int:
-    if cache.add(key, 1, window + 5):
+def _count(store: BaseCache, key: str, window: int) -> int:
+    if store.add(key, 1, window + 5):
         return 1
     try:
-        return cache.incr(key)
+        return store.incr(key)
     except ValueError:  # expired between add and incr
-        cache.set(key, 1, window + 5)
+        store.set(key, 1, window + 5)
         return 1

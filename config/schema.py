@@ -53,7 +53,8 @@ def error_response(description: str) -> OpenApiResponse:
 BODY_ERRORS = {
     400: "`VALIDATION_ERROR`: a field breaks a rule (`errors` names each field); `INVALID_FORMAT`: the body is "
     "not JSON.",
-    415: "`UNSUPPORTED_MEDIA_TYPE`: the body is neither JSON, nor form nor multipart.",
+    413: "`PAYLOAD_TOO_LARGE`: the body is over DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB).",
+    415: "`UNSUPPORTED_MEDIA_TYPE`: the body is not JSON (`Content-Type: application/json`).",
 }
 NOT_FOUND = {404: "`NOT_FOUND`: nothing has this reference or code."}
 NO_SUCH_PAGE = {404: "`NOT_FOUND`: there is no such page (`page` is one whole number from 1)."}
@@ -62,10 +63,23 @@ NO_TOKEN = {401: "`AUTH_REQUIRED`: no bearer token, or an invalid or expired one
 WRONG_CREDENTIALS = {401: "`AUTH_REQUIRED`: wrong username or password, or an invalid or expired refresh token."}
 
 LOCKED_OUT = {
-    429: "`LOGIN_LOCKED_OUT`: too many failed sign-ins for this account or client; wait `retry_after` seconds."
+    429: "`LOGIN_LOCKED_OUT`: too many failed sign-ins for this account or client; wait `retry_after` seconds. "
+    "`RATE_LIMIT_EXCEEDED`: over LOGIN_RATE_LIMIT_PER_MINUTE sign-in attempts from this client; wait "
+    "`retry_after` seconds (`Retry-After`)."
 }
-# Views whose own extra errors nothing else shows (not ours to decorate), by dotted class name along the MRO.
-VIEW_ERRORS = {"config.login_security.TokenObtainView": LOCKED_OUT}
+
+
+def _over(setting: str) -> dict[int, str]:
+    return {429: f"`RATE_LIMIT_EXCEEDED`: over {setting} from this client; wait `retry_after` seconds (`Retry-After`)."}
+
+
+# Views whose own extra errors nothing else shows (not ours to decorate, or the doors config/throttles.py limits),
+# by dotted class name along the MRO.
+VIEW_ERRORS = {
+    "config.login_security.TokenObtainView": LOCKED_OUT,
+    "donor.apis.DonorRegisterApi": _over("REGISTER_RATE_LIMIT_PER_MINUTE"),
+    "payments.apis.DonationStatusApi": _over("STATUS_RATE_LIMIT_PER_MINUTE"),
+}
 
 # What Python's str.strip() (DRF's trim_whitespace) removes, spelt so ECMA and Python regexes agree.
 _WHITESPACE = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x3001)) if c.isspace())

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from payments.providers.airtel.config import CONFIG as AIRTEL_CONFIG
 from payments.providers.azampay.config import CONFIG as AZAMPAY_CONFIG
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",  # refresh tokens used once, revoked on logout (donor/tokens.py)
     "drf_spectacular",
     "django_tasks_db",
     "axes",  # failed-login lockouts (docs/security.md)
@@ -49,13 +51,16 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",  # SECURE_CSP on every answer
     "config.middleware.ProviderCallbackMiddleware",  # provider callbacks skip the browser middleware below
+    "config.middleware.BodySizeLimitMiddleware",  # a body over DATA_UPLOAD_MAX_MEMORY_SIZE: 413, before it is read
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): signed in with a second factor
     "django.contrib.messages.middleware.MessageMiddleware",
+    "config.throttles.RateLimitMiddleware",  # sign-in, registration, donation status: per client (config/throttles.py)
     "config.staff_sessions.StaffIdleTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.JsonErrorMiddleware",
@@ -75,6 +80,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",  # {{ csp_nonce }}, should an inline script ever be needed
             ],
         },
     },
@@ -134,6 +140,21 @@ SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy on every page (docs/security.md): scripts only from this site (the portal's are files in
+# donor/static/, the admin's are Django's) or with the request's nonce; no inline script, event handler or
+# javascript: URL runs. Inline styles are allowed (style attributes cannot carry a nonce; CSS cannot run code).
+# No form-action: the donate form's answer may redirect to a provider's card checkout page. /api/docs/ adds the
+# Swagger UI's CDN (config/urls.py).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Client IP addresses of reverse proxies whose X-Forwarded-For we believe (comma separated).
@@ -165,7 +186,8 @@ STAFF_SESSION_IDLE_SECONDS = env.int("STAFF_SESSION_IDLE_SECONDS", default=30 * 
 
 # --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    # simplejwt's, refusing a token issued before the account's last logout or password change (donor/tokens.py).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["donor.tokens.EpochJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
@@ -173,11 +195,20 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # DRF's JSON parser lets a RecursionError (absurdly nested JSON) escape as a 500; ours answers 400.
-    "DEFAULT_PARSER_CLASSES": [
-        "config.parsers.SafeJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only: a form-encoded or multipart body is a 415. An HTML form on another site can post forms (and
+    # text/plain) across origins without a preflight, never application/json: the API cannot be driven by one.
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.SafeJSONParser"],
+}
+# API tokens (docs/security.md "API tokens"): short access tokens, refresh tokens that rotate and are used once,
+# every token of an account revoked by its logout or a password change (donor/tokens.py).
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_TOKEN_MINUTES", default=5)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(hours=env.int("JWT_REFRESH_TOKEN_HOURS", default=24)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "TOKEN_OBTAIN_SERIALIZER": "donor.tokens.TokenObtainPairSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "donor.tokens.TokenRefreshSerializer",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Patient donations API",
@@ -265,6 +296,9 @@ LOGGING = {
     "loggers": {
         "payments": {"handlers": ["payments_file"], "level": LOG_LEVEL, "propagate": True},
         "django.db.backends": {"level": "INFO"},
+        # An over-limit body is logged once, as a warning, by config.middleware.payload_too_large; Django's own
+        # line for it is an error with a traceback.
+        "django.security.RequestDataTooBig": {"level": "CRITICAL"},
     },
 }
 # Per-currency (min, max) for one donation; a currency not listed uses DONATION_MIN_AMOUNT/MAX_AMOUNT.
@@ -279,8 +313,16 @@ DEFAULT_PHONE_REGION = env("DEFAULT_PHONE_REGION", default="TZ")
 # With PAYMENTS_SANDBOX_URL set, every provider not explicitly configured points at `manage.py sandbox`
 # with the sandbox's built-in test credentials. Production never sets it.
 PAYMENTS_SANDBOX_URL = env("PAYMENTS_SANDBOX_URL", default="").rstrip("/")
-# Donate form submissions per client IP per minute (the portal; the API is guarded by Idempotency-Key).
+# Payment prompts (the API's POST …/donations/ and the portal's donate form alike) per minute: per client IP,
+# and per destination phone whoever asks (push-prompt bombing). A retry with the same Idempotency-Key is free.
 DONATE_RATE_LIMIT_PER_MINUTE = env.int("DONATE_RATE_LIMIT_PER_MINUTE", default=10)
+DONATE_PHONE_RATE_LIMIT_PER_MINUTE = env.int("DONATE_PHONE_RATE_LIMIT_PER_MINUTE", default=3)
+# Per client IP per minute, the API and its portal twin sharing one count (config/throttles.py): sign-in attempts
+# (API token, portal and admin login; django-axes still locks out failures), registrations, and donation status
+# reads (the status page polls about 30 times a minute while a payment is open).
+LOGIN_RATE_LIMIT_PER_MINUTE = env.int("LOGIN_RATE_LIMIT_PER_MINUTE", default=10)
+REGISTER_RATE_LIMIT_PER_MINUTE = env.int("REGISTER_RATE_LIMIT_PER_MINUTE", default=5)
+STATUS_RATE_LIMIT_PER_MINUTE = env.int("STATUS_RATE_LIMIT_PER_MINUTE", default=120)
 # --- Telegram (receipts and alerts); the sandbox's Telegram in development ---------------------------
 TELEGRAM_BOT_TOKEN = env("TELEGRAM_BOT_TOKEN", default="1:sandbox-bot-token" if PAYMENTS_SANDBOX_URL else "")
 TELEGRAM_API_URL = env(

@@ -1,11 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.views.decorators.csp import csp_override
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework_simplejwt.views import TokenRefreshView
 
 from config.health import health
 from config.login_security import TokenObtainView
-from config.views import handler404_view, handler500_view
+from config.views import docs_csp, handler400_view, handler404_view, handler500_view
 
 api_v1 = [
     path("auth/token/", TokenObtainView.as_view(), name="token-obtain"),  # 429 when axes locks the login out
@@ -18,12 +19,16 @@ api_v1 = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # The split view serves its start-up script as a file (?script): no inline script for the CSP to allow.
+    path(
+        "api/docs/", csp_override(docs_csp())(SpectacularSwaggerSplitView.as_view(url_name="schema")), name="swagger-ui"
+    ),
     path("api/v1.0/", include(api_v1)),
     path("", include("payments.webhook_urls")),  # every provider callback URL and health page
     re_path(r"^health/?$", health, name="health"),
     path("", include("donor.web_urls")),
 ]
 
+handler400 = handler400_view
 handler404 = handler404_view
 handler500 = handler500_view

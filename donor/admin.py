@@ -1,9 +1,8 @@
-import csv
-
 from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.utils import timezone
 
+from config.csv_safety import SafeCsvWriter
 from config.evidence_admin import EvidenceAdmin
 from donor.models import Allocation, Donation, Donor, Notice
 from donor.phone_numbers import mask_msisdn
@@ -46,7 +45,7 @@ class DonationAdmin(EvidenceAdmin):
     def export_csv(self, request, queryset):
         response = HttpResponse(content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="donations.csv"'
-        writer = csv.writer(response)
+        writer = SafeCsvWriter(response)  # no cell a spreadsheet would run as a formula
         writer.writerow(["reference", "patient", "amount", "currency", "status", "created_at", "completed_at"])
         for d in queryset.select_related("patient"):
             writer.writerow(

@@ -1,5 +1,5 @@
 from django.contrib.auth.password_validation import MinimumLengthValidator, get_default_password_validators
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import IsAuthenticated
@@ -10,7 +10,14 @@ from config.pagination import StrictPageNumberPagination
 from config.schema import DocumentedCharField, trimmed_length_pattern
 from donor.models import Donation
 from donor.selectors import donation_list_for_donor
-from donor.services import donor_for_user, donor_register
+from donor.services import donor_for_user, donor_signup
+from donor.tokens import tokens_revoke
+
+# The one answer to a registration that is valid in itself (donor.services.donor_signup).
+REGISTRATION_MESSAGE = (
+    "Thank you. If this username and email address were free, your account has been created. We have sent an "
+    "email to the address either way: it says whether you can sign in now, or what to do instead."
+)
 
 
 def password_min_length() -> int:
@@ -49,18 +56,23 @@ class DonorRegisterApi(APIView):
         )
 
     class DonorRegisterOutputSerializer(serializers.Serializer):
-        id = serializers.IntegerField()
-        username = serializers.CharField(source="user.username")
-        email = serializers.EmailField()
-        name = serializers.CharField()
-        phone_number = serializers.CharField(source="phone")
+        message = serializers.CharField()
 
-    @extend_schema(request=DonorRegisterInputSerializer, responses={201: DonorRegisterOutputSerializer})
+    @extend_schema(
+        request=DonorRegisterInputSerializer,
+        responses={
+            202: OpenApiResponse(
+                DonorRegisterOutputSerializer,
+                description="The same answer whether or not the username or email already had an account (so it "
+                "tells no one who has one): the email address is told which, and the donor then signs in.",
+            )
+        },
+    )
     def post(self, request) -> Response:
         data = self.DonorRegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        donor = donor_register(**data.validated_data)
-        return Response(self.DonorRegisterOutputSerializer(donor).data, status=status.HTTP_201_CREATED)
+        donor_signup(**data.validated_data)
+        return Response({"message": REGISTRATION_MESSAGE}, status=status.HTTP_202_ACCEPTED)
 
 
 class DonationListOutputSerializer(serializers.ModelSerializer):
@@ -94,3 +106,15 @@ class MyDonationsApi(ListAPIView):
 
     def get_queryset(self):
         return donation_list_for_donor(donor=donor_for_user(user=self.request.user)).prefetch_related("payments")
+
+
+class LogoutApi(APIView):
+    """Sign out everywhere: every access and refresh token of this account issued until now stops working
+    (donor/tokens.py). Sign in again for new ones."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request) -> Response:
+        tokens_revoke(user_id=request.user.pk, reason="logout")
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -3,3 +3,12 @@ from django.apps import AppConfig
 
 class DonorConfig(AppConfig):
     name = "donor"
+
+    def ready(self) -> None:
+        from django.contrib.auth import get_user_model
+        from django.db.models.signals import pre_save
+
+        from donor.tokens import revoke_on_password_change
+
+        # A new password revokes the account's API tokens (donor/tokens.py).
+        pre_save.connect(revoke_on_password_change, sender=get_user_model(), dispatch_uid="donor-token-revoke")

@@ -157,3 +157,21 @@ class Notice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} by {self.channel} for {self.donation_id} ({self.status})"
+
+
+class TokenEpoch(models.Model):
+    """How many times every API token of an account was revoked at once (a logout, a password change).
+
+    Each JWT carries the account's epoch of the moment it was issued (`donor.tokens.EPOCH_CLAIM`); a token whose
+    epoch is behind is refused, access and refresh tokens alike, long before they expire. A counter rather than a
+    time: a token issued in the same second as a logout is on the right side of it either way."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="token_epoch"
+    )
+    epoch = models.PositiveIntegerField(default=0)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=40, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: epoch {self.epoch}"

@@ -12,7 +12,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, send_mail
 from django.db import transaction
 from django.tasks import task
 from django.template.loader import render_to_string
@@ -222,3 +222,31 @@ def donation_notify_queue(donation_id: int, rail: str = "", *, refund: bool = Fa
         donation_notify.enqueue(donation_id, rail, refund)
     except Exception:
         logger.exception("Donation %s: relay not queued (task queue unavailable); the scheduler will send", donation_id)
+
+
+REGISTRATION_NOTICES = {
+    "created": ("Your donor account is ready", "emails/registration_created.txt"),
+    "email_taken": ("You already have a donor account", "emails/registration_email_taken.txt"),
+    "username_taken": ("Choose another username", "emails/registration_username_taken.txt"),
+}
+
+
+@task()
+def registration_notice(email: str, username: str, outcome: str) -> str:
+    """The email that tells a registering donor what the web page cannot (donor.services.donor_signup)."""
+    subject, template = REGISTRATION_NOTICES[outcome]
+    context = {
+        "username": username,
+        "login_url": f"{settings.SITE_URL}/login/",
+        "signup_url": f"{settings.SITE_URL}/signup/",
+    }
+    send_mail(subject=subject, message=render_to_string(template, context), from_email=None, recipient_list=[email])
+    return "sent"
+
+
+def registration_notice_queue(*, email: str, username: str, outcome: str) -> None:
+    """Queue it; a queue or mail server that is down costs the notice (logged), never the answer."""
+    try:
+        registration_notice.enqueue(email, username, outcome)
+    except Exception:
+        logger.exception("Registration notice not queued or sent (%s)", outcome)

@@ -7,10 +7,11 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -49,7 +50,23 @@ def parse_amount(value: object) -> Decimal:
 # --- Donors --------------------------------------------------------------------------------------------
 
 
+class AccountTaken(Exception):
+    """The username or the email already has an account (`outcome` says which; the email wins)."""
+
+    def __init__(self, outcome: str):
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+REGISTERED = "created"
+EMAIL_TAKEN = "email_taken"
+USERNAME_TAKEN = "username_taken"
+
+
 def donor_register(*, username: str, password: str, email: str, name: str = "", phone_number: str = "") -> Donor:
+    """Create a donor account. ValidationError for what is wrong with the request itself (the phone, the password);
+    AccountTaken when the username or email already has an account (also when a concurrent registration took it
+    first). Callers facing the public use donor_signup, which does not tell the two apart."""
     users = get_user_model()
     errors: dict[str, str | list[str]] = {}
     phone = ""
@@ -58,21 +75,44 @@ def donor_register(*, username: str, password: str, email: str, name: str = "", 
             phone = normalize_msisdn(phone_number)
         except InvalidPhoneNumber as exc:
             errors["phone_number"] = str(exc)
-    if users.objects.filter(username__iexact=username).exists():
-        errors["username"] = "That username is taken."
-    if email and users.objects.filter(email__iexact=email).exists():
-        errors["email"] = "An account with this email already exists."
-    if not errors:
-        try:
-            validate_password(password, users(username=username, email=email))
-        except ValidationError as exc:
-            errors["password"] = exc.messages
+    try:
+        validate_password(password, users(username=username, email=email))
+    except ValidationError as exc:
+        errors["password"] = exc.messages
     if errors:
         raise ValidationError(errors)
-    with transaction.atomic():
-        user = users.objects.create_user(username=username, password=password, email=email, first_name=name[:150])
-        donor = Donor.objects.create(user=user, name=name, email=email, phone=phone)
+    if email and users.objects.filter(email__iexact=email).exists():
+        raise AccountTaken(EMAIL_TAKEN)
+    if users.objects.filter(username__iexact=username).exists():
+        raise AccountTaken(USERNAME_TAKEN)
+    try:
+        with transaction.atomic():
+            user = users.objects.create_user(username=username, password=password, email=email, first_name=name[:150])
+            donor = Donor.objects.create(user=user, name=name, email=email, phone=phone)
+    except IntegrityError as exc:  # the unique username: another registration got there between check and insert
+        raise AccountTaken(USERNAME_TAKEN) from exc
     logger.info("Donor %s registered", donor.pk)
+    return donor
+
+
+def donor_signup(*, username: str, password: str, email: str, name: str = "", phone_number: str = "") -> Donor | None:
+    """Registration that does not tell anyone who has an account (docs/security.md).
+
+    A request that is valid in itself gets the same answer whether or not the account was created; the email
+    address is told which: "your account is ready", "you already have an account" (to the address's owner), or
+    "that username is taken, choose another". The password is hashed on every path, so the time taken tells
+    nothing either. ValidationError only for what is wrong with the request itself. The new donor, or None."""
+    donor: Donor | None = None
+    try:
+        donor = donor_register(username=username, password=password, email=email, name=name, phone_number=phone_number)
+        outcome = REGISTERED
+    except AccountTaken as taken:
+        make_password(password)  # the work creating the account would have cost
+        outcome = taken.outcome
+        logger.info("Registration not made: %s", outcome)
+    from donor.notifications import registration_notice_queue  # notifications import this module
+
+    registration_notice_queue(email=email, username=username, outcome=outcome)
     return donor
 
 

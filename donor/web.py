@@ -4,12 +4,10 @@ The donate flow uses the same service and rules as the JSON API (payments.servic
 pay); a provider refusal keeps the donation (marked failed) and shows the form again.
 """
 
-import time
 from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -17,7 +15,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from config.net import client_ip, rate_limit
+from config.net import client_ip
+from config.throttles import RateLimited, rate_limit_headers
 from donor.forms import DonateForm, SignupForm
 from donor.models import Donation
 from donor.phone_numbers import REGION_BY_CURRENCY
@@ -27,7 +26,7 @@ from donor.selectors import (
     donation_list_for_donor,
     donation_recent_public,
 )
-from donor.services import donor_for_user, donor_register
+from donor.services import donor_for_user, donor_signup
 from patients.models import Patient
 from patients.selectors import patient_get_published, patient_list_published
 from payments.selectors import payment_latest_for_donation
@@ -38,6 +37,7 @@ from payments.services.donations import (
     donation_check,
     donation_open,
     donation_pay,
+    donation_prompt_admit,
     payment_methods,
 )
 from payments.services.payments import PaymentStartFailed, method_label
@@ -171,20 +171,17 @@ def _donate(
 ) -> HttpResponse:
     methods = method_choices(currency)
     status = 200
+    limited: RateLimited | None = None
     if request.method == "POST" and methods and context["accepting"]:
-        limit = rate_limit(
-            scope="donate", ident=client_ip(request), limit=getattr(settings, "DONATE_RATE_LIMIT_PER_MINUTE", 10)
-        )
-        if not limit.allowed:
-            form = DonateForm(initial=request.POST.dict(), currency=currency, methods=methods)
-            context["page_error"] = (
-                "Too many donation attempts from your connection. Please wait a minute and try again."
-            )
-            status = 429
-        else:
-            form = DonateForm(request.POST, currency=currency, methods=methods)
-            if form.is_valid():
+        form = DonateForm(request.POST, currency=currency, methods=methods)
+        if form.is_valid():
+            try:
                 response = _start_donation(request, form, patient, currency)
+            except RateLimited as exc:  # too many prompts from here or to this phone: nothing was created
+                limited = exc
+                context["page_error"] = exc.message
+                status = 429
+            else:
                 if response is not None:
                     return response
     else:
@@ -202,10 +199,9 @@ def _donate(
         }
     )
     response = render(request, template, context, status=status)
-    if status == 429:
-        for header, value in limit.headers().items():
+    if limited is not None:
+        for header, value in rate_limit_headers(limited.state).items():
             response[header] = value
-        response["Retry-After"] = str(max(1, limit.reset - int(time.time())))
     return response
 
 
@@ -228,6 +224,7 @@ def _start_donation(
     )
     try:
         checked = donation_check(donation_request)
+        donation_prompt_admit(checked, client=client_ip(request))  # RateLimited: the caller answers 429
         donation = donation_open(checked, user=request.user)
     except DonationRefused as refused:
         for field, message in refused.errors.items():
@@ -298,17 +295,18 @@ def donation_status_panel(request: HttpRequest, reference: str) -> HttpResponse:
 
 
 def signup(request: HttpRequest) -> HttpResponse:
+    """The same page whether or not the account was made (donor.services.donor_signup): the email says which, and
+    the donor then signs in. Signing them in here would tell anyone whether the username or email was free."""
     if request.user.is_authenticated:
         return redirect("my-donations-page")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            donor = donor_register(**form.cleaned_data)
+            donor_signup(**form.cleaned_data)
         except ValidationError as exc:
             form.add_service_errors(exc)
         else:
-            login(request, donor.user, backend="django.contrib.auth.backends.ModelBackend")
-            return redirect("my-donations-page")
+            return render(request, "registration/signup_done.html", {"email": form.cleaned_data["email"]})
     return render(request, "registration/signup.html", {"form": form})
 
 

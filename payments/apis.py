@@ -24,6 +24,7 @@ from config.schema import (
     error_response,
     inline_enum_components,
 )
+from config.throttles import RateLimited, rate_limit_headers
 from donor.models import Donation
 from donor.phone_numbers import mobile_number_pattern
 from donor.selectors import DONATION_SESSION_KEY, donation_for_reader
@@ -39,6 +40,7 @@ from payments.services.donations import (
     donation_check,
     donation_open,
     donation_pay,
+    donation_prompt_admit,
     donation_shapes,
 )
 from payments.services.idempotency import (
@@ -202,6 +204,12 @@ class DonationCreateApi(APIView):
             201: OutputSerializer,
             409: error_response("`IDEMPOTENCY_IN_PROGRESS`: a request with this `Idempotency-Key` is still running."),
             422: error_response("`IDEMPOTENCY_KEY_REUSED`: this `Idempotency-Key` came with another body or user."),
+            429: error_response(
+                "`RATE_LIMIT_EXCEEDED`: too many payment prompts this minute from this client "
+                "(DONATE_RATE_LIMIT_PER_MINUTE) or to this phone (DONATE_PHONE_RATE_LIMIT_PER_MINUTE); nothing was "
+                "created or sent. Wait `retry_after` seconds (`Retry-After`); the answer is not kept with an "
+                "`Idempotency-Key`."
+            ),
             502: error_response(
                 "`PROVIDER_ERROR`: the provider refused the payment or could not be reached; the donation "
                 "(`reference`) is kept as failed."
@@ -222,6 +230,13 @@ class DonationCreateApi(APIView):
         ],
     )
     def post(self, request) -> Response:
+        try:
+            return self._post(request)
+        except RateLimited as limited:  # raised before anything was created; never kept with an Idempotency-Key
+            body = error_body(429, limited.message, retry_after=int(rate_limit_headers(limited.state)["Retry-After"]))
+            return Response(body, status=429, headers=rate_limit_headers(limited.state))
+
+    def _post(self, request) -> Response:
         key = request.headers.get("Idempotency-Key", "").strip()
         if not key:
             status, body = self._create(request)
@@ -266,6 +281,7 @@ class DonationCreateApi(APIView):
         checked = self._checked(request)
         if isinstance(checked, tuple):
             return checked
+        donation_prompt_admit(checked, client=client_ip(request))
         try:
             donation = donation_open(checked, user=request.user)
         except DonationRefused as refused:
@@ -283,6 +299,7 @@ class DonationCreateApi(APIView):
             checked = self._checked(request)  # the same body as the first request (same fingerprint)
             if isinstance(checked, tuple):
                 return checked
+            donation_prompt_admit(checked, client=client_ip(request))
             return self._pay(donation, checked)
         if payment.status == Payment.Status.FAILED and donation.status == Donation.Status.FAILED:
             message = payment.failure_reason or "The provider refused the payment."
@@ -427,10 +444,9 @@ class DonationRefreshApi(APIView):
             scope="donation-refresh", ident=client_ip(request), limit=settings.REFRESH_RATE_LIMIT_PER_MINUTE
         )
         if not limit.allowed:
-            response = Response(error_body(429, "Rate limit exceeded", retry_after=60), status=429)
-            for name, value in limit.headers().items():
-                response[name] = value
-            return response
+            headers = rate_limit_headers(limit)
+            body = error_body(429, "Rate limit exceeded", retry_after=int(headers["Retry-After"]))
+            return Response(body, status=429, headers=headers)
         donation = _donation_for(request, reference)
         if donation is None:
             return Response(error_body(404, NOT_FOUND_MESSAGE), status=404)

@@ -1,4 +1,3 @@
-import csv
 import io
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, time, timedelta
@@ -9,6 +8,7 @@ from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
+from config.csv_safety import SafeCsvWriter
 from patients.models import PayoutDestinationChange
 from payments.models import AuditEntry, CallbackEvent, Payment, Refund
 
@@ -137,7 +137,7 @@ def settlement_totals(rows: list[SettlementRow]) -> dict[tuple[str, str], Decima
 def settlement_csv(rows: list[SettlementRow]) -> str:
     """The rows as CSV (a header, then one line each), in a fixed column order."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = SafeCsvWriter(out)  # no cell a spreadsheet would run as a formula
     writer.writerow(SETTLEMENT_COLUMNS)
     for row in rows:
         writer.writerow(

@@ -123,9 +123,12 @@ def accept(mock: responses.RequestsMock, url: str, answer: dict, *id_path: str) 
 
 
 @pytest.fixture
-def world(far_sides, donor_user):
+def world(far_sides, donor_user, settings):
     """What the generated requests may name: a patient per currency, a donation with an open payment, a donor."""
     cache.clear()  # rate-limit counters
+    # Every generated request reaches its view (the limits have their own tests: config/tests/test_rate_limits.py).
+    for limit in ("DONATE", "DONATE_PHONE", "LOGIN", "REGISTER", "STATUS", "REFRESH"):
+        setattr(settings, f"{limit}_RATE_LIMIT_PER_MINUTE", 100_000)
     for currency, code in PATIENTS.items():
         PatientFactory(code=code, currency=currency, funding_goal=Decimal("100000000"))
     payment = PaymentFactory(donation=DonationFactory(patient=None, currency="TZS"))

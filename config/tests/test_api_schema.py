@@ -21,15 +21,16 @@ DONATIONS = "/api/v1.0/donors/donations/"
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 # Every operation and the errors it can answer (docs/api.md). Removing one from the schema fails here.
 EXPECTED_ERRORS = {
-    ("post", "/api/v1.0/auth/token/"): {"400", "401", "415", "429"},
-    ("post", "/api/v1.0/auth/token/refresh/"): {"400", "401", "415"},
-    ("post", "/api/v1.0/donors/register/"): {"400", "415"},
+    ("post", "/api/v1.0/auth/token/"): {"400", "401", "413", "415", "429"},
+    ("post", "/api/v1.0/auth/token/refresh/"): {"400", "401", "413", "415"},
+    ("post", "/api/v1.0/donors/register/"): {"400", "413", "415", "429"},
     ("get", "/api/v1.0/patients/"): {"404"},
     ("get", "/api/v1.0/patients/{code}/"): {"404"},
-    ("post", DONATIONS): {"400", "401", "409", "415", "422", "502", "503"},
-    ("get", "/api/v1.0/donors/donations/{reference}/status/"): {"401", "404"},
+    ("post", DONATIONS): {"400", "401", "409", "413", "415", "422", "429", "502", "503"},
+    ("get", "/api/v1.0/donors/donations/{reference}/status/"): {"401", "404", "429"},
     ("post", "/api/v1.0/donors/donations/{reference}/refresh/"): {"401", "404", "429"},
     ("get", "/api/v1.0/donors/me/donations/"): {"401", "404"},
+    ("post", "/api/v1.0/donors/logout/"): {"401"},
 }
 
 

@@ -225,6 +225,12 @@ def test_sign_up_donate_and_see_it_in_my_donations(live_server, sandbox, patient
     phone.get_by_label("Mobile number (optional)").fill("0712000111")
     phone.get_by_label("Password").fill("Long-enough-pass-42")
     phone.get_by_role("button", name="Create account").click()
+    # The same page whether or not the account was made (it tells no one who has one): the email says which.
+    expect(phone.get_by_role("heading", name="Check your email")).to_be_visible()
+    phone.get_by_role("main").get_by_role("link", name="Log in").click()
+    phone.get_by_label("Username").fill("zawadi")
+    phone.get_by_label("Password").fill("Long-enough-pass-42")
+    phone.get_by_role("main").get_by_role("button", name="Log in").click()
     expect(phone.get_by_role("heading", name="My donations")).to_be_visible()
     expect(phone.get_by_text("No donations yet")).to_be_visible()
 

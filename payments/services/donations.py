@@ -14,7 +14,10 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.crypto import salted_hmac
 
+from config.net import RateLimitState, rate_limit
+from config.throttles import RateLimited
 from donor.models import Donation
 from donor.phone_numbers import InvalidPhoneNumber, normalize_msisdn, reach_problem, region_for_currency
 from donor.services import (
@@ -249,6 +252,38 @@ def donation_open(checked: CheckedDonation, *, user: User | AnonymousUser | None
             )
     except ValidationError as exc:
         raise DonationRefused({k: " ".join(v) for k, v in exc.message_dict.items()}) from exc
+
+
+PROMPTS_FROM_CLIENT = "Too many donation attempts from your connection. Please wait a minute and try again."
+PROMPTS_TO_PHONE = (
+    "This phone was sent several payment requests in the last minute. Please wait a minute, then try again."
+)
+
+
+def donation_prompt_admit(checked: CheckedDonation, *, client: str | None) -> None:
+    """Count a payment about to be started against its client's and its phone's limits; RateLimited when over.
+
+    Per client IP (DONATE_RATE_LIMIT_PER_MINUTE): one machine starting payments in a loop. Per destination phone
+    (DONATE_PHONE_RATE_LIMIT_PER_MINUTE), whoever asks: push-prompt bombing of one number from many addresses.
+    The API and the portal call this after the checks and before anything is created, so a refused request
+    leaves no donation and sends no prompt. The phone is counted under a keyed digest, never in clear in the
+    cache. Both counts are taken every time, so a client over its limit still uses up the phone's."""
+    states: list[tuple[RateLimitState, str]] = [
+        (
+            rate_limit(scope="prompt-client", ident=client, limit=settings.DONATE_RATE_LIMIT_PER_MINUTE),
+            PROMPTS_FROM_CLIENT,
+        )
+    ]
+    if checked.msisdn and checked.method.needs_phone:
+        phone = salted_hmac("rate-limit-phone", checked.msisdn, algorithm="sha256").hexdigest()[:32]
+        limit = settings.DONATE_PHONE_RATE_LIMIT_PER_MINUTE
+        states.append((rate_limit(scope="prompt-phone", ident=phone, limit=limit), PROMPTS_TO_PHONE))
+    for state, message in states:
+        if not state.allowed:
+            logger.warning(
+                "Payment prompt refused: over the %s limit", "phone" if message is PROMPTS_TO_PHONE else "client"
+            )
+            raise RateLimited(state, message)
 
 
 def donation_pay(donation: Donation, checked: CheckedDonation) -> Payment:
