@@ -18,7 +18,7 @@ from patients.destinations import Destination, DestinationRefused, approved_dest
 from patients.models import Patient
 from patients.services import patient_lock
 from payments.models import CallbackEvent, Payout
-from payments.providers.base import PayoutRequest, PayoutResult, Payouts
+from payments.providers.base import PaymentStatus, PayoutRequest, PayoutResult, Payouts
 from payments.providers.registry import PROVIDER_CLASSES
 from payments.services import money_out as lifecycle
 from payments.services.audit import audit_record
@@ -28,10 +28,12 @@ from payments.services.money_out import DONE, PENDING, MoneyOutRefused, Sent, St
 logger = logging.getLogger("payments.payouts")
 PayoutRefused = MoneyOutRefused
 STUCK_SENDING_AFTER = lifecycle.STUCK_SENDING_AFTER
+# A payout's status in the lifecycle's terms, as for refunds: anything not final (pending, unknown) waits.
+OUTCOMES = {PaymentStatus.SUCCEEDED: DONE, PaymentStatus.FAILED: Payout.Status.FAILED}
 
 
 def verdict_of(result: PayoutResult) -> Verdict:
-    return Verdict.of(result, PENDING if result.pending else DONE if result.succeeded else Payout.Status.FAILED)
+    return Verdict.of(result, OUTCOMES.get(result.status, PENDING))
 
 
 class PayoutFlow(lifecycle.Flow):

@@ -38,6 +38,7 @@ from payments.providers.airtel.codes import (
 from payments.providers.airtel.signing import encrypt_pin
 from payments.providers.base import (
     CallbackMalformed,
+    PaymentStatus,
     PayoutAccepted,
     PayoutRequest,
     PayoutResult,
@@ -115,7 +116,7 @@ def send(client: AirtelClient, settings: DisbursementSettings, payout: PayoutReq
             provider_reference=transaction_id,
             code=answer.response_code or SUCCESS,
             description=message,
-            succeeded=True,
+            status=PaymentStatus.SUCCEEDED,
             receipt=str(answer.transaction.get("reference_id") or answer.transaction.get("airtel_money_id") or ""),
         )
     return PayoutAccepted(provider_reference=transaction_id, message=message, result=paid)
@@ -179,15 +180,18 @@ def _result(
     code = answer.response_code or state or answer.result_code
     description = str(transaction.get("message") or "").strip() or DISBURSEMENT_CODES.get(answer.response_code, "")
     if state == SUCCESS:
-        return PayoutResult(our_reference, transaction_id, code, description or "Paid.", True, receipt=receipt)
+        return PayoutResult(
+            our_reference, transaction_id, code, description or "Paid.", PaymentStatus.SUCCEEDED, receipt=receipt
+        )
     if state == FAILURE:
-        return PayoutResult(our_reference, transaction_id, code, description or "The payout failed.", False)
+        return PayoutResult(
+            our_reference, transaction_id, code, description or "The payout failed.", PaymentStatus.FAILED
+        )
     # TA, TIP, TI, unknown states, and "no transaction with this id" yet: not decided.
     return PayoutResult(
         our_reference,
         transaction_id,
         code,
         description or answer.message or "Not decided yet.",
-        False,
-        pending=True,
+        PaymentStatus.PENDING,
     )

@@ -3,7 +3,7 @@ of this package; it does HTTP and translation only."""
 
 from collections.abc import Mapping
 
-from payments.providers.azampay import callbacks, checkout
+from payments.providers.azampay import callbacks, checkout, checks
 from payments.providers.azampay.client import AzamPayClient
 from payments.providers.azampay.codes import (
     BANK_CHANNEL,
@@ -149,14 +149,4 @@ class AzamPayProvider(PaymentProvider, Collections):
         return callbacks.redact(body)
 
     def deploy_warnings(self, *, site_url: str) -> list[DeployWarning]:
-        if self.callback_auth.password:
-            return []
-        return [
-            DeployWarning(
-                "payments.W002",
-                "AZAMPAY_CALLBACK_PASSWORD is empty: every AzamPay callback must be confirmed by a status query, "
-                "and a payment whose AzamPay id we never learnt (card, or a lost checkout answer) is held for "
-                "review instead of credited.",
-                "Ask AzamPay support for the dashboard callback password and set it.",
-            )
-        ]
+        return checks.deploy_warnings(self, site_url=site_url)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from payments.providers.base import (
     CallbackMalformed,
+    PaymentStatus,
     PayoutAccepted,
     PayoutRequest,
     PayoutResult,
@@ -86,7 +87,7 @@ def parse_result(body: bytes) -> PayoutResult:
         provider_reference=conversation,
         code=code,
         description=clean_desc(result.get("ResultDesc")),
-        succeeded=code == SUCCESS,
+        status=PaymentStatus.SUCCEEDED if code == SUCCESS else PaymentStatus.FAILED,
         receipt=text_field(result, "TransactionID") or str(values.get("TransactionReceipt") or ""),
         amount=parse_money(values.get("TransactionAmount")),
     )

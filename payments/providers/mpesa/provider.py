@@ -31,7 +31,7 @@ from payments.providers.base import (
     RouteToken,
     SettingProblem,
 )
-from payments.providers.mpesa import paybill, payouts, reversal, stk, trust
+from payments.providers.mpesa import checks, paybill, payouts, reversal, stk, trust
 from payments.providers.mpesa.client import DarajaClient
 from payments.providers.mpesa.codes import (
     ACCEPTED,
@@ -243,43 +243,4 @@ class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts, Refunds):
         return 200, dict(ACCEPTED)
 
     def deploy_warnings(self, *, site_url: str) -> list[DeployWarning]:
-        """Daraja signs nothing: crediting on a callback's word, or a callback URL Daraja refuses, is weak."""
-        warnings = []
-        if self.trust.trust_callbacks:
-            warnings.append(
-                DeployWarning(
-                    "payments.W003",
-                    "MPESA_TRUST_CALLBACKS is on: an unsigned M-Pesa callback on its token URL credits a donation "
-                    "without the STK Push Query confirming it.",
-                    "Leave MPESA_TRUST_CALLBACKS off; the query costs one request per payment.",
-                )
-            )
-        if not self.trust.allowed_networks:
-            warnings.append(
-                DeployWarning(
-                    "payments.W004",
-                    "MPESA_ALLOWED_IPS is empty: M-Pesa callbacks from unexpected addresses are not even logged.",
-                    "Set MPESA_ALLOWED_IPS to Safaricom's callback addresses (see .env.production.example).",
-                )
-            )
-        for kind, setting, what, check_id in (
-            (C2B_CONFIRMATION, "MPESA_C2B_TOKEN", "paybill (C2B) confirmations", "payments.W006"),
-            (B2C_RESULT, "MPESA_B2C_TOKEN", "payout (B2C) results", "payments.W007"),
-        ):
-            if not self.callback_secret(kind):
-                warnings.append(
-                    DeployWarning(
-                        check_id,
-                        f"{setting} is empty: {what} cannot be authenticated and are only held for review.",
-                        f"Set {setting} to a long random secret (it is part of the callback URLs).",
-                    )
-                )
-        if not (self.stk.callback_url_override or site_url).startswith("https://"):
-            warnings.append(
-                DeployWarning(
-                    "payments.W005",
-                    "M-Pesa callbacks would go to a non-HTTPS URL; Daraja requires public HTTPS callback URLs.",
-                    "Set SITE_URL (or MPESA_CALLBACK_URL) to the public https:// address.",
-                )
-            )
-        return warnings
+        return checks.deploy_warnings(self, site_url=site_url)

@@ -65,7 +65,7 @@ def transfer(client: MtnClient, payout: PayoutRequest, *, currency: str) -> Payo
 
 
 def transfer_status(client: MtnClient, *, reference: str, provider_reference: str) -> PayoutResult:
-    """MTN's word on a transfer; `pending=True` while it has none (PENDING, CREATED, a status we do not know,
+    """MTN's word on a transfer; PENDING while it has none (PENDING, CREATED, a status we do not know,
     or a 404 right after the 202)."""
     if not provider_reference:
         return not_decided(reference, "", "NO_REFERENCE_ID", f"No {NAME} X-Reference-Id to ask about yet.")
@@ -91,8 +91,7 @@ def not_decided(reference: str, provider_reference: str, code: str, description:
         provider_reference=provider_reference,
         code=code,
         description=description,
-        succeeded=False,
-        pending=True,
+        status=PaymentStatus.PENDING,
     )
 
 
@@ -102,7 +101,7 @@ def parse_transfer_result(body: bytes) -> PayoutResult:
     if not (found.external_id or found.reference_id):
         raise CallbackMalformed("externalId (our payout reference) or referenceId is required")
     if found.outcome()[0] in (PaymentStatus.PENDING, PaymentStatus.UNKNOWN):
-        # MTN calls back once the transfer is final. Not read as `pending=True`: the payout callback service
+        # MTN calls back once the transfer is final. Not read as PENDING: the payout callback service
         # applies whatever a callback says (the status query is where "not yet" belongs).
         raise CallbackMalformed(f"status {found.status} is not a final payout result")
     return payout_result(found, our_reference=found.external_id, provider_reference=found.reference_id)
@@ -116,7 +115,7 @@ def payout_result(found: MtnStatus, *, our_reference: str, provider_reference: s
         provider_reference=provider_reference,
         code=SUCCESSFUL if succeeded else (found.reason or found.status),
         description="The payout was received." if succeeded else message,
-        succeeded=succeeded,
+        status=PaymentStatus.SUCCEEDED if succeeded else PaymentStatus.FAILED,
         receipt=found.financial_transaction_id if succeeded else "",
         amount=found.amount,
         currency=found.currency,

@@ -8,7 +8,6 @@ reconciliation polls because the callback may never come.
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from payments.providers.base import (
     CallbackMalformed,
@@ -36,7 +35,7 @@ from payments.providers.base import (
     Settlement,
     UrlToken,
 )
-from payments.providers.mtn import collection, disbursement, refunds
+from payments.providers.mtn import checks, collection, disbursement, refunds
 from payments.providers.mtn.client import MtnClient, Product, new_reference_id
 from payments.providers.mtn.codes import (
     ACK,
@@ -46,19 +45,15 @@ from payments.providers.mtn.codes import (
     CURRENCY_REGIONS,
     DISBURSEMENT,
     DISBURSEMENT_KIND,
-    LEGACY_HOSTS,
-    PRODUCTION_HOST,
     REFUND_KIND,
     REMITTANCE_KIND,
     SANDBOX_CURRENCY,
-    SANDBOX_HOST,
     SANDBOX_TARGET_ENVIRONMENT,
     TEST_NUMBERS,
 )
 
 # "Allow PUT & POST on your callback listener host": MTN's pages name both, per operation.
 PUT_OR_POST = ("post", "put")
-SIMULATOR_PATH = "/mtn"  # config.CONFIG.sandbox_urls: the API URL when PAYMENTS_SANDBOX_URL points here
 
 
 class MtnProvider(PaymentProvider, Collections, Payouts, Refunds):
@@ -232,69 +227,4 @@ class MtnProvider(PaymentProvider, Collections, Payouts, Refunds):
         return 200, dict(ACK)
 
     def deploy_warnings(self, *, site_url: str) -> list[DeployWarning]:
-        warnings = []
-        host = (urlsplit(self.api_url).hostname or "").lower()
-        simulator = urlsplit(self.api_url).path.rstrip("/") == SIMULATOR_PATH  # payments.W001 says so already
-        sandbox_environment = self.target_environment == SANDBOX_TARGET_ENVIRONMENT
-        if sandbox_environment and not simulator:
-            warnings.append(
-                DeployWarning(
-                    "payments.W020",
-                    "MTN_TARGET_ENVIRONMENT is 'sandbox': MTN MoMo's test environment, where no real money moves.",
-                    "Set MTN_TARGET_ENVIRONMENT to your country's (mtnuganda, mtnghana, …), "
-                    f"MTN_API_URL=https://{PRODUCTION_HOST} and the production API user and keys.",
-                )
-            )
-        if (host == SANDBOX_HOST and not sandbox_environment) or (host == PRODUCTION_HOST and sandbox_environment):
-            warnings.append(
-                DeployWarning(
-                    "payments.W021",
-                    f"MTN_API_URL ({host}) and MTN_TARGET_ENVIRONMENT ({self.target_environment}) do not match.",
-                    f"Production: https://{PRODUCTION_HOST} with mtn<country>; sandbox: https://{SANDBOX_HOST} "
-                    "with sandbox.",
-                )
-            )
-        if host in LEGACY_HOSTS:
-            warnings.append(
-                DeployWarning(
-                    "payments.W022",
-                    f"MTN_API_URL points at {host}, MTN's retired host.",
-                    f"Use https://{PRODUCTION_HOST} (production) or https://{SANDBOX_HOST} (sandbox).",
-                )
-            )
-        if not site_url.startswith("https://"):
-            warnings.append(
-                DeployWarning(
-                    "payments.W023",
-                    "MTN MoMo callbacks would go to a non-HTTPS URL; MTN delivers production callbacks only over "
-                    "HTTPS with a certificate from its approved CA list.",
-                    "Set SITE_URL to the public https:// address (its host must be the API user's "
-                    "providerCallbackHost).",
-                )
-            )
-        if not self.disbursement_subscription_key:
-            warnings.append(
-                DeployWarning(
-                    "payments.W024",
-                    "MTN_DISBURSEMENT_SUBSCRIPTION_KEY is empty: MTN MoMo payouts and refunds will be refused.",
-                    "Subscribe to the Disbursement product and set its key (it differs from the Collection key).",
-                )
-            )
-        if sandbox_environment and self.currency != SANDBOX_CURRENCY:
-            warnings.append(
-                DeployWarning(
-                    "payments.W025",
-                    f"MTN_CURRENCY is {self.currency} with the 'sandbox' target environment, which takes EUR only.",
-                    "Use EUR with MTN's sandbox, or the production target environment of your currency's country.",
-                )
-            )
-        collection_product = self.client.products[COLLECTION]
-        if not (collection_product.api_user and collection_product.api_key and collection_product.subscription_key):
-            warnings.append(
-                DeployWarning(
-                    "payments.W026",
-                    "MTN_API_USER, MTN_API_KEY or MTN_COLLECTION_SUBSCRIPTION_KEY is empty: MTN MoMo cannot collect.",
-                    "Set the API user and key issued in MTN's partner portal and the Collection subscription key.",
-                )
-            )
-        return warnings
+        return checks.deploy_warnings(self, site_url=site_url)
