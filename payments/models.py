@@ -120,6 +120,8 @@ class CallbackEvent(models.Model):
     trust = models.CharField(max_length=12, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVED, db_index=True)
     error = models.TextField(blank=True)
+    # Why the last attempt crashed (the handler's traceback, as dj-stripe keeps one): shown in the admin.
+    traceback = models.TextField(blank=True, help_text="The traceback of the last attempt that failed")
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Processing attempts so far")
     # When the sweeper should run it (again) if it is still received/failed; exponential backoff on failure.
     next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)

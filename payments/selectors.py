@@ -14,7 +14,7 @@ from payments.models import AuditEntry, CallbackEvent, Payment, Refund
 
 if TYPE_CHECKING:
     from payments.models import LedgerCheck
-    from payments.services.money_out import Waiting
+    from payments.services.money_out_results import Waiting
 
 
 def provider_health(*, provider_code: str, public_name: str) -> dict:
@@ -297,7 +297,7 @@ def rail_figures(*, start: datetime, end: datetime) -> list[RailFigures]:
 
 def attention_counts(*, now: datetime) -> AttentionCounts:
     from payments.models import LedgerCheck, Payout
-    from payments.services.money_out import waiting_for_a_person
+    from payments.services.money_out_results import waiting_for_a_person
     from payments.services.payouts import FLOW as PAYOUTS
     from payments.services.refunds import FLOW as REFUNDS
     from payments.services.watchdog import STUCK_AFTER

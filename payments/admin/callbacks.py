@@ -45,6 +45,7 @@ class CallbackEventAdmin(EvidenceAdmin):
         "status",
         "trust",
         "error",
+        "traceback",
         "attempts",
         "payment",
         "our_reference",

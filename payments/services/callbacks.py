@@ -1,4 +1,4 @@
-"""Payment callbacks (AzamPay, M-Pesa STK): authenticate → parse → apply (trusted) or verify (untrusted).
+"""Payment callbacks: after the shared steps (callback_steps.py), apply (trusted) or verify (untrusted).
 
 The delivery is already in the inbox (payments.services.inbox) when this runs; every failure leaves it
 replayable. Nothing is credited on a callback's word unless the provider authenticates its callbacks and
@@ -6,7 +6,9 @@ PAYMENTS_APPLY_TRUSTED_CALLBACKS is on; everything else is confirmed by the prov
 """
 
 import logging
+import traceback
 from dataclasses import replace
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -14,59 +16,57 @@ from django.db.models import Q
 from django.tasks import task
 
 from payments.models import CallbackEvent, Payment
-from payments.providers.base import CallbackMalformed, CallbackTrust, Collections, PaymentStatus, ProviderResult
-from payments.providers.registry import get_capable, get_provider
-from payments.services.inbox import ACCEPTED, CallbackOutcome, callback_event_mark, event_trust, url_token_check
-from payments.services.payments import TERMINAL_RESULTS, payment_apply_result, payment_fetch_status
+from payments.providers.base import CallbackTrust, Collections, PaymentStatus, ProviderResult
+from payments.providers.registry import get_capable
+from payments.services.callback_steps import Delivery, Parsed, Role, held
+from payments.services.inbox import ACCEPTED, CallbackOutcome, Outcome, callback_event_mark
+from payments.services.payments import TERMINAL_RESULTS, Applied, payment_apply_result, payment_fetch_status
 from payments.url_tokens import digests_match
 
 logger = logging.getLogger("payments.callbacks")
+TRACEBACK_CHARS = 20_000  # the end of a traceback says where it broke
 
 
-def payment_callback_handle(*, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
-    """Handle one stored payment callback. `live`: `body` holds the raw bytes as they arrived (not the
-    redacted copy in the inbox), so secrets in it can still be checked."""
-    provider = get_provider(event.provider)
-    token = url_token_check(event, provider)
-    if event_trust(event, provider, body, token, live) == CallbackTrust.REJECTED:
-        callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
-        logger.warning("Callback %s from %s rejected: authentication failed", event.pk, event.client_ip)
-        return CallbackOutcome("unauthenticated", 401, "Callback authentication failed.")
+class PaymentRole(Role):
+    """A collection's outcome (AzamPay, M-Pesa STK, MTN, Airtel)."""
 
-    try:
+    def parse(self, provider: Any, event: CallbackEvent, body: bytes) -> Parsed:
         result = get_capable(event.provider, Collections).parse_callback(event.kind, body, event.headers)
-    except CallbackMalformed as exc:
-        callback_event_mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
-        return CallbackOutcome("malformed", 400, f"Malformed callback: {exc}.")
-    event.our_reference = result.our_reference
-    event.provider_reference = result.provider_reference
+        return Parsed(result, result.our_reference, result.provider_reference)
 
-    named = payment_for_result(event.provider, result)
-    if token.payment is not None and named is not None and named.pk != token.payment.pk:
-        # The secret URL belongs to a different payment than the body names: never apply, show a person.
-        event.payment = token.payment
-        callback_event_mark(event, CallbackEvent.Status.REVIEW, error=f"URL token belongs to {token.payment}")
-        logger.warning("Callback %s: URL token does not match payment %s", event.pk, named.reference)
-        return CallbackOutcome("review", 200, "Received; held for review.")
-    # On its own secret URL a callback belongs to that payment even when we never learnt the provider's
-    # reference for it (the request to start it timed out after the provider acted).
-    payment = token.payment or named
-    if payment is None:
-        callback_event_mark(event, CallbackEvent.Status.REJECTED, error="unknown reference")
-        logger.warning("Callback %s names an unknown payment (ref %s)", event.pk, result.our_reference)
-        return CallbackOutcome("unknown_reference", 404, "No payment with this reference.")
-    event.payment = payment
+    def decide(self, delivery: Delivery) -> CallbackOutcome:
+        event, token, result = delivery.event, delivery.token, delivery.value
+        named = payment_for_result(event.provider, result)
+        if token.payment is not None and named is not None and named.pk != token.payment.pk:
+            # The secret URL belongs to a different payment than the body names: never apply, show a person.
+            event.payment = token.payment
+            logger.warning("Callback %s: URL token does not match payment %s", event.pk, named.reference)
+            return held(event, f"URL token belongs to {token.payment}")
+        # On its own secret URL a callback belongs to that payment even when we never learnt the provider's
+        # reference for it (the request to start it timed out after the provider acted).
+        payment = token.payment or named
+        if payment is None:
+            callback_event_mark(event, CallbackEvent.Status.REJECTED, error="unknown reference")
+            logger.warning("Callback %s names an unknown payment (ref %s)", event.pk, result.our_reference)
+            return CallbackOutcome(Outcome.UNKNOWN_REFERENCE, 404, "No payment with this reference.")
+        event.payment = payment
 
-    trusted = event.trust == CallbackTrust.TRUSTED and settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS
-    if trusted and result.status == PaymentStatus.SUCCEEDED:
-        return _apply(event, payment, result)
+        if delivery.on_its_word and result.status == PaymentStatus.SUCCEEDED:
+            return _apply(event, payment, result)
 
-    # Not trusted enough to credit on its word, or a failure (which can arrive before the real success, so
-    # it is re-queried too). Ask the provider, then apply what it says.
-    callback_event_mark(event, CallbackEvent.Status.RECEIVED)
-    event_id = event.pk
-    transaction.on_commit(lambda: _enqueue_verification(event_id))
-    return CallbackOutcome("queued", 200, "Received; verifying with the provider.")
+        # Not trusted enough to credit on its word, or a failure (which can arrive before the real success, so
+        # it is re-queried too). Ask the provider, then apply what it says.
+        callback_event_mark(event, CallbackEvent.Status.RECEIVED)
+        if delivery.in_worker:
+            # Already in a task worker (CALLBACK_ACK=stored): ask now rather than queue a second task. The
+            # event is committed `received` first, so a crash here still leaves it for the sweeper.
+            return callback_verify(event_id=event.pk)
+        event_id = event.pk
+        transaction.on_commit(lambda: _enqueue_verification(event_id))
+        return CallbackOutcome(Outcome.QUEUED, 200, "Received; verifying with the provider.")
+
+
+PAYMENT = PaymentRole()
 
 
 def _apply(event: CallbackEvent, payment: Payment, result: ProviderResult) -> CallbackOutcome:
@@ -76,9 +76,8 @@ def _apply(event: CallbackEvent, payment: Payment, result: ProviderResult) -> Ca
         outcome = payment_apply_result(
             payment_id=payment.pk, result=result, verified=True, cause=f"authenticated callback #{event.pk}"
         )
-        if outcome.status == "review":
-            callback_event_mark(event, CallbackEvent.Status.REVIEW, error=outcome.detail)
-            return CallbackOutcome("review", 200, "Received; held for review.")
+        if outcome.status == Applied.REVIEW:
+            return held(event, outcome.detail)
         status = CallbackEvent.Status.PROCESSED if outcome.changed else CallbackEvent.Status.IGNORED
         callback_event_mark(event, status, error="" if outcome.changed else outcome.detail)
     return CallbackOutcome(ACCEPTED, 200, "Callback received")
@@ -94,15 +93,16 @@ def callback_verify(*, event_id: int) -> CallbackOutcome:
     """
     event = CallbackEvent.objects.select_related("payment").get(pk=event_id)
     if event.payment is None:
-        return CallbackOutcome("unknown_reference", 404, "No payment")
+        return CallbackOutcome(Outcome.UNKNOWN_REFERENCE, 404, "No payment")
     if event.is_settled:
-        return CallbackOutcome("duplicate", 200, f"Already {event.status}.")
+        return CallbackOutcome(Outcome.DUPLICATE, 200, f"Already {event.status}.")
     try:
         return _verify(event, event.payment)
     except Exception as exc:  # the task boundary: keep the event replayable
         logger.exception("Verifying callback %s failed", event.pk)
+        event.traceback = traceback.format_exc()[-TRACEBACK_CHARS:]
         callback_event_mark(event, CallbackEvent.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
-        return CallbackOutcome("failed", 200, "Verification failed; will be retried.")
+        return CallbackOutcome(Outcome.FAILED, 200, "Verification failed; will be retried.")
 
 
 def _verify(event: CallbackEvent, payment: Payment) -> CallbackOutcome:
@@ -133,16 +133,11 @@ def _verify(event: CallbackEvent, payment: Payment) -> CallbackOutcome:
             payment_id=payment.pk, result=claimed, verified=True, cause=f"authenticated callback #{event.pk}"
         )
     else:
-        callback_event_mark(
-            event,
-            CallbackEvent.Status.REVIEW,
-            error=f"callback claims {claimed.status}; provider reports {said.status}: {said.message}"[:2000],
-        )
         logger.warning("Callback %s not confirmed: claims %s, provider says %s", event.pk, claimed.status, said.status)
-        return CallbackOutcome("review", 200, "Held for review: the provider does not confirm it.")
-    if outcome.status == "review":
-        callback_event_mark(event, CallbackEvent.Status.REVIEW, error=outcome.detail)
-        return CallbackOutcome("review", 200, "Held for review.")
+        why = f"callback claims {claimed.status}; provider reports {said.status}: {said.message}"[:2000]
+        return held(event, why, "Held for review: the provider does not confirm it.")
+    if outcome.status == Applied.REVIEW:
+        return held(event, outcome.detail, "Held for review.")
     # What the provider says is applied; a callback that claimed another amount is kept with that noted (it was
     # garbled or forged: only the status query's word moved money).
     contradiction = _contradiction(claimed, said, payment)
@@ -177,7 +172,7 @@ def _on_own_secret_url(event: CallbackEvent, payment: Payment) -> bool:
 @task()
 def verify_callback(event_id: int) -> str:
     """The background half of an untrusted callback: ask the provider, apply its answer."""
-    return callback_verify(event_id=event_id).code
+    return str(callback_verify(event_id=event_id).code)
 
 
 def _enqueue_verification(event_id: int) -> None:

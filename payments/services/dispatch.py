@@ -1,13 +1,14 @@
 """One entry point for every stored callback, whatever its kind: the webhook, replays and the sweeper.
 
-`callback_handle` finds the handler for the event's (provider, kind), runs it inside an exception boundary
-(a crash leaves the event `failed`, retried with backoff, parked as `dead` after CALLBACK_MAX_ATTEMPTS) and
-returns the outcome the webhook answers with. `callback_replay` re-runs one event (with a dry run that rolls
+`callback_handle` finds the role of the event's (provider, kind), runs the shared steps and that role's
+decision (callback_steps.py) inside an exception boundary (a crash leaves the event `failed` with its
+traceback, retried with backoff, parked as `dead` after CALLBACK_MAX_ATTEMPTS) and returns the outcome the
+webhook answers with. `callback_replay` re-runs one event (with a dry run that rolls
 back); `callbacks_sweep` re-runs every event left `received` or `failed` whose next attempt is due.
 """
 
 import logging
-from collections.abc import Callable
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,49 +18,39 @@ from django.db.models import Q
 from django.tasks import task
 from django.utils import timezone
 
-from payments.models import CallbackEvent
+from payments.models import CallbackEvent, MoneyOut
 from payments.providers.base import CallbackRole, CallbackTrust
-from payments.providers.registry import PROVIDER_CLASSES, get_provider
+from payments.providers.registry import PROVIDER_CLASSES
 from payments.services import money_out, payouts, refunds
-from payments.services.callbacks import payment_callback_handle
-from payments.services.inbox import (
-    ACCEPTED,
-    CallbackOutcome,
-    callback_event_mark,
-    event_trust,
-    retry_delay,
-    url_token_check,
-)
-from payments.services.paybill import paybill_confirm, paybill_validate
-from payments.services.payouts import payout_callback
-from payments.services.refunds import refund_callback
+from payments.services.callback_steps import Delivery, Role, callback_steps, held
+from payments.services.callbacks import PAYMENT, TRACEBACK_CHARS
+from payments.services.inbox import ACCEPTED, CallbackOutcome, Outcome, callback_event_mark, retry_delay
+from payments.services.money_out_results import ResultRole, apply_held
+from payments.services.paybill import CONFIRMATION, VALIDATION
 
 logger = logging.getLogger("payments.callbacks")
 
 
-def notice_record(*, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
-    """A callback we keep but have nothing to apply from (a provider's notification feed): authenticated
-    like any other (a forged one is refused 401), stored as evidence, settled."""
-    provider = get_provider(event.provider)
-    if event_trust(event, provider, body, url_token_check(event, provider), live) == CallbackTrust.REJECTED:
-        callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
-        logger.warning("Notice callback %s from %s rejected: authentication failed", event.pk, event.client_ip)
-        return CallbackOutcome("unauthenticated", 401, "Callback authentication failed.")
-    callback_event_mark(event, CallbackEvent.Status.PROCESSED, error=f"{provider.display_name} notice: stored")
-    return CallbackOutcome("accepted", 200, "Callback received")
+class NoticeRole(Role):
+    """A callback we keep but have nothing to apply from (a provider's notification feed): authenticated like
+    any other (a forged one is refused 401), stored as evidence, settled."""
+
+    def decide(self, delivery: Delivery) -> CallbackOutcome:
+        name = delivery.provider.display_name
+        callback_event_mark(delivery.event, CallbackEvent.Status.PROCESSED, error=f"{name} notice: stored")
+        return CallbackOutcome(Outcome.ACCEPTED, 200, "Callback received")
 
 
-Handler = Callable[..., CallbackOutcome]
-# What a callback is about (the role its provider declares for its kind) → who handles it.
-HANDLERS: dict[CallbackRole, Handler] = {
-    CallbackRole.PAYMENT: payment_callback_handle,
-    CallbackRole.PAYBILL_VALIDATION: paybill_validate,
-    CallbackRole.PAYBILL_CONFIRMATION: paybill_confirm,
-    CallbackRole.PAYOUT_RESULT: payout_callback,
-    CallbackRole.PAYOUT_TIMEOUT: payout_callback,
-    CallbackRole.NOTICE: notice_record,
-    CallbackRole.REFUND_RESULT: refund_callback,
-    CallbackRole.REFUND_TIMEOUT: refund_callback,
+# What a callback is about (the role its provider declares for its kind) → its decision, after the shared steps.
+HANDLERS: dict[CallbackRole, Role] = {
+    CallbackRole.PAYMENT: PAYMENT,
+    CallbackRole.PAYBILL_VALIDATION: VALIDATION,
+    CallbackRole.PAYBILL_CONFIRMATION: CONFIRMATION,
+    CallbackRole.PAYOUT_RESULT: ResultRole(payouts.FLOW),
+    CallbackRole.PAYOUT_TIMEOUT: ResultRole(payouts.FLOW),
+    CallbackRole.NOTICE: NoticeRole(),
+    CallbackRole.REFUND_RESULT: ResultRole(refunds.FLOW),
+    CallbackRole.REFUND_TIMEOUT: ResultRole(refunds.FLOW),
 }
 SWEEP_BATCH = 100
 # What a worker may apply after we have answered: the provider's answer carries no decision of ours. A paybill
@@ -101,44 +92,49 @@ def process_callback(event_id: int) -> str:
     runs at once are safe, as for any replay (the payment's row lock and the ledger's unique constraints)."""
     event = CallbackEvent.objects.filter(pk=event_id).first()
     if event is None or event.is_settled:
-        return "settled"
-    return callback_handle(event=event).code
+        return str(Outcome.SETTLED)
+    return str(callback_handle(event=event, in_worker=True).code)
 
 
-def callback_handle(*, event: CallbackEvent, raw_body: bytes | None = None) -> CallbackOutcome:
-    """Handle a stored delivery. `raw_body`: the bytes as they arrived (secrets not yet redacted)."""
+def callback_handle(*, event: CallbackEvent, raw_body: bytes | None = None, in_worker: bool = False) -> CallbackOutcome:
+    """Handle a stored delivery: the shared steps (authenticate → parse → attach the references) and its role's
+    decision, once. `raw_body`: the bytes as they arrived (secrets not yet redacted). `in_worker`: run by a
+    task worker, which verifies an untrusted payment callback itself rather than queueing a second task."""
     if event.status == CallbackEvent.Status.DUPLICATE:
         logger.info("Callback %s repeats #%s; answered without re-processing", event.pk, event.duplicate_of_id)
-        return CallbackOutcome("duplicate", 200, "Duplicate delivery; already received.")
-    handler = _handler(event)
+        return CallbackOutcome(Outcome.DUPLICATE, 200, "Duplicate delivery; already received.")
+    role = _role(event)
     event.attempts += 1
     live = raw_body is not None
     try:
-        return handler(event=event, body=raw_body if live else event.body.encode(), live=live)
+        if role is None:
+            return _unhandled(event)
+        body = raw_body if raw_body is not None else event.body.encode()
+        return callback_steps(role, event=event, body=body, live=live, in_worker=in_worker)
     except Exception as exc:  # the boundary: the event stays stored and replayable; answer 2xx, it is safe
         logger.exception("Callback %s (%s/%s) failed while processing", event.pk, event.provider, event.kind)
         try:
+            event.traceback = traceback.format_exc()[-TRACEBACK_CHARS:]  # why, for the admin's change page
             callback_event_mark(event, CallbackEvent.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
         except DatabaseError:
             # The database went away mid-way: the row is stored (`received`, due for the sweeper) but we cannot
             # say more. 503, so the provider sends it again; the resend is handled, not taken as a duplicate.
             logger.error("Callback %s: the database is unavailable; left for the sweeper and the resend", event.pk)
             return CallbackOutcome(
-                "unavailable", 503, "We could not finish handling the callback; please send it again."
+                Outcome.UNAVAILABLE, 503, "We could not finish handling the callback; please send it again."
             )
-        return CallbackOutcome("failed", 200, "Received; processing will be retried.")
+        return CallbackOutcome(Outcome.FAILED, 200, "Received; processing will be retried.")
 
 
-def _handler(event: CallbackEvent) -> Handler:
+def _role(event: CallbackEvent) -> Role | None:
     provider = PROVIDER_CLASSES.get(event.provider)
     role = provider.callback_role(event.kind) if provider else None
-    return HANDLERS.get(role, _unhandled) if role else _unhandled
+    return HANDLERS.get(role) if role else None
 
 
-def _unhandled(*, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
+def _unhandled(event: CallbackEvent) -> CallbackOutcome:
     """A kind nobody handles (a provider removed, a route renamed): kept for a person, never retried."""
-    callback_event_mark(event, CallbackEvent.Status.REVIEW, error=f"no handler for {event.provider}/{event.kind}")
-    return CallbackOutcome("review", 200, "Received; held for review.")
+    return held(event, f"no handler for {event.provider}/{event.kind}")
 
 
 def callback_replay(*, event: CallbackEvent, dry_run: bool = False) -> CallbackOutcome:
@@ -212,7 +208,7 @@ MONEY_OUT_FLOWS: dict[CallbackRole, money_out.Flow] = {
 }
 
 
-def money_out_apply_held(*, event_id: int, applied_by: money_out.Staff) -> money_out.MoneyOut:
+def money_out_apply_held(*, event_id: int, applied_by: money_out.Staff) -> MoneyOut:
     """A payout or refund result held for a person (trust off, unsigned, no status query), applied as it stands
     after they checked the provider's portal. Audited; needs the payout's or refund's resolve permission."""
     event = CallbackEvent.objects.get(pk=event_id)
@@ -222,4 +218,4 @@ def money_out_apply_held(*, event_id: int, applied_by: money_out.Staff) -> money
         raise money_out.MoneyOutRefused(f"Callback #{event.pk} is not a payout or refund result.")
     if event.status not in (CallbackEvent.Status.REVIEW, CallbackEvent.Status.FAILED, CallbackEvent.Status.DEAD):
         raise money_out.MoneyOutRefused(f"Callback #{event.pk} is {event.status}, not held.")
-    return money_out.apply_held(flow, event, applied_by)
+    return apply_held(flow, event, applied_by)

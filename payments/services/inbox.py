@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
@@ -50,11 +51,26 @@ class InboxUnavailable(Exception):
     """The raw callback could not be stored: answer 503 so the provider tries again."""
 
 
+class Outcome(StrEnum):
+    """What became of a callback, as the webhook, the task results, the sweep report and the admin name it. A
+    StrEnum: equal to the strings these always were ("accepted" == Outcome.ACCEPTED), so nothing stored changes."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    QUEUED = "queued"  # waiting for the provider's status query (a task, or the sweeper)
+    REVIEW = "review"
+    IGNORED = "ignored"
+    UNAUTHENTICATED = "unauthenticated"
+    MALFORMED = "malformed"
+    UNKNOWN_REFERENCE = "unknown_reference"
+    FAILED = "failed"  # the handler crashed: kept, retried with backoff
+    UNAVAILABLE = "unavailable"  # the database went away mid-way: 503, the provider resends
+    SETTLED = "settled"  # a task found the event already settled (process_callback)
+
+
 @dataclass(frozen=True)
 class CallbackOutcome:
-    # accepted | duplicate | queued | review | ignored | unauthenticated | malformed | unknown_reference
-    # | failed | deferred
-    code: str
+    code: Outcome
     http_status: int
     message: str
     # The provider's own answer body when the handler decides it (C2B validation's accept/reject); otherwise
@@ -66,7 +82,7 @@ class CallbackOutcome:
         return self.http_status < 400
 
 
-ACCEPTED = "accepted"
+ACCEPTED = Outcome.ACCEPTED
 
 
 def callback_record(
@@ -298,6 +314,7 @@ def callback_event_mark(event: CallbackEvent, status: str, *, error: str = "") -
         update_fields=[
             "status",
             "error",
+            "traceback",
             "attempts",
             "next_attempt_at",
             "processed_at",

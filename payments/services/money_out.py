@@ -11,13 +11,16 @@ books. Results are matched within their rail and kind by ids we knew before send
 we know yet stays unsettled and is run again once the request's answer is stored. With
 PAYMENTS_APPLY_TRUSTED_CALLBACKS off, or unauthenticated, a result moves nothing on its own word: the
 status query decides where the rail has one, else a person applies it (`money_out_apply_held`, audited).
+This module is the lifecycle (transitions, approve, send, settle, resolve); money_out_results.py reads the
+results (matching, the callback's decision, held results, the status-query poll, what waits for a person).
 """
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
@@ -31,16 +34,14 @@ from patients.services import patient_lock
 from payments.callback_urls import callback_url
 from payments.models import CallbackEvent, MoneyOut, Payout, Refund, fit
 from payments.providers.base import (
-    CallbackMalformed,
     CallbackRole,
-    CallbackTrust,
     PaymentProvider,
     ProviderError,
     Settlement,
 )
 from payments.providers.registry import PROVIDER_CLASSES, MissingCapability, UnknownProvider, get_capable
 from payments.services.audit import audit_record
-from payments.services.inbox import CallbackOutcome, callback_event_mark, event_trust, url_token_check
+from payments.services.inbox import callback_event_mark
 
 logger = logging.getLogger("payments.money_out")
 S = MoneyOut.Status
@@ -56,6 +57,15 @@ STUCK_SENDING_AFTER = timedelta(minutes=10)  # the sending process died: poll it
 SENT_DEADLINE = timedelta(hours=1)  # a result this late is a person's business (the watchdog says so)
 CHECK_EVERY = timedelta(minutes=5)  # how often a rail with a status query is asked about one awaiting a result
 Staff = User
+
+
+class Settled(StrEnum):
+    """What `settle_outcome` made of a verdict."""
+
+    APPLIED = "applied"
+    SAME = "same"  # it says what is already so (a copy of a delivery already applied)
+    REVIEW = "review"  # it contradicts a settled one, or names another amount or currency: nothing applied
+    PENDING = "pending"
 
 
 class MoneyOutRefused(Exception):
@@ -245,25 +255,11 @@ def _send(flow: Flow, obj: MoneyOut) -> MoneyOut:
             updated_at=timezone.now(),
             result_desc=f"{flow.display(obj.provider)} answered with no final result and cannot say later",
         )
-    _rerun_unmatched(flow, obj)
+    from payments.services.money_out_results import rerun_unmatched  # it runs results through this lifecycle
+
+    rerun_unmatched(flow, obj)
     obj.refresh_from_db()
     return obj
-
-
-def _rerun_unmatched(flow: Flow, obj: MoneyOut) -> None:
-    """Results that came before the request's answer named an id we had not stored yet: run them now."""
-    obj.refresh_from_db()
-    names = Q(our_reference=obj.reference) | (
-        Q(provider_reference=obj.provider_reference) if obj.provider_reference else Q(pk__in=[])
-    )
-    for event in CallbackEvent.objects.filter(
-        names, provider=obj.provider, status=CallbackEvent.Status.FAILED, kind__in=_kinds(flow, obj.provider)
-    ):
-        event.attempts += 1
-        try:
-            handle_callback(flow, event=event, body=event.body.encode(), live=False)
-        except Exception:  # the money was sent: never fail the send for this; the sweeper runs it again
-            logger.exception("Re-running callback %s for %s %s failed", event.pk, flow.name, obj.reference)
 
 
 def settle(flow: Flow, obj_id: int, verdict: Verdict) -> MoneyOut:
@@ -271,17 +267,16 @@ def settle(flow: Flow, obj_id: int, verdict: Verdict) -> MoneyOut:
     return settle_outcome(flow, obj_id, verdict)[0]
 
 
-def settle_outcome(flow: Flow, obj_id: int, verdict: Verdict) -> tuple[MoneyOut, str]:
-    """…and say what became of the verdict: "applied", "same" (it says what is already so), "review"
-    (it contradicts a settled one, or names another amount or currency: nothing applied) or "pending"."""
+def settle_outcome(flow: Flow, obj_id: int, verdict: Verdict) -> tuple[MoneyOut, Settled, str]:
+    """…and say what became of the verdict (`Settled`), with why when it is held for review."""
     with transaction.atomic():
         obj = flow.model.objects.select_for_update().get(pk=obj_id)
         if verdict.outcome == PENDING:
-            return obj, PENDING
+            return obj, Settled.PENDING, ""
         wrong = _mismatch(obj, verdict)
         if obj.status not in MoneyOut.AWAITING_RESULT or wrong:
             if _already_says(flow, obj, verdict) and not wrong:
-                return obj, "same"
+                return obj, Settled.SAME, ""
             why = wrong or f"result for {flow.name} {obj.reference} in {obj.status}"
             if wrong or (verdict.outcome == DONE and obj.status != flow.model.DONE):
                 # Money moved after we said no, or not as we asked: a person looks; nothing is applied.
@@ -289,7 +284,7 @@ def settle_outcome(flow: Flow, obj_id: int, verdict: Verdict) -> tuple[MoneyOut,
                     needs_review=True, result_desc=fit(flow.model, "result_desc", why)
                 )
             obj.refresh_from_db()
-            return obj, f"review: {why}"
+            return obj, Settled.REVIEW, why
         now = timezone.now()
         fields = {
             "result_code": fit(flow.model, "result_code", verdict.code),
@@ -309,7 +304,7 @@ def settle_outcome(flow: Flow, obj_id: int, verdict: Verdict) -> tuple[MoneyOut,
         _close_held(flow, obj, f"{flow.name} settled: {obj.status}")
     logger.info("%s %s %s (%s %s)", flow.name.title(), obj.reference, obj.status, verdict.code, verdict.description)
     obj.refresh_from_db()
-    return obj, "applied"
+    return obj, Settled.APPLIED, ""
 
 
 def _already_says(flow: Flow, obj: MoneyOut, verdict: Verdict) -> bool:
@@ -396,28 +391,6 @@ def held_results(flow: Flow) -> Any:
     return CallbackEvent.objects.filter(kinds, status__in=waiting)
 
 
-def apply_held(flow: Flow, event: CallbackEvent, by: Staff) -> MoneyOut:
-    """A person checked the provider's portal and applies a held result as it stands (audited)."""
-    require(by, f"payments.resolve_{flow.name}", f"apply {flow.name} results")
-    provider = flow.provider(event.provider)
-    try:
-        verdict = flow.parse(provider, event.kind, event.body.encode())
-    except CallbackMalformed as exc:
-        raise MoneyOutRefused(f"Callback #{event.pk} cannot be read: {exc}.") from exc
-    obj = _match(flow, event.provider, verdict)
-    if obj is None or provider.callback_role(event.kind) == flow.timeout_role:
-        raise MoneyOutRefused(f"Callback #{event.pk} names no {flow.name} result to apply.")
-    settled = settle(flow, obj.pk, verdict)
-    callback_event_mark(event, CallbackEvent.Status.PROCESSED, error=f"applied by hand by {by}")
-    audit_record(
-        actor=by,
-        action=f"{flow.name}.apply_result",
-        target=f"{flow.name} {obj.reference}",
-        detail=f"callback #{event.pk}: {settled.status}",
-    )
-    return settled
-
-
 def _kind(provider: type[PaymentProvider] | PaymentProvider, role: CallbackRole) -> str:
     route = provider.route_for(role)
     return route.kind if route else ""
@@ -426,133 +399,3 @@ def _kind(provider: type[PaymentProvider] | PaymentProvider, role: CallbackRole)
 def _kinds(flow: Flow, code: str) -> list[str]:
     cls = PROVIDER_CLASSES.get(code)
     return [k for k in (_kind(cls, flow.result_role), _kind(cls, flow.timeout_role)) if k] if cls else []
-
-
-def _match(flow: Flow, provider_code: str, verdict: Verdict, *, lock: bool = False) -> Any:
-    """The one it names, within its rail and kind; an empty id never matches anything."""
-    rows = flow.model.objects.select_for_update() if lock else flow.model.objects.all()
-    for names in flow.matches(verdict):
-        found = rows.filter(names, provider=provider_code).order_by("-pk").first()
-        if found is not None:
-            return found
-    return None
-
-
-def handle_callback(flow: Flow, *, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
-    """A result or queue-timeout callback, applied to the one payout or refund it names."""
-    provider = flow.provider(event.provider)
-    if provider is None:
-        callback_event_mark(event, CallbackEvent.Status.REVIEW, error=f"{event.provider} has no {flow.name}s")
-        return CallbackOutcome("review", 200, "Received; held for review.")
-    trust = event_trust(event, provider, body, url_token_check(event, provider), live)
-    if trust == CallbackTrust.REJECTED:
-        callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
-        return CallbackOutcome("unauthenticated", 401, "Callback authentication failed.")
-    try:
-        verdict = flow.parse(provider, event.kind, body)
-    except CallbackMalformed as exc:
-        callback_event_mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
-        return CallbackOutcome("malformed", 400, f"Malformed {flow.name} callback: {exc}.")
-    event.our_reference, event.provider_reference = verdict.our_reference, verdict.provider_reference
-    obj = _match(flow, event.provider, verdict)
-    if obj is None:
-        if trust != CallbackTrust.TRUSTED:
-            callback_event_mark(event, CallbackEvent.Status.REJECTED, error=f"unknown {flow.name}")
-            return CallbackOutcome("unknown_reference", 404, f"No {flow.name} with this reference.")
-        # Authentic, but it may have overtaken the request's answer: never thrown away. Run again when the
-        # answer is stored, retried with backoff, parked as dead (the watchdog alerts) after the last attempt.
-        callback_event_mark(event, CallbackEvent.Status.FAILED, error=f"names no {flow.name} we know yet")
-        return CallbackOutcome("accepted", 200, "Callback received")
-    event.our_reference = obj.reference
-    on_its_word = trust == CallbackTrust.TRUSTED and settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS
-    if provider.callback_role(event.kind) == flow.timeout_role:
-        if not on_its_word:
-            return _hold(event, "queue timeout not applied on its own word")
-        now = timezone.now()
-        moved = _move(
-            flow,
-            obj,
-            S.AMBIGUOUS,
-            needs_review=True,
-            next_check_at=now + CHECK_EVERY,
-            updated_at=now,
-            result_desc=f"Timed out in {flow.display(obj.provider)}'s queue",
-        )
-        if not moved and obj.status != S.AMBIGUOUS:
-            return _hold(event, f"queue timeout for {flow.name} {obj.reference} in {obj.status}")
-        callback_event_mark(event, CallbackEvent.Status.PROCESSED, error="queue timeout: ambiguous")
-        return CallbackOutcome("accepted", 200, "Callback received")
-    if not on_its_word:
-        # Believed only when the provider's own status query says the same; else a person decides.
-        said = _ask(flow, provider, obj) if Settlement.STATUS_QUERY in flow.settled_by(provider) else None
-        if said is None or said.outcome != verdict.outcome:
-            return _hold(event, f"{flow.name} result not confirmed: apply it after checking the provider's portal")
-        verdict = said
-    settled, outcome = settle_outcome(flow, obj.pk, verdict)
-    if outcome == "same":
-        callback_event_mark(event, CallbackEvent.Status.IGNORED, error=f"{obj.reference} already {settled.status}")
-        return CallbackOutcome("ignored", 200, "Already applied.")
-    if outcome.startswith("review"):
-        return _hold(event, outcome.removeprefix("review: "))
-    callback_event_mark(event, CallbackEvent.Status.PROCESSED)
-    return CallbackOutcome("accepted", 200, "Callback received")
-
-
-def _hold(event: CallbackEvent, why: str) -> CallbackOutcome:
-    callback_event_mark(event, CallbackEvent.Status.REVIEW, error=why)
-    return CallbackOutcome("review", 200, "Received; held for review.")
-
-
-def _ask(flow: Flow, provider: Any, obj: MoneyOut) -> Verdict | None:
-    try:
-        return flow.query(provider, obj)
-    except ProviderError as error:
-        logger.warning("%s %s: status query failed: %s", flow.name.title(), obj.reference, error.message)
-        return None
-
-
-def reconcile(flow: Flow, *, limit: int = 200) -> int:
-    """Ask rails that have a status query about what awaits a result (and what is stuck `sending`, by the id
-    stored before sending). Returns how many were asked."""
-    now = timezone.now()
-    polled = [
-        code
-        for code in settings.PAYMENT_PROVIDERS
-        if (p := flow.provider(code)) is not None and Settlement.STATUS_QUERY in flow.settled_by(p)
-    ]
-    # Other rails' results come by callback, or a person settles them (the watchdog says when one is late).
-    due = flow.model.objects.filter(provider__in=polled).filter(
-        Q(status__in=[S.SENT, S.AMBIGUOUS], next_check_at__lte=now)
-        | Q(status=S.SENDING, approved_at__lt=now - STUCK_SENDING_AFTER)
-        & (Q(next_check_at__isnull=True) | Q(next_check_at__lte=now))
-    )
-    asked = 0
-    for obj in due.order_by("next_check_at", "pk")[:limit]:
-        flow.model.objects.filter(pk=obj.pk).update(next_check_at=now + CHECK_EVERY)
-        said = _ask(flow, flow.provider(obj.provider), obj)
-        asked += 1
-        if said is not None and said.outcome != PENDING:
-            settle(flow, obj.pk, replace(said, description=said.description or "status query"))
-    return asked
-
-
-@dataclass(frozen=True)
-class Waiting:
-    """What of one flow waits for a person (the watchdog alerts on each, the dashboard counts them)."""
-
-    review: int  # flagged: a late, contradicting or mismatched result
-    ambiguous: int  # the provider may have moved the money
-    stuck_sending: int  # the sending process died before any answer (polled where the rail has a query)
-    overdue: int  # sent, and no result within SENT_DEADLINE
-    held_results: int  # result callbacks held for a person or still naming nothing we know
-
-
-def waiting_for_a_person(flow: Flow, *, now: datetime) -> Waiting:
-    rows = flow.model.objects
-    return Waiting(
-        review=rows.filter(needs_review=True).exclude(status=S.AMBIGUOUS).count(),
-        ambiguous=rows.filter(status=S.AMBIGUOUS).count(),
-        stuck_sending=rows.filter(status=S.SENDING, approved_at__lt=now - STUCK_SENDING_AFTER).count(),
-        overdue=rows.filter(status=S.SENT, sent_at__lt=now - SENT_DEADLINE).count(),
-        held_results=held_results(flow).count(),
-    )

@@ -22,6 +22,7 @@ import random
 import time
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -39,14 +40,14 @@ from payments.providers.base import (
     Paybill,
     PaybillPayment,
     PaybillRejection,
-    PaymentProvider,
     PaymentStatus,
     ProviderResult,
 )
 from payments.providers.registry import PROVIDER_CLASSES, get_capable
 from payments.services.audit import audit_record
-from payments.services.inbox import CallbackOutcome, callback_event_mark, event_trust, url_token_check
-from payments.services.payments import payment_apply_result
+from payments.services.callback_steps import Delivery, Parsed, Role
+from payments.services.inbox import CallbackOutcome, Outcome, callback_event_mark
+from payments.services.payments import Applied, payment_apply_result
 
 logger = logging.getLogger("payments.c2b")
 
@@ -97,44 +98,52 @@ def _rejection(provider: Paybill, c2b: PaybillPayment) -> PaybillRejection | Non
     return None
 
 
-def paybill_validate(*, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
-    provider = _provider(event)
-    if _authenticate(event, provider, body) == CallbackTrust.REJECTED:
-        return CallbackOutcome("unauthenticated", 401, "Callback authentication failed.")
-    try:
+class PaybillRole(Role):
+    """A paybill validation or confirmation: both bodies read the same (`parse_paybill`)."""
+
+    # Its evidence is the URL's secret and the source address, never a secret in the body that the stored
+    # copy would have lost: a replay is judged as the live delivery was.
+    judge_as_live = True
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def provider(self, event: CallbackEvent) -> Paybill:
+        return _provider(event)
+
+    def parse(self, provider: Any, event: CallbackEvent, body: bytes) -> Parsed:
         c2b = provider.parse_paybill(body)
-    except CallbackMalformed as exc:
-        callback_event_mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
-        return CallbackOutcome("malformed", 400, f"Malformed paybill validation: {exc}.")
-    event.our_reference = normalize_account(c2b.account)
-    event.provider_reference = c2b.transaction_id
-    rejection = _rejection(provider, c2b)
-    answer = provider.paybill_answer(rejection)
-    refused = f"rejected {answer.get('ResultCode', rejection)}" if rejection else ""
-    callback_event_mark(event, CallbackEvent.Status.PROCESSED, error=refused)
-    logger.info("Paybill validation %s for account %r: %s", c2b.transaction_id, c2b.account, refused or "accepted")
-    return CallbackOutcome("accepted", 200, "Validated", ack=answer)
+        return Parsed(c2b, normalize_account(c2b.account), c2b.transaction_id)
 
 
-def paybill_confirm(*, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
-    """The money moved: record it once (its transaction id), by the rules in this module's docstring."""
-    provider = _provider(event)
-    trust = _authenticate(event, provider, body)
-    if trust == CallbackTrust.REJECTED:
-        return CallbackOutcome("unauthenticated", 401, "Callback authentication failed.")
-    try:
-        c2b = provider.parse_paybill(body)
-    except CallbackMalformed as exc:
-        callback_event_mark(event, CallbackEvent.Status.REJECTED, error=f"malformed: {exc}")
-        return CallbackOutcome("malformed", 400, f"Malformed paybill confirmation: {exc}.")
-    event.our_reference = normalize_account(c2b.account)
-    event.provider_reference = c2b.transaction_id
-    if trust != CallbackTrust.TRUSTED:
-        # Unsigned and not on the registered secret URL: anyone could have sent it. Kept for a human.
-        return _hold(event, "paybill confirmation without the registered URL token")
-    if not settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS:
-        return _hold(event, "PAYMENTS_APPLY_TRUSTED_CALLBACKS is off: check the provider's statement, then credit it")
-    return paybill_credit(event=event, c2b=c2b)
+class PaybillValidation(PaybillRole):
+    def decide(self, delivery: Delivery) -> CallbackOutcome:
+        """Answer whether the account exists (the provider's own accept/reject body)."""
+        event, provider, c2b = delivery.event, delivery.provider, delivery.value
+        rejection = _rejection(provider, c2b)
+        answer = provider.paybill_answer(rejection)
+        refused = f"rejected {answer.get('ResultCode', rejection)}" if rejection else ""
+        callback_event_mark(event, CallbackEvent.Status.PROCESSED, error=refused)
+        logger.info("Paybill validation %s for account %r: %s", c2b.transaction_id, c2b.account, refused or "accepted")
+        return CallbackOutcome(Outcome.ACCEPTED, 200, "Validated", ack=answer)
+
+
+class PaybillConfirmation(PaybillRole):
+    def decide(self, delivery: Delivery) -> CallbackOutcome:
+        """The money moved: record it once (its transaction id), by the rules in this module's docstring."""
+        if delivery.trust != CallbackTrust.TRUSTED:
+            # Unsigned and not on the registered secret URL: anyone could have sent it. Kept for a human.
+            return _hold(delivery.event, "paybill confirmation without the registered URL token")
+        if not settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS:
+            return _hold(
+                delivery.event,
+                "PAYMENTS_APPLY_TRUSTED_CALLBACKS is off: check the provider's statement, then credit it",
+            )
+        return paybill_credit(event=delivery.event, c2b=delivery.value)
+
+
+VALIDATION = PaybillValidation("paybill validation")
+CONFIRMATION = PaybillConfirmation("paybill confirmation")
 
 
 class HeldConfirmationRefused(Exception):
@@ -183,12 +192,12 @@ def paybill_credit(*, event: CallbackEvent, c2b: PaybillPayment) -> CallbackOutc
 def _hold(event: CallbackEvent, reason: str) -> CallbackOutcome:
     callback_event_mark(event, CallbackEvent.Status.REVIEW, error=reason)
     logger.warning("Paybill confirmation %s held for review: %s", event.provider_reference, reason)
-    return CallbackOutcome("review", 200, "Received; held for review.")
+    return CallbackOutcome(Outcome.REVIEW, 200, "Received; held for review.")
 
 
 def _credit_once(event: CallbackEvent, c2b: PaybillPayment) -> CallbackOutcome:
     if _mark_if_recorded(event, c2b):
-        return CallbackOutcome("ignored", 200, "Already recorded.")
+        return CallbackOutcome(Outcome.IGNORED, 200, "Already recorded.")
     try:
         with transaction.atomic():
             payment, reasons = _record(c2b, currency=_provider(event).paybill_currency, provider_code=event.provider)
@@ -205,13 +214,13 @@ def _credit_once(event: CallbackEvent, c2b: PaybillPayment) -> CallbackOutcome:
                 verified=True,
                 cause=f"paybill confirmation #{event.pk}",
             )
-            if outcome.status == "review":  # cannot happen for a payment made from these values; be loud
+            if outcome.status == Applied.REVIEW:  # cannot happen for a payment made from these values; be loud
                 raise AssertionError(f"Paybill {c2b.transaction_id} refused by the state machine: {outcome.detail}")
     except IntegrityError:
         # The same TransID recorded concurrently by another delivery: that one credited it. Any other
         # integrity error is not ours to swallow: the boundary keeps the event failed and retries it.
         if _mark_if_recorded(event, c2b):
-            return CallbackOutcome("ignored", 200, "Already recorded.")
+            return CallbackOutcome(Outcome.IGNORED, 200, "Already recorded.")
         raise
     event.payment = payment
     review = "; ".join(reasons)
@@ -224,7 +233,7 @@ def _credit_once(event: CallbackEvent, c2b: PaybillPayment) -> CallbackOutcome:
         payment.donation.reference,
         f" (review: {review})" if review else "",
     )
-    return CallbackOutcome("accepted", 200, "Callback received")
+    return CallbackOutcome(Outcome.ACCEPTED, 200, "Callback received")
 
 
 def _mark_if_recorded(event: CallbackEvent, c2b: PaybillPayment) -> bool:
@@ -322,12 +331,3 @@ def _phone(payer_id: str, currency: str) -> str:
 
 def _provider(event: CallbackEvent) -> Paybill:
     return get_capable(event.provider, Paybill)
-
-
-def _authenticate(event: CallbackEvent, provider: Paybill, body: bytes) -> str:
-    assert isinstance(provider, PaymentProvider)
-    event_trust(event, provider, body, url_token_check(event, provider), live=True)
-    if event.trust == CallbackTrust.REJECTED:
-        callback_event_mark(event, CallbackEvent.Status.REJECTED, error="authentication failed")
-        logger.warning("Paybill %s callback from %s rejected: wrong URL token", event.kind, event.client_ip)
-    return event.trust

@@ -3,6 +3,7 @@
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import transaction
@@ -180,10 +181,21 @@ def ladder_step(check_count: int) -> int:
     return ladder[min(check_count, len(ladder) - 1)]
 
 
+class Applied(StrEnum):
+    """What `payment_apply_result` did with a provider's word (equal to the strings it always answered)."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+    CONFLICT = "conflict"
+    REVIEW = "review"
+    PENDING = "pending"
+
+
 @dataclass(frozen=True)
 class ApplyOutcome:
     changed: bool
-    status: str  # "applied", "duplicate", "ignored", "conflict", "review", "pending"
+    status: Applied
     detail: str = ""
 
 
@@ -199,15 +211,15 @@ def payment_apply_result(*, payment_id: int, result: ProviderResult, verified: b
         mismatch = _mismatch(payment, result)
         if mismatch:
             logger.error("Payment %s: %s; not applied, sent to review", payment.reference, mismatch)
-            return ApplyOutcome(False, "review", mismatch)
+            return ApplyOutcome(False, Applied.REVIEW, mismatch)
         if result.status not in TERMINAL_RESULTS:
             _remember_provider_reference(payment, result)
-            return ApplyOutcome(False, "pending", f"provider reports {result.status}")
+            return ApplyOutcome(False, Applied.PENDING, f"provider reports {result.status}")
         if not verified:
-            return ApplyOutcome(False, "review", "unverified result")
+            return ApplyOutcome(False, Applied.REVIEW, "unverified result")
 
         if payment.status == result.status:
-            return ApplyOutcome(False, "duplicate", f"already {payment.status}")
+            return ApplyOutcome(False, Applied.DUPLICATE, f"already {payment.status}")
         if payment.status == Payment.Status.SUCCEEDED:
             logger.warning(
                 "Payment %s conflict: succeeded, then provider said %s (%s); ignored",
@@ -215,9 +227,9 @@ def payment_apply_result(*, payment_id: int, result: ProviderResult, verified: b
                 result.status,
                 result.message,
             )
-            return ApplyOutcome(False, "conflict", f"already succeeded; ignored {result.status}")
+            return ApplyOutcome(False, Applied.CONFLICT, f"already succeeded; ignored {result.status}")
         if payment.is_terminal and result.status != PaymentStatus.SUCCEEDED:
-            return ApplyOutcome(False, "ignored", f"already {payment.status}; ignored {result.status}")
+            return ApplyOutcome(False, Applied.IGNORED, f"already {payment.status}; ignored {result.status}")
 
         late = payment.is_terminal  # a verified success after failed/expired: the money moved
         previous = payment.status
@@ -266,7 +278,7 @@ def payment_apply_result(*, payment_id: int, result: ProviderResult, verified: b
         result.status,
         " (late, flagged for review)" if late else "",
     )
-    return ApplyOutcome(True, "applied", f"{previous} -> {result.status}")
+    return ApplyOutcome(True, Applied.APPLIED, f"{previous} -> {result.status}")
 
 
 def _mismatch(payment: Payment, result: ProviderResult) -> str:
@@ -376,13 +388,13 @@ def payment_confirm(*, payment_id: int, on_demand: bool = False) -> tuple[Provid
     """
     payment = Payment.objects.get(pk=payment_id)
     if payment.status == Payment.Status.SUCCEEDED:
-        return None, ApplyOutcome(False, "duplicate", "already succeeded")
+        return None, ApplyOutcome(False, Applied.DUPLICATE, "already succeeded")
     try:
         result = payment_fetch_status(payment=payment)
     except ProviderError as error:
         _record_check(payment_id, on_demand=on_demand)
         logger.warning("Status check for %s failed: %s", payment.reference, error.message)
-        return None, _expire_if_due(payment) or ApplyOutcome(False, "pending", error.message)
+        return None, _expire_if_due(payment) or ApplyOutcome(False, Applied.PENDING, error.message)
     cause = "status query (checked on demand)" if on_demand else "status query (reconciliation)"
     outcome = payment_apply_result(payment_id=payment_id, result=result, verified=True, cause=cause)
     if not outcome.changed:

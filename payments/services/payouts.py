@@ -21,6 +21,7 @@ from payments.models import CallbackEvent, Payout
 from payments.providers.base import PaymentStatus, PayoutRequest, PayoutResult, Payouts
 from payments.providers.registry import PROVIDER_CLASSES
 from payments.services import money_out as lifecycle
+from payments.services import money_out_results as results
 from payments.services.audit import audit_record
 from payments.services.inbox import CallbackOutcome
 from payments.services.money_out import DONE, PENDING, MoneyOutRefused, Sent, Staff, Verdict
@@ -174,8 +175,8 @@ def payout_resolve(*, payout_id: int, paid: bool, resolved_by: Staff, receipt: s
 
 
 def payout_callback(*, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
-    return lifecycle.handle_callback(FLOW, event=event, body=body, live=live)
+    return results.handle_callback(FLOW, event=event, body=body, live=live)
 
 
 def payouts_reconcile(*, limit: int = 200) -> int:
-    return lifecycle.reconcile(FLOW, limit=limit)
+    return results.reconcile(FLOW, limit=limit)

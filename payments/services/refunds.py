@@ -25,6 +25,7 @@ from payments.models import CallbackEvent, Payment, Refund, fit
 from payments.providers.base import PaymentStatus, RefundRequest, RefundResult, Refunds
 from payments.providers.registry import PROVIDER_CLASSES
 from payments.services import money_out as lifecycle
+from payments.services import money_out_results as results
 from payments.services.audit import audit_record
 from payments.services.inbox import CallbackOutcome
 from payments.services.money_out import DONE, PENDING, MoneyOutRefused, Sent, Staff, Verdict
@@ -190,8 +191,8 @@ def refund_resolve(*, refund_id: int, refunded: bool, resolved_by: Staff, receip
 
 
 def refund_callback(*, event: CallbackEvent, body: bytes, live: bool) -> CallbackOutcome:
-    return lifecycle.handle_callback(FLOW, event=event, body=body, live=live)
+    return results.handle_callback(FLOW, event=event, body=body, live=live)
 
 
 def refunds_reconcile(*, limit: int = 200) -> int:
-    return lifecycle.reconcile(FLOW, limit=limit)
+    return results.reconcile(FLOW, limit=limit)

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from donor.models import Notice
 from payments.models import CallbackEvent, Payment
-from payments.services.money_out import waiting_for_a_person
+from payments.services.money_out_results import waiting_for_a_person
 from payments.services.payouts import FLOW as PAYOUTS
 from payments.services.refunds import FLOW as REFUNDS
 

@@ -71,6 +71,21 @@ def test_admin_dry_run_replay_then_replay(admin_client_logged_in, client):
     assert b"test-callback-password" not in detail.content
 
 
+def test_a_failed_events_traceback_is_shown_read_only(admin_client_logged_in):
+    event = CallbackEvent.objects.create(
+        provider="azampay",
+        body="{}",
+        body_digest="y",
+        status=CallbackEvent.Status.FAILED,
+        error="RuntimeError: boom",
+        traceback='Traceback (most recent call last):\n  File "x.py", line 1, in handle\nRuntimeError: boom\n',
+    )
+    detail = admin_client_logged_in.get(f"/admin/payments/callbackevent/{event.pk}/change/")
+    assert detail.status_code == 200
+    assert b"in handle" in detail.content
+    assert b'name="traceback"' not in detail.content  # shown, never an editable field
+
+
 # --- admin powers are permissions -----------------------------------------------------------------------
 
 

@@ -78,6 +78,27 @@ def test_copies_before_the_worker_runs_are_all_queued_and_credit_once(client, st
     assert CallbackEvent.objects.order_by("-pk").first().status == CallbackEvent.Status.DUPLICATE
 
 
+def test_an_unsigned_callback_is_verified_by_the_worker_that_runs_it_not_by_a_second_task(
+    client, stored_ack, settings, azam_says_paid
+):
+    """One queue hop: process_callback asks the provider itself instead of queueing verify_callback."""
+    settings.PAYMENT_PROVIDERS = {
+        **settings.PAYMENT_PROVIDERS,
+        "azampay": {**settings.PAYMENT_PROVIDERS["azampay"], "callback_password": ""},
+    }
+    payment = PaymentFactory()
+    assert post(client, callback_body(payment, password="")) == (200, ACK)
+    assert CallbackEvent.objects.get().trust == "unverified"
+
+    run_worker()
+    payment.refresh_from_db()
+    event = CallbackEvent.objects.get()
+    assert payment.status == Payment.Status.SUCCEEDED and credited(payment) == payment.amount
+    assert event.status == CallbackEvent.Status.PROCESSED
+    assert not DBTaskResult.objects.filter(task_path="payments.services.callbacks.verify_callback").exists()
+    assert DBTaskResult.objects.get(task_path=TASK).return_value == "accepted"  # the verification's own outcome
+
+
 def test_a_forged_callback_is_still_refused_in_the_request(client, stored_ack):
     payment = PaymentFactory()
     status, body = post(client, callback_body(payment, password="guess"))

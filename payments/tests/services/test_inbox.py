@@ -105,6 +105,18 @@ def test_the_reconcile_command_reports_the_swept_events(payment, azam_pending):
 # --- a handler crashes: backoff, then dead --------------------------------------------------------------
 
 
+def test_a_crashing_handler_keeps_its_traceback_on_the_event(client, payment, monkeypatch):
+    def crash(**kwargs):
+        raise RuntimeError("deadlock found")
+
+    monkeypatch.setattr("payments.services.callbacks.payment_apply_result", crash)
+    client.post(CALLBACK_URL, data=callback_body(payment), content_type="application/json")
+    event = CallbackEvent.objects.get()
+    assert event.status == "failed" and event.error == "RuntimeError: deadlock found"
+    assert event.traceback.startswith("Traceback (most recent call last):")
+    assert "in crash" in event.traceback and event.traceback.rstrip().endswith("RuntimeError: deadlock found")
+
+
 def test_a_crashing_handler_leaves_the_event_failed_with_backoff_then_dead(client, payment, monkeypatch, settings):
     settings.CALLBACK_MAX_ATTEMPTS = 3
 
