@@ -23,7 +23,6 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q, Sum
@@ -32,7 +31,7 @@ from django.utils import timezone
 from patients.models import Patient
 from patients.services import patient_lock
 from payments.callback_urls import callback_url
-from payments.models import CallbackEvent, MoneyOut, Payout, Refund, fit
+from payments.models import MoneyOut, Payout, Refund, fit
 from payments.providers.base import (
     CallbackRole,
     PaymentProvider,
@@ -41,7 +40,6 @@ from payments.providers.base import (
 )
 from payments.providers.registry import PROVIDER_CLASSES, MissingCapability, UnknownProvider, get_capable
 from payments.services.audit import audit_record
-from payments.services.inbox import callback_event_mark
 
 logger = logging.getLogger("payments.money_out")
 S = MoneyOut.Status
@@ -255,9 +253,7 @@ def _send(flow: Flow, obj: MoneyOut) -> MoneyOut:
             updated_at=timezone.now(),
             result_desc=f"{flow.display(obj.provider)} answered with no final result and cannot say later",
         )
-    from payments.services.money_out_results import rerun_unmatched  # it runs results through this lifecycle
-
-    rerun_unmatched(flow, obj)
+    _results().rerun_unmatched(flow, obj)
     obj.refresh_from_db()
     return obj
 
@@ -301,7 +297,7 @@ def settle_outcome(flow: Flow, obj_id: int, verdict: Verdict) -> tuple[MoneyOut,
         _move(flow, obj, verdict.outcome, **fields)
         if verdict.outcome == DONE:
             flow.on_done(obj, verdict)
-        _close_held(flow, obj, f"{flow.name} settled: {obj.status}")
+        _results().close_held(flow, obj, f"{flow.name} settled: {obj.status}")
     logger.info("%s %s %s (%s %s)", flow.name.title(), obj.reference, obj.status, verdict.code, verdict.description)
     obj.refresh_from_db()
     return obj, Settled.APPLIED, ""
@@ -355,7 +351,7 @@ def resolve(flow: Flow, obj_id: int, *, done: bool, by: Staff, receipt: str = ""
         raise MoneyOutRefused(f"{flow.name.title()} {obj.reference} is {obj.status}; nothing to resolve{hint}.")
     verdict = Verdict(DONE if done else S.FAILED, receipt=receipt.strip(), description=f"Resolved by hand by {by}")
     settled = settle(flow, obj.pk, verdict)
-    _close_held(flow, settled, f"settled by hand by {by}")
+    _results().close_held(flow, settled, f"settled by hand by {by}")
     audit_record(
         actor=by,
         action=f"{flow.name}.resolve",
@@ -371,24 +367,10 @@ def mark_reviewed(flow: Flow, obj_id: int, by: Staff, note: str = "") -> MoneyOu
     require(by, f"payments.resolve_{flow.name}", f"review {flow.name}s")
     obj = flow.model.objects.get(pk=obj_id)
     flow.model.objects.filter(pk=obj.pk).update(needs_review=False)
-    _close_held(flow, obj, f"reviewed by {by}")
+    _results().close_held(flow, obj, f"reviewed by {by}")
     audit_record(actor=by, action=f"{flow.name}.reviewed", target=f"{flow.name} {obj.reference}", detail=note)
     obj.refresh_from_db()
     return obj
-
-
-def _close_held(flow: Flow, obj: MoneyOut, why: str) -> None:
-    for event in held_results(flow).filter(our_reference=obj.reference, provider=obj.provider):
-        callback_event_mark(event, CallbackEvent.Status.IGNORED, error=f"{event.error}; {why}")
-
-
-def held_results(flow: Flow) -> Any:
-    """Result callbacks waiting for a person (held for review) or for a payout/refund they can name."""
-    kinds = Q(pk__in=[])
-    for code in settings.PAYMENT_PROVIDERS:
-        kinds |= Q(provider=code, kind__in=_kinds(flow, code))
-    waiting = (CallbackEvent.Status.REVIEW, CallbackEvent.Status.FAILED, CallbackEvent.Status.DEAD)
-    return CallbackEvent.objects.filter(kinds, status__in=waiting)
 
 
 def _kind(provider: type[PaymentProvider] | PaymentProvider, role: CallbackRole) -> str:
@@ -399,3 +381,11 @@ def _kind(provider: type[PaymentProvider] | PaymentProvider, role: CallbackRole)
 def _kinds(flow: Flow, code: str) -> list[str]:
     cls = PROVIDER_CLASSES.get(code)
     return [k for k in (_kind(cls, flow.result_role), _kind(cls, flow.timeout_role)) if k] if cls else []
+
+
+def _results() -> Any:
+    """The results half (money_out_results.py), which builds on this module: imported when first needed so
+    that the import graph keeps one direction at load time."""
+    from payments.services import money_out_results
+
+    return money_out_results

@@ -34,7 +34,6 @@ from payments.services.money_out import (
     Verdict,
     _kinds,
     _move,
-    held_results,
     require,
     settle,
     settle_outcome,
@@ -216,3 +215,17 @@ def waiting_for_a_person(flow: Flow, *, now: datetime) -> Waiting:
         overdue=rows.filter(status=S.SENT, sent_at__lt=now - SENT_DEADLINE).count(),
         held_results=held_results(flow).count(),
     )
+
+
+def close_held(flow: Flow, obj: MoneyOut, why: str) -> None:
+    for event in held_results(flow).filter(our_reference=obj.reference, provider=obj.provider):
+        callback_event_mark(event, CallbackEvent.Status.IGNORED, error=f"{event.error}; {why}")
+
+
+def held_results(flow: Flow) -> Any:
+    """Result callbacks waiting for a person (held for review) or for a payout/refund they can name."""
+    kinds = Q(pk__in=[])
+    for code in settings.PAYMENT_PROVIDERS:
+        kinds |= Q(provider=code, kind__in=_kinds(flow, code))
+    waiting = (CallbackEvent.Status.REVIEW, CallbackEvent.Status.FAILED, CallbackEvent.Status.DEAD)
+    return CallbackEvent.objects.filter(kinds, status__in=waiting)
