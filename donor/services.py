@@ -16,6 +16,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from donor.models import Allocation, Donation, Donor
+from donor.notifications import registration_notice_queue
 from donor.phone_numbers import InvalidPhoneNumber, normalize_msisdn
 from patients.models import Patient
 from patients.services import patient_add_funds, patient_lock, patient_remove_funds, patient_set_funding_received
@@ -110,8 +111,6 @@ def donor_signup(*, username: str, password: str, email: str, name: str = "", ph
         make_password(password)  # the work creating the account would have cost
         outcome = taken.outcome
         logger.info("Registration not made: %s", outcome)
-    from donor.notifications import registration_notice_queue  # notifications import this module
-
     registration_notice_queue(email=email, username=username, outcome=outcome)
     return donor
 

@@ -9,6 +9,7 @@ from payments.admin.receipts import with_receipt
 from payments.models import CallbackEvent
 from payments.services import money_out as lifecycle
 from payments.services.money_out import MoneyOutRefused
+from payments.services.money_out_results import approve
 
 
 class MoneyOutAdmin(admin.ModelAdmin):
@@ -80,7 +81,7 @@ class MoneyOutAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve and send (a different staff user than the requester)", permissions=["approve"])
     def approve_and_send(self, request, queryset):
-        self._each(request, queryset, lambda obj: lifecycle.approve(self.flow, obj.pk, request.user))
+        self._each(request, queryset, lambda obj: approve(self.flow, obj.pk, request.user))
 
     @admin.action(description="Cancel the selected requests (not yet approved)", permissions=["add"])
     def cancel_request(self, request, queryset):

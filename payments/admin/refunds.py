@@ -9,7 +9,7 @@ from django.contrib import admin
 
 from payments.admin.money_out import MoneyOutAdmin
 from payments.models import Refund
-from payments.services import money_out as lifecycle
+from payments.services.money_out_results import approve
 from payments.services.refunds import FLOW, RefundRefused, refund_check, refund_request, refund_supported
 
 
@@ -84,5 +84,5 @@ class RefundAdmin(MoneyOutAdmin):
             title="Approve refunds paid back outside the provider",
             explanation="Give the receipt of the transfer that paid the donor back.",
             label="Approve and record as refunded",
-            step=lambda obj, receipt: lifecycle.approve(FLOW, obj.pk, request.user, receipt=receipt),
+            step=lambda obj, receipt: approve(FLOW, obj.pk, request.user, receipt=receipt),
         )

@@ -23,23 +23,22 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
 from patients.models import Patient
-from patients.services import patient_lock
-from payments.callback_urls import callback_url
-from payments.models import MoneyOut, Payout, Refund, fit
+from payments.models import CallbackEvent, MoneyOut, Payout, Refund, fit
 from payments.providers.base import (
     CallbackRole,
     PaymentProvider,
-    ProviderError,
     Settlement,
 )
 from payments.providers.registry import PROVIDER_CLASSES, MissingCapability, UnknownProvider, get_capable
 from payments.services.audit import audit_record
+from payments.services.inbox import callback_event_mark
 
 logger = logging.getLogger("payments.money_out")
 S = MoneyOut.Status
@@ -182,82 +181,6 @@ def _move(flow: Flow, obj: MoneyOut, to: str, **fields: Any) -> bool:
     return moved
 
 
-def approve(flow: Flow, obj_id: int, by: Staff, *, receipt: str = "") -> MoneyOut:
-    """The checker's step: a different person approves; the claim (→ sending) and the send happen once."""
-    require(by, f"payments.approve_{flow.name}", f"approve {flow.name}s")
-    with transaction.atomic():
-        obj = flow.model.objects.select_for_update().get(pk=obj_id)
-        if obj.requested_by_id == by.pk:
-            raise MoneyOutRefused(f"A {flow.name} must be approved by someone other than its requester.")
-        if obj.status != S.REQUESTED:
-            raise MoneyOutRefused(f"{flow.name.title()} {obj.reference} is {obj.status}, not awaiting approval.")
-        flow.before_approve(obj, receipt.strip())
-        patient_id = flow.patient_id(obj)
-        if patient_id is not None and obj.amount > funds_available(patient_lock(patient_id=patient_id), exclude=obj):
-            raise MoneyOutRefused(f"The patient's funds not yet paid out no longer cover this {flow.name}.")
-        _move(flow, obj, S.SENDING, approved_by=by, approved_at=timezone.now(), updated_at=timezone.now())
-        manual = getattr(obj, "manual", False)
-        detail = f"recorded as paid back outside ({receipt.strip()})" if manual else "sending"
-        audit_record(actor=by, action=f"{flow.name}.approve", target=f"{flow.name} {obj.reference}", detail=detail)
-    if manual:
-        return settle(flow, obj.pk, Verdict(DONE, receipt=receipt.strip(), description="refunded by hand"))
-    return _send(flow, obj)
-
-
-def _send(flow: Flow, obj: MoneyOut) -> MoneyOut:
-    provider = flow.provider(obj.provider)
-    secret = provider.callback_secret(_kind(provider, flow.result_role)) or ""
-    chosen = flow.chosen_id(provider, obj)
-    if chosen:  # stored before the request leaves: a result or a status query finds it even if the answer is lost
-        flow.model.objects.filter(pk=obj.pk).update(provider_reference=fit(flow.model, "provider_reference", chosen))
-        obj.provider_reference = chosen
-    urls = (callback_url(provider, role, secret) for role in (flow.result_role, flow.timeout_role))
-    try:
-        sent = flow.send(provider, obj, *urls)
-    except ProviderError as error:
-        # Refused, or never reached → failed, nothing moved. Timed out or cut off after sending → we cannot
-        # know: ambiguous, never re-sent. Only from `sending`: a result may have settled it meanwhile.
-        to = S.AMBIGUOUS if error.ambiguous else S.FAILED
-        now = timezone.now()
-        extra = {"next_check_at": now + CHECK_EVERY} if to == S.AMBIGUOUS else {"completed_at": now}
-        moved = _move(
-            flow,
-            obj,
-            to,
-            result_desc=fit(flow.model, "result_desc", error.message),
-            needs_review=to == S.AMBIGUOUS,
-            updated_at=now,
-            **extra,
-        )
-        logger.warning(
-            "%s %s not sent (%s): %s", flow.name.title(), obj.reference, to if moved else "settled", error.message
-        )
-        obj.refresh_from_db()
-        return obj
-    now = timezone.now()
-    _move(flow, obj, S.SENT, sent_at=now, next_check_at=now + CHECK_EVERY, updated_at=now)
-    if sent.provider_reference:
-        flow.model.objects.filter(pk=obj.pk, provider_reference__isnull=True).update(
-            provider_reference=fit(flow.model, "provider_reference", sent.provider_reference)
-        )
-    logger.info("%s %s sent to %s (%s)", flow.name.title(), obj.reference, obj.provider, sent.provider_reference)
-    if sent.verdict is not None and sent.verdict.outcome != PENDING:
-        settle(flow, obj.pk, sent.verdict)
-    elif not flow.settled_by(provider) & {Settlement.CALLBACK, Settlement.STATUS_QUERY}:
-        # Not final, and this rail has no way to tell us later: a person, now rather than never.
-        _move(
-            flow,
-            obj,
-            S.AMBIGUOUS,
-            needs_review=True,
-            updated_at=timezone.now(),
-            result_desc=f"{flow.display(obj.provider)} answered with no final result and cannot say later",
-        )
-    _results().rerun_unmatched(flow, obj)
-    obj.refresh_from_db()
-    return obj
-
-
 def settle(flow: Flow, obj_id: int, verdict: Verdict) -> MoneyOut:
     """Apply a provider's (or a person's) verdict to one payout or refund awaiting it. Idempotent."""
     return settle_outcome(flow, obj_id, verdict)[0]
@@ -297,7 +220,7 @@ def settle_outcome(flow: Flow, obj_id: int, verdict: Verdict) -> tuple[MoneyOut,
         _move(flow, obj, verdict.outcome, **fields)
         if verdict.outcome == DONE:
             flow.on_done(obj, verdict)
-        _results().close_held(flow, obj, f"{flow.name} settled: {obj.status}")
+        close_held(flow, obj, f"{flow.name} settled: {obj.status}")
     logger.info("%s %s %s (%s %s)", flow.name.title(), obj.reference, obj.status, verdict.code, verdict.description)
     obj.refresh_from_db()
     return obj, Settled.APPLIED, ""
@@ -351,7 +274,7 @@ def resolve(flow: Flow, obj_id: int, *, done: bool, by: Staff, receipt: str = ""
         raise MoneyOutRefused(f"{flow.name.title()} {obj.reference} is {obj.status}; nothing to resolve{hint}.")
     verdict = Verdict(DONE if done else S.FAILED, receipt=receipt.strip(), description=f"Resolved by hand by {by}")
     settled = settle(flow, obj.pk, verdict)
-    _results().close_held(flow, settled, f"settled by hand by {by}")
+    close_held(flow, settled, f"settled by hand by {by}")
     audit_record(
         actor=by,
         action=f"{flow.name}.resolve",
@@ -367,7 +290,7 @@ def mark_reviewed(flow: Flow, obj_id: int, by: Staff, note: str = "") -> MoneyOu
     require(by, f"payments.resolve_{flow.name}", f"review {flow.name}s")
     obj = flow.model.objects.get(pk=obj_id)
     flow.model.objects.filter(pk=obj.pk).update(needs_review=False)
-    _results().close_held(flow, obj, f"reviewed by {by}")
+    close_held(flow, obj, f"reviewed by {by}")
     audit_record(actor=by, action=f"{flow.name}.reviewed", target=f"{flow.name} {obj.reference}", detail=note)
     obj.refresh_from_db()
     return obj
@@ -383,9 +306,15 @@ def _kinds(flow: Flow, code: str) -> list[str]:
     return [k for k in (_kind(cls, flow.result_role), _kind(cls, flow.timeout_role)) if k] if cls else []
 
 
-def _results() -> Any:
-    """The results half (money_out_results.py), which builds on this module: imported when first needed so
-    that the import graph keeps one direction at load time."""
-    from payments.services import money_out_results
+def close_held(flow: Flow, obj: MoneyOut, why: str) -> None:
+    for event in held_results(flow).filter(our_reference=obj.reference, provider=obj.provider):
+        callback_event_mark(event, CallbackEvent.Status.IGNORED, error=f"{event.error}; {why}")
 
-    return money_out_results
+
+def held_results(flow: Flow) -> Any:
+    """Result callbacks waiting for a person (held for review) or for a payout/refund they can name."""
+    kinds = Q(pk__in=[])
+    for code in settings.PAYMENT_PROVIDERS:
+        kinds |= Q(provider=code, kind__in=_kinds(flow, code))
+    waiting = (CallbackEvent.Status.REVIEW, CallbackEvent.Status.FAILED, CallbackEvent.Status.DEAD)
+    return CallbackEvent.objects.filter(kinds, status__in=waiting)

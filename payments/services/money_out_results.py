@@ -13,16 +13,20 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from payments.models import CallbackEvent, MoneyOut
+from patients.services import patient_lock
+from payments.callback_urls import callback_url
+from payments.models import CallbackEvent, MoneyOut, fit
 from payments.providers.base import CallbackMalformed, CallbackTrust, ProviderError, Settlement
 from payments.services.audit import audit_record
 from payments.services.callback_steps import Delivery, Parsed, Role, callback_steps, held
 from payments.services.inbox import CallbackOutcome, Outcome, callback_event_mark
 from payments.services.money_out import (
     CHECK_EVERY,
+    DONE,
     PENDING,
     SENT_DEADLINE,
     STUCK_SENDING_AFTER,
@@ -32,8 +36,11 @@ from payments.services.money_out import (
     Settled,
     Staff,
     Verdict,
+    _kind,
     _kinds,
     _move,
+    funds_available,
+    held_results,
     require,
     settle,
     settle_outcome,
@@ -217,15 +224,77 @@ def waiting_for_a_person(flow: Flow, *, now: datetime) -> Waiting:
     )
 
 
-def close_held(flow: Flow, obj: MoneyOut, why: str) -> None:
-    for event in held_results(flow).filter(our_reference=obj.reference, provider=obj.provider):
-        callback_event_mark(event, CallbackEvent.Status.IGNORED, error=f"{event.error}; {why}")
+def approve(flow: Flow, obj_id: int, by: Staff, *, receipt: str = "") -> MoneyOut:
+    """The checker's step: a different person approves; the claim (→ sending) and the send happen once."""
+    require(by, f"payments.approve_{flow.name}", f"approve {flow.name}s")
+    with transaction.atomic():
+        obj = flow.model.objects.select_for_update().get(pk=obj_id)
+        if obj.requested_by_id == by.pk:
+            raise MoneyOutRefused(f"A {flow.name} must be approved by someone other than its requester.")
+        if obj.status != S.REQUESTED:
+            raise MoneyOutRefused(f"{flow.name.title()} {obj.reference} is {obj.status}, not awaiting approval.")
+        flow.before_approve(obj, receipt.strip())
+        patient_id = flow.patient_id(obj)
+        if patient_id is not None and obj.amount > funds_available(patient_lock(patient_id=patient_id), exclude=obj):
+            raise MoneyOutRefused(f"The patient's funds not yet paid out no longer cover this {flow.name}.")
+        _move(flow, obj, S.SENDING, approved_by=by, approved_at=timezone.now(), updated_at=timezone.now())
+        manual = getattr(obj, "manual", False)
+        detail = f"recorded as paid back outside ({receipt.strip()})" if manual else "sending"
+        audit_record(actor=by, action=f"{flow.name}.approve", target=f"{flow.name} {obj.reference}", detail=detail)
+    if manual:
+        return settle(flow, obj.pk, Verdict(DONE, receipt=receipt.strip(), description="refunded by hand"))
+    return _send(flow, obj)
 
 
-def held_results(flow: Flow) -> Any:
-    """Result callbacks waiting for a person (held for review) or for a payout/refund they can name."""
-    kinds = Q(pk__in=[])
-    for code in settings.PAYMENT_PROVIDERS:
-        kinds |= Q(provider=code, kind__in=_kinds(flow, code))
-    waiting = (CallbackEvent.Status.REVIEW, CallbackEvent.Status.FAILED, CallbackEvent.Status.DEAD)
-    return CallbackEvent.objects.filter(kinds, status__in=waiting)
+def _send(flow: Flow, obj: MoneyOut) -> MoneyOut:
+    provider = flow.provider(obj.provider)
+    secret = provider.callback_secret(_kind(provider, flow.result_role)) or ""
+    chosen = flow.chosen_id(provider, obj)
+    if chosen:  # stored before the request leaves: a result or a status query finds it even if the answer is lost
+        flow.model.objects.filter(pk=obj.pk).update(provider_reference=fit(flow.model, "provider_reference", chosen))
+        obj.provider_reference = chosen
+    urls = (callback_url(provider, role, secret) for role in (flow.result_role, flow.timeout_role))
+    try:
+        sent = flow.send(provider, obj, *urls)
+    except ProviderError as error:
+        # Refused, or never reached → failed, nothing moved. Timed out or cut off after sending → we cannot
+        # know: ambiguous, never re-sent. Only from `sending`: a result may have settled it meanwhile.
+        to = S.AMBIGUOUS if error.ambiguous else S.FAILED
+        now = timezone.now()
+        extra = {"next_check_at": now + CHECK_EVERY} if to == S.AMBIGUOUS else {"completed_at": now}
+        moved = _move(
+            flow,
+            obj,
+            to,
+            result_desc=fit(flow.model, "result_desc", error.message),
+            needs_review=to == S.AMBIGUOUS,
+            updated_at=now,
+            **extra,
+        )
+        logger.warning(
+            "%s %s not sent (%s): %s", flow.name.title(), obj.reference, to if moved else "settled", error.message
+        )
+        obj.refresh_from_db()
+        return obj
+    now = timezone.now()
+    _move(flow, obj, S.SENT, sent_at=now, next_check_at=now + CHECK_EVERY, updated_at=now)
+    if sent.provider_reference:
+        flow.model.objects.filter(pk=obj.pk, provider_reference__isnull=True).update(
+            provider_reference=fit(flow.model, "provider_reference", sent.provider_reference)
+        )
+    logger.info("%s %s sent to %s (%s)", flow.name.title(), obj.reference, obj.provider, sent.provider_reference)
+    if sent.verdict is not None and sent.verdict.outcome != PENDING:
+        settle(flow, obj.pk, sent.verdict)
+    elif not flow.settled_by(provider) & {Settlement.CALLBACK, Settlement.STATUS_QUERY}:
+        # Not final, and this rail has no way to tell us later: a person, now rather than never.
+        _move(
+            flow,
+            obj,
+            S.AMBIGUOUS,
+            needs_review=True,
+            updated_at=timezone.now(),
+            result_desc=f"{flow.display(obj.provider)} answered with no final result and cannot say later",
+        )
+    rerun_unmatched(flow, obj)
+    obj.refresh_from_db()
+    return obj

@@ -25,6 +25,7 @@ from payments.services import money_out_results as results
 from payments.services.audit import audit_record
 from payments.services.inbox import CallbackOutcome
 from payments.services.money_out import DONE, PENDING, MoneyOutRefused, Sent, Staff, Verdict
+from payments.services.money_out_results import approve
 
 logger = logging.getLogger("payments.payouts")
 PayoutRefused = MoneyOutRefused
@@ -163,7 +164,7 @@ def payout_request(*, patient: Patient, amount: Decimal, requested_by: Staff) ->
 
 
 def payout_approve(*, payout_id: int, approved_by: Staff) -> Any:
-    return lifecycle.approve(FLOW, payout_id, approved_by)
+    return approve(FLOW, payout_id, approved_by)
 
 
 def payout_cancel(*, payout_id: int, cancelled_by: Staff) -> Any:

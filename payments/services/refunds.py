@@ -29,6 +29,7 @@ from payments.services import money_out_results as results
 from payments.services.audit import audit_record
 from payments.services.inbox import CallbackOutcome
 from payments.services.money_out import DONE, PENDING, MoneyOutRefused, Sent, Staff, Verdict
+from payments.services.money_out_results import approve
 from payments.services.payments import method_label
 
 logger = logging.getLogger("payments.refunds")
@@ -179,7 +180,7 @@ def refund_request(*, donation: Donation, amount: Decimal, reason: str, requeste
 
 def refund_approve(*, refund_id: int, approved_by: Staff, receipt: str = "") -> Any:
     """The checker's step; a manual refund (no refund API) is approved with the outside transfer's receipt."""
-    return lifecycle.approve(FLOW, refund_id, approved_by, receipt=receipt)
+    return approve(FLOW, refund_id, approved_by, receipt=receipt)
 
 
 def refund_cancel(*, refund_id: int, cancelled_by: Staff) -> Any:
