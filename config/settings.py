@@ -330,6 +330,24 @@ TELEGRAM_API_URL = env(
     default=f"{PAYMENTS_SANDBOX_URL}/telegram" if PAYMENTS_SANDBOX_URL else "https://api.telegram.org",
 ).rstrip("/")
 ADMIN_CHAT_ID = env("ADMIN_CHAT_ID", default="")
+# --- SMS (integrations/sms.py): the payer's receipt and pledge messages; the sandbox's gateway in development --
+SMS_GATEWAY = env("SMS_GATEWAY", default="africastalking" if PAYMENTS_SANDBOX_URL else "none")
+if SMS_GATEWAY not in ("africastalking", "none"):
+    raise ImproperlyConfigured(f"SMS_GATEWAY must be africastalking or none, not {SMS_GATEWAY!r}")
+AFRICASTALKING_USERNAME = env("AFRICASTALKING_USERNAME", default="sandbox")
+AFRICASTALKING_API_KEY = env("AFRICASTALKING_API_KEY", default="sandbox-api-key" if PAYMENTS_SANDBOX_URL else "")
+# The `sandbox` username is served by Africa's Talking's sandbox host; every other by the live one.
+AFRICASTALKING_API_URL = env(
+    "AFRICASTALKING_API_URL",
+    default=f"{PAYMENTS_SANDBOX_URL}/africastalking"
+    if PAYMENTS_SANDBOX_URL
+    else "https://api.sandbox.africastalking.com"
+    if AFRICASTALKING_USERNAME == "sandbox"
+    else "https://api.africastalking.com",
+).rstrip("/")
+AFRICASTALKING_SENDER_ID = env("AFRICASTALKING_SENDER_ID", default="")
+# The secret path segment of the delivery-report URL (/webhooks/sms/africastalking/<token>/); unset: no reports.
+SMS_DELIVERY_REPORT_TOKEN = env("SMS_DELIVERY_REPORT_TOKEN", default="")
 # The outbox (donor/notifications.py): a receipt or notice that keeps failing is parked `dead` after this many tries
 # (retried at 1 min, doubling, at most 6 h apart; the watchdog alerts).
 NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=8)

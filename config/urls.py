@@ -25,6 +25,7 @@ urlpatterns = [
     ),
     path("api/v1.0/", include(api_v1)),
     path("", include("payments.webhook_urls")),  # every provider callback URL and health page
+    path("", include("donor.sms_urls")),  # the SMS gateway's delivery reports
     re_path(r"^health/?$", health, name="health"),
     path("", include("donor.web_urls")),
 ]

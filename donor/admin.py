@@ -4,7 +4,7 @@ from django.utils import timezone
 
 from config.csv_safety import SafeCsvWriter
 from config.evidence_admin import EvidenceAdmin
-from donor.models import Allocation, Donation, Donor, Notice
+from donor.models import Allocation, Donation, Donor, Notice, SmsMessage, SmsOptOut
 from donor.phone_numbers import mask_msisdn
 
 
@@ -88,3 +88,37 @@ class NoticeAdmin(EvidenceAdmin):
             status=Notice.Status.PENDING, next_attempt_at=timezone.now(), attempts=0
         )
         self.message_user(request, f"{retried} notice(s) will be sent by the next relay run.", messages.SUCCESS)
+
+
+@admin.register(SmsMessage)
+class SmsMessageAdmin(admin.ModelAdmin):
+    """Every SMS sent or tried, the number masked (the full one is needed only to send)."""
+
+    list_display = ["created_at", "key", "masked_number", "status", "gateway", "attempts", "reason"]
+    list_filter = ["status", "gateway"]
+    search_fields = ["key", "gateway_message_id"]
+    exclude = ["msisdn"]
+    readonly_fields = ["key", "masked_number", "text", "gateway", "status", "gateway_message_id", "reason", "attempts"]
+
+    @admin.display(description="Number")
+    def masked_number(self, obj: SmsMessage) -> str:
+        return mask_msisdn(obj.msisdn)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(SmsOptOut)
+class SmsOptOutAdmin(admin.ModelAdmin):
+    """Numbers that refused our messages; deleting a row lets us text that number again."""
+
+    list_display = ["created_at", "masked_number", "reason"]
+    exclude = ["msisdn"]
+    readonly_fields = ["masked_number", "reason"]
+
+    @admin.display(description="Number")
+    def masked_number(self, obj: SmsOptOut) -> str:
+        return mask_msisdn(obj.msisdn)
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -4,6 +4,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 
+from donor.phone_numbers import mask_msisdn
 from patients.models import MONEY, Patient
 
 
@@ -133,6 +134,7 @@ class Notice(models.Model):
         EMAIL = "email"
         TELEGRAM = "telegram"  # the donor's linked chat
         OPERATORS = "operators"  # ADMIN_CHAT_ID on Telegram
+        SMS = "sms"  # the phone that paid (SmsMessage keeps the gateway's side)
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -175,3 +177,44 @@ class TokenEpoch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: epoch {self.epoch}"
+
+
+class SmsMessage(models.Model):
+    """One SMS we sent (or tried to), by its once-only key: a receipt's outbox row, a pledge's reminder. The
+    gateway's message id lets a delivery report find it. `msisdn` is needed to send; shown masked everywhere."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"  # recorded, not handed to the gateway yet (or a retryable failure)
+        SENT = "sent"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+        UNKNOWN = "unknown", "Unknown (the gateway did not answer; not sent again)"
+        OPTED_OUT = "opted_out", "Not sent (the number opted out)"
+
+    key = models.CharField(max_length=120, unique=True)
+    msisdn = models.CharField(max_length=15, help_text="E.164 digits without +")
+    text = models.CharField(max_length=480)
+    gateway = models.CharField(max_length=20)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    gateway_message_id = models.CharField(max_length=100, blank=True, db_index=True)
+    reason = models.CharField(max_length=160, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"SMS {self.key} to {mask_msisdn(self.msisdn)} ({self.status})"
+
+
+class SmsOptOut(models.Model):
+    """A number that reported it refuses our messages (blacklisted, do-not-disturb): never sent to again."""
+
+    msisdn = models.CharField(max_length=15, unique=True, help_text="E.164 digits without +")
+    reason = models.CharField(max_length=160, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{mask_msisdn(self.msisdn)} opted out"

@@ -20,6 +20,8 @@ from django.utils import timezone
 
 from donor.models import Donation, Notice
 from donor.phone_numbers import mask_msisdn
+from donor.sms import donation_sms_text, sms_opted_out, sms_send
+from integrations.sms import sms_enabled
 from integrations.telegram import telegram_send
 
 logger = logging.getLogger("payments.notifications")
@@ -120,6 +122,11 @@ def notices_record(*, donation_id: int, rail: str = "", refund: bool = False) ->
             wanted.append((kind, Notice.Channel.TELEGRAM, donor.telegram_chat_id))
         if donor and donor.email:
             wanted.append((kind, Notice.Channel.EMAIL, donor.email))
+    if not refund and donation.status == Donation.Status.COMPLETED and sms_enabled():
+        # The phone that paid gets the SMS receipt (it is known only when the rail prompted a phone).
+        paid = donation.payments.filter(status="succeeded").exclude(msisdn="").order_by("-pk").first()
+        if paid is not None and not sms_opted_out(paid.msisdn):
+            wanted.append((kind, Notice.Channel.SMS, mask_msisdn(paid.msisdn)))  # the row shows it masked
     now = timezone.now()
     rows = [
         Notice(key=f"{kind}:{channel}:{donation.pk}", donation=donation, kind=kind, channel=channel,
@@ -174,6 +181,9 @@ def _deliver(notice: Notice) -> str:
             donation_refund_text(donation) if notice.kind == "refund" else donation_receipt_text(donation, notice.rail)
         )
         return "" if telegram_send(notice.recipient, text) else "Telegram did not take it"
+    if notice.channel == Notice.Channel.SMS:
+        paid = donation.payments.filter(status="succeeded").exclude(msisdn="").order_by("-pk").first()
+        return sms_send(key=notice.key, msisdn=paid.msisdn, text=donation_sms(donation)) if paid else ""
     if notice.kind == "refund":
         subject, template = f"Your donation {donation.reference} was refunded", "emails/refund.txt"
     else:
@@ -184,6 +194,17 @@ def _deliver(notice: Notice) -> str:
         return f"email: {type(exc).__name__}: {exc}"
     logger.info("%s emailed for donation %s", notice.kind.title(), donation.reference)
     return ""
+
+
+def donation_sms(donation: Donation) -> str:
+    payment = donation.payments.filter(status="succeeded").order_by("-pk").first()
+    return donation_sms_text(
+        amount=donation.amount,
+        currency=donation.currency,
+        patient_code=donation.patient.code if donation.patient else "",
+        receipt=payment.receipt if payment else "",
+        link=f"{settings.SITE_URL}/donations/{donation.public_token}/",
+    )
 
 
 @task()

@@ -25,6 +25,7 @@ from payments.sandbox.protocol import (
     error_json,
     json_response,
 )
+from payments.sandbox.sms import AfricasTalkingSmsSimulator
 from payments.sandbox.store import SandboxStore
 from payments.sandbox.telegram import TelegramSimulator
 
@@ -37,6 +38,7 @@ SIMULATOR_CLASSES: tuple[type[Simulator], ...] = (
     MtnSimulator,
     AirtelSimulator,
     TelegramSimulator,
+    AfricasTalkingSmsSimulator,  # SMS: /africastalking, and what it received at /_sandbox/sms/messages
 )
 INSPECTION_PREFIX = "/_sandbox"
 MAX_BODY_BYTES = 1024 * 1024
