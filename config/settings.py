@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "patients",
     "donor",
     "payments",
+    "pledges",  # monthly pledges, above donor and payments
 ]
 
 MIDDLEWARE = [
@@ -348,6 +349,10 @@ AFRICASTALKING_API_URL = env(
 AFRICASTALKING_SENDER_ID = env("AFRICASTALKING_SENDER_ID", default="")
 # The secret path segment of the delivery-report URL (/webhooks/sms/africastalking/<token>/); unset: no reports.
 SMS_DELIVERY_REPORT_TOKEN = env("SMS_DELIVERY_REPORT_TOKEN", default="")
+# --- Monthly pledges (pledges/): `manage.py pledges_run` prompts only inside these local hours (start, end) --
+PLEDGE_PROMPT_HOURS = tuple(env.list("PLEDGE_PROMPT_HOURS", cast=int, default=[8, 20]))
+if len(PLEDGE_PROMPT_HOURS) != 2 or not 0 <= PLEDGE_PROMPT_HOURS[0] < PLEDGE_PROMPT_HOURS[1] <= 24:
+    raise ImproperlyConfigured("PLEDGE_PROMPT_HOURS must be two hours, start < end, e.g. 8,20")
 # The outbox (donor/notifications.py): a receipt or notice that keeps failing is parked `dead` after this many tries
 # (retried at 1 min, doubling, at most 6 h apart; the watchdog alerts).
 NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=8)

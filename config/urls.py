@@ -14,6 +14,7 @@ api_v1 = [
     path("patients/", include("patients.urls")),
     path("donors/", include("donor.urls")),
     path("donors/", include("payments.urls")),
+    path("donors/", include("pledges.urls")),
 ]
 
 urlpatterns = [
@@ -26,6 +27,7 @@ urlpatterns = [
     path("api/v1.0/", include(api_v1)),
     path("", include("payments.webhook_urls")),  # every provider callback URL and health page
     path("", include("donor.sms_urls")),  # the SMS gateway's delivery reports
+    path("", include("pledges.web_urls")),  # a pledge's pages by signed link
     re_path(r"^health/?$", health, name="health"),
     path("", include("donor.web_urls")),
 ]

@@ -130,16 +130,9 @@ def donor_for_guest(*, name: str = "", email: str = "", phone: str = "") -> Dono
 # --- Donations -----------------------------------------------------------------------------------------
 
 
-def donation_create(
-    *,
-    patient: Patient | None,
-    amount: Decimal | str,
-    currency: str,
-    donor: Donor | None = None,
-    anonymous: bool = False,
-    message: str = "",
-) -> Donation:
-    """Record a donor's intent to give. Validation errors name the field and say what to do."""
+def donation_rules_check(*, patient: Patient | None, amount: Decimal | str, currency: str) -> tuple[Decimal, str]:
+    """A donation's own rules (the patient raising funds in this currency, the limits): the parsed amount and
+    currency, or ValidationError naming the field. Also what a monthly pledge is held to, cycle after cycle."""
     amount = parse_amount(amount)
     currency = (currency or "").strip().upper()
     errors: dict[str, str] = {}
@@ -166,6 +159,20 @@ def donation_create(
             errors["amount"] = f"The largest donation is {high:,} {currency}."
     if errors:
         raise ValidationError(errors)
+    return amount, currency
+
+
+def donation_create(
+    *,
+    patient: Patient | None,
+    amount: Decimal | str,
+    currency: str,
+    donor: Donor | None = None,
+    anonymous: bool = False,
+    message: str = "",
+) -> Donation:
+    """Record a donor's intent to give. Validation errors name the field and say what to do."""
+    amount, currency = donation_rules_check(patient=patient, amount=amount, currency=currency)
 
     donation = _donation_insert(
         patient=patient, amount=amount, currency=currency, donor=donor, anonymous=anonymous, message=message

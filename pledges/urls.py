@@ -1,0 +1,5 @@
+from django.urls import path
+
+from pledges.apis import PledgeCreateApi
+
+urlpatterns = [path("pledges/", PledgeCreateApi.as_view(), name="pledge-create")]
