@@ -166,7 +166,11 @@ def supply_what_only_the_server_knows(case, world) -> None:
     label = f"{case.method} {case.operation.path}"
     body = case.body if isinstance(case.body, dict) else None
     positive = case.meta is None or case.meta.generation.mode.is_positive
-    if label == "POST /api/v1.0/donors/donations/" and body is not None and positive:
+    if (
+        label in ("POST /api/v1.0/donors/donations/", "POST /api/v1.0/donors/pledges/")
+        and body is not None
+        and positive
+    ):
         if body.get("patient") is not None:
             body["patient"] = PATIENTS.get(str(body.get("currency")), world["patient"])
     elif label == "POST /api/v1.0/donors/register/" and body is not None and positive:
