@@ -10,12 +10,13 @@ from rest_framework.views import APIView
 
 from config.errors import error_body
 from config.schema import error_response, inline_enum_components
-from payments.apis import DonationCreateApi, LiveVariants, _first_error, _validation_error, _variant_serializer
+from payments.api_schema import DonationInputSerializer, LiveVariants, _variant_serializer
+from payments.apis import _first_error, _validation_error
 from payments.services.donations import DonationRefused, DonationShape, ProviderUnavailable, donation_shapes
 from pledges.services import manage_url, pledge_create
 
 
-class PledgeInputSerializer(DonationCreateApi.InputSerializer):
+class PledgeInputSerializer(DonationInputSerializer):
     day_of_month = serializers.IntegerField(min_value=1, max_value=28, help_text="Day of each month to pay (1–28)")
 
 

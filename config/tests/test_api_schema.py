@@ -31,7 +31,7 @@ EXPECTED_ERRORS = {
     ("post", "/api/v1.0/donors/donations/{reference}/refresh/"): {"401", "404", "429"},
     ("get", "/api/v1.0/donors/me/donations/"): {"401", "404"},
     ("post", "/api/v1.0/donors/logout/"): {"401"},
-    ("post", "/api/v1.0/donors/pledges/"): {"400", "401", "415", "503"},
+    ("post", "/api/v1.0/donors/pledges/"): {"400", "401", "413", "415", "503"},
 }
 
 

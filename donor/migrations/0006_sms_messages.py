@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('donor', '0004_notice_outbox'),
+        ('donor', '0005_token_epoch'),
     ]
 
     operations = [

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('donor', '0005_sms_messages'),
+        ('donor', '0006_sms_messages'),
         ('patients', '0003_record_existing_destinations'),
     ]
 
