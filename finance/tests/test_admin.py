@@ -111,3 +111,9 @@ def test_a_write_off_in_the_admin_takes_two_people(client, django_user_model):
         ("finance.writeoff.request", maker.pk),
         ("finance.writeoff.approve", checker.pk),
     }
+
+
+def test_a_write_off_approver_needs_a_second_factor_for_the_admin(client):
+    client.force_login(staff_user("checker", *WORKER, "finance.approve_writeoff"))
+    response = client.get("/admin/finance/discrepancy/")
+    assert response.status_code == 302 and "/login/" in response["Location"]
