@@ -7,7 +7,6 @@ exactly one close. A line is matched by the provider's reference to a payment (c
 of any month: a donation completed at 23:59 on the 31st may be on the provider's next-day line.
 """
 
-import csv
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from config.csv_safety import SafeCsvWriter
 from finance.models import Discrepancy, Statement, StatementLine
 from payments.models import Payment, Payout, Refund
 
@@ -305,7 +305,7 @@ CSV_COLUMNS = ("section", "reference", "our_reference", "statement_amount", "led
 
 def report_csv(report: CloseReport) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeCsvWriter(out, lineterminator="\n")  # a provider's text never runs as a spreadsheet formula
     writer.writerow(CSV_COLUMNS)
     for finding in report.findings:
         writer.writerow(

@@ -196,3 +196,10 @@ def test_the_close_csv_lists_every_finding_and_the_totals():
 def test_an_import_is_audited():
     import_fixture()
     assert AuditEntry.objects.filter(action="statement.import").count() == 1
+
+
+def test_a_provider_reference_that_looks_like_a_formula_is_made_safe_in_the_csv():
+    raw = GENERIC_STATEMENT.read_bytes().replace(b"GEN-0001", b"=HYPERLINK(1)")
+    statement_import(provider="mtn", raw=raw, filename="f.csv")
+    text = report_csv(close_month("mtn", "2026-11", now=NOW))
+    assert "statement_only,'=HYPERLINK(1)," in text
