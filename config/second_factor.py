@@ -16,7 +16,12 @@ from django_otp.forms import OTPAuthenticationFormMixin
 from django_otp.models import Device
 
 # The checkers of money leaving: payouts, refunds, and changes to where payouts go (patients.destinations).
-APPROVER_PERMISSIONS = ("payments.approve_payout", "payments.approve_refund", "patients.approve_destination_change")
+APPROVER_PERMISSIONS = (
+    "payments.approve_payout",
+    "payments.approve_refund",
+    "patients.approve_destination_change",
+    "finance.approve_writeoff",  # a month-close write-off gives money up for lost
+)
 
 
 def needs_second_factor(user: Any) -> bool:

@@ -8,9 +8,11 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from payments.models import CallbackEvent, Payment
 from payments.selectors import (
@@ -160,6 +162,8 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     when = f" ({timezone.localtime(check.at):%Y-%m-%d %H:%M})" if check else " (never run)"
     waiting.append((f"Ledger problems at the last verify_ledger{when}", check.problems if check else 0,
                     changelist("payments.ledgercheck")))  # fmt: skip
+    for source in settings.DASHBOARD_COUNT_SOURCES:  # apps above payments (the month close), wired by settings
+        waiting += import_string(source)(now=now)
 
     pulse_since = now - PULSE_WINDOW
     pulse = [

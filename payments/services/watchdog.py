@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from donor.models import Notice
 from payments.models import CallbackEvent, Payment
@@ -78,7 +79,9 @@ def watchdog_alerts() -> list[str]:
             f"{dead_notices} receipt or notice(s) could not be sent after repeated tries (the admin's Notices: the "
             f"error of each; fix the mail or Telegram settings, then set them pending again)"
         )
-    return alerts + money_out_alerts(now=now)
+    # Apps layered above payments (the month close) add their lines through settings, never by import.
+    extra = [line for source in settings.WATCHDOG_ALERT_SOURCES for line in import_string(source)(now=now)]
+    return alerts + money_out_alerts(now=now) + extra
 
 
 def money_out_alerts(*, now: datetime) -> list[str]:
