@@ -59,7 +59,7 @@ class AirtelMoneyRoutes:
 
     def refund(self, request: SandboxRequest, _: re.Match[str]) -> SandboxResponse:
         self._authorize(request)
-        _, currency = self._routing(request)
+        _country, currency = self._routing(request)
         transaction = object_field(json_object(request), "transaction")
         money_id = transaction.get("airtel_money_id")
         if not isinstance(money_id, str) or not money_id:

@@ -46,7 +46,17 @@ class HostedCheckoutRoutes:
     def _authorized(self, request: SandboxRequest) -> bool:
         raise NotImplementedError
 
-    def _new_charge(self, **fields: Any) -> Charge:
+    def _new_charge(
+        self,
+        *,
+        external_id: str,
+        msisdn: str,
+        amount: str,
+        channel: str,
+        outcome: Outcome | None,
+        kind: str,
+        extra: dict[str, Any] | None = None,
+    ) -> Charge:
         raise NotImplementedError
 
     def _schedule_callbacks(self, charge: Charge, outcome: Outcome) -> None:
@@ -87,7 +97,7 @@ class HostedCheckoutRoutes:
                 "redirect_success_url": urls["redirectSuccessURL"],
                 "redirect_fail_url": urls["redirectFailURL"],
                 "vendor_name": str(data.get("vendorName") or data.get("appName") or self.app_name),
-                "items": [str(i["name"]) for i in items],
+                "items": [str(i["name"]) for i in items or []],
             },
         )
         host = request.host or "127.0.0.1"

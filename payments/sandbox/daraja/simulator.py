@@ -92,11 +92,11 @@ class DarajaSimulator(DarajaMoneyRoutes, Simulator):
     def generate_token(self, request: SandboxRequest, _: re.Match[str]) -> SandboxResponse:
         if request.query.get("grant_type") != "client_credentials":
             raise DarajaError(400, "400.008.02", "Invalid grant type passed")
-        scheme, _, encoded = request.header("authorization").partition(" ")
+        scheme, _sep, encoded = request.header("authorization").partition(" ")
         if scheme.lower() != "basic":
             raise DarajaError(400, "400.008.01", "Invalid Authentication passed")
         try:
-            key, _, secret = base64.b64decode(encoded.strip()).decode().partition(":")
+            key, _sep, secret = base64.b64decode(encoded.strip()).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             key, secret = "", ""
         matches = [
