@@ -240,17 +240,7 @@ class Gunicorn:
 
     def stop(self) -> None:
         """SIGTERM the master (workers finish what they hold), then SIGKILL its whole session if needed."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
-        self.process = None
+        self.process = terminate(self.process, grace=15)
 
     def log_tail(self, lines: int = 30) -> str:
         with suppress(OSError):
@@ -342,17 +332,21 @@ class Sandbox:
             raise RuntimeError(f"the sandbox refused to learn the seeded payments: {status} {answer}")
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
-        self.process = None
+        self.process = terminate(self.process, grace=10)
+
+
+def terminate(process: subprocess.Popen[bytes] | None, *, grace: float) -> None:
+    """SIGTERM a process we started, then SIGKILL its whole session if it is still there after `grace` seconds."""
+    if process is None or process.poll() is not None:
+        return None
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+    return None
 
 
 def manage(env: dict[str, str], *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
