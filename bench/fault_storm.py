@@ -70,7 +70,7 @@ def reset_database(env: dict[str, str]) -> None:
         f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
     )
     subprocess.run([*MYSQL, "-e", statement], check=True, timeout=60)
-    from payments.tests.faults.harness import manage
+    from payments.faults.processes import manage
 
     result = manage(env, "migrate", "--noinput", "-v0", timeout=300)
     if result.returncode:
@@ -101,7 +101,7 @@ def main() -> int:
     args = parse_args()
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="fault-storm."))
-    from payments.tests.faults import harness
+    from payments.faults import harness
 
     secrets = harness.Secrets.generate()
     deliveries = prepare(args, workdir, secrets, started)
@@ -112,7 +112,7 @@ def main() -> int:
         via_proxy=args.fault == "db",
         with_redis=args.fault == "redis",
         workers=args.workers,
-        deliveries=deliveries,  # the fake MTN and Airtel answer "paid" for these
+        deliveries=deliveries,  # the sandbox learns these and answers "paid" for them
     )
     with rig:
         log(started, f"gunicorn up on {rig.gunicorn.base_url} ({args.workers} workers); storm: {args.fault}")
@@ -129,7 +129,7 @@ def main() -> int:
 
 def prepare(args: argparse.Namespace, workdir: Path, secrets, started: float) -> list:
     """A fresh, migrated donations_faults_bench and the seeded deliveries."""
-    from payments.tests.faults import harness
+    from payments.faults import harness
 
     setup_django(workdir, secrets.secret_key)
     migrate_env = harness.app_env(
@@ -148,7 +148,7 @@ def prepare(args: argparse.Namespace, workdir: Path, secrets, started: float) ->
 
 def report(args: argparse.Namespace, rig, records, kills: int, window, commands) -> bool:
     """Print the table and the evidence; True when a promise was broken."""
-    from payments.tests.faults import harness
+    from payments.faults import harness
 
     figures = harness.account(records)
     problems = harness.ledger_problems()
@@ -184,7 +184,7 @@ def report(args: argparse.Namespace, rig, records, kills: int, window, commands)
 
 def run_storm(rig, deliveries: list, args: argparse.Namespace) -> tuple[list, int, object]:
     """(delivery records, SIGKILLs sent, the outage window or None)."""
-    from payments.tests.faults import harness
+    from payments.faults import harness
 
     if args.fault == "sigkill":
         pace = args.pace if args.pace is not None else 0.1  # as in the pytest scenario: ~40 kills per 28 s

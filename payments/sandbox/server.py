@@ -17,6 +17,7 @@ from payments.sandbox.azampay import AzamPaySimulator, default_callback_url
 from payments.sandbox.base import DEFAULT_TOKEN_LIFETIME_SECONDS, Route, SandboxContext, Simulator
 from payments.sandbox.daraja import DarajaSimulator
 from payments.sandbox.dispatch import CallbackDispatcher
+from payments.sandbox.learn import learned_charges
 from payments.sandbox.mtn import MtnSimulator
 from payments.sandbox.protocol import (
     BadRequestBody,
@@ -64,10 +65,18 @@ class InspectionSimulator(Simulator):
             )
         if path == "/telegram/messages" and request.method == "GET":
             return json_response(200, self.store.messages_json())
+        if path == "/learn" and request.method == "POST":
+            try:
+                charges = learned_charges(request.json())
+            except BadRequestBody as exc:
+                return error_json(400, str(exc))
+            for charge in charges:
+                self.store.add_charge(charge)
+            return json_response(200, {"ok": True, "learnt": len(charges)})
         if path == "/reset" and request.method == "POST":
             self.store.reset()
             return json_response(200, {"ok": True, "message": "Sandbox store cleared."})
-        if path in ("/transactions", "/telegram/messages", "/reset"):
+        if path in ("/transactions", "/telegram/messages", "/reset", "/learn"):
             return error_json(405, f"{request.method} is not allowed on {INSPECTION_PREFIX}{path}")
         return error_json(404, f"No sandbox endpoint {INSPECTION_PREFIX}{subpath}")
 
@@ -184,7 +193,7 @@ class SandboxServer(ThreadingHTTPServer):
     @property
     def base_url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"
 
     def close(self) -> None:
         """Stop callback delivery and release the socket (for a server whose serve_forever has returned)."""

@@ -2,8 +2,9 @@
 
 The mobile-money `stripe trigger`: send the site the callback a provider would send (or a forged, tampered
 or duplicated one) and see exactly what the site answers. It speaks the four rails: AzamPay, M-Pesa (STK),
-MTN MoMo and Airtel Money, each in its provider's shape, built with the simulators' own builders and values
-(payments/sandbox/), since this command is a manual simulator.
+MTN MoMo and Airtel Money, each in its provider's shape, built by the providers' bodies modules that the
+simulators use too (payments/sandbox/<provider>/bodies.py, through payments/sandbox/replay.py): this command only
+reads options, picks the target URL and prints what it sent and what came back.
 
 M-Pesa and MTN are given a secret callback URL per payment, and the site keeps only a keyed digest of it:
 that URL cannot be rebuilt here. Their callbacks go to the base paths instead (/webhooks/mpesa/stkpush/,
@@ -13,64 +14,39 @@ anything is credited. A forged one goes to a secret URL that was never handed ou
 
 import json
 import secrets
-import threading
-import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Any
 
-import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from django.db.models import Q
 from django.urls import reverse
 
-from payments.providers.airtel.client import airtel_id
 from payments.providers.airtel.config import CONFIG as AIRTEL_CONFIG
 from payments.providers.base import CallbackRole
 from payments.providers.registry import PROVIDER_CLASSES
-from payments.sandbox.airtel import COLLECTION_RESULTS, callback_hash, new_money_id
-from payments.sandbox.azampay import (
-    CALLBACK_MESSAGE,
-    DEFAULT_CALLBACK_PASSWORD,
-    HOSTED_OPERATOR,
-    build_callback,
-    default_callback_url,
+from payments.sandbox.azampay import DEFAULT_CALLBACK_PASSWORD, default_callback_url
+from payments.sandbox.replay import (  # noqa: F401 (re-exported: the command's tests and scripts use these names)
+    REQUEST_TIMEOUT_SECONDS,
+    PaymentLike,
+    SendResult,
+    airtel_callback_for_payment,
+    callback_for_payment,
+    mtn_callback_for_payment,
+    never_issued_token,
+    send_callback,
+    stk_callback_for_payment,
+    whole_amount,
 )
-from payments.sandbox.daraja import NAIROBI, RESULT_CODES, build_stk_callback, new_receipt
-from payments.sandbox.mtn import RESULT_REASONS
-from payments.sandbox.outcomes import Result
 
-REQUEST_TIMEOUT_SECONDS = 10.0
 MAX_DUPLICATES = 50
-BURST_RELEASE_TIMEOUT_SECONDS = 5.0
-MNO_OPERATORS = {
-    "mpesa": "Mpesa",
-    "airtel": "Airtel",
-    "tigo": "Tigo",
-    "halopesa": "Halopesa",
-    "azampesa": "Azampesa",
-    "card": HOSTED_OPERATOR,
-}
 METHODS = ("POST", "PUT")
 MASK = "***"  # what is printed in place of a secret (AzamPay's password, Airtel's keyed hash)
 # The environment variable of the key of Airtel's callback `hash`; its settings key is whatever the adapter's
 # config declares for it.
 AIRTEL_SECRET_VAR = "AIRTEL_CALLBACK_SECRET"  # noqa: S105 (the name of a variable, not a secret)
-
-
-class PaymentLike(Protocol):
-    reference: str
-    provider: str
-    provider_reference: str | None
-    amount: Decimal
-    msisdn: str
-    channel: str
-    # Read for M-Pesa, MTN and Airtel payments only.
-    currency: str
-    external_id: str
 
 
 @dataclass(frozen=True)
@@ -100,14 +76,6 @@ RAIL_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
-@dataclass
-class SendResult:
-    attempt: int
-    status: int | None = None
-    body: str = ""
-    error: str = ""
-
-
 @dataclass(frozen=True)
 class Callback:
     body: dict[str, Any]
@@ -133,11 +101,6 @@ def find_payment(reference: str) -> PaymentLike:
     return payment
 
 
-def whole_amount(amount: Decimal) -> str:
-    """The amount as the site sent it to AzamPay: whole shillings, no decimals."""
-    return str(int(amount)) if amount == amount.to_integral_value() else format(amount, "f")
-
-
 def claimed_amount(text: str) -> Decimal:
     """`--amount` as a number (any finite one: tampering may claim 0 or less), else CommandError."""
     try:
@@ -147,98 +110,6 @@ def claimed_amount(text: str) -> Decimal:
     if not amount.is_finite():
         raise CommandError(f"--amount must be a number such as 2500 or 2500.50, not {text!r}.")
     return amount
-
-
-def callback_for_payment(
-    payment: PaymentLike,
-    *,
-    success: bool,
-    message: str = "",
-    amount: str = "",
-    password: str | None = None,
-) -> dict[str, Any]:
-    operator = MNO_OPERATORS.get((payment.channel or "").strip().lower(), payment.channel or "Mpesa")
-    return build_callback(
-        # A hosted-page payment has no AzamPay id until the callback: invent one, as AzamPay would.
-        transaction_id=payment.provider_reference or uuid.uuid4().hex,
-        external_id=payment.reference,
-        amount=amount or whole_amount(payment.amount),
-        msisdn=payment.msisdn or "",
-        operator=operator,
-        mnoreference=str(uuid.uuid4()),
-        success=success,
-        message=message or CALLBACK_MESSAGE[Result.SUCCESS if success else Result.FAILED],
-        password=password,
-    )
-
-
-def stk_callback_for_payment(
-    payment: PaymentLike, *, success: bool, message: str = "", amount: Decimal | None = None
-) -> dict[str, Any]:
-    """Daraja's STK callback (the simulator's builder): `Body.stkCallback`, metadata on success only."""
-    code, desc, _ = RESULT_CODES[Result.SUCCESS if success else Result.FAILED]
-    claimed = payment.amount if amount is None else amount
-    phone = payment.msisdn if (payment.msisdn or "").isdigit() else "0"
-    body = build_stk_callback(
-        merchant_request_id=f"{secrets.token_hex(2)}-{secrets.token_hex(2)}-{secrets.token_hex(12)}",
-        # Without Daraja's id the site cannot find the payment at the base path (a fresh one: it answers 404).
-        checkout_request_id=payment.provider_reference
-        or f"ws_CO_{datetime.now(NAIROBI):%d%m%Y%H%M%S}{secrets.randbelow(10**9):09d}",
-        result_code=code,
-        result_desc=message or desc,
-        amount=int(claimed),
-        receipt=new_receipt(),
-        phone=phone,
-        transaction_date=datetime.now(NAIROBI).strftime("%Y%m%d%H%M%S"),
-    )
-    for item in body["Body"]["stkCallback"].get("CallbackMetadata", {}).get("Item", []):
-        if item["Name"] == "Amount":
-            item["Value"] = float(claimed)  # a tampered amount may have decimals
-    return body
-
-
-def mtn_callback_for_payment(payment: PaymentLike, *, success: bool, amount: Decimal | None = None) -> dict[str, Any]:
-    """MTN's status object as its callback, in the simulator's shape (MtnSimulator.status_body): no
-    `referenceId` (v1 callbacks carry none), our reference as `externalId`."""
-    claimed = payment.amount if amount is None else amount
-    body: dict[str, Any] = {
-        "externalId": payment.reference,
-        "amount": whole_amount(claimed),
-        "currency": payment.currency,
-        "payer": {"partyIdType": "MSISDN", "partyId": payment.msisdn or ""},
-        "payerMessage": f"Donation {payment.reference}"[:60],
-        "payeeNote": f"Donation {payment.reference}",
-    }
-    if success:
-        return {"financialTransactionId": str(secrets.randbelow(9 * 10**8) + 10**8), **body, "status": "SUCCESSFUL"}
-    return {**body, "status": "FAILED", "reason": RESULT_REASONS[Result.FAILED]}
-
-
-def airtel_callback_for_payment(
-    payment: PaymentLike, *, success: bool, message: str = "", hash_key: str | None = None, forge: bool = False
-) -> dict[str, Any]:
-    """Airtel's collection callback (the simulator's shape, AirtelSimulator.callback_body): `{"transaction":
-    {...}}` with our id, and the top-level `hash` keyed with `hash_key` (none when None; a wrong one with
-    `forge`)."""
-    state, _, default = COLLECTION_RESULTS[Result.SUCCESS if success else Result.FAILED]
-    money_id = payment.provider_reference or new_money_id()
-    if success:
-        default = (
-            f"Paid {payment.currency} {int(payment.amount):,} to DONATION PORTAL "
-            f"Charge {payment.currency} 0, Trans ID {money_id}."
-        )
-    transaction = {
-        "id": payment.external_id or airtel_id(payment.reference),
-        "message": message or default,
-        "status_code": state,
-        "airtel_money_id": money_id,
-    }
-    body: dict[str, Any] = {"transaction": transaction}
-    if forge:
-        body["hash"] = callback_hash("forged-" + secrets.token_hex(8), transaction)
-    elif hash_key is not None:
-        body["hash"] = callback_hash(hash_key, transaction)
-    return body
 
 
 def airtel_hash_key() -> str:
@@ -259,49 +130,6 @@ def payment_url(rail: Rail, token: str = "") -> str:
 def route_methods(rail: Rail) -> tuple[str, ...]:
     route = PROVIDER_CLASSES[rail.code].route_for(CallbackRole.PAYMENT)
     return tuple(m.upper() for m in route.methods) if route else ("POST",)
-
-
-def never_issued_token() -> str:
-    """A secret URL segment nobody was ever given (the site's tokens are 32 URL-safe characters too)."""
-    return secrets.token_urlsafe(24)
-
-
-def send_callback(
-    url: str,
-    body: bytes,
-    *,
-    copies: int = 1,
-    timeout: float = REQUEST_TIMEOUT_SECONDS,
-    method: str = "POST",
-) -> list[SendResult]:
-    """Send `body` `copies` times, all released together so duplicates race like a provider's retries."""
-    results = [SendResult(attempt=i + 1) for i in range(copies)]
-    barrier = threading.Barrier(copies)
-
-    def one(result: SendResult) -> None:
-        try:
-            barrier.wait(timeout=BURST_RELEASE_TIMEOUT_SECONDS)
-        except threading.BrokenBarrierError:
-            pass
-        try:
-            response = requests.request(
-                method,
-                url,
-                data=body,
-                timeout=timeout,
-                allow_redirects=False,
-                headers={"Content-Type": "application/json", "User-Agent": "simulate_callback/1.0"},
-            )
-            result.status, result.body = response.status_code, response.text
-        except requests.RequestException as exc:
-            result.error = f"{type(exc).__name__}: {exc}"
-
-    threads = [threading.Thread(target=one, args=(r,), daemon=True) for r in results]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout + BURST_RELEASE_TIMEOUT_SECONDS + 1)
-    return results
 
 
 class Command(BaseCommand):

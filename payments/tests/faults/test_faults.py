@@ -5,9 +5,9 @@ nothing is lost, and `manage.py verify_ledger` is clean, when
 
 A. a gunicorn worker that is serving a request is SIGKILLed every 0.2-1 s during a storm of callbacks of all
    six delivery kinds (AzamPay, M-Pesa STK, paybill C2B confirmations, B2C payout results, MTN MoMo request-to-pay
-   callbacks PUT to the payment's secret URL, Airtel Money collection callbacks with their `hash`; MTN's and
-   Airtel's confirmed by their status APIs on the fake provider), each resent by its "provider" until it gets a
-   2xx and ~10% sent twice on purpose; afterwards the operator runs `reconcile_payments --older-than 0s` twice;
+   callbacks PUT to the payment's secret URL, Airtel Money collection callbacks with their `hash`; the site's
+   status queries answered by the provider sandbox, `manage.py sandbox`), each resent by its "provider" until it
+   gets a 2xx and ~10% sent twice on purpose; afterwards the operator runs `reconcile_payments --older-than 0s` twice;
 B. MariaDB is unreachable for ~10 s mid-run (a TCP proxy closes every connection, one of them under a
    request in flight, and refuses new ones):
    meanwhile every callback must be answered 503 with the JSON error body, and afterwards everything is
@@ -30,19 +30,9 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from payments.tests.faults.harness import (
-    RAILS,
-    Delivery,
-    DeliveryRecord,
-    FaultRig,
+from payments.faults.accounting import (
     RailFigures,
-    ScheduledOutage,
-    Secrets,
-    StormDriver,
-    StormPlan,
-    WorkerKiller,
     account,
-    command_summary,
     exception_counts,
     figures_line,
     figures_table,
@@ -52,8 +42,12 @@ from payments.tests.faults.harness import (
     lost_stories,
     outage_answers,
     review_stories,
-    seed_storm,
 )
+from payments.faults.killer import ScheduledOutage, WorkerKiller
+from payments.faults.processes import command_summary
+from payments.faults.rig import FaultRig, Secrets
+from payments.faults.seeding import StormPlan, seed_storm
+from payments.faults.storm import RAILS, Delivery, DeliveryRecord, StormDriver
 
 pytestmark = [pytest.mark.mysql, pytest.mark.fault, pytest.mark.django_db(transaction=True)]
 

@@ -25,10 +25,11 @@ from django.utils import timezone
 
 from donor.services import donation_complete, donation_create, donor_for_guest
 from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
+from payments.faults.processes import BIN, HOST, ROOT, command_summary, free_port, manage
+from payments.faults.rig import Secrets, app_env
 from payments.models import Payment, Payout
 from payments.services.payouts import payout_request
 from payments.tests.factories import staff_user
-from payments.tests.faults.harness import BIN, HOST, ROOT, Secrets, app_env, command_summary, free_port, manage
 
 pytestmark = [pytest.mark.mysql, pytest.mark.fault, pytest.mark.django_db(transaction=True)]
 AMOUNT = Decimal("150000")

@@ -2,13 +2,13 @@
 
 Shapes follow docs/providers/azampay.md: the real sandbox's token body,
 its 423 for bad credentials, ASP.NET ProblemDetails for validation errors, the MNO/bank/hosted checkouts, the
-partners list, the status query and the callback as integrators logged it (A.7.2). AzamPay has no per-request
-callback URL (one per app, set on the dashboard), so callbacks go to the sandbox's configured URL.
+partners list, the status query and the callback as integrators logged it (A.7.2; built in bodies.py; the hosted
+page in hosted.py). AzamPay has no per-request callback URL (one per app, set on the dashboard), so callbacks
+go to the sandbox's configured URL.
 """
 
 import base64
 import hmac
-import html
 import json
 import logging
 import re
@@ -18,14 +18,37 @@ import uuid
 from datetime import timedelta
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 
 from payments.providers.azampay.config import CONFIG as AZAMPAY_CONFIG
-from payments.providers.azampay.config import SANDBOX_CALLBACK_PASSWORD
+from payments.sandbox.azampay import bodies
+from payments.sandbox.azampay.checks import (
+    API_PREFIX,
+    AUTH_PREFIX,
+    BANK_PROVIDERS,
+    CALLBACK_PATH,
+    CHECKOUT_ACCEPTED,
+    CRYPTOJS_PREFIX,
+    DEFAULT_CALLBACK_PASSWORD,
+    GENERATED_MESSAGE,
+    MAX_EXTERNAL_ID,
+    MNO_PROVIDERS,
+    NOT_FOUND,
+    PARTNER_CODES,
+    PROVIDER,
+    TOKEN_REFUSED,
+    UNAUTHORIZED,
+    Problem,
+    amount_field,
+    external_id_field,
+    json_object,
+    msisdn_field,
+    problem_response,
+)
+from payments.sandbox.azampay.hosted import HostedCheckoutRoutes
 from payments.sandbox.base import (
     Endpoint,
     Route,
@@ -35,152 +58,23 @@ from payments.sandbox.base import (
     endpoint,
     mask_msisdn,
 )
-from payments.sandbox.outcomes import CARD_FAILED, CARD_PAID, PENDING, Outcome, Result, outcome_for_phone
+from payments.sandbox.outcomes import Outcome, Result, outcome_for_phone
 from payments.sandbox.protocol import (
-    BadRequestBody,
     SandboxRequest,
     SandboxResponse,
     error_json,
-    html_response,
     json_response,
-    redirect_response,
-    text_response,
 )
 from payments.sandbox.store import Charge, IssuedToken, utc_now
 
 logger = logging.getLogger("payments.sandbox.azampay")
-
-PROVIDER = "azampay"
-AUTH_PREFIX = "/azampay-auth"
-API_PREFIX = "/azampay"
-# The site's AzamPay callback view (docs/api.md, "Provider callbacks"); the default target of every callback.
-CALLBACK_PATH = "/api/v1.0/donors/payment/azampay/callback/"
-# The password settings.py gives the site when PAYMENTS_SANDBOX_URL is set; used when the sandbox process
-# itself has none configured, so both sides agree out of the box.
-DEFAULT_CALLBACK_PASSWORD = SANDBOX_CALLBACK_PASSWORD
-
-MNO_PROVIDERS = ("Airtel", "Tigo", "Halopesa", "Azampesa", "Mpesa")  # case-sensitive, as AzamPay checks them
-BANK_PROVIDERS = ("CRDB", "NMB")
-HOSTED_OPERATOR = "Card"
-MSISDN_RE = re.compile(r"255\d{9}")
-WHOLE_AMOUNT_RE = re.compile(r"[1-9]\d{0,11}")
-MAX_EXTERNAL_ID = 128
-MAX_HOSTED_EXTERNAL_ID = 30  # PostCheckout's limit (docs/providers/azampay.md)
-CRYPTOJS_PREFIX = (
-    "U2FsdGVkX1"  # real tokens look like CryptoJS output ("Salted__"), not a JWT (docs/providers/azampay.md)
-)
-
-CHECKOUT_ACCEPTED = "Your request has been received and is being processed."
-GENERATED_MESSAGE = "Token generated successfully"
-TOKEN_REFUSED = {
-    "data": None,
-    "message": "Provided detail is not valid for this app or secret key has been expired",
-    "success": False,
-    "statusCode": 423,
-}
-UNAUTHORIZED = {"message": "Please Provide Valid Authorization", "status": "Error"}
-NOT_FOUND = {"success": False, "message": "Transaction not found"}
-
-# Free text of the status query (docs/providers/azampay.md); the site maps it with its own STATUS_MAP.
-STATUS_TEXT: dict[str, str] = {
-    PENDING: "Transaction pending.",
-    Result.SUCCESS: "Transaction successful.",
-    Result.INSUFFICIENT_FUNDS: "Transaction failed: insufficient funds.",
-    Result.CANCELLED: "Transaction cancelled by payer.",
-    Result.TIMEOUT: "Transaction failed: timeout (no answer from payer).",
-    Result.DECLINED: "Transaction failed: card declined.",
-    Result.FAILED: "Transaction failed.",
-}
-# The callback's "message": the real success sample says "success"; failure wording is unconfirmed
-# (docs/providers/azampay.md).
-CALLBACK_MESSAGE: dict[Result, str] = {
-    Result.SUCCESS: "success",
-    Result.INSUFFICIENT_FUNDS: "Insufficient funds",
-    Result.CANCELLED: "Cancelled by payer",
-    Result.TIMEOUT: "No answer from payer (timeout)",
-    Result.DECLINED: "Card declined",
-    Result.FAILED: "Transaction failed",
-}
-SIGNED_FIELDS = (
-    "utilityref",
-    "externalreference",
-    "transactionstatus",
-    "operator",
-)  # docs/providers/azampay.md, in order
-
-# Numeric provider codes from docs/providers/azampay.md (airtel=2, tigo=3, halopesa=4, azampesa=5, Mpesa=10).
-PARTNER_CODES = {"Airtel": 2, "Tigo": 3, "Halopesa": 4, "Azampesa": 5, "Mpesa": 10}
-
-
-class Problem(Exception):
-    """A validation failure, answered as ASP.NET ProblemDetails like the real gateway."""
-
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__(errors)
-        self.errors = errors
-
-
-def problem_response(errors: dict[str, list[str]]) -> SandboxResponse:
-    return json_response(
-        400,
-        {
-            "type": "https://tools.ietf.org/html/rfc7231#section-6.5.1",
-            "title": "One or more validation errors occurred.",
-            "status": 400,
-            "traceId": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00",
-            "errors": errors,
-        },
-        content_type="application/problem+json; charset=utf-8",
-    )
-
-
-def sign_callback(private_key: rsa.RSAPrivateKey, body: dict[str, Any]) -> str:
-    """Base64 RSA PKCS#1 v1.5 / SHA-256 over utilityref+externalreference+transactionstatus+operator."""
-    signed = "".join(str(body.get(name) or "") for name in SIGNED_FIELDS)
-    return base64.b64encode(private_key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
-
-
-def build_callback(
-    *,
-    transaction_id: str,
-    external_id: str,
-    amount: str,
-    msisdn: str,
-    operator: str,
-    mnoreference: str,
-    success: bool,
-    message: str,
-    password: str | None,
-    private_key: rsa.RSAPrivateKey | None = None,
-) -> dict[str, Any]:
-    """The callback body in the real-sample shape (docs/providers/azampay.md), plus password and optional signature.
-
-    Shared with `manage.py simulate_callback` so a hand-made callback looks exactly like a simulated one.
-    """
-    body: dict[str, Any] = {
-        "message": message,
-        "transactionstatus": "success" if success else "failure",
-        "operator": operator,
-        "reference": transaction_id,
-        "externalreference": transaction_id,
-        "utilityref": external_id,
-        "amount": amount,
-        "transid": transaction_id,
-        "msisdn": msisdn,
-        "mnoreference": mnoreference,
-    }
-    if password is not None:
-        body["password"] = password
-    if private_key is not None:
-        body["signature"] = sign_callback(private_key, body)
-    return body
 
 
 def default_callback_url() -> str:
     return f"{settings.SITE_URL.rstrip('/')}{CALLBACK_PATH}"
 
 
-class AzamPaySimulator(Simulator):
+class AzamPaySimulator(HostedCheckoutRoutes, Simulator):
     name = PROVIDER
 
     def __init__(
@@ -255,7 +149,7 @@ class AzamPaySimulator(Simulator):
     # --- authenticator ---------------------------------------------------------------------------------
 
     def generate_token(self, request: SandboxRequest, _: re.Match[str]) -> SandboxResponse:
-        data = _json_object(request)
+        data = json_object(request)
         errors = {
             field: [f"The {field} field is required."]
             for field, key in (("AppName", "appName"), ("ClientId", "clientId"), ("ClientSecret", "clientSecret"))
@@ -301,13 +195,13 @@ class AzamPaySimulator(Simulator):
     def mno_checkout(self, request: SandboxRequest, _: re.Match[str]) -> SandboxResponse:
         if not self._authorized(request):
             return json_response(401, UNAUTHORIZED)
-        data = _json_object(request)
+        data = json_object(request)
         errors: dict[str, list[str]] = {}
-        msisdn = _msisdn(data, "accountNumber", errors)
-        amount = _amount(data, "amount", errors)
+        msisdn = msisdn_field(data, "accountNumber", errors)
+        amount = amount_field(data, "amount", errors)
         if data.get("currency") != "TZS":
             errors["currency"] = ['Only "TZS" is supported.']
-        external_id = _external_id(data, "externalId", MAX_EXTERNAL_ID, errors)
+        external_id = external_id_field(data, "externalId", MAX_EXTERNAL_ID, errors)
         operator = data.get("provider")
         if operator not in MNO_PROVIDERS:
             errors["provider"] = [f"provider must be one of {', '.join(MNO_PROVIDERS)} (case-sensitive)."]
@@ -330,15 +224,15 @@ class AzamPaySimulator(Simulator):
     def bank_checkout(self, request: SandboxRequest, _: re.Match[str]) -> SandboxResponse:
         if not self._authorized(request):
             return json_response(401, UNAUTHORIZED)
-        data = _json_object(request)
+        data = json_object(request)
         errors: dict[str, list[str]] = {}
-        amount = _amount(data, "amount", errors)
+        amount = amount_field(data, "amount", errors)
         if (
             data.get("currencyCode") != "TZS"
         ):  # "currencyCode" here, "currency" on the MNO call (docs/providers/azampay.md)
             errors["currencyCode"] = ['Only "TZS" is supported.']
-        msisdn = _msisdn(data, "merchantMobileNumber", errors)
-        external_id = _external_id(data, "referenceId", MAX_EXTERNAL_ID, errors)
+        msisdn = msisdn_field(data, "merchantMobileNumber", errors)
+        external_id = external_id_field(data, "referenceId", MAX_EXTERNAL_ID, errors)
         bank = data.get("provider")
         if bank not in BANK_PROVIDERS:
             errors["provider"] = [f"provider must be one of {', '.join(BANK_PROVIDERS)}."]
@@ -357,89 +251,6 @@ class AzamPaySimulator(Simulator):
         return json_response(
             200, {"success": True, "msg": "", "data": {"properties": {"ReferenceID": charge.transaction_id}}}
         )
-
-    def post_checkout(self, request: SandboxRequest, _: re.Match[str]) -> SandboxResponse:
-        # AzamPay's own sample sends no bearer token here (docs/providers/azampay.md): accept none, refuse a bad one.
-        if request.header("authorization") and not self._authorized(request):
-            return json_response(401, UNAUTHORIZED)
-        data = _json_object(request)
-        errors: dict[str, list[str]] = {}
-        amount = _amount(data, "amount", errors)
-        if data.get("currency") != "TZS":
-            errors["currency"] = ['Only "TZS" is supported.']
-        external_id = _external_id(data, "externalId", MAX_HOSTED_EXTERNAL_ID, errors)
-        if data.get("clientId") != self.client_id:
-            errors["clientId"] = ["clientId does not belong to a registered application."]
-        urls = {}
-        for key in ("redirectSuccessURL", "redirectFailURL"):
-            value = data.get(key)
-            if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
-                errors[key] = [f"{key} must be an absolute http(s) URL."]
-            urls[key] = value
-        cart = data.get("cart")
-        items = cart.get("items") if isinstance(cart, dict) else None
-        if not isinstance(items, list) or not items or not all(isinstance(i, dict) and i.get("name") for i in items):
-            errors["cart"] = ["cart.items must list at least one item with a name."]
-        if errors:
-            raise Problem(errors)
-        charge = self._new_charge(
-            external_id=external_id,
-            msisdn="",
-            amount=amount,
-            channel=HOSTED_OPERATOR,
-            outcome=None,
-            kind="hosted",
-            extra={
-                "redirect_success_url": urls["redirectSuccessURL"],
-                "redirect_fail_url": urls["redirectFailURL"],
-                "vendor_name": str(data.get("vendorName") or data.get("appName") or self.app_name),
-                "items": [str(i["name"]) for i in items],
-            },
-        )
-        host = request.host or "127.0.0.1"
-        return text_response(200, f"http://{host}{API_PREFIX}/checkout/{charge.transaction_id}")
-
-    def checkout_page(self, request: SandboxRequest, found: re.Match[str]) -> SandboxResponse:
-        charge = self.store.get_charge(PROVIDER, found["transaction_id"])
-        if charge is None or charge.extra.get("kind") != "hosted":
-            return html_response(
-                404, _page("Checkout not found", "<p>This checkout does not exist (or the sandbox was reset).</p>")
-            )
-        if request.method == "GET":
-            return html_response(200, self._checkout_html(charge))
-        try:
-            decision = request.form().get("decision", "")
-        except BadRequestBody:
-            decision = ""
-        if decision not in ("pay", "fail"):
-            return html_response(400, _page("Bad request", "<p>Press Pay or Fail.</p>"))
-        with self.store.lock:
-            if charge.outcome is None:  # the first press decides; a second press (back button) changes nothing
-                charge.outcome = CARD_PAID if decision == "pay" else CARD_FAILED
-                charge.decide_at = time.monotonic()
-                self._schedule_callbacks(charge, charge.outcome)
-                logger.info("AzamPay sandbox hosted checkout %s: payer pressed %s", charge.transaction_id, decision)
-            paid = charge.outcome.result == Result.SUCCESS
-        return redirect_response(charge.extra["redirect_success_url" if paid else "redirect_fail_url"])
-
-    def _checkout_html(self, charge: Charge) -> str:
-        esc = html.escape
-        items = "".join(f"<li>{esc(name)}</li>" for name in charge.extra.get("items", []))
-        summary = (
-            f"<p><strong>{esc(charge.extra.get('vendor_name', ''))}</strong></p>"
-            f"<p>Amount: <strong>TZS {esc(charge.amount)}</strong><br>Reference: {esc(charge.external_id)}</p>"
-            f"<ul>{items}</ul>"
-        )
-        if charge.outcome is not None:
-            done = "paid" if charge.outcome.result == Result.SUCCESS else "failed"
-            return _page("AzamPay sandbox checkout", f"{summary}<p>This checkout is already {done}.</p>")
-        buttons = (
-            '<form method="post"><input type="hidden" name="decision" value="pay">'
-            '<button type="submit">Pay</button></form>'
-            '<form method="post"><input type="hidden" name="decision" value="fail">'
-            '<button type="submit">Fail</button></form>'
-        )
-        return _page("AzamPay sandbox checkout", summary + buttons)
 
     def payment_partners(self, request: SandboxRequest, _: re.Match[str]) -> SandboxResponse:
         if not self._authorized(request):
@@ -474,21 +285,14 @@ class AzamPaySimulator(Simulator):
         charge = self.store.get_charge(PROVIDER, transaction_id)
         if charge is None:
             return json_response(404, NOT_FOUND)
-        state = charge.state()
-        return json_response(
-            200,
-            {
-                "data": STATUS_TEXT[state],
-                "message": "Request successful.",
-                "success": True,
-                "statusCode": 200,
-                "amount": charge.amount,
-                "utilityref": charge.external_id,
-                "reference": charge.transaction_id,
-                # An operator receipt exists only once money moved.
-                "mnoreference": charge.extra["mnoreference"] if state == Result.SUCCESS else "",
-            },
+        answer = bodies.status_answer(
+            state=charge.state(),
+            amount=charge.amount,
+            external_id=charge.external_id,
+            transaction_id=charge.transaction_id,
+            mnoreference=charge.extra["mnoreference"],
         )
+        return json_response(200, answer)
 
     # --- charges and callbacks ---------------------------------------------------------------------------
 
@@ -534,7 +338,7 @@ class AzamPaySimulator(Simulator):
             self.dispatcher.call_later(scripted.after, partial(self._deliver, charge, scripted.result, scripted.copies))
 
     def callback_body(self, charge: Charge, result: Result) -> dict[str, Any]:
-        return build_callback(
+        return bodies.build_callback(
             transaction_id=charge.transaction_id,
             external_id=charge.external_id,
             amount=charge.amount,
@@ -542,7 +346,7 @@ class AzamPaySimulator(Simulator):
             operator=charge.channel,
             mnoreference=charge.extra["mnoreference"],
             success=result == Result.SUCCESS,
-            message=CALLBACK_MESSAGE[result],
+            message=bodies.CALLBACK_MESSAGE[result],
             password=self.callback_password,
             private_key=self.private_key,
         )
@@ -554,51 +358,3 @@ class AzamPaySimulator(Simulator):
             self.dispatcher.post_burst(charge, url, body, label=result.value, copies=copies)
         else:
             self.dispatcher.post(charge, url, body, label=result.value)
-
-
-def _json_object(request: SandboxRequest) -> dict[str, Any]:
-    try:
-        data = request.json()
-    except BadRequestBody as exc:
-        raise Problem({"$": [str(exc)]}) from exc
-    if not isinstance(data, dict):
-        raise Problem({"$": ["The request body must be a JSON object."]})
-    return data
-
-
-def _amount(data: dict[str, Any], key: str, errors: dict[str, list[str]]) -> str:
-    value = data.get(key)
-    # Integers are accepted too (docs/providers/azampay.md); the string form is what gets echoed back.
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return str(value)
-    if isinstance(value, str) and WHOLE_AMOUNT_RE.fullmatch(value):
-        return value
-    errors[key] = [f'{key} must be a whole, positive number of shillings as a string, e.g. "1000".']
-    return ""
-
-
-def _msisdn(data: dict[str, Any], key: str, errors: dict[str, list[str]]) -> str:
-    value = data.get(key)
-    if isinstance(value, str) and MSISDN_RE.fullmatch(value):
-        return value
-    errors[key] = [f"{key} must be 255 followed by 9 digits, without + (e.g. 255712345678)."]
-    return ""
-
-
-def _external_id(data: dict[str, Any], key: str, limit: int, errors: dict[str, list[str]]) -> str:
-    value = data.get(key)
-    if isinstance(value, str) and value.strip() and len(value) <= limit and value.isascii():
-        return value
-    errors[key] = [f"{key} is required: at most {limit} ASCII characters."]
-    return ""
-
-
-def _page(title: str, body: str) -> str:
-    return (
-        '<!doctype html><html><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif;max-width:28rem;margin:2rem auto;padding:0 1rem}"
-        "form{display:inline-block;margin-right:1rem}button{font-size:1.2rem;padding:.5rem 1.5rem}</style>"
-        f"</head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
-    )

@@ -1,5 +1,6 @@
 """Simulated MTN MoMo Open API under /mtn: tokens, request to pay, disbursement transfers and refunds, their
-status GETs, and callbacks PUT to each request's X-Callback-Url.
+status GETs, and callbacks PUT to each request's X-Callback-Url (the status object: bodies.py; test numbers and
+refusals: scripts.py).
 
 Shapes follow docs/providers/mtn.md: a token per product from `POST /{product}/token/` (Basic API user:key,
 the product's `Ocp-Apim-Subscription-Key`, no body; wrong user or key → HTTP 500 `{"error": "login_failed"}`;
@@ -17,7 +18,6 @@ MTN's exact bodies are not captured (a 400, a refused Bearer token, a refund of 
 simulator answers in MTN's `{"code", "message"}` / `{"statusCode", "message"}` shapes with its own words.
 """
 
-import base64
 import hmac
 import json
 import logging
@@ -25,14 +25,12 @@ import math
 import re
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from payments.providers.mtn.codes import MARKET_CURRENCIES
 from payments.providers.mtn.config import CONFIG as MTN_CONFIG
 from payments.sandbox.base import (
     Endpoint,
@@ -43,15 +41,32 @@ from payments.sandbox.base import (
     endpoint,
     mask_msisdn,
 )
+from payments.sandbox.mtn import bodies
+from payments.sandbox.mtn.scripts import (
+    DUPLICATE,
+    ENVIRONMENT_CURRENCIES,
+    FORBIDDEN_ENVIRONMENT,
+    INVALID_SUBSCRIPTION_KEY,
+    INVALID_TOKEN,
+    LOGIN_FAILED,
+    NOT_FOUND,
+    OFFICIAL_PAYEE,
+    OFFICIAL_PAYER,
+    MtnError,
+    Script,
+    bad_request,
+    basic_credentials,
+    checked_body,
+    failing,
+    positive,
+    script_for,
+)
 from payments.sandbox.outcomes import (
-    DECISION_SECONDS,
     PENDING,
-    Outcome,
     Result,
     ScriptedCallback,
-    outcome_for_phone,
 )
-from payments.sandbox.protocol import BadRequestBody, SandboxRequest, SandboxResponse, json_response
+from payments.sandbox.protocol import SandboxRequest, SandboxResponse, json_response
 from payments.sandbox.store import Charge, IssuedToken, utc_now
 
 logger = logging.getLogger("payments.sandbox.mtn")
@@ -66,128 +81,7 @@ REFUND = "refund"
 # How long the status GET answers 404 after the 202 (scaled): shorter than the first callback, so a site that
 # confirms a callback with the GET is not sent to the ladder by the quirk.
 EARLY_404_SECONDS = 0.5
-DELAYED_SECONDS = 25.0  # 46733123454: CREATED, then SUCCESSFUL after about 25 s (observed live)
-MAX_TEXT = 160
-FORBIDDEN_TEXT = ("&", "'")
-PARTY_ID_TYPES = ("MSISDN", "EMAIL", "PARTY_CODE")
-# X-Target-Environment → the currency it takes (MTN's sandbox: EUR only): the same table the provider checks
-# MTN_CURRENCY against, so the simulator and the deploy check cannot disagree.
-ENVIRONMENT_CURRENCIES = MARKET_CURRENCIES
 UUID4_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-
-INVALID_SUBSCRIPTION_KEY = {
-    "statusCode": 401,
-    "message": "Access denied due to invalid subscription key. Make sure to provide a valid key for an active "
-    "subscription.",
-}
-INVALID_TOKEN = {"statusCode": 401, "message": "Access denied due to an invalid or expired access token."}
-LOGIN_FAILED = {"error": "login_failed"}
-NOT_FOUND = {"code": "RESOURCE_NOT_FOUND", "message": "Requested resource was not found."}
-DUPLICATE = {"code": "RESOURCE_ALREADY_EXIST", "message": "Duplicated reference id. Creation of resource failed."}
-INVALID_CURRENCY = {"code": "INVALID_CURRENCY", "message": "Currency not supported."}
-FORBIDDEN_ENVIRONMENT = {
-    "code": "NOT_ALLOWED_TARGET_ENVIRONMENT",
-    "message": "Access to target environment is forbidden.",
-}
-
-# The reason MTN names for each scripted failure.
-RESULT_REASONS: dict[Result, str] = {
-    Result.INSUFFICIENT_FUNDS: "NOT_ENOUGH_FUNDS",
-    Result.CANCELLED: "APPROVAL_REJECTED",
-    Result.TIMEOUT: "EXPIRED",
-    Result.DECLINED: "APPROVAL_REJECTED",
-    Result.FAILED: "INTERNAL_PROCESSING_ERROR",
-}
-ONGOING = "ONGOING"  # stays PENDING
-DELAYED = "DELAYED"  # CREATED, then SUCCESSFUL after about 25 s
-# docs/providers/mtn.md, "Sandbox test numbers": RequestToPay (payer) and transfer (payee); any other number
-# follows the two-digit table.
-OFFICIAL_PAYER = {
-    "46733123450": "INTERNAL_PROCESSING_ERROR",
-    "46733123451": "APPROVAL_REJECTED",
-    "46733123452": "EXPIRED",
-    "46733123453": ONGOING,
-    "46733123454": DELAYED,
-    "46733123455": "PAYER_NOT_FOUND",
-    "46733123456": "PAYEE_NOT_ALLOWED_TO_RECEIVE",
-    "46733123457": "NOT_ALLOWED",
-    "46733123458": "NOT_ALLOWED_TARGET_ENVIRONMENT",
-    "46733123459": "INVALID_CALLBACK_URL_HOST",
-    "46733123460": "INVALID_CURRENCY",
-    "46733123461": "INTERNAL_PROCESSING_ERROR",
-    "46733123462": "SERVICE_UNAVAILABLE",
-    "46733123463": "COULD_NOT_PERFORM_TRANSACTION",
-}
-OFFICIAL_PAYEE = {
-    "46733123450": "INTERNAL_PROCESSING_ERROR",
-    "46733123451": "APPROVAL_REJECTED",
-    "46733123452": "EXPIRED",
-    "46733123453": ONGOING,
-    "46733123454": DELAYED,
-    "46733123455": "NOT_ENOUGH_FUNDS",
-    "46733123456": "PAYER_LIMIT_REACHED",
-    "46733123457": "PAYEE_NOT_FOUND",
-    "46733123458": "NOT_ALLOWED",
-    "46733123459": "NOT_ALLOWED_TARGET_ENVIRONMENT",
-    "46733123460": "INVALID_CALLBACK_URL_HOST",
-    "46733123461": "INVALID_CURRENCY",
-    "46733123462": "INTERNAL_PROCESSING_ERROR",
-    "46733123463": "SERVICE_UNAVAILABLE",
-}
-
-
-@dataclass(frozen=True)
-class Script:
-    """What MTN will say about one transaction: the neutral outcome, plus MTN's own words where they differ."""
-
-    outcome: Outcome
-    reason: str = ""  # the reason of the outcome's failure ("" = RESULT_REASONS of its Result)
-    before: str = "PENDING"  # the status word before the decision
-
-    def reason_for(self, result: Result) -> str:
-        if self.reason and result == self.outcome.result:
-            return self.reason
-        return RESULT_REASONS.get(result, "INTERNAL_PROCESSING_ERROR")
-
-
-def failing(reason: str, description: str) -> Script:
-    """Failed at once (the GET says FAILED as soon as the transaction is visible); the callback a second later."""
-    outcome = Outcome(
-        f"mtn_{reason.lower()}", Result.FAILED, 0.0, (ScriptedCallback(DECISION_SECONDS, Result.FAILED),), description
-    )
-    return Script(outcome, reason=reason)
-
-
-def script_for(msisdn: str, official: dict[str, str]) -> Script:
-    """MTN's sandbox numbers first, then the two-digit table of every simulator."""
-    code = official.get(msisdn)
-    if code == ONGOING:
-        return Script(Outcome("mtn_ongoing", Result.TIMEOUT, math.inf, (), "MTN sandbox number: stays PENDING"))
-    if code == DELAYED:
-        return Script(
-            Outcome(
-                "mtn_delayed",
-                Result.SUCCESS,
-                DELAYED_SECONDS,
-                (ScriptedCallback(DELAYED_SECONDS, Result.SUCCESS),),
-                "MTN sandbox number: CREATED, then SUCCESSFUL after about 25 s",
-            ),
-            before="CREATED",
-        )
-    if code:
-        return failing(code, f"MTN sandbox number: FAILED {code}")
-    return Script(outcome_for_phone(msisdn))
-
-
-class MtnError(Exception):
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(str(body))
-        self.status = status
-        self.body = body
-
-
-def bad_request(message: str) -> MtnError:
-    return MtnError(400, {"message": message})
 
 
 class MtnSimulator(Simulator):
@@ -251,7 +145,7 @@ class MtnSimulator(Simulator):
         self._check_subscription_key(request, product)
         if request.body.strip():
             raise bad_request("The token request takes no body.")
-        user, key = _basic(request.header("authorization"))
+        user, key = basic_credentials(request.header("authorization"))
         expected_user, expected_key = self.users[product]
         matches = [
             hmac.compare_digest(user.encode(), expected_user.encode()),
@@ -310,45 +204,12 @@ class MtnSimulator(Simulator):
             raise bad_request("X-Callback-Url is not a valid URL.")
         return url
 
-    def _body(self, request: SandboxRequest, environment: str, *, party: str | None) -> dict[str, Any]:
-        """The checks every money-moving body meets: amount, currency, texts, the party (payer or payee)."""
-        try:
-            data = request.json()
-        except BadRequestBody as exc:
-            raise bad_request(str(exc)) from exc
-        if not isinstance(data, dict):
-            raise bad_request("The body must be a JSON object.")
-        amount = data.get("amount")
-        if not isinstance(amount, str) or _positive(amount) is None:
-            raise bad_request("amount must be a positive number, as a string.")
-        if data.get("currency") != ENVIRONMENT_CURRENCIES[environment]:
-            raise MtnError(500, INVALID_CURRENCY)
-        external_id = data.get("externalId", "")
-        if not isinstance(external_id, str):
-            raise bad_request("externalId must be a string.")
-        for key in ("payerMessage", "payeeNote"):
-            text = data.get(key, "")
-            if not isinstance(text, str) or len(text) > MAX_TEXT or any(c in text for c in FORBIDDEN_TEXT):
-                raise bad_request(f"{key} must be at most {MAX_TEXT} characters, without & or '.")
-            if not text.strip() and environment != "sandbox":
-                raise MtnError(500, {"code": "INTERNAL_PROCESSING_ERROR", "message": f"{key} must not be empty."})
-        if party is not None:
-            found = data.get(party)
-            if not isinstance(found, dict) or found.get("partyIdType") not in PARTY_ID_TYPES:
-                raise bad_request(f"{party}.partyIdType must be one of {', '.join(PARTY_ID_TYPES)}.")
-            party_id = found.get("partyId")
-            if not isinstance(party_id, str) or not party_id.strip():
-                raise bad_request(f"{party}.partyId is required.")
-            if found["partyIdType"] == "MSISDN" and not party_id.isdigit():
-                raise bad_request(f"{party}.partyId must be an MSISDN: digits with the country code, no +.")
-        return data
-
     def request_to_pay(self, request: SandboxRequest, _: re.Match[str]) -> SandboxResponse:
         environment = self._authorize(request, COLLECTION)
         with self.store.lock:
             reference = self._reference_id(request)
             callback_url = self._callback_url(request)
-            data = self._body(request, environment, party="payer")
+            data = checked_body(request, environment, party="payer")
             msisdn = data["payer"]["partyId"]
             self._new_charge(
                 kind=REQUEST_TO_PAY,
@@ -367,7 +228,7 @@ class MtnSimulator(Simulator):
         with self.store.lock:
             reference = self._reference_id(request)
             callback_url = self._callback_url(request)
-            data = self._body(request, environment, party="payee")
+            data = checked_body(request, environment, party="payee")
             msisdn = data["payee"]["partyId"]
             self._new_charge(
                 kind=TRANSFER,
@@ -386,12 +247,12 @@ class MtnSimulator(Simulator):
         with self.store.lock:
             reference = self._reference_id(request)
             callback_url = self._callback_url(request)
-            data = self._body(request, environment, party=None)
+            data = checked_body(request, environment, party=None)
             original_id = data.get("referenceIdToRefund")
             if not isinstance(original_id, str) or not UUID4_RE.fullmatch(original_id.lower()):
                 raise bad_request("referenceIdToRefund must be the X-Reference-Id of a request to pay.")
             original = self.store.get_charge(PROVIDER, original_id.lower())
-            amount = _positive(data["amount"]) or Decimal(0)
+            amount = positive(data["amount"]) or Decimal(0)
             if original is None or original.extra.get("kind") != REQUEST_TO_PAY:
                 script, msisdn = failing("RESOURCE_NOT_FOUND", "refund of an unknown request to pay"), ""
             elif original.state() != Result.SUCCESS.value or original.currency != data["currency"]:
@@ -418,13 +279,13 @@ class MtnSimulator(Simulator):
         """The payment's amount less every refund of it that has not failed (pending ones count)."""
         taken = sum(
             (
-                _positive(c.amount) or Decimal(0)
+                positive(c.amount) or Decimal(0)
                 for c in self.store.find_charges(provider=PROVIDER)
                 if c.extra.get("refund_of") == original.transaction_id and c.state() in (PENDING, Result.SUCCESS.value)
             ),
             Decimal(0),
         )
-        return (_positive(original.amount) or Decimal(0)) - taken
+        return (positive(original.amount) or Decimal(0)) - taken
 
     def _new_charge(
         self,
@@ -456,8 +317,8 @@ class MtnSimulator(Simulator):
                 "target_environment": environment,
                 "payerMessage": data.get("payerMessage", ""),
                 "payeeNote": data.get("payeeNote", ""),
-                "financialTransactionId": str(secrets.randbelow(9 * 10**8) + 10**8),
-                "reason": script.reason or RESULT_REASONS.get(outcome.result, ""),
+                "financialTransactionId": bodies.new_financial_transaction_id(),
+                "reason": script.reason or bodies.RESULT_REASONS.get(outcome.result, ""),
                 "queries": 0,
                 "_script": script,
             },
@@ -503,21 +364,24 @@ class MtnSimulator(Simulator):
         if result is None:
             state = charge.state()
             result = None if state == PENDING else Result(state)
-        body: dict[str, Any] = {
-            "externalId": charge.external_id,
-            "amount": charge.amount,
-            "currency": charge.currency,
-            charge.extra["party"]: {"partyIdType": "MSISDN", "partyId": charge.msisdn},
-            "payerMessage": charge.extra["payerMessage"],
-            "payeeNote": charge.extra["payeeNote"],
-        }
         if result is None:
-            body["status"] = script.before
+            status, reason = script.before, ""
         elif result == Result.SUCCESS:
-            body = {"financialTransactionId": charge.extra["financialTransactionId"], **body, "status": "SUCCESSFUL"}
+            status, reason = "SUCCESSFUL", ""
         else:
-            body.update({"status": "FAILED", "reason": script.reason_for(result)})
-        return body
+            status, reason = "FAILED", script.reason_for(result)
+        return bodies.status_object(
+            external_id=charge.external_id,
+            amount=charge.amount,
+            currency=charge.currency,
+            msisdn=charge.msisdn,
+            status=status,
+            party=charge.extra["party"],
+            payer_message=charge.extra["payerMessage"],
+            payee_note=charge.extra["payeeNote"],
+            financial_transaction_id=charge.extra["financialTransactionId"],
+            reason=reason,
+        )
 
     # --- callbacks -------------------------------------------------------------------------------------------
 
@@ -529,22 +393,3 @@ class MtnSimulator(Simulator):
             self.dispatcher.post_burst(charge, url, body, label=label, copies=scripted.copies, method="PUT")
         else:
             self.dispatcher.post(charge, url, body, label=label, method="PUT")
-
-
-def _basic(header: str) -> tuple[str, str]:
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return "", ""
-    try:
-        user, _, key = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return "", ""
-    return user, key
-
-
-def _positive(value: str) -> Decimal | None:
-    try:
-        amount = Decimal(value.strip())
-    except (InvalidOperation, AttributeError):
-        return None
-    return amount if amount.is_finite() and amount > 0 else None
