@@ -13,7 +13,7 @@ import threading
 import uuid
 from typing import Any
 
-from payments.sandbox.base import Route, Simulator, mask_msisdn
+from payments.sandbox.base import Route, SandboxContext, Simulator, mask_msisdn
 from payments.sandbox.protocol import BadRequestBody, SandboxRequest, SandboxResponse, json_response, text_response
 from payments.sandbox.store import iso, utc_now
 
@@ -28,7 +28,7 @@ SCRIPTED = {"406": "UserInBlacklist", "403": "InvalidPhoneNumber"}
 class AfricasTalkingSmsSimulator(Simulator):
     name = "africastalking-sms"
 
-    def __init__(self, context) -> None:
+    def __init__(self, context: SandboxContext) -> None:
         super().__init__(context)
         self._lock = threading.Lock()
         self._messages: list[dict[str, Any]] = []
