@@ -24,7 +24,7 @@ import responses
 from django.core.cache import cache
 from django.test import Client, TestCase
 
-from donor.models import Allocation
+from donor.models import Allocation, Donation
 from donor.services import donation_complete, donation_create, donor_for_guest
 from patients.models import Patient
 from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
@@ -33,7 +33,7 @@ from payments.tests import azampay_fakes as azampay
 from payments.tests import mpesa_fakes as mpesa
 from payments.tests.factories import PaymentFactory, staff_user, token_for
 from payments.tests.fixtures import load_fixture
-from payments.tests.helpers import run_together
+from payments.tests.helpers import credited, run_together
 from payments.tests.providers.airtel import support as airtel
 from payments.tests.providers.mtn import support as mtn
 
@@ -123,8 +123,9 @@ class Rail:
         body = self.fixture(name) | changes
         self.mock.add(self.status_method, self.status_url, json=body, status=status)
 
-    def fixture(self, name: str) -> Any:
-        return load_fixture(self.code, name)
+    @classmethod
+    def fixture(cls, name: str) -> Any:
+        return load_fixture(cls.code, name)
 
     def asked(self) -> int:
         """How often the far side was asked about the payment (the status query)."""
@@ -693,6 +694,10 @@ class MoneyOut(Rail):
         else:
             assert subject.status == Refund.Status.REFUNDED
             assert reversals(subject) == [-subject.amount]
+            paid = subject.payment.amount
+            assert credited(subject.payment) == paid - subject.amount
+            partial = Donation.Status.COMPLETED if subject.amount < paid else Donation.Status.REFUNDED
+            assert Donation.objects.get(pk=subject.donation_id).status == partial
 
     def untouched(self, subject) -> None:
         subject.refresh_from_db()

@@ -74,17 +74,21 @@ def test_a_confirmed_success_is_credited_once_on_every_url_it_may_come_to(rail, 
     assert event.payment == payment
     assert event.trust == ("trusted" if rail.trusted else "unverified")
     assert len(mailoutbox) == (1 if payment.donation.donor.email else 0)  # the donor's receipt, once
+    if mailoutbox:
+        assert payment.reference in mailoutbox[0].subject and payment.receipt in mailoutbox[0].body
 
 
 @pytest.mark.parametrize(
-    ("rail", "answer"), cases(lambda d: {f"{a[0] or 'unreachable'}-{a[1]}": a for a in d.unsure}, **UNTRUSTED),
+    ("rail", "answer"),
+    cases(lambda d: {f"{a[0] or 'unreachable'}-{a[1]}-{p.replace('/', '_')}": (*a, p) for a in d.unsure
+                     for p in ("secret", *d.aliases)}, **UNTRUSTED),
     indirect=["rail"],
 )  # fmt: skip
 def test_a_success_is_never_credited_on_its_word(rail, answer):
-    name, status, verdict = answer
+    name, status, verdict, path = answer
     payment = rail.payment()
     rail.answer(name, status=status)
-    assert deliver(rail.secret_url(payment), rail.success_body(payment), method=rail.method) == (200, rail.ack)
+    assert deliver(rail.url(payment, path), rail.success_body(payment), method=rail.method) == (200, rail.ack)
 
     assert_pending(payment)
     event = CallbackEvent.objects.get()
@@ -198,6 +202,9 @@ def test_copies_of_one_success_are_credited_once(rail, reencoded, at_once):
         assert set(repeats) == {CallbackEvent.Status.IGNORED}
     elif not at_once:
         assert set(repeats) == {CallbackEvent.Status.DUPLICATE}
+        original = CallbackEvent.objects.order_by("pk").first()
+        copies_of = CallbackEvent.objects.exclude(pk=original.pk).values_list("duplicate_of", flat=True)
+        assert set(copies_of) == {original.pk}
         assert rail.asked() == (0 if rail.trusted else 1)  # the repeats were answered from the inbox
     else:  # copies arriving while the first is handled find it done under the lock; later ones are duplicates
         assert set(repeats) <= {CallbackEvent.Status.DUPLICATE, CallbackEvent.Status.IGNORED}

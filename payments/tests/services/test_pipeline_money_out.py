@@ -62,10 +62,11 @@ def test_copies_of_one_result_settle_once(rail, reencoded, at_once):
     rail.settled_once(subject)
     found = statuses()
     assert found.count(CallbackEvent.Status.PROCESSED) == 1
-    repeats = {CallbackEvent.Status.IGNORED} if reencoded else {CallbackEvent.Status.DUPLICATE}
-    if at_once and not reencoded:
-        repeats.add(CallbackEvent.Status.IGNORED)
-    assert set(found) - {CallbackEvent.Status.PROCESSED} == repeats  # "already settled": nobody asked to look
+    repeats = set(found) - {CallbackEvent.Status.PROCESSED}  # "already settled": nobody asked to look
+    if at_once:  # copies arriving while the first is handled find it done under the lock; later ones are duplicates
+        assert repeats <= {CallbackEvent.Status.DUPLICATE, CallbackEvent.Status.IGNORED}
+    else:
+        assert repeats == {CallbackEvent.Status.IGNORED if reencoded else CallbackEvent.Status.DUPLICATE}
 
 
 @pytest.mark.parametrize(("rail", "answer"), with_cases(lambda d: d.unsure, lambda d: not d.trusted), indirect=["rail"])
