@@ -575,6 +575,21 @@ Airtel.malformed = {
 DRIVERS: dict[str, type[Driver]] = {driver.code: driver for driver in (AzamPay, Mpesa, Mtn, Airtel)}
 
 
+def driver_fixtures(driver: type[Driver]):
+    """The `rail` (the driver, its far side running) and `payment` fixtures of a provider's quirk file."""
+
+    @pytest.fixture
+    def rail(settings):
+        with driver.running(settings) as running:
+            yield running
+
+    @pytest.fixture
+    def payment(rail):
+        return rail.payment()
+
+    return rail, payment
+
+
 def cases(attribute: Callable[[type[Driver]], Any], *, where: Callable[[type[Driver]], bool] = lambda d: True):
     """pytest params (driver code, case) of every driver's cases: `attribute` gives a dict (name → case) or a list."""
     params = []
@@ -770,6 +785,8 @@ class MpesaReversal(MoneyOut):
 class MtnTransfer(MoneyOut):
     code = "mtn"
     kind = "payout"
+    callback = "callback_transfer_successful.json"
+    another_amount = "150001"
     ack = Mtn.ack
     methods = Mtn.methods
     status_url = f"{mtn.TRANSFER_URL}/{mtn.PAYOUT_REFERENCE_ID}"
@@ -788,29 +805,26 @@ class MtnTransfer(MoneyOut):
         )  # fmt: skip
 
     def success_body(self, subject):
-        return self.fixture("callback_transfer_successful.json")
+        return self.fixture(self.callback)
 
     def forged_url(self):
-        return "/webhooks/mtn/disbursement/not-a-token-of-ours/"
+        return f"{self.result_path}not-a-token-of-ours/"
 
     def other_amount(self, subject):
-        self.answer("transfer_status_successful.json", amount="150001")
-        return self.success_body(subject) | {"amount": "150001"}
+        self.answer(self.paid[0], amount=self.another_amount)
+        return self.success_body(subject) | {"amount": self.another_amount}
 
 
-class MtnRefund(MoneyOut):
-    code = "mtn"
+class MtnRefund(MtnTransfer):
     kind = "refund"
-    ack = Mtn.ack
-    methods = Mtn.methods
+    callback = "callback_refund_successful.json"
+    another_amount = "25000"
     status_url = f"{mtn.REFUND_URL}/{mtn.REFUND_REFERENCE_ID}"
     result_path = "/webhooks/mtn/refund/"
     receipt = "588874327"  # MTN's financialTransactionId
     paid = ("refund_status_successful.json", {})
     unsure = ["refund_status_pending.json", "refund_status_failed.json"]
     malformed = {"not-json": b"not json", "array": b"[]"}
-    configure = Mtn.configure
-    tokens = Mtn.tokens
 
     def subject(self):
         return sent_refund(
@@ -818,16 +832,6 @@ class MtnRefund(MoneyOut):
             payment_fields={"provider_reference": mtn.X_REFERENCE_ID, "receipt": "1574559373"},
             reference=mtn.REFUND_REFERENCE, provider_reference=mtn.REFUND_REFERENCE_ID,
         )  # fmt: skip
-
-    def success_body(self, subject):
-        return self.fixture("callback_refund_successful.json")
-
-    def forged_url(self):
-        return "/webhooks/mtn/refund/not-a-token-of-ours/"
-
-    def other_amount(self, subject):
-        self.answer("refund_status_successful.json", amount="25000")
-        return self.success_body(subject) | {"amount": "25000"}
 
 
 class AirtelDisbursement(MoneyOut):

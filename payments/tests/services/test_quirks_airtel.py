@@ -23,7 +23,7 @@ from payments.tests.providers.airtel.support import (
     PAYOUT_REFERENCE,
     fixture,
 )
-from payments.tests.services.pipeline import Airtel, AirtelDisbursement, deliver
+from payments.tests.services.pipeline import Airtel, AirtelDisbursement, deliver, driver_fixtures
 
 pytestmark = pytest.mark.django_db
 
@@ -33,20 +33,8 @@ AMOUNT = Airtel.amount
 signed = Airtel.signed
 
 
-@pytest.fixture
-def rail(settings):
-    with Airtel.running(settings) as driver:
-        yield driver
-
-
-@pytest.fixture
-def airtel(rail):
-    return rail.mock
-
-
-@pytest.fixture
-def payment(rail):
-    return rail.payment()
+rail, payment = driver_fixtures(Airtel)
+airtel = pytest.fixture(lambda rail: rail.mock, name="airtel")
 
 
 def disbursement_result(name: str) -> dict:

@@ -12,7 +12,7 @@ from payments.models import CallbackEvent, Payment
 from payments.tests.factories import token_for
 from payments.tests.helpers import credited, poster, run_together
 from payments.tests.mpesa_fakes import ACK, QUERY_URL, fixture
-from payments.tests.services.pipeline import Mpesa, deliver
+from payments.tests.services.pipeline import Mpesa, deliver, driver_fixtures
 
 pytestmark = pytest.mark.django_db
 
@@ -20,20 +20,8 @@ CHECKOUT_ID = Mpesa.checkout_id
 THREADS = 20
 
 
-@pytest.fixture
-def rail(settings):
-    with Mpesa.running(settings) as driver:
-        yield driver
-
-
-@pytest.fixture
-def daraja(rail):
-    return rail.mock
-
-
-@pytest.fixture
-def payment(rail):
-    return rail.payment()
+rail, payment = driver_fixtures(Mpesa)
+daraja = pytest.fixture(lambda rail: rail.mock, name="daraja")
 
 
 def mock_query(daraja, query_fixture: str, status: int = 200):

@@ -11,30 +11,14 @@ from payments.models import CallbackEvent, Payment
 from payments.tests.factories import PaymentFactory, token_for
 from payments.tests.helpers import credited
 from payments.tests.providers.mtn.support import X_REFERENCE_ID, fixture
-from payments.tests.services.pipeline import Mtn, deliver
+from payments.tests.services.pipeline import Mtn, deliver, driver_fixtures
 
 pytestmark = pytest.mark.django_db
 
-ACK = Mtn.ack
+rail, payment = driver_fixtures(Mtn)
+momo = pytest.fixture(lambda rail: rail.mock, name="momo")
+ACK, AMOUNT, STATUS_URL = Mtn.ack, Mtn.amount, Mtn.status_url
 COLLECTION = "/webhooks/mtn/collection/"
-STATUS_URL = Mtn.status_url
-AMOUNT = Mtn.amount
-
-
-@pytest.fixture
-def rail(settings):
-    with Mtn.running(settings) as driver:
-        yield driver
-
-
-@pytest.fixture
-def momo(rail):
-    return rail.mock
-
-
-@pytest.fixture
-def payment(rail):
-    return rail.payment()
 
 
 def status_says(momo, name: str, *, status: int = 200, url: str = STATUS_URL) -> None:
