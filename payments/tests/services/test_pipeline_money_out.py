@@ -1,0 +1,124 @@
+"""What every payout and refund result callback must do, written once and run for each rail's driver (pipeline.py):
+M-Pesa B2C and Reversal (trusted on their secret URL while PAYMENTS_APPLY_TRUSTED_CALLBACKS is on), MTN transfer
+and refund (confirmed by the status GET), Airtel disbursement (its hash, then the enquiry). The lifecycle is
+payments/services/money_out.py; each rail's own ways are in test_quirks_<code>.py, test_payouts.py, test_refunds.py.
+"""
+
+import pytest
+
+from payments.models import CallbackEvent
+from payments.tests.services.pipeline import MONEY_OUT, THREADS, deliver, deliver_together, encode, statuses
+
+pytestmark = pytest.mark.django_db
+
+AT_ONCE = pytest.param(True, marks=[pytest.mark.mysql, pytest.mark.django_db(transaction=True)], id="at-once")
+
+
+@pytest.fixture
+def rail(request, settings):
+    with MONEY_OUT[request.param].running(settings) as driver:
+        yield driver
+
+
+def with_cases(attribute, where=lambda d: True):
+    return [
+        pytest.param(code, case, id=f"{code}-{name}")
+        for code, driver in MONEY_OUT.items()
+        if where(driver)
+        for name, case in (attribute(driver).items() if isinstance(attribute(driver), dict) else
+                           ((c.removesuffix(".json"), c) for c in attribute(driver)))
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("rail", MONEY_OUT, indirect=True)
+def test_a_confirmed_result_settles_once(rail):
+    subject = rail.subject()
+    rail.says_paid()
+    assert deliver(rail.result_path, rail.success_body(subject), method=rail.method) == (200, rail.ack)
+
+    rail.settled_once(subject)
+    assert CallbackEvent.objects.get().status == CallbackEvent.Status.PROCESSED
+    assert rail.asked() == (0 if rail.trusted else 1)
+
+
+@pytest.mark.parametrize("at_once", [False, AT_ONCE], ids=["one-by-one", "at-once"])
+@pytest.mark.parametrize("reencoded", [False, True], ids=["same-bytes", "re-encoded"])
+@pytest.mark.parametrize("rail", MONEY_OUT, indirect=True)
+def test_copies_of_one_result_settle_once(rail, reencoded, at_once):
+    subject = rail.subject()
+    rail.says_paid()
+    data = rail.success_body(subject)
+    count = THREADS if at_once else 3
+    copies = [
+        (rail.methods[i % len(rail.methods)], rail.result_path, encode(data, indent=(i or None) if reencoded else None))
+        for i in range(count)
+    ]
+    if at_once:
+        answers = deliver_together(copies)
+    else:
+        answers = [deliver(path, body, method=method) for method, path, body in copies]
+
+    assert answers == [(200, rail.ack)] * count
+    rail.settled_once(subject)
+    found = statuses()
+    assert found.count(CallbackEvent.Status.PROCESSED) == 1
+    repeats = set(found) - {CallbackEvent.Status.PROCESSED}  # "already settled": nobody asked to look
+    if at_once:  # copies arriving while the first is handled find it done under the lock; later ones are duplicates
+        assert repeats <= {CallbackEvent.Status.DUPLICATE, CallbackEvent.Status.IGNORED}
+    else:
+        assert repeats == {CallbackEvent.Status.IGNORED if reencoded else CallbackEvent.Status.DUPLICATE}
+
+
+@pytest.mark.parametrize(("rail", "answer"), with_cases(lambda d: d.unsure, lambda d: not d.trusted), indirect=["rail"])
+def test_a_result_the_status_query_does_not_confirm_is_held_for_review(rail, answer):
+    subject = rail.subject()
+    rail.answer(answer)
+    assert deliver(rail.result_path, rail.success_body(subject), method=rail.method) == (200, rail.ack)
+
+    rail.untouched(subject)
+    assert CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
+    assert rail.asked() == 1
+
+
+@pytest.mark.parametrize("rail", [code for code, d in MONEY_OUT.items() if d.trusted], indirect=True)
+def test_with_trust_off_a_result_is_held_not_applied(rail, settings):
+    settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS = False
+    subject = rail.subject()
+    assert deliver(rail.result_path, rail.success_body(subject), method=rail.method) == (200, rail.ack)
+
+    rail.untouched(subject)
+    assert CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
+
+
+@pytest.mark.parametrize("rail", [code for code, d in MONEY_OUT.items() if "other_amount" in d.__dict__], indirect=True)
+def test_a_result_for_another_amount_is_held_for_review(rail):
+    subject = rail.subject()
+    body = rail.other_amount(subject)
+    assert deliver(rail.result_path, body, method=rail.method) == (200, rail.ack)
+
+    rail.untouched(subject)
+    subject.refresh_from_db()
+    assert subject.needs_review or CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
+
+
+@pytest.mark.parametrize("rail", MONEY_OUT, indirect=True)
+def test_a_forged_result_is_a_401_and_nothing_is_asked(rail):
+    subject = rail.subject()
+    status, answer = deliver(rail.forged_url(), rail.forged_body(subject), method=rail.method)
+
+    assert (status, answer["code"]) == (401, "AUTH_REQUIRED")
+    assert CallbackEvent.objects.get().status == CallbackEvent.Status.REJECTED
+    assert rail.calls() == 0
+    rail.untouched(subject)
+
+
+@pytest.mark.parametrize(("rail", "body"), with_cases(lambda d: d.malformed), indirect=["rail"])
+def test_a_malformed_result_is_a_400_and_kept(rail, body):
+    subject = rail.subject()
+    status, answer = deliver(rail.result_path, body, method=rail.method)
+
+    assert (status, answer["code"]) == (400, "INVALID_FORMAT")
+    event = CallbackEvent.objects.get()
+    assert event.status == CallbackEvent.Status.REJECTED and "malformed" in event.error and event.body
+    assert rail.calls() == 0
+    rail.untouched(subject)

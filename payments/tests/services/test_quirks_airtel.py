@@ -1,0 +1,171 @@
+"""Airtel Money's own ways (the shared properties are test_pipeline.py's and test_pipeline_money_out.py's): its
+legacy callback shape, no secret configured, the hash redacted before storing, notifications, a disbursement
+result settling an ambiguous payout, the id a timed-out payout is known by."""
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from donor.models import Allocation
+from patients.models import Patient
+from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
+from payments.models import CallbackEvent, Payment, Payout
+from payments.providers.airtel.client import airtel_id
+from payments.tests.factories import staff_user
+from payments.tests.helpers import credited
+from payments.tests.providers.airtel.support import (
+    AIRTEL_ID,
+    DISBURSEMENT_ENQUIRY_URL,
+    DISBURSEMENT_URL,
+    ENQUIRY_URL,
+    PAYOUT_ID,
+    PAYOUT_REFERENCE,
+    fixture,
+)
+from payments.tests.services.pipeline import Airtel, AirtelDisbursement, deliver, driver_fixtures
+
+pytestmark = pytest.mark.django_db
+
+ACK = Airtel.ack
+PAYMENT = "/webhooks/airtel/payment/"
+AMOUNT = Airtel.amount
+signed = Airtel.signed
+
+
+rail, payment = driver_fixtures(Airtel)
+airtel = pytest.fixture(lambda rail: rail.mock, name="airtel")
+
+
+def disbursement_result(name: str) -> dict:
+    return AirtelDisbursement.success_body(AirtelDisbursement, None)
+
+
+def test_a_signed_success_is_stored_without_its_hash_and_with_our_id(airtel, payment):
+    enquiry_says(airtel, "enquiry_success.json")
+    assert deliver(PAYMENT, signed()) == (200, ACK)
+    event = CallbackEvent.objects.get()
+    assert (event.kind, event.status) == ("payment", CallbackEvent.Status.PROCESSED)
+    assert "hash" not in json.loads(event.body)  # keyed with our secret: redacted before it is stored
+    assert event.our_reference == AIRTEL_ID and event.payment == payment
+    payment.refresh_from_db()
+    assert payment.provider_reference == Airtel.receipt  # learnt from the enquiry
+
+
+def enquiry_says(airtel, name: str, *, url: str = ENQUIRY_URL, status: int = 200) -> None:
+    airtel.get(url, json=fixture(name), status=status)
+
+
+def enquiries(airtel, url: str = ENQUIRY_URL) -> int:
+    return len([c for c in airtel.calls if c.request.method == "GET" and c.request.url == url])
+
+
+def test_the_legacy_shape_is_confirmed_the_same_way(airtel, payment):
+    enquiry_says(airtel, "enquiry_success.json")
+    assert deliver(PAYMENT, signed("callback_legacy_shape.json")) == (200, ACK)
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.SUCCEEDED
+    assert credited(payment) == AMOUNT
+
+
+def test_without_a_secret_configured_an_unsigned_callback_is_still_only_a_reason_to_ask(airtel, payment, settings):
+    settings.PAYMENT_PROVIDERS["airtel"]["callback_secret"] = ""
+    enquiry_says(airtel, "enquiry_in_progress.json")
+    assert deliver(PAYMENT, signed(secret=None)) == (200, ACK)
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING
+    event = CallbackEvent.objects.get()
+    assert (event.trust, event.status) == ("unverified", CallbackEvent.Status.REVIEW)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["callback_malformed_no_id.json", "callback_malformed_no_status.json", "callback_malformed_no_transaction.json"],
+)
+def test_malformed_bodies_without_a_secret_configured_are_400(airtel, payment, settings, name):
+    settings.PAYMENT_PROVIDERS["airtel"]["callback_secret"] = ""
+    status, answer = deliver(PAYMENT, fixture(name))
+    assert (status, answer["code"]) == (400, "INVALID_FORMAT")
+    assert CallbackEvent.objects.get().status == CallbackEvent.Status.REJECTED
+
+
+def test_a_notification_is_stored_and_acknowledged(airtel, payment):
+    body = signed()  # Airtel documents no notification shape: whatever it sends is kept
+    assert deliver("/webhooks/airtel/notification/", body) == (200, ACK)
+    event = CallbackEvent.objects.get()
+    assert (event.kind, event.status) == ("notification", CallbackEvent.Status.PROCESSED)
+    assert "notice" in event.error
+    assert "hash" not in json.loads(event.body)
+    assert len(airtel.calls) == 0 and Allocation.objects.count() == 0
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING  # a notice never moves a payment
+
+
+def test_a_notification_with_a_wrong_hash_is_401(airtel, payment):
+    status, answer = deliver("/webhooks/airtel/notification/", signed(secret="not-our-secret"))
+    assert status == 401, answer  # today: 200 with Airtel's ack, the row settled as processed
+    assert CallbackEvent.objects.get().status == CallbackEvent.Status.REJECTED
+
+
+def airtel_payout(*, status: str, conversation_id: str | None) -> Payout:
+    partner = TreatmentPartnerFactory(payout_provider="airtel", payout_msisdn="256700160185")
+    patient = PatientFactory(
+        currency="UGX",
+        funding_goal=Decimal("1000"),
+        funding_received=Decimal("1000"),
+        status=Patient.Status.FULLY_FUNDED,
+        treatment_partner=partner,
+    )
+    return Payout.objects.create(
+        reference=PAYOUT_REFERENCE,
+        patient=patient,
+        treatment_partner=partner,
+        provider="airtel",
+        msisdn=partner.payout_msisdn,
+        amount=Decimal("1000"),
+        currency="UGX",
+        status=status,
+        needs_review=status == Payout.Status.AMBIGUOUS,
+        requested_by=staff_user("maker"),
+        approved_by=staff_user("checker"),
+        provider_reference=conversation_id,
+    )
+
+
+@pytest.fixture
+def ambiguous_payout():
+    """Airtel answered DP00900001000 (or timed out): only the id chosen before sending (our reference in
+    Airtel's alphabet, stored by the payout service before the request) is known."""
+    return airtel_payout(status=Payout.Status.AMBIGUOUS, conversation_id=PAYOUT_ID)
+
+
+def test_a_disbursement_result_settles_an_ambiguous_payout(airtel, ambiguous_payout):
+    enquiry_says(airtel, "disbursement_enquiry_success.json", url=DISBURSEMENT_ENQUIRY_URL)
+    body = disbursement_result("callback_disbursement_success.json")
+    assert deliver("/webhooks/airtel/disbursement/", body) == (200, ACK)
+    ambiguous_payout.refresh_from_db()
+    assert ambiguous_payout.status == Payout.Status.PAID
+    assert CallbackEvent.objects.get().status == CallbackEvent.Status.PROCESSED
+
+
+def test_a_payout_whose_send_timed_out_keeps_the_id_airtel_knows_it_by(airtel, settings):
+    """The id is stored before the request, so the result callback and the enquiry find an ambiguous payout."""
+    import requests
+
+    from payments.services.payouts import payout_approve, payout_request
+    from payments.tests.providers.airtel.support import public_pem
+
+    airtel_config = settings.PAYMENT_PROVIDERS["airtel"]
+    settings.PAYMENT_PROVIDERS = {
+        **settings.PAYMENT_PROVIDERS,
+        "airtel": {**airtel_config, "disbursement_pin": "1234", "public_key_pem": public_pem()},
+    }
+    payout = airtel_payout(status=Payout.Status.REQUESTED, conversation_id=None)
+    Payout.objects.filter(pk=payout.pk).delete()
+    maker = staff_user("po-maker", "payments.add_payout", "payments.view_payout")
+    checker = staff_user("po-checker", "payments.approve_payout", "payments.view_payout")
+    requested = payout_request(patient=payout.patient, amount=Decimal("1000"), requested_by=maker)
+    airtel.post(DISBURSEMENT_URL, body=requests.exceptions.ReadTimeout("read timed out"))
+    sent = payout_approve(payout_id=requested.pk, approved_by=checker)
+    assert sent.status == Payout.Status.AMBIGUOUS
+    assert sent.provider_reference == airtel_id(sent.reference)

@@ -1,0 +1,79 @@
+"""MTN MoMo's own ways (the shared properties are test_pipeline.py's and test_pipeline_money_out.py's): a callback
+on its secret URL needs no reference in its body, a body naming another payment on it is held, remittance
+notices are stored and acknowledged (and refused on a URL we never issued)."""
+
+import json
+
+import pytest
+
+from donor.models import Allocation
+from payments.models import CallbackEvent, Payment
+from payments.tests.factories import PaymentFactory, token_for
+from payments.tests.helpers import credited
+from payments.tests.providers.mtn.support import X_REFERENCE_ID, fixture
+from payments.tests.services.pipeline import Mtn, deliver, driver_fixtures
+
+pytestmark = pytest.mark.django_db
+
+rail, payment = driver_fixtures(Mtn)
+momo = pytest.fixture(lambda rail: rail.mock, name="momo")
+ACK, AMOUNT, STATUS_URL = Mtn.ack, Mtn.amount, Mtn.status_url
+COLLECTION = "/webhooks/mtn/collection/"
+
+
+def status_says(momo, name: str, *, status: int = 200, url: str = STATUS_URL) -> None:
+    momo.get(url, json=fixture(name), status=status)
+
+
+def gets(momo, url: str = STATUS_URL) -> int:
+    return len([c for c in momo.calls if c.request.method == "GET" and c.request.url == url])
+
+
+def success_body() -> dict:
+    return fixture("callback_collection_with_reference_id.json") | {"referenceId": X_REFERENCE_ID}
+
+
+def test_a_callback_on_the_secret_url_attaches_to_its_payment_without_any_reference_in_the_body(momo, payment):
+    status_says(momo, "status_successful.json")
+    assert deliver(f"{COLLECTION}{token_for(payment)}/", Mtn.unknown(Mtn, payment)[1], method="put") == (200, ACK)
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.SUCCEEDED
+    assert credited(payment) == AMOUNT
+    event = CallbackEvent.objects.get()
+    assert event.payment == payment and event.status == CallbackEvent.Status.PROCESSED
+    assert gets(momo) == 1  # asked about the payment's own X-Reference-Id
+
+
+def test_a_secret_url_of_one_payment_with_the_body_of_another_is_held_for_review(momo, payment):
+    other = PaymentFactory(
+        provider="mtn",
+        channel="",
+        provider_reference="0b7e4c2a-9f1d-4e3b-8a6c-5d2f1e0a9b8c",
+        donation__currency="EUR",
+        donation__patient__currency="EUR",
+    )
+    body = success_body() | {"externalId": other.reference, "referenceId": other.provider_reference}
+    assert deliver(f"{COLLECTION}{token_for(payment)}/", body) == (200, ACK)
+    event = CallbackEvent.objects.get()
+    assert event.status == CallbackEvent.Status.REVIEW and event.payment == payment
+    assert Allocation.objects.count() == 0
+    assert gets(momo) == 0
+
+
+@pytest.mark.parametrize("method", ["put", "post"])
+def test_a_remittance_notice_is_stored_and_acknowledged(momo, payment, method):
+    body = fixture("callback_transfer_successful.json")
+    assert deliver("/webhooks/mtn/remittance/", body, method=method) == (200, ACK)
+    event = CallbackEvent.objects.get()
+    assert (event.kind, event.status) == ("remittance", CallbackEvent.Status.PROCESSED)
+    assert "notice" in event.error and json.loads(event.body) == body
+    assert len(momo.calls) == 0 and Allocation.objects.count() == 0
+
+
+def test_a_remittance_notice_on_a_secret_url_we_never_issued_is_401(momo):
+    status, body = deliver(
+        "/webhooks/mtn/remittance/not-a-token-of-ours/", fixture("callback_transfer_successful.json")
+    )
+    assert status == 401, body  # today: 200 {"status": "accepted", ...}, the row settled as processed
+    assert body["code"] == "AUTH_REQUIRED"
+    assert CallbackEvent.objects.get().status == CallbackEvent.Status.REJECTED
