@@ -36,8 +36,8 @@ class ProviderCallbackMiddleware:
     (payments.webhooks.ProviderCallbackView). What the skipped stack would still have given a callback is done
     here: the Host header checked against ALLOWED_HOSTS (CommonMiddleware), unhandled errors answered in the
     JSON error shape (JsonErrorMiddleware). Sits after RequestIdMiddleware and SecurityMiddleware, which every
-    request keeps. Everything else resolves as usual (one extra URL resolution only for POST/PUT on JSON paths
-    that are not callbacks).
+    request keeps, and WhiteNoise, which answers only GET/HEAD of static files. Everything else resolves as usual
+    (one extra URL resolution only for POST/PUT on JSON paths that are not callbacks).
     """
 
     def __init__(self, get_response):

@@ -51,6 +51,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ itself (hashed, compressed files, cached for a year): the admin has its CSS under gunicorn
+    # with no proxy rule. It answers only GET/HEAD of collected files, so provider callbacks pass it untouched.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",  # SECURE_CSP on every answer
     "config.middleware.ProviderCallbackMiddleware",  # provider callbacks skip the browser middleware below
     "config.middleware.BodySizeLimitMiddleware",  # a body over DATA_UPLOAD_MAX_MEMORY_SIZE: 413, before it is read
@@ -124,7 +127,15 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `manage.py collectstatic` writes here; WhiteNoise serves it (README "Production").
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+# Hashed names (base.<hash>.css) with gzip copies, so a file can be cached for a year and a new release
+# still reaches every browser. The manifest exists only after collectstatic: with DEBUG off a page naming a
+# static file fails until it has run (with DEBUG on, templates use the plain names).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 MEDIA_URL = "media/"
 MEDIA_ROOT = BASE_DIR / "media"
 LOGIN_URL = "/login/"
