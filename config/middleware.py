@@ -112,13 +112,13 @@ class BodySizeLimitMiddleware:
 
 def _declared_length(request: HttpRequest) -> int:
     try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
+        return int(request.headers.get("content-length") or 0)
     except ValueError:
         return 0  # Django answers a malformed Content-Length itself
 
 
 def _left_to_django(request: HttpRequest) -> bool:
-    multipart = request.META.get("CONTENT_TYPE", "").startswith("multipart/")
+    multipart = request.headers.get("content-type", "").startswith("multipart/")
     return multipart and not is_json_path(request.path_info)
 
 
@@ -129,7 +129,7 @@ def payload_too_large(request: HttpRequest) -> HttpResponse:
         "Request body too large on %s %s: %s bytes declared, the limit is %s",
         request.method,
         request.path,
-        request.META.get("CONTENT_LENGTH") or "unknown",
+        request.headers.get("content-length") or "unknown",
         limit,
     )
     if is_json_path(request.path):
