@@ -1,3 +1,6 @@
+"""Reads of donations and the ledger for the portal and the API, with who may read which donation: its owner,
+staff, or the browser that made it (by the session key below). No writes here."""
+
 import hmac
 from collections.abc import Container
 from decimal import Decimal
