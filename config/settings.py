@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "patients",
     "donor",
     "payments",
+    "portal",  # the HTML site above the domain apps (portal/apps.py)
 ]
 
 MIDDLEWARE = [
@@ -151,7 +152,7 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy on every page (docs/security.md): scripts only from this site (the portal's are files in
-# donor/static/, the admin's are Django's) or with the request's nonce; no inline script, event handler or
+# portal/static/, the admin's are Django's) or with the request's nonce; no inline script, event handler or
 # javascript: URL runs. Inline styles are allowed (style attributes cannot carry a nonce; CSS cannot run code).
 # No form-action: the donate form's answer may redirect to a provider's card checkout page. /api/docs/ adds the
 # Swagger UI's CDN (config/urls.py).

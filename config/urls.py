@@ -29,7 +29,7 @@ urlpatterns = [
     path("api/v1.0/", include(api_v1)),
     path("", include("payments.webhook_urls")),  # every provider callback URL and health page
     re_path(r"^health/?$", health, name="health"),
-    path("", include("donor.web_urls")),
+    path("", include("portal.urls")),  # the portal's pages, at the root: the broadest paths, last
 ]
 
 handler400 = handler400_view

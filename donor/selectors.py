@@ -13,7 +13,7 @@ from donor.services import LedgerDrift
 from patients.models import Patient
 
 CENTS = Decimal("0.01")
-# The portal's session: reference → what this browser typed for it (donor/web.py). A reference in it is a
+# The portal's session: reference → what this browser typed for it (portal/web.py). A reference in it is a
 # donation this browser made, which it may read by reference.
 DONATION_SESSION_KEY = "donation_details"
 

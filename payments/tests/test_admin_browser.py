@@ -14,9 +14,9 @@ from django.utils import timezone
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from donor.tests.test_browser import CHROMIUM, chromium  # noqa: F401 (the shared browser fixture)
 from payments.models import CallbackEvent, Payment
 from payments.tests.factories import PaymentFactory
+from portal.tests.test_browser import CHROMIUM, chromium  # noqa: F401 (the shared browser fixture)
 
 pytestmark = [
     pytest.mark.e2e,

@@ -4,7 +4,7 @@ status, sign-up and sign-in, my donations. The JSON API is in the apps' urls.py 
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from donor import web
+from portal import web
 
 urlpatterns = [
     path("", web.home, name="home"),
