@@ -98,7 +98,7 @@ reconcile: install
 
 # Phone-sized PNGs of the main pages into docs/screenshots/ (Debian's chromium, no browser download).
 screenshots: install
-	DJANGO_SETTINGS_MODULE=config.settings_test $(PY) -m pytest donor/tests/screenshots.py -q
+	DJANGO_SETTINGS_MODULE=config.settings_test $(PY) -m pytest portal/tests/screenshots.py -q
 
 bench: install
 	bash bench/run.sh

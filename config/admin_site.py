@@ -1,4 +1,7 @@
-"""The admin site: its first page is the operator's dashboard (payments.admin.dashboard), not the app list.
+"""The admin site: its first page is the operator's dashboard, not the app list.
+
+The dashboard is the payments app's (payments.admin.dashboard): it plugs itself in with `use_dashboard` when the
+admin modules are discovered, so config imports nothing of the apps above it. Without one the index is Django's.
 
 Installed through `config.apps.AdminConfig` (default_site), so every `admin.register` lands here.
 
@@ -6,6 +9,7 @@ Staff who can approve payouts or refunds must have signed in with a second facto
 docs/security.md): for them `has_permission` also requires a session verified by a TOTP device.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
@@ -23,10 +27,15 @@ class CharityAdminSite(admin.AdminSite):
     login_form = CharityAdminAuthenticationForm
     login_template = "admin/charity_login.html"
 
-    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
-        from payments.admin.dashboard import dashboard_context  # the payments app is loaded by now
+    dashboard: Callable[[HttpRequest], dict[str, Any]] | None = None
 
-        return super().index(request, {**dashboard_context(request), **(extra_context or {})})
+    def use_dashboard(self, context: Callable[[HttpRequest], dict[str, Any]]) -> None:
+        """The index shows `context(request)` (its template, admin/dashboard.html, reads the `dashboard` key)."""
+        self.dashboard = context
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
+        dashboard = self.dashboard(request) if self.dashboard else {}
+        return super().index(request, {**dashboard, **(extra_context or {})})
 
     def has_permission(self, request: HttpRequest) -> bool:
         """Active staff, and for payout/refund approvers a session verified by their authenticator."""

@@ -1,3 +1,6 @@
+"""Django's admin app with our site as its default (config.admin_site), so every `admin.register` lands on the
+site that asks approvers for a second factor; ready() adapts django-axes' admin once all admins are loaded."""
+
 from django.contrib.admin.apps import AdminConfig as DjangoAdminConfig
 
 

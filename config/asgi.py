@@ -1,3 +1,5 @@
+"""The ASGI entry point. Production runs WSGI (gunicorn, config/wsgi.py); this is here for servers that need it."""
+
 import os
 
 from django.core.asgi import get_asgi_application

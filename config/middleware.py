@@ -36,8 +36,8 @@ class ProviderCallbackMiddleware:
     (payments.webhooks.ProviderCallbackView). What the skipped stack would still have given a callback is done
     here: the Host header checked against ALLOWED_HOSTS (CommonMiddleware), unhandled errors answered in the
     JSON error shape (JsonErrorMiddleware). Sits after RequestIdMiddleware and SecurityMiddleware, which every
-    request keeps. Everything else resolves as usual (one extra URL resolution only for POST/PUT on JSON paths
-    that are not callbacks).
+    request keeps, and WhiteNoise, which answers only GET/HEAD of static files. Everything else resolves as usual
+    (one extra URL resolution only for POST/PUT on JSON paths that are not callbacks).
     """
 
     def __init__(self, get_response):
@@ -112,13 +112,13 @@ class BodySizeLimitMiddleware:
 
 def _declared_length(request: HttpRequest) -> int:
     try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
+        return int(request.headers.get("content-length") or 0)
     except ValueError:
         return 0  # Django answers a malformed Content-Length itself
 
 
 def _left_to_django(request: HttpRequest) -> bool:
-    multipart = request.META.get("CONTENT_TYPE", "").startswith("multipart/")
+    multipart = request.headers.get("content-type", "").startswith("multipart/")
     return multipart and not is_json_path(request.path_info)
 
 
@@ -129,7 +129,7 @@ def payload_too_large(request: HttpRequest) -> HttpResponse:
         "Request body too large on %s %s: %s bytes declared, the limit is %s",
         request.method,
         request.path,
-        request.META.get("CONTENT_LENGTH") or "unknown",
+        request.headers.get("content-length") or "unknown",
         limit,
     )
     if is_json_path(request.path):

@@ -20,7 +20,7 @@ def client_ip(request: HttpRequest) -> str | None:
     trusted = set(settings.TRUSTED_PROXIES)
     if remote not in trusted:
         return _valid_ip(remote)
-    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
     for hop in reversed(hops):
         if hop not in trusted:
             return _valid_ip(hop)

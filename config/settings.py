@@ -48,11 +48,15 @@ INSTALLED_APPS = [
     "payments",
     "pledges",  # monthly pledges, above donor and payments
     "finance",  # the month close: statements against the ledger (imports payments; nothing imports it)
+    "portal",  # the HTML site above the domain apps (portal/apps.py)
 ]
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ itself (hashed, compressed files, cached for a year): the admin has its CSS under gunicorn
+    # with no proxy rule. It answers only GET/HEAD of collected files, so provider callbacks pass it untouched.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",  # SECURE_CSP on every answer
     "config.middleware.ProviderCallbackMiddleware",  # provider callbacks skip the browser middleware below
     "config.middleware.BodySizeLimitMiddleware",  # a body over DATA_UPLOAD_MAX_MEMORY_SIZE: 413, before it is read
@@ -109,7 +113,6 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
     )
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
@@ -126,7 +129,15 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `manage.py collectstatic` writes here; WhiteNoise serves it (README "Production").
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+# Hashed names (base.<hash>.css) with gzip copies, so a file can be cached for a year and a new release
+# still reaches every browser. The manifest exists only after collectstatic: with DEBUG off a page naming a
+# static file fails until it has run (with DEBUG on, templates use the plain names).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 MEDIA_URL = "media/"
 MEDIA_ROOT = BASE_DIR / "media"
 LOGIN_URL = "/login/"
@@ -143,7 +154,7 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy on every page (docs/security.md): scripts only from this site (the portal's are files in
-# donor/static/, the admin's are Django's) or with the request's nonce; no inline script, event handler or
+# portal/static/, the admin's are Django's) or with the request's nonce; no inline script, event handler or
 # javascript: URL runs. Inline styles are allowed (style attributes cannot carry a nonce; CSS cannot run code).
 # No form-action: the donate form's answer may redirect to a provider's card checkout page. /api/docs/ adds the
 # Swagger UI's CDN (config/urls.py).

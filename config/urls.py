@@ -1,3 +1,6 @@
+"""Every route of the site in one place: the admin, the API (versioned under /api/v1.0/), its schema and docs,
+the provider callbacks and health page, then the portal's pages at the root (last: its paths are the broadest)."""
+
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.decorators.csp import csp_override
@@ -29,7 +32,7 @@ urlpatterns = [
     path("", include("donor.sms_urls")),  # the SMS gateway's delivery reports
     path("", include("pledges.web_urls")),  # a pledge's pages by signed link
     re_path(r"^health/?$", health, name="health"),
-    path("", include("donor.web_urls")),
+    path("", include("portal.urls")),  # the portal's pages, at the root: the broadest paths, last
 ]
 
 handler400 = handler400_view

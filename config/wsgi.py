@@ -1,3 +1,5 @@
+"""The WSGI entry point gunicorn loads (`gunicorn config.wsgi:application`, README "Production")."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application

@@ -1,3 +1,6 @@
+"""The admin of donors, donations, the allocation ledger and the outbox. Evidence is read-only (EvidenceAdmin);
+phone numbers are masked in lists so an operator's screen does not show them whole."""
+
 from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.utils import timezone

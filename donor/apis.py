@@ -1,3 +1,6 @@
+"""The donor's JSON API: registration (an answer that never says whether an account exists), their donations,
+and logout, which revokes every token of the account. Views stay thin: donor/services.py holds the rules."""
+
 from django.contrib.auth.password_validation import MinimumLengthValidator, get_default_password_validators
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status

@@ -1,3 +1,6 @@
+"""The donor app: donors, donations, where their money went (Allocation) and the messages about it (Notice).
+ready() revokes an account's API tokens when its password changes."""
+
 from django.apps import AppConfig
 
 

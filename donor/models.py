@@ -1,3 +1,6 @@
+"""Donors, their donations, the append-only allocation ledger and the notification outbox. A donation's
+public token, not its id or reference, is what a URL shows, so nobody reads another donor's donation by guessing."""
+
 import secrets
 from decimal import Decimal
 

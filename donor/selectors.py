@@ -1,3 +1,6 @@
+"""Reads of donations and the ledger for the portal and the API, with who may read which donation: its owner,
+staff, or the browser that made it (by the session key below). No writes here."""
+
 import hmac
 from collections.abc import Container
 from decimal import Decimal
@@ -10,7 +13,7 @@ from donor.services import LedgerDrift
 from patients.models import Patient
 
 CENTS = Decimal("0.01")
-# The portal's session: reference → what this browser typed for it (donor/web.py). A reference in it is a
+# The portal's session: reference → what this browser typed for it (portal/web.py). A reference in it is a
 # donation this browser made, which it may read by reference.
 DONATION_SESSION_KEY = "donation_details"
 

@@ -1,3 +1,5 @@
+"""The donor API under /api/v1.0/donors/: register, my donations, logout."""
+
 from django.urls import path
 
 from donor.apis import DonorRegisterApi, LogoutApi, MyDonationsApi

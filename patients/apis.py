@@ -1,3 +1,6 @@
+"""The public patient API: published patients only, with what the portal shows a donor (the partner's name,
+never its wallet). An unknown or unpublished code is a 404 in the error shape."""
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView

@@ -1,3 +1,6 @@
+"""Patients, treatment partners and their payout destinations, and MONEY, the one definition of a money column
+(Decimal, 12 digits, 2 decimals) every app uses so amounts are never float and always the same size."""
+
 from decimal import Decimal
 from typing import TypedDict
 

@@ -1,3 +1,6 @@
+"""Reads of patients and of a partner's payout destination (what the payout page shows about its approvals).
+No writes here: the two-person change of a destination is in patients/destinations.py."""
+
 from dataclasses import dataclass, field
 from datetime import datetime
 

@@ -1,3 +1,5 @@
+"""The patient API under /api/v1.0/patients/: the published list and one patient by code."""
+
 from django.urls import path
 
 from patients.apis import PatientDetailApi, PatientListApi

@@ -1,3 +1,6 @@
+"""The payments app: the rails, the callback inbox, money out and the ledger checks. Its ready() wires what
+the apps below it only announce (patients' payout-destination steps) and registers the deploy checks."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,7 @@
+"""What money did and what the providers said: payments and their timeline, the raw callback inbox, payouts
+and refunds, the ledger checks and the audit trail. Rows here are evidence: the timeline and the inbox are
+append-only and the admin deletes none. The rules that change them live in payments/services/."""
+
 from typing import Any
 
 from django.conf import settings

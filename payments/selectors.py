@@ -1,3 +1,6 @@
+"""Reads for the admin, the dashboard and the settlement file: queries and the plain dataclasses they return,
+no writes. Kept apart from the services so a page can be built without touching the rules that move money."""
+
 import io
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, time, timedelta

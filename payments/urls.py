@@ -1,3 +1,6 @@
+"""The donation API under /api/v1.0/donors/: start a payment, read its status, ask the provider again.
+Provider callbacks have their own routes (payments/webhook_urls.py), built from the registry."""
+
 from django.urls import path
 
 from payments.apis import DonationCreateApi, DonationRefreshApi, DonationStatusApi

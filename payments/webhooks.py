@@ -91,7 +91,7 @@ class ProviderCallbackView(View):
 
 
 def _size_problem(request: HttpRequest) -> JsonResponse | None:
-    declared = request.META.get("CONTENT_LENGTH") or "0"
+    declared = request.headers.get("content-length") or "0"
     try:
         length = int(declared)
     except ValueError:

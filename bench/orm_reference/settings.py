@@ -13,7 +13,6 @@ MIDDLEWARE: list[str] = []
 ROOT_URLCONF = "bench.orm_reference.urls"
 USE_TZ = True
 TIME_ZONE = "UTC"
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 DATABASES = {"default": environ.Env.db_url_config(os.environ["DATABASE_URL"])}
 DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", "0"))

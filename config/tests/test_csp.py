@@ -141,6 +141,6 @@ def test_the_api_docs_have_the_policy_and_load_their_script_as_a_file(client: Cl
 
 def test_the_portal_scripts_are_served_as_files(client: Client, site):
     html = client.get("/patients/PAT-0001/").content.decode()
-    assert re.search(r'<script src="/static/donor/donate-form\.js"', html)
+    assert re.search(r'<script src="/static/portal/donate-form\.js"', html)
     html = client.get(f"/donations/{site.public_token}/").content.decode()
-    assert re.search(r'<script src="/static/donor/donation-status\.js"', html)
+    assert re.search(r'<script src="/static/portal/donation-status\.js"', html)

@@ -1,4 +1,4 @@
-// The donate form (templates/_donate_form.html): presets and custom amount, the phone field for card payments.
+// The donate form (portal/templates/_donate_form.html): presets and custom amount, the phone field for card payments.
 // A file, not an inline script: the Content-Security-Policy runs scripts from this site only (docs/security.md).
 (function () {
   const form = document.getElementById("donate-form");

@@ -204,7 +204,7 @@ def test_card_payment_goes_to_the_checkout_and_comes_back_completed(live_server,
 def test_currency_without_a_provider_says_coming_soon(live_server, sandbox, patients, phone):
     from playwright.sync_api import expect
 
-    from donor.web import payment_methods
+    from portal.web import payment_methods
 
     currency = next((c for c in ("EUR", "UGX", "RWF") if not payment_methods(c)), "")
     if not currency:

@@ -1,4 +1,4 @@
-// The live donation status (templates/donation_status.html): polls the status API, asks the provider after 15 s.
+// The live donation status (portal/templates/donation_status.html): polls the status API, asks the provider after 15 s.
 // A file, not an inline script: the Content-Security-Policy runs scripts from this site only (docs/security.md).
 (function () {
   const live = document.getElementById("live");

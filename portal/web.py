@@ -1,4 +1,4 @@
-"""The donor portal: server-rendered pages. Views are thin: they read forms and call the services.
+"""The donor portal (portal/): server-rendered pages. Views are thin: they read forms and call the services.
 
 The donate flow uses the same service and rules as the JSON API (payments.services.donations: check, open,
 pay); a provider refusal keeps the donation (marked failed) and shows the form again.
@@ -17,7 +17,6 @@ from django.views.decorators.http import require_GET
 
 from config.net import client_ip
 from config.throttles import RateLimited, rate_limit_headers
-from donor.forms import DonateForm, SignupForm
 from donor.models import Donation
 from donor.phone_numbers import REGION_BY_CURRENCY
 from donor.selectors import (
@@ -41,6 +40,7 @@ from payments.services.donations import (
     payment_methods,
 )
 from payments.services.payments import PaymentStartFailed, method_label
+from portal.forms import DonateForm, SignupForm
 
 PRESET_AMOUNTS: dict[str, list[int]] = {
     "TZS": [5_000, 10_000, 25_000, 50_000],

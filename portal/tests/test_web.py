@@ -12,7 +12,6 @@ from django.urls import reverse
 from donor.models import Donation, Donor
 from donor.notifications import donation_admin_text, donation_receipt_text
 from donor.tests.factories import DonationFactory, DonorFactory
-from donor.web import friendly_reason, payment_methods
 from integrations.telegram import telegram_send
 from patients.models import Patient
 from patients.tests.factories import PatientFactory
@@ -21,6 +20,7 @@ from payments.providers.registry import provider_codes
 from payments.tests.azampay_fakes import MNO_URL, fixture
 from payments.tests.azampay_fakes import POST_CHECKOUT_URL as CARD_URL
 from payments.tests.factories import PaymentFactory
+from portal.web import friendly_reason, payment_methods
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")]
 

@@ -1,7 +1,10 @@
+"""The portal's pages (HTML for browsers, mounted at the site's root): patients, the donate form, a donation's
+status, sign-up and sign-in, my donations. The JSON API is in the apps' urls.py modules."""
+
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from donor import web
+from portal import web
 
 urlpatterns = [
     path("", web.home, name="home"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from donor.tests import test_browser as browser
+from portal.tests import test_browser as browser
 
 # The browser tests' fixtures, shared (a module-level name is how pytest finds a fixture).
 chromium = browser.chromium

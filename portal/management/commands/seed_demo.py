@@ -1,5 +1,6 @@
-"""Idempotent demo data: treatment partners (their payout destinations recorded as approved: demo data, not a
-second person), published patients in TZS, KES, UGX and EUR, a superuser."""
+"""Idempotent demo data for `make run`: treatment partners (their payout destinations recorded as approved:
+demo data, not a second person), published patients in TZS, KES, UGX and EUR, a superuser. It lives in the
+portal, above the domain apps, because it fills all of them (the opening balances go through donor's ledger)."""
 
 import os
 from decimal import Decimal
@@ -7,6 +8,7 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from donor.services import ledger_seed_opening_balance
 from patients.destinations import destination_seed
 from patients.models import Patient, TreatmentPartner
 
@@ -92,8 +94,6 @@ class Command(BaseCommand):
     help = "Load demo patients (idempotent) and create the superuser from DJANGO_SUPERUSER_* if set."
 
     def handle(self, *args, **options) -> None:
-        from donor.services import ledger_seed_opening_balance
-
         partners = []
         for data in PARTNERS:
             # An existing partner is kept as it is: where its payouts go changes only by an approved request.

@@ -1,0 +1,1 @@
+"""The portal's commands: demo data for `make run`."""
