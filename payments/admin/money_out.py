@@ -1,6 +1,7 @@
 """What the payout and refund admins share: maker-checker actions on the money-out lifecycle, evidence that
 is never edited, and the results received for each (held ones included)."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
@@ -10,6 +11,25 @@ from payments.models import CallbackEvent
 from payments.services import money_out as lifecycle
 from payments.services.money_out import MoneyOutRefused
 from payments.services.money_out_results import approve
+
+
+class MoneyOutRequestForm(forms.ModelForm):
+    """The maker's form: the service's rules (`check`) shown as a form error before anything is saved."""
+
+    subject_field: str  # what the money comes from: "patient" (payout) or "donation" (refund)
+
+    def check(self, subject, amount) -> None:
+        raise NotImplementedError
+
+    def clean(self):
+        cleaned = super().clean()
+        subject, amount = cleaned.get(self.subject_field), cleaned.get("amount")
+        if subject is not None and amount is not None:
+            try:
+                self.check(subject, amount)
+            except MoneyOutRefused as refused:
+                raise forms.ValidationError(refused.message) from refused
+        return cleaned
 
 
 class MoneyOutAdmin(admin.ModelAdmin):

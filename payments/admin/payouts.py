@@ -1,29 +1,23 @@
 """Admin for payouts (maker-checker): one staff user requests, a different one approves and sends."""
 
-from django import forms
 from django.contrib import admin
 
 from donor.phone_numbers import mask_msisdn
-from payments.admin.money_out import MoneyOutAdmin
+from payments.admin.money_out import MoneyOutAdmin, MoneyOutRequestForm
 from payments.admin.payout_destination import payout_destination_html
 from payments.models import Payout
-from payments.services.payouts import FLOW, PayoutRefused, payout_check, payout_request
+from payments.services.payouts import FLOW, payout_check, payout_request
 
 
-class PayoutRequestForm(forms.ModelForm):
+class PayoutRequestForm(MoneyOutRequestForm):
     class Meta:
         model = Payout
         fields = ["patient", "amount"]
 
-    def clean(self):
-        cleaned = super().clean()
-        patient, amount = cleaned.get("patient"), cleaned.get("amount")
-        if patient is not None and amount is not None:
-            try:
-                payout_check(patient=patient, amount=amount, requested_by=self.requested_by)
-            except PayoutRefused as refused:
-                raise forms.ValidationError(refused.message) from refused
-        return cleaned
+    subject_field = "patient"
+
+    def check(self, subject, amount) -> None:
+        payout_check(patient=subject, amount=amount, requested_by=self.requested_by)
 
 
 @admin.register(Payout)

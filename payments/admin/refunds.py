@@ -4,29 +4,23 @@ AzamPay has no refund API: its refunds are paid back outside (a mobile-money or 
 checker approves them with that transfer's receipt, which records them as refunded.
 """
 
-from django import forms
 from django.contrib import admin
 
-from payments.admin.money_out import MoneyOutAdmin
+from payments.admin.money_out import MoneyOutAdmin, MoneyOutRequestForm
 from payments.models import Refund
 from payments.services.money_out_results import approve
-from payments.services.refunds import FLOW, RefundRefused, refund_check, refund_request, refund_supported
+from payments.services.refunds import FLOW, refund_check, refund_request, refund_supported
 
 
-class RefundRequestForm(forms.ModelForm):
+class RefundRequestForm(MoneyOutRequestForm):
     class Meta:
         model = Refund
         fields = ["donation", "amount", "reason"]
 
-    def clean(self):
-        cleaned = super().clean()
-        donation, amount = cleaned.get("donation"), cleaned.get("amount")
-        if donation is not None and amount is not None:
-            try:
-                refund_check(donation=donation, amount=amount, requested_by=self.requested_by)
-            except RefundRefused as refused:
-                raise forms.ValidationError(refused.message) from refused
-        return cleaned
+    subject_field = "donation"
+
+    def check(self, subject, amount) -> None:
+        refund_check(donation=subject, amount=amount, requested_by=self.requested_by)
 
 
 @admin.register(Refund)
