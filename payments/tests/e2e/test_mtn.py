@@ -424,6 +424,9 @@ def test_payout_to_an_mtn_treatment_partner_ends_paid(live_server, sandbox, make
     assert funded.status == Patient.Status.IN_TREATMENT
     events = CallbackEvent.objects.filter(provider="mtn", kind="disbursement")
     if callback:
+        # The sandbox records a delivery once our answer reaches it, which can be a moment after the payout is paid.
+        assert wait_until(lambda: sandbox_charge(sandbox, "mtn", transactionId=payout.provider_reference)["deliveries"])
+        charge = sandbox_charge(sandbox, "mtn", transactionId=payout.provider_reference)
         [delivery] = charge["deliveries"]
         assert delivery["url"] == f"{live_server.url}/webhooks/mtn/disbursement/"
         assert json.loads(delivery["response"]) == ACK
