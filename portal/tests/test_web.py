@@ -396,7 +396,7 @@ def test_telegram_send_posts_to_the_bot_api_and_never_raises(settings):
     assert telegram_send("42", "hello") is False
 
 
-def test_donation_receipt_text_follows_seed_004(patient):
+def test_donation_receipt_text_has_the_agreed_lines(patient):
     payment = PaymentFactory(
         donation__patient=patient,
         donation__status="completed",
@@ -440,7 +440,7 @@ def test_telegram_receipt_reaches_the_sandbox_telegram(settings, patient):
         server.shutdown()
 
 
-def test_admin_texts_follow_seed_004_with_the_phone_masked(patient):
+def test_admin_texts_have_the_agreed_lines_with_the_phone_masked(patient):
     paid = PaymentFactory(donation__patient=patient, donation__status="completed", status="succeeded", receipt="R9")
     text = donation_admin_text(paid.donation)
     assert text.startswith("✅ Payment Successful") and "📱 Phone: 2557****678" in text and "R9" in text

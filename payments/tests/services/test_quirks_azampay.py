@@ -115,7 +115,7 @@ def test_card_payment_with_a_reference_over_30_characters_is_still_matched(clien
     assert credited(payment) == Decimal("5000")
 
 
-def test_seed_001_callback_with_our_id_in_externalreference_finds_the_payment(client, payment):
+def test_a_callback_with_our_id_in_externalreference_finds_the_payment(client, payment):
     data = fixture("callback_externalreference_variant.json") | {
         "password": PASSWORD,
         "externalreference": payment.reference,
