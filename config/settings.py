@@ -8,6 +8,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from config.logging import logging_config
 from payments.providers.airtel.config import CONFIG as AIRTEL_CONFIG
 from payments.providers.azampay.config import CONFIG as AZAMPAY_CONFIG
 from payments.providers.config import provider_settings
@@ -287,44 +288,8 @@ LOG_DIR = Path(env("LOG_DIR", default=str(BASE_DIR / "logs")))
 LOG_DIR.mkdir(parents=True, exist_ok=True)
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOG_CONSOLE = env.bool("LOG_CONSOLE", default=DEBUG)
-_LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+LOGGING = logging_config(log_dir=LOG_DIR, level=LOG_LEVEL, console=LOG_CONSOLE)
 
-
-def _rotating(filename: str, level: str = "DEBUG") -> dict:
-    return {
-        "class": "logging.handlers.RotatingFileHandler",
-        "filename": str(LOG_DIR / filename),
-        "maxBytes": 10 * 1024 * 1024,
-        "backupCount": 10,
-        "formatter": "standard",
-        "filters": ["mask_sensitive"],
-        "level": level,
-        "encoding": "utf-8",
-    }
-
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"mask_sensitive": {"()": "config.logging.MaskSensitiveFilter"}},
-    "formatters": {"standard": {"format": _LOG_FORMAT}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "standard", "filters": ["mask_sensitive"]},
-        "payments_file": _rotating("payments.log"),
-        "django_file": _rotating("django.log", "INFO"),
-        "errors_file": _rotating("errors.log", "ERROR"),
-    },
-    # The console copy is for development; under gunicorn in production the files are the record (and a
-    # third handler per line is measurable on the callback path: bench/README.md).
-    "root": {"handlers": [*(["console"] if LOG_CONSOLE else []), "django_file", "errors_file"], "level": LOG_LEVEL},
-    "loggers": {
-        "payments": {"handlers": ["payments_file"], "level": LOG_LEVEL, "propagate": True},
-        "django.db.backends": {"level": "INFO"},
-        # An over-limit body is logged once, as a warning, by config.middleware.payload_too_large; Django's own
-        # line for it is an error with a traceback.
-        "django.security.RequestDataTooBig": {"level": "CRITICAL"},
-    },
-}
 # Per-currency (min, max) for one donation; a currency not listed uses DONATION_MIN_AMOUNT/MAX_AMOUNT.
 DONATION_LIMITS = env.json(
     "DONATION_LIMITS",

@@ -8,8 +8,8 @@ from decimal import Decimal
 from django.db.models import DecimalField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
+from donor.ledger import LedgerDrift
 from donor.models import Allocation, Donation, Donor
-from donor.services import LedgerDrift
 from patients.models import Patient
 
 CENTS = Decimal("0.01")

@@ -12,14 +12,13 @@ from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from donor.models import Allocation, Donation, Donor
 from donor.notifications import registration_notice_queue
 from donor.phone_numbers import InvalidPhoneNumber, normalize_msisdn
 from patients.models import Patient
-from patients.services import patient_add_funds, patient_lock, patient_remove_funds, patient_set_funding_received
+from patients.services import patient_add_funds, patient_lock, patient_remove_funds
 
 logger = logging.getLogger("payments.ledger")
 
@@ -368,55 +367,5 @@ def donation_expire(*, donation_id: int, reason: str = "") -> Donation:
     return _finish_unpaid(donation_id=donation_id, status=Donation.Status.EXPIRED, reason=reason)
 
 
-# --- Ledger verification -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LedgerDrift:
-    patient: Patient
-    cached: Decimal
-    ledger: Decimal
-
-    @property
-    def difference(self) -> Decimal:
-        return self.cached - self.ledger
-
-
-def ledger_repair(*, drift: LedgerDrift) -> Decimal:
-    """Rewrite a patient's cached total from the ledger, recomputed under the patient's lock.
-
-    The drift was measured without a lock; a donation completing meanwhile adds an allocation and the cache
-    together (under the same lock), so the sum must be taken again while we hold it. Returns the new total.
-    """
-    with transaction.atomic():
-        patient = patient_lock(patient_id=drift.patient.pk)
-        ledger = Allocation.objects.filter(patient_id=patient.pk).aggregate(total=Sum("amount"))["total"]
-        ledger = ledger if ledger is not None else Decimal("0")
-        if patient.funding_received == ledger:
-            return ledger  # nothing to repair any more
-        patient_set_funding_received(patient=patient, amount=ledger)
-    logger.warning(
-        "Ledger repaired for %s: %s -> %s %s", patient.code, patient.funding_received, ledger, patient.currency
-    )
-    return ledger
-
-
 def _target_label(patient: Patient | None) -> str:
     return patient.code if patient else "the general fund"
-
-
-def ledger_seed_opening_balance(*, patient: Patient, amount: Decimal) -> Donation:
-    """Demo and migration aid: money raised before this system, recorded as a completed offline donation."""
-    donor = Donor.objects.create(name="Offline donations")
-    with transaction.atomic():
-        donation = Donation.objects.create(
-            reference=f"{settings.DONATION_REFERENCE_PREFIX}-OPEN-{patient.code}",
-            donor=donor,
-            patient=patient,
-            amount=amount,
-            currency=patient.currency,
-            anonymous=True,
-            message="Raised before the portal opened",
-        )
-    donation_complete(donation_id=donation.pk)
-    return donation

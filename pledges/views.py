@@ -8,13 +8,13 @@ from django.views.decorators.http import require_http_methods
 
 from donor.sms import money_for_people
 from pledges.models import Pledge
+from pledges.run import pledge_pay_now
 from pledges.services import (
     ACTIONS,
     PledgeActionRefused,
     cycle_for_pay_token,
     pledge_act,
     pledge_for_token,
-    pledge_pay_now,
 )
 
 

@@ -212,7 +212,7 @@ class LedgerPropertyTests(HypothesisTestCase):
 def test_ledger_repair_recomputes_under_the_lock_not_from_a_stale_reading():
     """verify_ledger measures drift without a lock; a donation completing before the repair takes the lock
     adds an allocation and the cache together. The repair must keep that credit, not the stale figure."""
-    from donor.services import ledger_repair
+    from donor.ledger import ledger_repair
 
     patient = PatientFactory(funding_goal=Decimal("100000"))
     donation_complete(

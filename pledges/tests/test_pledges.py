@@ -23,7 +23,8 @@ from payments.services.donations import DonationRequest
 from payments.tests.azampay_fakes import MNO_URL, TOKEN_URL, fixture
 from payments.tests.helpers import run_together
 from pledges.models import Pledge, PledgeCycle
-from pledges.services import pledge_create, pledges_run
+from pledges.run import pledges_run
+from pledges.services import pledge_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("azampay_settings", "sms")]
 TZ = ZoneInfo("Africa/Dar_es_Salaam")

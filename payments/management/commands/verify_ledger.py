@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from donor.ledger import ledger_repair
 from donor.selectors import general_fund_totals
-from donor.services import ledger_repair
 from payments.services.ledger_check import book_check, book_check_record
 
 

@@ -1,5 +1,5 @@
 """python manage.py pledges_run [--date YYYY-MM-DD] [--time HH:MM]: remind, prompt and close the month of every
-active pledge (pledges/services.py). Holds a database lease so two schedulers never run it at once."""
+active pledge (pledges/run.py). Holds a database lease so two schedulers never run it at once."""
 
 from datetime import date, datetime, time
 
@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from payments.services.scheduler import lease_acquire, lease_holder, lease_release, scheduler_identity
-from pledges.services import pledges_run
+from pledges.run import pledges_run
 
 LEASE = "pledges_run"
 LEASE_SECONDS = 15 * 60

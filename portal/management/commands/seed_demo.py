@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from donor.services import ledger_seed_opening_balance
+from donor.ledger import ledger_seed_opening_balance
 from patients.destinations import destination_seed
 from patients.models import Patient, TreatmentPartner
 
