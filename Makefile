@@ -23,12 +23,16 @@ help:
 	@echo "make lint | make fmt | make reconcile | make bench | make screenshots"
 
 # Debian packages: mysqlclient compiles against the MySQL/MariaDB client headers (every install needs them:
-# requirements.txt is the production set); the browser tests drive Debian's Chromium (make test only).
+# requirements.txt is the production set); WeasyPrint (the PDF receipts, receipts/) loads Pango and HarfBuzz's
+# subsetter at run time and the receipts embed DejaVu so Swahili renders.
+# The browser tests drive Debian's Chromium (make test only).
 BUILD_PACKAGES := default-libmysqlclient-dev pkg-config build-essential
+PDF_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 TEST_PACKAGES := chromium fonts-dejavu-core
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@bash scripts/system-packages.sh "building mysqlclient (make install)" $(BUILD_PACKAGES)
+	@bash scripts/system-packages.sh "rendering PDF receipts with WeasyPrint (make install)" $(PDF_PACKAGES)
 	@if [ -z "$(PYTHON)" ]; then echo "ERROR: Python 3.12 or newer is required (Django 6.1). Install python3.12 (or pyenv install 3.12) and retry." >&2; exit 1; fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "donor",
     "payments",
     "pledges",  # monthly pledges, above donor and payments
+    "receipts",  # numbered PDF receipts and yearly statements: above donor, below payments (receipts/models.py)
     "finance",  # the month close: statements against the ledger (imports payments; nothing imports it)
     "portal",  # the HTML site above the domain apps (portal/apps.py)
 ]
@@ -125,6 +126,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# Donor-facing text in English and Swahili; our own strings' catalogues are in locale/ (manage.py compilemessages).
+LANGUAGES = [("en", "English"), ("sw", "Kiswahili")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("TIME_ZONE", default="Africa/Dar_es_Salaam")
 USE_I18N = True
 USE_TZ = True
@@ -243,6 +247,10 @@ DONATION_REFERENCE_PREFIX = env("DONATION_REFERENCE_PREFIX", default="RHCI")
 OVERFUNDING_POLICY = env("OVERFUNDING_POLICY", default="keep")
 DONATION_MIN_AMOUNT = Decimal(env("DONATION_MIN_AMOUNT", default="1"))
 DONATION_MAX_AMOUNT = Decimal(env("DONATION_MAX_AMOUNT", default="10000000"))
+# Printed on every receipt and yearly statement (receipts/): who received the gift, as registered.
+ORGANISATION_NAME = env("ORGANISATION_NAME", default="Patient Donations (demo)")
+ORGANISATION_REGISTRATION_NUMBER = env("ORGANISATION_REGISTRATION_NUMBER", default="NGO/00000/DEMO")
+ORGANISATION_ADDRESS = env("ORGANISATION_ADDRESS", default="")
 
 # --- Background work (Django's tasks framework) --------------------------------------------------
 _TASK_BACKENDS = {
@@ -278,6 +286,9 @@ FINANCE_BALANCE_RESULT_TIMEOUT_MINUTES = env.int("FINANCE_BALANCE_RESULT_TIMEOUT
 # Apps the watchdog and the dashboard also ask (dotted paths of `f(now=...)`): payments never imports them.
 WATCHDOG_ALERT_SOURCES = ["finance.services.alerts.finance_alerts"]
 DASHBOARD_COUNT_SOURCES = ["finance.services.alerts.finance_counts"]
+# Files the donor's email receipt carries (dotted paths of `f(*, notice) -> [(name, bytes, mimetype)]`): the PDF
+# receipt; donor never imports receipts, which sits above it.
+NOTICE_ATTACHMENT_SOURCES = ["receipts.services.receipt_attachments"]
 
 # --- Email ----------------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

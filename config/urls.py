@@ -18,6 +18,7 @@ api_v1 = [
     path("donors/", include("donor.urls")),
     path("donors/", include("payments.urls")),
     path("donors/", include("pledges.urls")),
+    path("donors/", include("receipts.urls")),
 ]
 
 urlpatterns = [
@@ -31,6 +32,7 @@ urlpatterns = [
     path("", include("payments.webhook_urls")),  # every provider callback URL and health page
     path("", include("donor.sms_urls")),  # the SMS gateway's delivery reports
     path("", include("pledges.web_urls")),  # a pledge's pages by signed link
+    path("", include("receipts.web_urls")),  # a receipt's PDF by signed link
     re_path(r"^health/?$", health, name="health"),
     path("", include("portal.urls")),  # the portal's pages, at the root: the broadest paths, last
 ]

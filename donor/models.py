@@ -19,6 +19,8 @@ class Donor(models.Model):
     email = models.EmailField(blank=True, db_index=True)
     phone = models.CharField(max_length=15, blank=True, db_index=True, help_text="E.164 digits without +")
     telegram_chat_id = models.CharField(max_length=32, blank=True)
+    # The language of their receipts and statements (a code of settings.LANGUAGES: "en", "sw").
+    language = models.CharField(max_length=10, default="en")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.tasks import task
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from donor.models import Donation, Notice
 from donor.phone_numbers import mask_msisdn
@@ -189,7 +190,12 @@ def _deliver(notice: Notice) -> str:
     else:
         subject, template = f"Thank you: your donation {donation.reference} is confirmed", "emails/receipt.txt"
     try:
-        _send_mail(donation, notice, template, subject)
+        attachments = notice_attachments(notice)
+    except Exception as exc:  # a receipt that cannot be rendered now: the email waits for it (retried, then dead)
+        logger.exception("Notice %s: attachment not ready", notice.pk)
+        return f"attachment: {type(exc).__name__}: {exc}"
+    try:
+        _send_mail(donation, notice, template, subject, attachments)
     except OSError as exc:  # SMTP down or refusing: the donation is recorded; the relay tries again
         return f"email: {type(exc).__name__}: {exc}"
     logger.info("%s emailed for donation %s", notice.kind.title(), donation.reference)
@@ -217,7 +223,15 @@ def donation_notify(donation_id: int, rail: str = "", refund: bool = False) -> s
     return "sent" if counts["sent"] and not counts["failed"] else "failed" if counts["failed"] else "skipped"
 
 
-def _send_mail(donation: Donation, notice: Notice, template: str, subject: str) -> None:
+def notice_attachments(notice: Notice) -> list[tuple[str, bytes, str]]:
+    """The files an email carries, from the apps above donor that provide them (settings.NOTICE_ATTACHMENT_SOURCES:
+    the PDF receipt)."""
+    return [item for source in settings.NOTICE_ATTACHMENT_SOURCES for item in import_string(source)(notice=notice)]
+
+
+def _send_mail(
+    donation: Donation, notice: Notice, template: str, subject: str, attachments: list[tuple[str, bytes, str]]
+) -> None:
     payment = donation.payments.filter(status="succeeded").first()
     body = render_to_string(
         template,
@@ -227,12 +241,13 @@ def _send_mail(donation: Donation, notice: Notice, template: str, subject: str) 
             "receipt": payment.receipt if payment else "",
             "rail": notice.rail,
             "status_url": f"{settings.SITE_URL}/donations/{donation.public_token}/",
+            "attached": [name for name, _, _ in attachments],
         },
     )
     # One Message-ID per outbox row: a resend after a relay died mid-send is the same message to mail clients.
     domain = settings.SITE_URL.split("//")[-1].split("/")[0].split(":")[0] or "localhost"
     headers = {"Message-ID": f"<notice-{notice.pk}.{donation.reference}@{domain}>"}
-    EmailMessage(subject=subject, body=body, to=[notice.recipient], headers=headers).send()
+    EmailMessage(subject=subject, body=body, to=[notice.recipient], headers=headers, attachments=attachments).send()
 
 
 def donation_notify_queue(donation_id: int, rail: str = "", *, refund: bool = False) -> None:

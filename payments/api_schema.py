@@ -18,6 +18,7 @@ from donor.phone_numbers import mobile_number_pattern
 from payments.models import Payment
 from payments.selectors import payment_latest_for_donation
 from payments.services.donations import DonationRequest, DonationShape, collection_provider_codes, donation_shapes
+from receipts.services import receipt_signed_url
 
 
 class DonationStatusSerializer(serializers.Serializer):
@@ -33,6 +34,10 @@ class DonationStatusSerializer(serializers.Serializer):
     patient = serializers.SerializerMethodField()
     provider = serializers.SerializerMethodField()
     updated_at = serializers.SerializerMethodField()
+    receipt_pdf_url = serializers.SerializerMethodField(
+        help_text="Once the donation is completed (or refunded): the absolute, signed link of its PDF receipt, which "
+        "works without a login (the first download is the original, later ones are marked as copies). Null before."
+    )
 
     def _payment(self, donation: Donation) -> Payment | None:
         return self.context.get("payment")
@@ -51,6 +56,9 @@ class DonationStatusSerializer(serializers.Serializer):
     def get_provider(self, donation: Donation) -> str | None:
         payment = self._payment(donation)
         return payment.provider if payment else None
+
+    def get_receipt_pdf_url(self, donation: Donation) -> str | None:
+        return receipt_signed_url(donation=donation)
 
     def get_updated_at(self, donation: Donation) -> str:
         payment = self._payment(donation)

@@ -1,10 +1,11 @@
 """The portal's pages (HTML for browsers, mounted at the site's root): patients, the donate form, a donation's
-status, sign-up and sign-in, my donations. The JSON API is in the apps' urls.py modules."""
+status, sign-up and sign-in, my donations with their PDF receipts and yearly statements. The JSON API is in the
+apps' urls.py modules."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from portal import web
+from portal import documents, web
 
 urlpatterns = [
     path("", web.home, name="home"),
@@ -21,4 +22,6 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(next_page="home"), name="logout"),
     path("my/donations/", web.my_donations, name="my-donations-page"),
+    path("my/donations/<str:reference>/receipt.pdf", documents.my_receipt, name="my-receipt-pdf"),
+    path("my/statements/<int:year>.pdf", documents.my_statement, name="my-statement-pdf"),
 ]

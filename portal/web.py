@@ -41,6 +41,7 @@ from payments.services.donations import (
 )
 from payments.services.payments import PaymentStartFailed, method_label
 from portal.forms import DonateForm, SignupForm
+from receipts.statements import statement_years
 
 PRESET_AMOUNTS: dict[str, list[int]] = {
     "TZS": [5_000, 10_000, 25_000, 50_000],
@@ -323,4 +324,5 @@ def my_donations(request: HttpRequest) -> HttpResponse:
                 "reason": friendly_reason(donation.status, donation.status_reason),
             }
         )
-    return render(request, "my_donations.html", {"rows": rows, "donor": donor})
+    years = statement_years(donor=donor)
+    return render(request, "my_donations.html", {"rows": rows, "donor": donor, "statement_years": years})

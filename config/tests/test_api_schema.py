@@ -32,6 +32,7 @@ EXPECTED_ERRORS = {
     ("get", "/api/v1.0/donors/me/donations/"): {"401", "404"},
     ("post", "/api/v1.0/donors/logout/"): {"401"},
     ("post", "/api/v1.0/donors/pledges/"): {"400", "401", "413", "415", "503"},
+    ("get", "/api/v1.0/donors/statements/{year}.pdf"): {"401", "404"},
 }
 
 

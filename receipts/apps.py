@@ -1,0 +1,11 @@
+"""The receipts app: numbered PDF receipts per completed donation and yearly statements per donor.
+
+It sits above donor (it reads donations and the ledger) and below payments and the portal, which show its links;
+donor's email relay gets the PDF through settings.NOTICE_ATTACHMENT_SOURCES, never by importing it.
+"""
+
+from django.apps import AppConfig
+
+
+class ReceiptsConfig(AppConfig):
+    name = "receipts"
