@@ -19,7 +19,7 @@ from config.errors import error_body
 from config.schema import NO_TOKEN
 from config.schema import error_response as documented_error
 from donor.services import donor_for_user
-from receipts.services import receipt_donation_for_link, receipt_filename, receipt_pdf_for
+from receipts.services import ReceiptRefused, receipt_donation_for_link, receipt_filename, receipt_pdf_for
 from receipts.statements import statement_pdf
 
 FIRST_YEAR = 2000
@@ -74,5 +74,8 @@ def receipt_signed_pdf(request: HttpRequest, signed: str) -> HttpResponse:
     donation = receipt_donation_for_link(signed=signed)
     if donation is None:
         raise Http404("No such receipt")
-    receipt, pdf = receipt_pdf_for(donation_id=donation.pk)
+    try:
+        receipt, pdf = receipt_pdf_for(donation_id=donation.pk)
+    except ReceiptRefused:
+        raise Http404("No receipt for this donation") from None
     return pdf_response(pdf, receipt_filename(receipt))

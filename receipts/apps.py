@@ -9,3 +9,6 @@ from django.apps import AppConfig
 
 class ReceiptsConfig(AppConfig):
     name = "receipts"
+
+    def ready(self) -> None:
+        from receipts import checks  # noqa: F401 (registers the deploy check)

@@ -156,7 +156,11 @@ def receipt_attachments(*, notice: Notice) -> list[tuple[str, bytes, str]]:
     donation = Donation.objects.get(pk=notice.donation_id)
     if donation.status not in RECEIPTED:
         return []
-    receipt, pdf = receipt_pdf_for(donation_id=donation.pk)
+    try:
+        receipt, pdf = receipt_pdf_for(donation_id=donation.pk)
+    except ReceiptRefused as refused:  # nothing on the ledger to receipt: the email goes without a PDF
+        logger.warning("Notice %s: no PDF receipt attached: %s", notice.pk, refused)
+        return []
     return [(receipt_filename(receipt), pdf, "application/pdf")]
 
 

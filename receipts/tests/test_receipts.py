@@ -182,3 +182,27 @@ def test_a_refunded_donation_stays_refunded_for_the_receipt_link():
     donation.refresh_from_db()
     assert donation.status == Donation.Status.REFUNDED
     assert receipt_issue(donation_id=donation.pk).void
+
+
+def test_a_completed_donation_with_nothing_on_the_ledger_gets_its_email_without_a_pdf_and_a_404_link(settings):
+    settings.TELEGRAM_BOT_TOKEN = ""
+    from donor.tests.factories import DonationFactory
+
+    donation = DonationFactory(status=Donation.Status.COMPLETED)  # no credit: nothing to receipt
+    notices_record(donation_id=donation.pk)
+    mail.outbox.clear()
+
+    assert notices_send(donation_id=donation.pk)["sent"] == 1
+    assert mail.outbox[0].attachments == [] and not Receipt.objects.exists()
+    from receipts.services import receipt_signed_url
+
+    link = receipt_signed_url(donation=donation)
+    assert Client().get(link.removeprefix("https://donate.example.org")).status_code == 404
+
+
+def test_the_deploy_check_warns_about_the_demo_organisation(settings):
+    from receipts.checks import organisation_check
+
+    assert organisation_check(None) == []
+    settings.ORGANISATION_REGISTRATION_NUMBER = "NGO/00000/DEMO"
+    assert [w.id for w in organisation_check(None)] == ["receipts.W001"]
