@@ -13,7 +13,7 @@ from donor.phone_numbers import mask_msisdn
 
 @admin.register(Donor)
 class DonorAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "email", "masked_phone", "user", "created_at"]
+    list_display = ["id", "name", "email", "masked_phone", "user", "language", "created_at"]
     search_fields = ["name", "email", "phone", "user__username"]
 
     @admin.display(description="Phone")

@@ -6,9 +6,17 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.utils import translation
 
 from donor.phone_numbers import mask_msisdn
 from patients.models import MONEY, Patient
+
+
+def active_language() -> str:
+    """A new donor's language: the one the request that creates them is answered in (LocaleMiddleware's choice),
+    if the site has it (settings.LANGUAGES), else English. Their receipts and statements are written in it."""
+    code = (translation.get_language() or settings.LANGUAGE_CODE).split("-")[0]
+    return code if code in dict(settings.LANGUAGES) else "en"
 
 
 class Donor(models.Model):
@@ -20,7 +28,7 @@ class Donor(models.Model):
     phone = models.CharField(max_length=15, blank=True, db_index=True, help_text="E.164 digits without +")
     telegram_chat_id = models.CharField(max_length=32, blank=True)
     # The language of their receipts and statements (a code of settings.LANGUAGES: "en", "sw").
-    language = models.CharField(max_length=10, default="en")
+    language = models.CharField(max_length=10, default=active_language, choices=settings.LANGUAGES)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

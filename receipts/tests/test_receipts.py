@@ -206,3 +206,27 @@ def test_the_deploy_check_warns_about_the_demo_organisation(settings):
     assert organisation_check(None) == []
     settings.ORGANISATION_REGISTRATION_NUMBER = "NGO/00000/DEMO"
     assert [w.id for w in organisation_check(None)] == ["receipts.W001"]
+
+
+def test_a_donor_created_in_a_swahili_request_gets_swahili_receipts():
+    from django.utils import translation
+
+    from donor.services import donor_for_guest
+
+    with translation.override("sw"):
+        swahili = donor_for_guest(name="Baraka")
+    with translation.override("fr"):  # a language the site does not have
+        other = donor_for_guest(name="Claire")
+    assert (swahili.language, other.language, donor_for_guest(name="Juma").language) == ("sw", "en", "en")
+
+
+def test_staff_see_receipts_in_the_admin_and_cannot_edit_them(client, django_user_model):
+    from config.tests.helpers import login_with_second_factor
+
+    login_with_second_factor(client, django_user_model.objects.create_superuser("ops", "ops@example.org", "pw-12345"))
+    admin_client = client
+    receipt = receipt_issue(donation_id=completed_donation().pk)
+    page = admin_client.get("/admin/receipts/receipt/")
+    assert page.status_code == 200 and receipt.number in page.content.decode()
+    assert admin_client.get(f"/admin/receipts/receipt/{receipt.pk}/change/").status_code == 200
+    assert admin_client.post(f"/admin/receipts/receipt/{receipt.pk}/delete/").status_code == 403
