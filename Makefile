@@ -100,9 +100,10 @@ test-mysql: install
 reconcile: install
 	$(PY) manage.py reconcile_payments
 
-# Phone-sized PNGs of the main pages into docs/screenshots/ (Debian's chromium, no browser download).
+# Phone-sized PNGs of the main pages into docs/screenshots/ (Debian's chromium, no browser download), and two
+# receipt PDFs rasterised by pdftoppm (poppler-utils).
 screenshots: install
-	DJANGO_SETTINGS_MODULE=config.settings_test $(PY) -m pytest portal/tests/screenshots.py -q
+	DJANGO_SETTINGS_MODULE=config.settings_test $(PY) -m pytest portal/tests/screenshots.py receipts/tests/screenshots.py -q
 
 bench: install
 	bash bench/run.sh

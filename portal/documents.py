@@ -10,8 +10,8 @@ from django.views.decorators.http import require_GET
 
 from donor.models import Donation
 from donor.services import donor_for_user
-from receipts.apis import pdf_response, statement_year_ok
-from receipts.services import RECEIPTED, ReceiptRefused, receipt_filename, receipt_pdf_for
+from receipts.apis import pdf_response, receipt_download, statement_year_ok
+from receipts.services import RECEIPTED
 from receipts.statements import statement_pdf
 
 
@@ -22,11 +22,7 @@ def my_receipt(request: HttpRequest, reference: str) -> HttpResponse:
     donation = Donation.objects.filter(public_token=reference, donor=donor, status__in=RECEIPTED).first()
     if donation is None:
         raise Http404("No receipt for this donation")
-    try:
-        receipt, pdf = receipt_pdf_for(donation_id=donation.pk)
-    except ReceiptRefused:
-        raise Http404("No receipt for this donation") from None
-    return pdf_response(pdf, receipt_filename(receipt))
+    return receipt_download(donation_id=donation.pk)
 
 
 @require_GET

@@ -74,8 +74,13 @@ def receipt_signed_pdf(request: HttpRequest, signed: str) -> HttpResponse:
     donation = receipt_donation_for_link(signed=signed)
     if donation is None:
         raise Http404("No such receipt")
+    return receipt_download(donation_id=donation.pk)
+
+
+def receipt_download(*, donation_id: int) -> HttpResponse:
+    """The receipt's PDF answer (the portal's too); a donation with nothing on the ledger to receipt is a 404."""
     try:
-        receipt, pdf = receipt_pdf_for(donation_id=donation.pk)
+        receipt, pdf = receipt_pdf_for(donation_id=donation_id)
     except ReceiptRefused:
         raise Http404("No receipt for this donation") from None
     return pdf_response(pdf, receipt_filename(receipt))
