@@ -126,9 +126,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-# Donor-facing text in English and Swahili; our own strings' catalogues are in locale/ (manage.py compilemessages).
-LANGUAGES = [("en", "English"), ("sw", "Kiswahili")]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+LOCALE_PATHS = [BASE_DIR / "locale"]  # our catalogues, Swahili first (manage.py compilemessages)
 TIME_ZONE = env("TIME_ZONE", default="Africa/Dar_es_Salaam")
 USE_I18N = True
 USE_TZ = True
@@ -247,10 +245,8 @@ DONATION_REFERENCE_PREFIX = env("DONATION_REFERENCE_PREFIX", default="RHCI")
 OVERFUNDING_POLICY = env("OVERFUNDING_POLICY", default="keep")
 DONATION_MIN_AMOUNT = Decimal(env("DONATION_MIN_AMOUNT", default="1"))
 DONATION_MAX_AMOUNT = Decimal(env("DONATION_MAX_AMOUNT", default="10000000"))
-# Printed on every receipt and yearly statement (receipts/): who received the gift, as registered.
-ORGANISATION_NAME = env("ORGANISATION_NAME", default="Patient Donations (demo)")
+ORGANISATION_NAME = env("ORGANISATION_NAME", default="Patient Donations (demo)")  # on receipts and statements
 ORGANISATION_REGISTRATION_NUMBER = env("ORGANISATION_REGISTRATION_NUMBER", default="NGO/00000/DEMO")
-ORGANISATION_ADDRESS = env("ORGANISATION_ADDRESS", default="")
 
 # --- Background work (Django's tasks framework) --------------------------------------------------
 _TASK_BACKENDS = {
@@ -286,9 +282,6 @@ FINANCE_BALANCE_RESULT_TIMEOUT_MINUTES = env.int("FINANCE_BALANCE_RESULT_TIMEOUT
 # Apps the watchdog and the dashboard also ask (dotted paths of `f(now=...)`): payments never imports them.
 WATCHDOG_ALERT_SOURCES = ["finance.services.alerts.finance_alerts"]
 DASHBOARD_COUNT_SOURCES = ["finance.services.alerts.finance_counts"]
-# Files the donor's email receipt carries (dotted paths of `f(*, notice) -> [(name, bytes, mimetype)]`): the PDF
-# receipt; donor never imports receipts, which sits above it.
-NOTICE_ATTACHMENT_SOURCES = ["receipts.services.receipt_attachments"]
 
 # --- Email ----------------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

@@ -9,6 +9,7 @@ and never loses it.
 """
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -17,7 +18,6 @@ from django.db import transaction
 from django.tasks import task
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from donor.models import Donation, Notice
 from donor.phone_numbers import mask_msisdn
@@ -223,15 +223,18 @@ def donation_notify(donation_id: int, rail: str = "", refund: bool = False) -> s
     return "sent" if counts["sent"] and not counts["failed"] else "failed" if counts["failed"] else "skipped"
 
 
-def notice_attachments(notice: Notice) -> list[tuple[str, bytes, str]]:
-    """The files an email carries, from the apps above donor that provide them (settings.NOTICE_ATTACHMENT_SOURCES:
-    the PDF receipt)."""
-    return [item for source in settings.NOTICE_ATTACHMENT_SOURCES for item in import_string(source)(notice=notice)]
+Attachment = tuple[str, bytes, str]  # (file name, content, MIME type)
+# What an email carries, from the apps above donor (which donor never imports): each adds its `f(*, notice)` in its
+# AppConfig.ready() — receipts adds the PDF receipt (receipts/apps.py).
+ATTACHMENT_SOURCES: list[Callable[..., list[Attachment]]] = []
 
 
-def _send_mail(
-    donation: Donation, notice: Notice, template: str, subject: str, attachments: list[tuple[str, bytes, str]]
-) -> None:
+def notice_attachments(notice: Notice) -> list[Attachment]:
+    """The files this notice's email carries."""
+    return [item for source in ATTACHMENT_SOURCES for item in source(notice=notice)]
+
+
+def _send_mail(donation: Donation, notice: Notice, template: str, subject: str, attachments: list[Attachment]) -> None:
     payment = donation.payments.filter(status="succeeded").first()
     body = render_to_string(
         template,

@@ -51,7 +51,6 @@ def _organisation() -> dict[str, str]:
     return {
         "name": settings.ORGANISATION_NAME,
         "registration_number": settings.ORGANISATION_REGISTRATION_NUMBER,
-        "address": settings.ORGANISATION_ADDRESS,
     }
 
 

@@ -150,7 +150,7 @@ def receipt_pdf_for(*, donation_id: int) -> tuple[Receipt, bytes]:
 
 
 def receipt_attachments(*, notice: Notice) -> list[tuple[str, bytes, str]]:
-    """The PDF the donor's email receipt (or refund notice) carries: settings.NOTICE_ATTACHMENT_SOURCES."""
+    """The PDF the donor's email receipt (or refund notice) carries (added to donor's ATTACHMENT_SOURCES)."""
     if notice.channel != Notice.Channel.EMAIL or notice.kind not in ("receipt", "refund"):
         return []
     donation = Donation.objects.get(pk=notice.donation_id)
