@@ -156,12 +156,17 @@ def receipt_attachments(*, notice: Notice) -> list[tuple[str, bytes, str]]:
     donation = Donation.objects.get(pk=notice.donation_id)
     if donation.status not in RECEIPTED:
         return []
+    from receipts.documents import receipt_pdf
+
     try:
-        receipt, pdf = receipt_pdf_for(donation_id=donation.pk)
+        receipt = receipt_issue(donation_id=donation.pk)
     except ReceiptRefused as refused:  # nothing on the ledger to receipt: the email goes without a PDF
         logger.warning("Notice %s: no PDF receipt attached: %s", notice.pk, refused)
         return []
-    return [(receipt_filename(receipt), pdf, "application/pdf")]
+    # The email is the original's delivery, a resend after a failed try included (the same message, one Message-ID):
+    # never marked as a copy.
+    receipt_deliver(receipt=receipt)
+    return [(receipt_filename(receipt), receipt_pdf(receipt=receipt), "application/pdf")]
 
 
 def receipt_filename(receipt: Receipt) -> str:

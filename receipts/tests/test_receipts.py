@@ -230,3 +230,27 @@ def test_staff_see_receipts_in_the_admin_and_cannot_edit_them(client, django_use
     assert page.status_code == 200 and receipt.number in page.content.decode()
     assert admin_client.get(f"/admin/receipts/receipt/{receipt.pk}/change/").status_code == 200
     assert admin_client.post(f"/admin/receipts/receipt/{receipt.pk}/delete/").status_code == 403
+
+
+def test_the_refund_notice_carries_the_reissued_receipt_and_a_resent_email_is_never_a_copy(settings):
+    settings.TELEGRAM_BOT_TOKEN = ""
+    donation = completed_donation(amount=Decimal("5000"))
+    notices_record(donation_id=donation.pk)
+    notices_send(donation_id=donation.pk)
+    with transaction.atomic():
+        donation_refund(donation_id=donation.pk, amount=Decimal("1500"))
+        notices_record(donation_id=donation.pk, refund=True)
+    mail.outbox.clear()
+
+    assert notices_send(donation_id=donation.pk)["sent"] == 1
+
+    ((name, content, _),) = mail.outbox[0].attachments
+    number = Receipt.objects.get(donation=donation, version=1).number
+    assert name == f"{number}-v2.pdf"
+    text = pdf_text(content)
+    assert "Version 2" in text and "TSh 3,500" in text and "DUPLICATE" not in text
+    from receipts.services import receipt_attachments
+
+    notice = donation.notices.get(kind="refund")
+    ((_, again, _),) = receipt_attachments(notice=notice)  # the relay's retry after a failed send
+    assert "DUPLICATE" not in pdf_text(again)
