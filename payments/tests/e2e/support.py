@@ -72,7 +72,9 @@ def sandbox_charge(sandbox, provider: str, **match: str) -> dict:
 
 
 def wait_for_deliveries(sandbox, provider: str, count: int, *, seconds: float = 15, **match: str) -> list[dict]:
-    """The charge's callback deliveries once there are `count` of them (or the time is up). The sandbox records
-    a delivery when the site has answered it."""
+    """The charge's callback deliveries once there are `count` of them (or the time is up), in the order the
+    sandbox sent them (`at`). It records a delivery when the site has answered it, so a callback whose handling
+    takes longer (one that credits the donation and sends the email receipt with its PDF) is recorded after a later
+    one that was answered at once."""
     wait_until(lambda: len(sandbox_charge(sandbox, provider, **match)["deliveries"]) >= count, seconds=seconds)
-    return sandbox_charge(sandbox, provider, **match)["deliveries"]
+    return sorted(sandbox_charge(sandbox, provider, **match)["deliveries"], key=lambda delivery: delivery["at"])
