@@ -151,3 +151,61 @@ def _user(name):
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.create_user(name, password="x")
+
+
+# --- payouts and refunds: maker-checker and resolving by hand in the admin (the rules: payments/services) -------
+
+
+@pytest.fixture
+def funded_patient():
+    from patients.models import Patient
+    from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
+
+    partner = TreatmentPartnerFactory(payout_provider="mpesa", payout_msisdn="254708374149", country="KE")
+    return PatientFactory(currency="KES", funding_goal=Decimal("50000"), funding_received=Decimal("50000"),
+                          status=Patient.Status.FULLY_FUNDED, treatment_partner=partner)  # fmt: skip
+
+
+@pytest.fixture
+def admin_users(django_user_model):
+    """Two superusers: all permissions, and still not allowed to approve their own request."""
+    users = django_user_model.objects
+    return (
+        users.create_superuser("maker-admin", password="x", email="m@example.org"),
+        users.create_superuser("checker-admin", password="x", email="c@example.org"),
+    )
+
+
+@pytest.mark.usefixtures("mpesa_settings")
+def test_a_payout_requested_in_the_admin_is_sent_only_on_another_users_approval(
+    client, daraja, funded_patient, admin_users
+):
+    from payments.models import Payout
+    from payments.tests.mpesa_fakes import B2C_URL
+
+    daraja.post(B2C_URL, json={"ConversationID": "AG_20240706_20106e9209f64bebd05b", "ResponseCode": "0"})
+    maker, checker = admin_users
+    login_with_second_factor(client, maker)  # superusers can approve: the admin wants their second factor
+    response = client.post("/admin/payments/payout/add/", {"patient": funded_patient.pk, "amount": "20000"})
+    assert response.status_code == 302, response.content[:2000]
+    payout = Payout.objects.get()
+    assert payout.requested_by == maker and payout.status == Payout.Status.REQUESTED
+    action = {"action": "approve_and_send", "_selected_action": [payout.pk]}
+    response = client.post("/admin/payments/payout/", action, follow=True)
+    assert "someone other than its requester" in response.content.decode()
+    assert Payout.objects.get().status == Payout.Status.REQUESTED
+    login_with_second_factor(client, checker)
+    client.post("/admin/payments/payout/", action, follow=True)
+    payout.refresh_from_db()
+    assert payout.status == Payout.Status.SENT and payout.approved_by == checker
+    assert len([c for c in daraja.calls if c.request.url == B2C_URL]) == 1
+
+
+@pytest.mark.usefixtures("mpesa_settings")
+def test_the_admin_refuses_an_over_limit_payout_request(client, funded_patient, admin_users):
+    from payments.models import Payout
+
+    login_with_second_factor(client, admin_users[0])
+    response = client.post("/admin/payments/payout/add/", {"patient": funded_patient.pk, "amount": "50001"})
+    assert response.status_code == 200 and "not yet paid out" in response.content.decode()
+    assert Payout.objects.count() == 0
