@@ -209,3 +209,77 @@ def test_the_admin_refuses_an_over_limit_payout_request(client, funded_patient, 
     response = client.post("/admin/payments/payout/add/", {"patient": funded_patient.pk, "amount": "50001"})
     assert response.status_code == 200 and "not yet paid out" in response.content.decode()
     assert Payout.objects.count() == 0
+
+
+@pytest.fixture
+def finance_client(client):
+    from payments.tests.factories import staff_user
+
+    person = staff_user("finance", "payments.view_refund", "payments.view_payout", "payments.view_callbackevent",
+                        "payments.resolve_refund", "payments.resolve_payout")  # fmt: skip
+    login_with_second_factor(client, person)
+    client.person = person
+    return client
+
+
+@pytest.fixture
+def money_out_staff():
+    from payments.tests.factories import staff_user
+
+    checker = ("approve_refund", "resolve_refund", "approve_payout", "resolve_payout")
+    return (staff_user("maker", "payments.add_refund", "payments.add_payout"),
+            staff_user("checker", *(f"payments.{p}" for p in checker)))  # fmt: skip
+
+
+@pytest.mark.usefixtures("mpesa_settings")
+def test_a_person_applies_a_held_refund_result_once_in_the_admin(finance_client, daraja, money_out_staff, settings):
+    from payments.models import Refund
+    from payments.services.refunds import refund_approve, refund_request
+    from payments.tests.helpers import post
+    from payments.tests.mpesa_fakes import API, B2C_TOKEN
+    from payments.tests.services.pipeline import MpesaReversal, paid_donation, reversals
+
+    settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS = False
+    maker, checker = money_out_staff
+    donation = paid_donation()
+    daraja.post(f"{API}/mpesa/reversal/v1/request", json={"ConversationID": "AG_20261201_00004e2a5b1c7d9f0aaa",
+                                                           "ResponseCode": "0"})  # fmt: skip
+    refund = refund_request(donation=donation, amount=donation.amount, reason="", requested_by=maker)
+    refund = refund_approve(refund_id=refund.pk, approved_by=checker)
+    post(f"/webhooks/mpesa/reversal/result/{B2C_TOKEN}/", MpesaReversal.fixture("reversal_result_success.json"))
+    event = CallbackEvent.objects.get()
+    page = finance_client.get(f"/admin/payments/refund/{refund.pk}/change/").content.decode()
+    assert f"#{event.pk} reversal_result: Review" in page  # the held result is shown on the refund
+
+    action = {"action": "apply_held_money_out", "_selected_action": [event.pk]}
+    answer = finance_client.post("/admin/payments/callbackevent/", action, follow=True).content.decode()
+    assert refund.reference in answer
+    refund.refresh_from_db()
+    assert refund.status == Refund.Status.REFUNDED and reversals(refund) == [Decimal("-1000")]
+    again = finance_client.post("/admin/payments/callbackevent/", action, follow=True).content.decode()
+    assert "not held" in again and reversals(refund) == [Decimal("-1000")]  # applied once
+
+
+@pytest.mark.usefixtures("mpesa_settings")
+def test_an_ambiguous_payout_is_resolved_as_done_with_its_receipt_in_the_admin(
+    finance_client, daraja, funded_patient, money_out_staff
+):
+    import requests
+
+    from payments.models import AuditEntry, Payout
+    from payments.services.payouts import payout_approve, payout_request
+    from payments.services.watchdog import watchdog_alerts
+    from payments.tests.mpesa_fakes import B2C_URL
+
+    maker, checker = money_out_staff
+    daraja.post(B2C_URL, body=requests.ReadTimeout("slow"))
+    payout = payout_request(patient=funded_patient, amount=Decimal("5000"), requested_by=maker)
+    payout = payout_approve(payout_id=payout.pk, approved_by=checker)
+    action = {"action": "resolve_as_done", "_selected_action": [payout.pk]}
+    form = finance_client.post("/admin/payments/payout/", action).content.decode()
+    assert "receipt" in form.lower()  # first the question
+    finance_client.post("/admin/payments/payout/", {**action, "apply": "1", "receipt": "SG632NMUAB"}, follow=True)
+    payout.refresh_from_db()
+    assert (payout.status, payout.receipt, payout.needs_review) == (Payout.Status.PAID, "SG632NMUAB", False)
+    assert AuditEntry.objects.filter(action="payout.resolve", actor=finance_client.person).exists()
+    assert not [alert for alert in watchdog_alerts() if "payout" in alert]

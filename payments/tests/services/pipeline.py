@@ -158,7 +158,22 @@ class Driver(Rail):
         name, changes = self.paid
         self.answer(name, **changes)
 
+    currency: ClassVar[str]
+    goal: ClassVar[Decimal] = Decimal("1000000")
+
     def payment(self) -> Payment:
+        """A payment awaiting its callback, as the provider's own fields (`payment_fields`) describe it."""
+        return PaymentFactory(
+            provider=self.code,
+            channel="",
+            donation__amount=self.amount,
+            donation__currency=self.currency,
+            donation__patient__currency=self.currency,
+            donation__patient__funding_goal=self.goal,
+            **self.payment_fields(),
+        )
+
+    def payment_fields(self) -> dict[str, Any]:
         raise NotImplementedError
 
     def success_body(self, payment: Payment) -> Body:
@@ -286,6 +301,8 @@ class Mpesa(Driver):
     status_url = mpesa.QUERY_URL
     status_method = "POST"
     amount = Decimal("1.00")
+    currency = "KES"
+    goal = Decimal("100000")
     receipt = "NLJ7RT61SV"
     receipt_needs_secret_url = True  # Daraja's query carries no receipt
     checkout_id = "ws_CO_191220191020363925"
@@ -344,17 +361,8 @@ class Mpesa(Driver):
             changes.setdefault("CheckoutRequestID", self.checkout_id)  # about our payment, not the sample's
         super().answer(name, status=status, **changes)
 
-    def payment(self) -> Payment:
-        return PaymentFactory(
-            provider="mpesa",
-            channel="",
-            msisdn="254708374149",
-            provider_reference=self.checkout_id,
-            donation__amount=self.amount,
-            donation__currency="KES",
-            donation__patient__currency="KES",
-            donation__patient__funding_goal=Decimal("100000"),
-        )
+    def payment_fields(self):
+        return {"msisdn": "254708374149", "provider_reference": self.checkout_id}
 
     def stk(self, name: str, checkout_id: str | None = None) -> dict:
         body = self.fixture(name)
@@ -385,7 +393,8 @@ class Mtn(Driver):
     ack = {"status": "accepted", "message": "Callback received"}
     methods = ("put", "post")
     status_url = f"{mtn.RTP_URL}/{mtn.X_REFERENCE_ID}"
-    amount = Decimal("50000")  # the fixtures' amount (EUR, MTN's sandbox currency)
+    amount = Decimal("50000")  # the fixtures' amount
+    currency = "EUR"  # MTN's sandbox currency
     receipt = "1574559373"
     aliases = ("/webhooks/mtn/collection/", "/webhooks/mtn/collection")  # the body's references name the payment
     paid = ("status_successful.json", {})
@@ -414,19 +423,13 @@ class Mtn(Driver):
         mock.post(mtn.COLLECTION_TOKEN_URL, json=mtn.fixture("token_success.json"))
         mock.post(mtn.DISBURSEMENT_TOKEN_URL, json=mtn.fixture("token_success.json"))
 
-    def payment(self) -> Payment:
-        return PaymentFactory(
-            reference=mtn.REFERENCE,
-            provider="mtn",
-            channel="",
-            msisdn="46733123454",
-            provider_reference=mtn.X_REFERENCE_ID,  # our X-Reference-Id, stored before the request to pay
-            donation__reference=mtn.REFERENCE,
-            donation__amount=self.amount,
-            donation__currency="EUR",
-            donation__patient__currency="EUR",
-            donation__patient__funding_goal=Decimal("1000000"),
-        )
+    def payment_fields(self):
+        return {
+            "reference": mtn.REFERENCE,
+            "donation__reference": mtn.REFERENCE,
+            "msisdn": "46733123454",
+            "provider_reference": mtn.X_REFERENCE_ID,  # our X-Reference-Id, stored before the request to pay
+        }
 
     def success_body(self, payment):
         return self.fixture("callback_collection_with_reference_id.json") | {"referenceId": mtn.X_REFERENCE_ID}
@@ -473,6 +476,7 @@ class Airtel(Driver):
     status_url = airtel.ENQUIRY_URL
     secret_in_body = True
     amount = Decimal("5000")
+    currency = "UGX"
     receipt = "C3648.00993.538XX.XX67"  # the enquiry's airtel_money_id: Airtel's word, not the callback's
     paid = ("enquiry_success.json", {})
     unsure = [
@@ -505,20 +509,14 @@ class Airtel(Driver):
     def tokens(cls, mock) -> None:
         mock.post(airtel.TOKEN_URL, json=airtel.fixture("token_success.json"))
 
-    def payment(self) -> Payment:
-        return PaymentFactory(
-            reference=airtel.REFERENCE,
-            external_id=airtel.AIRTEL_ID,  # our reference in Airtel's alphabet: the push's transaction.id
-            provider="airtel",
-            channel="",
-            msisdn="256712345678",
-            provider_reference=None,  # Airtel's airtel_money_id is learnt from the enquiry
-            donation__reference=airtel.REFERENCE,
-            donation__amount=self.amount,
-            donation__currency="UGX",
-            donation__patient__currency="UGX",
-            donation__patient__funding_goal=Decimal("1000000"),
-        )
+    def payment_fields(self):
+        return {
+            "reference": airtel.REFERENCE,
+            "donation__reference": airtel.REFERENCE,
+            "external_id": airtel.AIRTEL_ID,  # our reference in Airtel's alphabet: the push's transaction.id
+            "msisdn": "256712345678",
+            "provider_reference": None,  # Airtel's airtel_money_id is learnt from the enquiry
+        }
 
     @staticmethod
     def signed(name: str = "callback_success.json", *, secret: str | None = airtel.SECRET, **changes) -> dict:
@@ -633,24 +631,33 @@ def sent_payout(*, provider: str, reference: str, msisdn: str, amount: Decimal, 
     )
 
 
-def sent_refund(*, provider: str, paid: Decimal, amount: Decimal, currency: str, payment_fields: dict, **fields):
-    patient = PatientFactory(currency=currency, funding_goal=Decimal("1000000"))
-    donor = donor_for_guest(name="Nakato", phone="46733123454")
-    donation = donation_create(patient=patient, amount=paid, currency=currency, donor=donor)
-    payment = Payment.objects.create(
+def paid_donation(*, patient: Patient | None = None, provider: str = "mpesa", currency: str = "KES",
+                  amount: str = "1000", email: str = "", **payment_fields: Any) -> Donation:  # fmt: skip
+    """A completed donation, its payment through `provider` succeeded and credited to the patient."""
+    patient = patient or PatientFactory(currency=currency, funding_goal=Decimal("1000000"))
+    donor = donor_for_guest(name="Amina", email=email)
+    donation = donation_create(patient=patient, amount=Decimal(amount), currency=patient.currency, donor=donor)
+    Payment.objects.create(
         donation=donation,
         reference=donation.reference,
         provider=provider,
-        msisdn="46733123454",
-        amount=paid,
-        currency=currency,
+        channel="Mpesa" if provider == "azampay" else "",
+        amount=donation.amount,
+        currency=donation.currency,
         status=Payment.Status.SUCCEEDED,
-        **payment_fields,
-    )
+        **{"msisdn": "254708374149", "provider_reference": f"ws_CO_{donation.pk}", "receipt": "TL4RCPT001",
+           **payment_fields},
+    )  # fmt: skip
     donation_complete(donation_id=donation.pk)
+    return Donation.objects.get(pk=donation.pk)
+
+
+def sent_refund(*, provider: str, paid: Decimal, amount: Decimal, currency: str, payment_fields: dict, **fields):
+    donation = paid_donation(provider=provider, currency=currency, amount=str(paid), msisdn="46733123454",
+                             **payment_fields)  # fmt: skip
     return Refund.objects.create(
         donation=donation,
-        payment=payment,
+        payment=donation.payments.get(),
         provider=provider,
         amount=amount,
         currency=currency,
@@ -675,6 +682,7 @@ class MoneyOut(Rail):
     kind: ClassVar[str]  # "payout" or "refund"
     result_path: ClassVar[str]
     receipt: ClassVar[str]
+    another_amount: ClassVar[str] = ""  # the amount `other_amount` claims, where a rail has one
     paid: ClassVar[tuple[str, dict]] = ("", {})
     unsure: ClassVar[list[str]] = []  # status answers that confirm nothing
     malformed: ClassVar[dict[str, bytes]] = {}
@@ -730,8 +738,15 @@ class MpesaB2C(MoneyOut):
     status_method = "POST"
     result_path = f"/webhooks/mpesa/b2c/result/{mpesa.B2C_TOKEN}/"
     receipt = "SG632NMUAB"
+    another_amount = "11"
     conversation_id = "AG_20240706_20106e9209f64bebd05b"
-    malformed = {"not-json": b"not json", "no-result": b"{}", "result-not-object": b'{"Result": "x"}'}
+    malformed = {
+        "not-json": b"not json",
+        "no-result": b"{}",
+        "result-not-object": b'{"Result": "x"}',
+        "no-ids": b'{"Result": {"ResultCode": 0}}',
+        "no-result-code": b'{"Result": {"ConversationID": "x"}}',
+    }
     configure = Mpesa.configure
     tokens = Mpesa.tokens
 
@@ -751,7 +766,7 @@ class MpesaB2C(MoneyOut):
         return "/webhooks/mpesa/b2c/result/not-our-secret/"
 
     def other_amount(self, subject):
-        return self.success_body(subject, amount=Decimal("11"))
+        return self.success_body(subject, amount=Decimal(self.another_amount))
 
 
 class MpesaReversal(MoneyOut):
@@ -764,7 +779,7 @@ class MpesaReversal(MoneyOut):
     result_path = f"/webhooks/mpesa/reversal/result/{mpesa.B2C_TOKEN}/"
     receipt = "TL4RVS0001"
     conversation_id = "AG_20261201_00004e2a5b1c7d9f0aaa"
-    malformed = MpesaB2C.malformed
+    malformed = {name: MpesaB2C.malformed[name] for name in ("not-json", "no-result", "result-not-object")}
     configure = Mpesa.configure
     tokens = Mpesa.tokens
 
@@ -825,6 +840,7 @@ class MtnRefund(MtnTransfer):
     paid = ("refund_status_successful.json", {})
     unsure = ["refund_status_pending.json", "refund_status_failed.json"]
     malformed = {"not-json": b"not json", "array": b"[]"}
+    other_amount = MtnTransfer.other_amount
 
     def subject(self):
         return sent_refund(

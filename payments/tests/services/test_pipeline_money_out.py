@@ -98,7 +98,8 @@ def test_a_result_for_another_amount_is_held_for_review(rail):
 
     rail.untouched(subject)
     subject.refresh_from_db()
-    assert subject.needs_review or CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
+    assert subject.needs_review and rail.another_amount in subject.result_desc
+    assert CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
 
 
 @pytest.mark.parametrize("rail", MONEY_OUT, indirect=True)
@@ -122,3 +123,18 @@ def test_a_malformed_result_is_a_400_and_kept(rail, body):
     assert event.status == CallbackEvent.Status.REJECTED and "malformed" in event.error and event.body
     assert rail.calls() == 0
     rail.untouched(subject)
+
+
+NO_RESULT_CALLBACK = {("airtel", "refund")}  # Airtel documents no refund callback (docs/providers/airtel.md)
+
+
+def test_every_registered_payout_and_refund_rail_has_a_driver():
+    """A fifth provider that pays out or refunds is proven by this suite from its first commit."""
+    from payments.providers.base.capabilities import Payouts, Refunds
+    from payments.providers.registry import PROVIDER_CLASSES
+
+    capabilities = {"payout": Payouts, "refund": Refunds}
+    wanted = {(code, kind) for code, cls in PROVIDER_CLASSES.items() for kind in capabilities
+              if issubclass(cls, capabilities[kind])}  # fmt: skip
+    have = {(driver.code, driver.kind) for driver in MONEY_OUT.values()}
+    assert wanted - NO_RESULT_CALLBACK == have, "add a MoneyOut driver to payments/tests/services/pipeline.py"
