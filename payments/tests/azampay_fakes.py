@@ -51,10 +51,8 @@ def callback_body(payment: "Payment", *, status: str = "success", password: str 
     return json.dumps(data).encode()
 
 
-@pytest.fixture
-def azampay_settings(settings):
-    """AzamPay pointed at its public sandbox hosts (mocked), with the test callback password; no cached token."""
-    cache.clear()  # provider tokens and rate-limit counters
+def configure(settings) -> None:
+    """AzamPay pointed at its public sandbox hosts (mocked), with the test callback password."""
     settings.PAYMENT_PROVIDERS = {
         **settings.PAYMENT_PROVIDERS,
         "azampay": {
@@ -64,6 +62,13 @@ def azampay_settings(settings):
             "callback_password": PASSWORD,
         },
     }
+
+
+@pytest.fixture
+def azampay_settings(settings):
+    """`configure`d, with no cached token."""
+    cache.clear()  # provider tokens and rate-limit counters
+    configure(settings)
     yield settings
     cache.clear()
 

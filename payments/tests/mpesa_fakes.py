@@ -37,11 +37,9 @@ fixture = partial(load_fixture, "mpesa")  # fixture("query_success.json") → a 
 raw_fixture = partial(_raw_fixture, "mpesa")  # the bytes as Daraja sent them
 
 
-@pytest.fixture
-def mpesa_settings(settings):
+def configure(settings) -> None:
     """M-Pesa pointed at https://daraja.test (mocked) with test credentials, both callback secrets and the
-    B2C initiator; callbacks are not trusted on their word, no IP allowlist; no cached token."""
-    cache.clear()  # provider tokens and rate-limit counters
+    B2C initiator; callbacks are not trusted on their word, no IP allowlist."""
     settings.PAYMENT_PROVIDERS = {
         **settings.PAYMENT_PROVIDERS,
         "mpesa": {
@@ -63,6 +61,13 @@ def mpesa_settings(settings):
         },
     }
     settings.SITE_URL = SITE_URL
+
+
+@pytest.fixture
+def mpesa_settings(settings):
+    """`configure`d, with no cached token."""
+    cache.clear()  # provider tokens and rate-limit counters
+    configure(settings)
     yield settings
     cache.clear()
 

@@ -149,6 +149,7 @@ class Driver(Rail):
     # Status answers, by fixture name: (name, HTTP status, the event's verdict). A success is never credited on
     # any of these; "failed" ones overrule it (→ payment status, the reason's code).
     paid: ClassVar[tuple[str, dict]] = ("", {})
+    pending: ClassVar[tuple[str, dict]] = ("", {})  # a trusted rail's "not yet" status answer
     unsure: ClassVar[list[tuple[str, int, str]]] = []
     failed: ClassVar[list[tuple[str, str, str]]] = []
     malformed: ClassVar[dict[str, bytes]] = {}
@@ -218,6 +219,7 @@ class AzamPay(Driver):
     receipt = "a068932f-09a8-4ff4-82c0-6efa13def8d5"
     aliases = (azampay.CALLBACK_URL.rstrip("/"),)  # never a redirect, with or without the slash
     paid = ("status_success.json", {})
+    pending = ("status_success.json", {"data": "Transaction pending."})
     failed = [("status_failed.json", Payment.Status.FAILED, "")]
     malformed = {
         "truncated": b'{"transactionstatus": "success", "utilityref": ',
@@ -227,16 +229,7 @@ class AzamPay(Driver):
 
     @classmethod
     def configure(cls, settings) -> None:
-        config = settings.PAYMENT_PROVIDERS["azampay"]
-        settings.PAYMENT_PROVIDERS = {
-            **settings.PAYMENT_PROVIDERS,
-            "azampay": {
-                **config,
-                "auth_url": azampay.AUTH,
-                "api_url": azampay.API,
-                "callback_password": azampay.PASSWORD,
-            },
-        }
+        azampay.configure(settings)
 
     @classmethod
     def tokens(cls, mock) -> None:
@@ -330,27 +323,7 @@ class Mpesa(Driver):
 
     @classmethod
     def configure(cls, settings) -> None:
-        settings.PAYMENT_PROVIDERS = {
-            **settings.PAYMENT_PROVIDERS,
-            "mpesa": {
-                **settings.PAYMENT_PROVIDERS["mpesa"],
-                "consumer_key": "k",
-                "consumer_secret": "s",
-                "shortcode": mpesa.SHORTCODE,
-                "passkey": "p",
-                "api_url": mpesa.API,
-                "trust_callbacks": False,
-                "allowed_ips": [],
-                "ip_allowlist_strict": False,
-                "c2b_shortcode": mpesa.C2B_SHORTCODE,
-                "c2b_token": mpesa.C2B_TOKEN,
-                "b2c_shortcode": mpesa.B2C_SHORTCODE,
-                "b2c_token": mpesa.B2C_TOKEN,
-                "initiator_name": mpesa.INITIATOR,
-                "security_credential": mpesa.SECURITY_CREDENTIAL,
-            },
-        }
-        settings.SITE_URL = mpesa.SITE_URL
+        mpesa.configure(settings)
 
     @classmethod
     def tokens(cls, mock) -> None:

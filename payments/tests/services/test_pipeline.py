@@ -107,6 +107,24 @@ def test_a_trusted_success_is_credited_without_asking(rail):
     assert rail.calls() == 0
 
 
+@pytest.mark.parametrize(
+    ("rail", "answer"),
+    cases(lambda d: {"pending": d.pending, "paid": d.paid}, where=lambda d: d.trusted),
+    indirect=["rail"],
+)
+def test_with_trusted_callbacks_off_a_trusted_success_waits_for_the_status_query(rail, answer, settings):
+    settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS = False
+    payment = rail.payment()
+    rail.answer(answer[0], **answer[1])
+    assert deliver(rail.secret_url(payment), rail.success_body(payment), method=rail.method) == (200, rail.ack)
+    assert rail.asked() == 1
+    if answer == rail.paid:
+        assert_credited_once(rail, payment)
+    else:
+        assert_pending(payment)
+        assert CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
+
+
 @pytest.mark.parametrize("rail", DRIVERS, indirect=True)
 def test_a_failure_is_overruled_by_a_successful_status_query(rail):
     payment = rail.payment()

@@ -1,5 +1,5 @@
 """M-Pesa's own ways (the shared properties are test_pipeline.py's): Daraja's query carries no amount, the
-trust setting, the IP allowlist, the neutral STK path, a push whose answer was lost, the same body on an alias,
+trust setting, the IP allowlist, the neutral STK path, the same body on an alias,
 the deploy checks. MariaDB: trusted secret-URL callbacks at once."""
 
 import json
@@ -119,17 +119,6 @@ def test_neutral_stk_path_with_token_for_the_callback_url_override(daraja, payme
     assert post(f"/webhooks/stk/{token_for(payment)}", success_body()) == (200, ACK)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED
-
-
-def test_a_push_whose_answer_was_lost_is_confirmed_by_the_id_its_own_secret_url_callback_names(daraja, payment):
-    """No CheckoutRequestID stored (the push timed out after it left us): the callback on the payment's own secret
-    URL is the authenticated source of the id, so the query about that id binds to this payment."""
-    Payment.objects.filter(pk=payment.pk).update(provider_reference=None)
-    mock_query(daraja, "query_success.json")
-    assert post(f"/webhooks/mpesa/stkpush/{token_for(payment)}/", success_body()) == (200, ACK)
-    payment.refresh_from_db()
-    assert payment.status == Payment.Status.SUCCEEDED and payment.provider_reference == CHECKOUT_ID
-    assert credited(payment) == Decimal("1.00")
 
 
 @pytest.mark.mysql

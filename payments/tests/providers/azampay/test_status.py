@@ -81,6 +81,12 @@ def test_status_get_retries_are_bounded(azam, with_token):
         ("Insufficient funds", PaymentStatus.FAILED),
         ("Transaction pending.", PaymentStatus.PENDING),
         ("Transaction in progress", PaymentStatus.PENDING),
+        # read conservatively: pending words win over "success" in the same text
+        ("Pending success confirmation", PaymentStatus.PENDING),
+        ("Processing: success expected", PaymentStatus.PENDING),
+        ("Awaiting payer; not yet failed", PaymentStatus.PENDING),
+        ("Transaction successful", PaymentStatus.SUCCEEDED),
+        ("Transaction unsuccessful", PaymentStatus.FAILED),
         ("Transaction timeout", PaymentStatus.EXPIRED),
         ("Transaction failed: timed out", PaymentStatus.EXPIRED),
         ("Cancelled by user", PaymentStatus.CANCELLED),
