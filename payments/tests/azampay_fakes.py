@@ -51,17 +51,13 @@ def callback_body(payment: "Payment", *, status: str = "success", password: str 
     return json.dumps(data).encode()
 
 
+SETTINGS = {"auth_url": AUTH, "api_url": API, "callback_password": PASSWORD}  # over the test defaults
+
+
 def configure(settings) -> None:
     """AzamPay pointed at its public sandbox hosts (mocked), with the test callback password."""
-    settings.PAYMENT_PROVIDERS = {
-        **settings.PAYMENT_PROVIDERS,
-        "azampay": {
-            **settings.PAYMENT_PROVIDERS["azampay"],
-            "auth_url": AUTH,
-            "api_url": API,
-            "callback_password": PASSWORD,
-        },
-    }
+    providers = settings.PAYMENT_PROVIDERS
+    settings.PAYMENT_PROVIDERS = {**providers, "azampay": {**providers["azampay"], **SETTINGS}}
 
 
 @pytest.fixture

@@ -37,28 +37,30 @@ fixture = partial(load_fixture, "mpesa")  # fixture("query_success.json") → a 
 raw_fixture = partial(_raw_fixture, "mpesa")  # the bytes as Daraja sent them
 
 
+SETTINGS = {  # M-Pesa's settings over the test defaults
+    "consumer_key": "k",
+    "consumer_secret": "s",
+    "shortcode": SHORTCODE,
+    "passkey": "p",
+    "api_url": API,
+    "trust_callbacks": False,
+    "allowed_ips": [],
+    "ip_allowlist_strict": False,
+    "c2b_shortcode": C2B_SHORTCODE,
+    "c2b_token": C2B_TOKEN,
+    "b2c_shortcode": B2C_SHORTCODE,
+    "b2c_token": B2C_TOKEN,
+    "initiator_name": INITIATOR,
+    "security_credential": SECURITY_CREDENTIAL,
+}
+
+
 def configure(settings) -> None:
     """M-Pesa pointed at https://daraja.test (mocked) with test credentials, both callback secrets and the
     B2C initiator; callbacks are not trusted on their word, no IP allowlist."""
     settings.PAYMENT_PROVIDERS = {
         **settings.PAYMENT_PROVIDERS,
-        "mpesa": {
-            **settings.PAYMENT_PROVIDERS["mpesa"],
-            "consumer_key": "k",
-            "consumer_secret": "s",
-            "shortcode": SHORTCODE,
-            "passkey": "p",
-            "api_url": API,
-            "trust_callbacks": False,
-            "allowed_ips": [],
-            "ip_allowlist_strict": False,
-            "c2b_shortcode": C2B_SHORTCODE,
-            "c2b_token": C2B_TOKEN,
-            "b2c_shortcode": B2C_SHORTCODE,
-            "b2c_token": B2C_TOKEN,
-            "initiator_name": INITIATOR,
-            "security_credential": SECURITY_CREDENTIAL,
-        },
+        "mpesa": {**settings.PAYMENT_PROVIDERS["mpesa"], **SETTINGS},
     }
     settings.SITE_URL = SITE_URL
 

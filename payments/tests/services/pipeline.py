@@ -93,13 +93,16 @@ class Rail:
     def __init__(self, mock: responses.RequestsMock) -> None:
         self.mock = mock
 
-    @classmethod
-    def configure(cls, settings) -> None:
-        raise NotImplementedError
+    config: ClassVar[dict[str, Any]]  # the provider's settings over the test defaults
+    site_url: ClassVar[str] = ""
+    token_urls: ClassVar[tuple[tuple[str, str], ...]]  # (method, URL) of its token endpoints
 
     @classmethod
-    def tokens(cls, mock: responses.RequestsMock) -> None:
-        raise NotImplementedError
+    def configure(cls, settings) -> None:
+        providers = settings.PAYMENT_PROVIDERS
+        settings.PAYMENT_PROVIDERS = {**providers, cls.code: {**providers[cls.code], **cls.config}}
+        if cls.site_url:
+            settings.SITE_URL = cls.site_url
 
     @classmethod
     @contextmanager
@@ -107,7 +110,8 @@ class Rail:
         cache.clear()  # tokens and rate-limit counters
         cls.configure(settings)
         with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-            cls.tokens(mock)
+            for method, url in cls.token_urls:
+                mock.add(method, url, json=cls.fixture("token_success.json"))
             yield cls(mock)
         cache.clear()
 
@@ -144,7 +148,8 @@ class Driver(Rail):
 
     amount: ClassVar[Decimal]
     receipt: ClassVar[str]
-    secret_in_body: ClassVar[bool] = False
+    callback_path: ClassVar[str]
+    secret_in_body: ClassVar[bool] = False  # the secret is in the body (a password, a hash), not in the URL
     receipt_needs_secret_url: ClassVar[bool] = False  # the receipt is the body's, believed only on its secret URL
     # Status answers, by fixture name: (name, HTTP status, the event's verdict). A success is never credited on
     # any of these; "failed" ones overrule it (→ payment status, the reason's code).
@@ -160,6 +165,8 @@ class Driver(Rail):
         self.answer(name, **changes)
 
     currency: ClassVar[str]
+    msisdn: ClassVar[str]
+    reference: ClassVar[str] = ""  # the payment's (and its donation's) reference, where its fixtures name it
     goal: ClassVar[Decimal] = Decimal("1000000")
 
     def payment(self) -> Payment:
@@ -171,6 +178,8 @@ class Driver(Rail):
             donation__currency=self.currency,
             donation__patient__currency=self.currency,
             donation__patient__funding_goal=self.goal,
+            msisdn=self.msisdn,
+            **({"reference": self.reference, "donation__reference": self.reference} if self.reference else {}),
             **self.payment_fields(),
         )
 
@@ -188,11 +197,13 @@ class Driver(Rail):
         return self.secret_url(payment) if path == "secret" else path
 
     def secret_url(self, payment: Payment) -> str:
-        raise NotImplementedError
+        """Its secret URL: the payment's own (`callback_path` and its token), or the one URL its secret-bearing
+        bodies come to."""
+        return self.callback_path if self.secret_in_body else f"{self.callback_path}{token_for(payment)}/"
 
     def forged_url(self, payment: Payment) -> str:
         """A URL (with a body below) that no callback of ours can come from."""
-        raise NotImplementedError
+        return self.callback_path if self.secret_in_body else f"{self.callback_path}not-a-token-of-ours/"
 
     def forgeries(self, payment: Payment) -> dict[str, tuple[str, Body]]:
         return {"forged-url": (self.forged_url(payment), self.success_body(payment))}
@@ -211,6 +222,9 @@ class Driver(Rail):
 
 class AzamPay(Driver):
     code = "azampay"
+    callback_path = azampay.CALLBACK_URL  # the one URL on its dashboard; the secret is the password in the body
+    config = azampay.SETTINGS
+    token_urls = (("POST", azampay.TOKEN_URL),)
     ack = azampay.ACK
     trusted = True
     secret_in_body = True
@@ -226,14 +240,6 @@ class AzamPay(Driver):
         "not-json": b"not json",
         "array": b"[]",
     }
-
-    @classmethod
-    def configure(cls, settings) -> None:
-        azampay.configure(settings)
-
-    @classmethod
-    def tokens(cls, mock) -> None:
-        mock.post(azampay.TOKEN_URL, json=load_fixture("azampay", "token_success.json"))
 
     def payment(self, **fields: Any) -> Payment:
         return PaymentFactory(
@@ -265,12 +271,6 @@ class AzamPay(Driver):
     def failure_body(self, payment):
         return self.body(payment, status="failure")
 
-    def secret_url(self, payment):
-        return azampay.CALLBACK_URL  # the one URL on AzamPay's dashboard; the secret is the password in the body
-
-    def forged_url(self, payment):
-        return azampay.CALLBACK_URL
-
     def forgeries(self, payment):
         return {
             name: (self.forged_url(payment), self.body(payment, password=password))
@@ -290,11 +290,16 @@ class AzamPay(Driver):
 
 class Mpesa(Driver):
     code = "mpesa"
+    callback_path = "/webhooks/mpesa/stkpush/"
+    config = mpesa.SETTINGS
+    site_url = mpesa.SITE_URL
+    token_urls = (("GET", mpesa.TOKEN_URL),)
     ack = mpesa.ACK
     status_url = mpesa.QUERY_URL
     status_method = "POST"
     amount = Decimal("1.00")
     currency = "KES"
+    msisdn = "254708374149"
     goal = Decimal("100000")
     receipt = "NLJ7RT61SV"
     receipt_needs_secret_url = True  # Daraja's query carries no receipt
@@ -321,21 +326,13 @@ class Mpesa(Driver):
         "callback-not-object": b'{"Body": {"stkCallback": "x"}}',
     }
 
-    @classmethod
-    def configure(cls, settings) -> None:
-        mpesa.configure(settings)
-
-    @classmethod
-    def tokens(cls, mock) -> None:
-        mock.get(mpesa.TOKEN_URL, json=load_fixture("mpesa", "token_success.json"))
-
     def answer(self, name: str, *, status: int = 200, **changes: Any) -> None:
         if name and "CheckoutRequestID" in self.fixture(name):
             changes.setdefault("CheckoutRequestID", self.checkout_id)  # about our payment, not the sample's
         super().answer(name, status=status, **changes)
 
     def payment_fields(self):
-        return {"msisdn": "254708374149", "provider_reference": self.checkout_id}
+        return {"provider_reference": self.checkout_id}
 
     def stk(self, name: str, checkout_id: str | None = None) -> dict:
         body = self.fixture(name)
@@ -348,12 +345,6 @@ class Mpesa(Driver):
     def failure_body(self, payment):
         return self.stk("callback_cancelled_1032.json")
 
-    def secret_url(self, payment):
-        return f"/webhooks/mpesa/stkpush/{token_for(payment)}/"
-
-    def forged_url(self, payment):
-        return "/webhooks/mpesa/stkpush/forged-token/"
-
     def unknown(self, payment):
         return "/webhooks/mpesa/stkpush/", self.stk("callback_success_balance_without_value.json", "ws_CO_0000000000")
 
@@ -363,11 +354,17 @@ class Mpesa(Driver):
 
 class Mtn(Driver):
     code = "mtn"
+    callback_path = "/webhooks/mtn/collection/"
+    config = mtn.KWARGS
+    site_url = mtn.SITE_URL
+    token_urls = (("POST", mtn.COLLECTION_TOKEN_URL), ("POST", mtn.DISBURSEMENT_TOKEN_URL))
     ack = {"status": "accepted", "message": "Callback received"}
     methods = ("put", "post")
     status_url = f"{mtn.RTP_URL}/{mtn.X_REFERENCE_ID}"
     amount = Decimal("50000")  # the fixtures' amount
     currency = "EUR"  # MTN's sandbox currency
+    msisdn = "46733123454"
+    reference = mtn.REFERENCE
     receipt = "1574559373"
     aliases = ("/webhooks/mtn/collection/", "/webhooks/mtn/collection")  # the body's references name the payment
     paid = ("status_successful.json", {})
@@ -383,38 +380,14 @@ class Mtn(Driver):
         ("status_failed_expired.json", Payment.Status.EXPIRED, "EXPIRED"),
     ]
 
-    @classmethod
-    def configure(cls, settings) -> None:
-        settings.PAYMENT_PROVIDERS = {
-            **settings.PAYMENT_PROVIDERS,
-            "mtn": {**settings.PAYMENT_PROVIDERS["mtn"], **mtn.KWARGS},
-        }
-        settings.SITE_URL = mtn.SITE_URL
-
-    @classmethod
-    def tokens(cls, mock) -> None:
-        mock.post(mtn.COLLECTION_TOKEN_URL, json=mtn.fixture("token_success.json"))
-        mock.post(mtn.DISBURSEMENT_TOKEN_URL, json=mtn.fixture("token_success.json"))
-
     def payment_fields(self):
-        return {
-            "reference": mtn.REFERENCE,
-            "donation__reference": mtn.REFERENCE,
-            "msisdn": "46733123454",
-            "provider_reference": mtn.X_REFERENCE_ID,  # our X-Reference-Id, stored before the request to pay
-        }
+        return {"provider_reference": mtn.X_REFERENCE_ID}  # our X-Reference-Id, stored before the request to pay
 
     def success_body(self, payment):
         return self.fixture("callback_collection_with_reference_id.json") | {"referenceId": mtn.X_REFERENCE_ID}
 
     def failure_body(self, payment):
         return self.fixture("callback_collection_failed_not_enough_funds.json")
-
-    def secret_url(self, payment):
-        return f"/webhooks/mtn/collection/{token_for(payment)}/"
-
-    def forged_url(self, payment):
-        return "/webhooks/mtn/collection/not-a-token-of-ours/"
 
     def unknown(self, payment):
         no_reference = {  # v1 callbacks carry no referenceId; this one lost its externalId too
@@ -445,11 +418,16 @@ Mtn.malformed = {
 
 class Airtel(Driver):
     code = "airtel"
+    callback_path = "/webhooks/airtel/payment/"  # the one URL on its portal; the secret is in the hash
+    config = {**airtel.KWARGS, "country": "UG", "currency": "UGX", "callback_secret": airtel.SECRET}
+    token_urls = (("POST", airtel.TOKEN_URL),)
     ack = {"status": {"code": "200", "message": "Callback received successfully", "success": True}}
     status_url = airtel.ENQUIRY_URL
     secret_in_body = True
     amount = Decimal("5000")
     currency = "UGX"
+    msisdn = "256712345678"
+    reference = airtel.REFERENCE
     receipt = "C3648.00993.538XX.XX67"  # the enquiry's airtel_money_id: Airtel's word, not the callback's
     paid = ("enquiry_success.json", {})
     unsure = [
@@ -465,29 +443,9 @@ class Airtel(Driver):
         ("enquiry_failed_pin_not_entered.json", Payment.Status.EXPIRED, "TF"),
     ]
 
-    @classmethod
-    def configure(cls, settings) -> None:
-        settings.PAYMENT_PROVIDERS = {
-            **settings.PAYMENT_PROVIDERS,
-            "airtel": {
-                **settings.PAYMENT_PROVIDERS["airtel"],
-                **airtel.KWARGS,
-                "country": "UG",
-                "currency": "UGX",
-                "callback_secret": airtel.SECRET,
-            },
-        }
-
-    @classmethod
-    def tokens(cls, mock) -> None:
-        mock.post(airtel.TOKEN_URL, json=airtel.fixture("token_success.json"))
-
     def payment_fields(self):
         return {
-            "reference": airtel.REFERENCE,
-            "donation__reference": airtel.REFERENCE,
             "external_id": airtel.AIRTEL_ID,  # our reference in Airtel's alphabet: the push's transaction.id
-            "msisdn": "256712345678",
             "provider_reference": None,  # Airtel's airtel_money_id is learnt from the enquiry
         }
 
@@ -507,12 +465,6 @@ class Airtel(Driver):
 
     def failure_body(self, payment):
         return self.signed("callback_failure.json")
-
-    def secret_url(self, payment):
-        return "/webhooks/airtel/payment/"  # the one URL on Airtel's portal; the secret is in the hash
-
-    def forged_url(self, payment):
-        return "/webhooks/airtel/payment/"
 
     def forgeries(self, payment):
         failure = self.signed("callback_failure.json")
@@ -590,18 +542,10 @@ def funded_patient(*, provider: str, msisdn: str, amount: Decimal, currency: str
 def sent_payout(*, provider: str, reference: str, msisdn: str, amount: Decimal, currency: str, provider_reference: str):
     patient = funded_patient(provider=provider, msisdn=msisdn, amount=amount, currency=currency)
     return Payout.objects.create(
-        reference=reference,
-        patient=patient,
-        treatment_partner=patient.treatment_partner,
-        provider=provider,
-        msisdn=msisdn,
-        amount=amount,
-        currency=currency,
-        status=Payout.Status.SENT,
-        requested_by=staff_user("maker"),
-        approved_by=staff_user("checker"),
-        provider_reference=provider_reference,
-    )
+        reference=reference, patient=patient, treatment_partner=patient.treatment_partner, provider=provider,
+        msisdn=msisdn, amount=amount, currency=currency, status=Payout.Status.SENT, requested_by=staff_user("maker"),
+        approved_by=staff_user("checker"), provider_reference=provider_reference,
+    )  # fmt: skip
 
 
 def paid_donation(*, patient: Patient | None = None, provider: str = "mpesa", currency: str = "KES",
@@ -629,24 +573,15 @@ def sent_refund(*, provider: str, paid: Decimal, amount: Decimal, currency: str,
     donation = paid_donation(provider=provider, currency=currency, amount=str(paid), msisdn="46733123454",
                              **payment_fields)  # fmt: skip
     return Refund.objects.create(
-        donation=donation,
-        payment=donation.payments.get(),
-        provider=provider,
-        amount=amount,
-        currency=currency,
-        status=Refund.Status.SENT,
-        requested_by=staff_user("refund-maker"),
-        approved_by=staff_user("refund-checker"),
+        donation=donation, payment=donation.payments.get(), provider=provider, amount=amount, currency=currency,
+        status=Refund.Status.SENT, requested_by=staff_user("refund-maker"), approved_by=staff_user("refund-checker"),
         **fields,
-    )
+    )  # fmt: skip
 
 
 def reversals(refund: Refund) -> list[Decimal]:
-    return list(
-        Allocation.objects.filter(donation=refund.donation, entry=Allocation.Entry.REVERSAL).values_list(
-            "amount", flat=True
-        )
-    )
+    rows = Allocation.objects.filter(donation=refund.donation, entry=Allocation.Entry.REVERSAL)
+    return list(rows.values_list("amount", flat=True))
 
 
 class MoneyOut(Rail):
@@ -720,8 +655,7 @@ class MpesaB2C(MoneyOut):
         "no-ids": b'{"Result": {"ResultCode": 0}}',
         "no-result-code": b'{"Result": {"ConversationID": "x"}}',
     }
-    configure = Mpesa.configure
-    tokens = Mpesa.tokens
+    config, site_url, token_urls = Mpesa.config, Mpesa.site_url, Mpesa.token_urls
 
     def subject(self):
         return sent_payout(
@@ -753,8 +687,7 @@ class MpesaReversal(MoneyOut):
     receipt = "TL4RVS0001"
     conversation_id = "AG_20261201_00004e2a5b1c7d9f0aaa"
     malformed = {name: MpesaB2C.malformed[name] for name in ("not-json", "no-result", "result-not-object")}
-    configure = Mpesa.configure
-    tokens = Mpesa.tokens
+    config, site_url, token_urls = Mpesa.config, Mpesa.site_url, Mpesa.token_urls
 
     def subject(self):
         return sent_refund(
@@ -783,8 +716,7 @@ class MtnTransfer(MoneyOut):
     paid = ("transfer_status_successful.json", {})
     unsure = ["transfer_status_pending.json", "transfer_status_failed.json"]
     malformed = {"no-ids": mtn.raw_fixture("callback_transfer_malformed_no_ids.json"), "not-json": b"not json"}
-    configure = Mtn.configure
-    tokens = Mtn.tokens
+    config, site_url, token_urls = Mtn.config, Mtn.site_url, Mtn.token_urls
 
     def subject(self):
         return sent_payout(
@@ -832,8 +764,7 @@ class AirtelDisbursement(MoneyOut):
     receipt = "partner-ABCD07026984141"
     paid = ("disbursement_enquiry_success.json", {})
     unsure = ["disbursement_enquiry_in_progress.json", "disbursement_enquiry_failed.json"]
-    configure = Airtel.configure
-    tokens = Airtel.tokens
+    config, site_url, token_urls = Airtel.config, Airtel.site_url, Airtel.token_urls
 
     def subject(self):
         """Accepted by Airtel as processing: its transaction id is the payout's id in Airtel's alphabet."""
