@@ -18,7 +18,7 @@ from payments.services.reconcile import payments_reconcile
 from payments.tests.azampay_fakes import CALLBACK_URL, STATUS_URL, callback_body, fixture
 from payments.tests.factories import PaymentFactory
 from payments.tests.helpers import credited
-from payments.tests.services.pipeline import DRIVERS
+from payments.tests.services.pipeline import DRIVERS, cases
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")]
 
@@ -68,6 +68,32 @@ def test_a_due_payment_the_provider_calls_successful_is_credited_once_however_of
     assert rail.asked() == 1
     assert credited(payment) == rail.amount
     assert Allocation.objects.filter(donation=payment.donation).count() == 1
+
+
+@pytest.mark.parametrize(("rail", "answer"), cases(lambda d: d.failed), indirect=["rail"])
+def test_a_due_payment_the_provider_calls_failed_is_given_up_with_its_reason(rail, answer):
+    name, status, reason = answer
+    payment = due(rail.payment())
+    rail.answer(name)
+    assert payments_reconcile().changed == 1
+    payment.refresh_from_db()
+    assert payment.status == status and reason in payment.failure_reason and payment.next_check_at is None
+    assert Donation.objects.get(pk=payment.donation_id).status == status
+    assert credited(payment) == 0
+
+
+@pytest.mark.parametrize(
+    ("rail", "answer"), cases(lambda d: [a for a in d.unsure if a[2] == CallbackEvent.Status.REVIEW][:1]),
+    indirect=["rail"],
+)  # fmt: skip
+def test_a_due_payment_the_provider_calls_pending_stays_on_the_ladder(rail, answer):
+    name, status, _verdict = answer
+    payment = due(rail.payment())
+    rail.answer(name, status=status)
+    assert payments_reconcile().still_pending == 1
+    payment.refresh_from_db()
+    assert payment.status == P.PENDING and payment.check_count == 1 and payment.next_check_at > timezone.now()
+    assert credited(payment) == 0 and rail.asked() == 1
 
 
 @pytest.mark.parametrize(
