@@ -1,14 +1,17 @@
 """CALLBACK_ACK=stored: a callback is answered once it is durably in the inbox and applied by a task worker.
 
 The worker is django-tasks-db's `db_worker` run in batch mode (a real worker over the database backend); the
-sweeper finishes what a lost task leaves. On SQLite here and on MariaDB (the `_mysql` half runs the same
-duplicates concurrently).
+sweeper finishes what a lost task leaves. On SQLite and on MariaDB; the `mysql` tests send copies at once and
+race several workers (and the sweeper) over their tasks on a real MariaDB.
 """
 
+import json
+import threading
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
 from donor.models import Allocation
@@ -16,6 +19,7 @@ from payments.models import CallbackEvent, Payment
 from payments.services.dispatch import callbacks_sweep, process_callback
 from payments.tests.azampay_fakes import ACK, CALLBACK_URL, PASSWORD, callback_body
 from payments.tests.factories import PaymentFactory
+from payments.tests.helpers import poster, run_together
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("azampay_settings")]
 
@@ -153,3 +157,64 @@ def test_with_the_immediate_backend_stored_means_applied_in_the_request(client, 
     assert post(client, callback_body(payment)) == (200, ACK)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED and credited(payment) == payment.amount
+
+
+# --- at once, on MariaDB ----------------------------------------------------------------------------
+
+
+def worker() -> None:
+    """django-tasks-db's worker loop, as `db_worker --batch` runs it (the command itself installs signal
+    handlers, which only the main thread may do)."""
+    Worker(
+        queue_names=["default"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id=f"test-{threading.get_ident()}",
+        excluded_queue_names=[],
+    ).run()
+
+
+def sweeper() -> None:
+    callbacks_sweep(received_before=None)
+
+
+@pytest.mark.mysql
+@pytest.mark.usefixtures("stored_ack")
+def test_twenty_copies_at_once_then_three_workers_and_the_sweeper_credit_once():
+    payment = PaymentFactory(donation__patient__funding_goal=Decimal("1000000"))
+    data = json.loads(callback_body(payment))
+    # half exact repeats (the inbox links them), half re-encoded (only the payment's row lock can tell)
+    bodies = [callback_body(payment)] * (20 // 2) + [json.dumps(data, indent=i).encode() for i in range(20 // 2)]
+    answers = run_together([poster(CALLBACK_URL, body) for body in bodies])
+    assert answers == [(200, ACK)] * 20
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING  # nothing applied in the requests
+
+    run_together([worker, worker, worker, sweeper])
+
+    assert credited(payment) == payment.amount
+    assert Allocation.objects.filter(donation=payment.donation).count() == 1
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.SUCCEEDED
+    assert CallbackEvent.objects.count() == 20
+    assert not CallbackEvent.objects.filter(status__in=["received", "failed", "dead", "review"]).exists()
+    assert CallbackEvent.objects.filter(status=CallbackEvent.Status.PROCESSED).count() == 1
+
+
+@pytest.mark.mysql
+@pytest.mark.usefixtures("stored_ack")
+def test_many_payments_drained_by_racing_workers_each_credited_once():
+    payments = [PaymentFactory(donation__patient__funding_goal=Decimal("100000000")) for _ in range(30)]
+    for payment in payments:
+        for _ in range(2):  # every callback delivered twice
+            assert poster(CALLBACK_URL, callback_body(payment))() == (200, ACK)
+
+    run_together([worker, worker, sweeper])
+
+    assert Allocation.objects.count() == len(payments)
+    for payment in payments:
+        assert credited(payment) == payment.amount
+    assert Payment.objects.filter(status=Payment.Status.SUCCEEDED).count() == len(payments)

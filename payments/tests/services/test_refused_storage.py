@@ -8,14 +8,15 @@ import json
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 
 from payments.models import CallbackEvent, CallbackRefusal, Payment
 from payments.tests.azampay_fakes import CALLBACK_URL, PASSWORD, callback_body
 from payments.tests.factories import PaymentFactory
+from payments.tests.helpers import poster, run_together
 from payments.tests.mpesa_fakes import C2B_TOKEN
 from payments.tests.mpesa_fakes import fixture as mpesa_fixture
+from payments.tests.services.pipeline import DRIVERS
 from payments.url_tokens import new_url_token
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings", "mpesa_settings")]
@@ -24,48 +25,29 @@ PADDING = "x" * 60_000  # a forger's body can be nearly CALLBACK_MAX_BODY_BYTES 
 RECORD_BUDGET = 1024  # what one refused delivery may cost us, body, headers and error together
 
 
-@pytest.fixture(autouse=True)
-def airtel_secret(settings):
-    settings.PAYMENT_PROVIDERS = {
-        **settings.PAYMENT_PROVIDERS,
-        "airtel": {**settings.PAYMENT_PROVIDERS["airtel"], "callback_secret": "test-callback-secret"},
-    }
-    cache.clear()
+@pytest.fixture
+def rail(request, settings):
+    with DRIVERS[request.param].running(settings) as driver:
+        yield driver
 
 
 def stored_bytes(event: CallbackEvent) -> int:
     return len(event.body.encode()) + len(json.dumps(event.headers)) + len(event.error.encode())
 
 
-def forged_azampay() -> tuple[str, bytes]:
-    payment = PaymentFactory()
-    return CALLBACK_URL, callback_body(payment, password="guessed-password", padding=PADDING)
+def forged(rail) -> tuple[str, bytes]:
+    """The first of the provider driver's forgeries, padded to nearly the body limit."""
+    payment = rail.payment()
+    url, body = next(iter(rail.forgeries(payment).values()))
+    return url, json.dumps((json.loads(body) if isinstance(body, bytes) else body) | {"padding": PADDING}).encode()
 
 
-def forged_mpesa() -> tuple[str, bytes]:
-    body = mpesa_fixture("callback_success_documented.json")
-    body["padding"] = PADDING
-    return f"/webhooks/mpesa/stkpush/{new_url_token()}/", json.dumps(body).encode()
-
-
-def forged_mtn() -> tuple[str, bytes]:
-    body = {"externalId": "RHCI-DN-1-20260101000000", "amount": "5000", "currency": "EUR", "status": "SUCCESSFUL"}
-    return f"/webhooks/mtn/collection/{new_url_token()}/", json.dumps({**body, "padding": PADDING}).encode()
-
-
-def forged_airtel() -> tuple[str, bytes]:
-    body = {"transaction": {"id": "RHCIDN120260101000000", "status_code": "TS", "message": PADDING}, "hash": "Zm9v"}
-    return "/webhooks/airtel/payment/", json.dumps(body).encode()
-
-
-FORGERS = {"azampay": forged_azampay, "mpesa": forged_mpesa, "mtn": forged_mtn, "airtel": forged_airtel}
-
-
-@pytest.mark.parametrize("rail", list(FORGERS))
+@pytest.mark.parametrize("rail", DRIVERS, indirect=True)
 def test_fifty_forged_callbacks_add_a_small_bounded_amount_of_storage(rail):
-    path, body = FORGERS[rail]()
+    path, body = forged(rail)
     client = Client(REMOTE_ADDR="203.0.113.9")
-    answers = [client.post(path, data=body, content_type="application/json").status_code for _ in range(50)]
+    answers = [getattr(client, rail.method)(path, data=body, content_type="application/json").status_code
+               for _ in range(50)]  # fmt: skip
 
     assert answers == [401] * 50  # each still refused at once, in the error shape
     events = list(CallbackEvent.objects.all())
@@ -77,12 +59,29 @@ def test_fifty_forged_callbacks_add_a_small_bounded_amount_of_storage(rail):
         assert event.status == CallbackEvent.Status.REJECTED and event.trust == "rejected"
         assert len(event.body_digest) == 64
     refusals = CallbackRefusal.objects.get(client_ip="203.0.113.9")
-    assert (refusals.provider, refusals.count, refusals.bytes) == (rail, 50, 50 * len(body))
+    assert (refusals.provider, refusals.count, refusals.bytes) == (rail.code, 50, 50 * len(body))
+
+
+@pytest.mark.mysql
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("rail", ["azampay"], indirect=True)
+def test_twenty_forged_callbacks_at_once_are_each_counted_and_none_keeps_its_body(rail):
+    """The first ones race to create the client's row of the day (a real MariaDB)."""
+    path, body = forged(rail)
+    answers = run_together([poster(path, body)] * 20)
+
+    assert [status for status, _ in answers] == [401] * 20
+    assert CallbackEvent.objects.count() == 20
+    assert not CallbackEvent.objects.filter(body_kept=True).exists()
+    assert sum(len(event.body) for event in CallbackEvent.objects.all()) == 0
+    refusal = CallbackRefusal.objects.get()
+    assert (refusal.count, refusal.bytes) == (20, 20 * len(body))
 
 
 def test_past_the_daily_cap_a_client_only_adds_to_its_count(settings):
     settings.CALLBACK_REFUSED_RECORDS_PER_CLIENT = 5
-    path, body = forged_azampay()
+    payment = PaymentFactory()
+    path, body = CALLBACK_URL, callback_body(payment, password="guessed-password", padding=PADDING)
     client = Client(REMOTE_ADDR="198.51.100.7")
     answers = {client.post(path, data=body, content_type="application/json").status_code for _ in range(30)}
 
