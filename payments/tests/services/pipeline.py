@@ -147,6 +147,10 @@ class Driver(Rail):
     """A provider's payments: the role every registered provider has."""
 
     amount: ClassVar[Decimal]
+    currency: ClassVar[str]
+    msisdn: ClassVar[str]
+    reference: ClassVar[str] = ""  # the payment's (and its donation's) reference, where its fixtures name it
+    goal: ClassVar[Decimal] = Decimal("1000000")
     receipt: ClassVar[str]
     callback_path: ClassVar[str]
     secret_in_body: ClassVar[bool] = False  # the secret is in the body (a password, a hash), not in the URL
@@ -163,11 +167,6 @@ class Driver(Rail):
     def says_paid(self, payment: Payment) -> None:
         name, changes = self.paid
         self.answer(name, **changes)
-
-    currency: ClassVar[str]
-    msisdn: ClassVar[str]
-    reference: ClassVar[str] = ""  # the payment's (and its donation's) reference, where its fixtures name it
-    goal: ClassVar[Decimal] = Decimal("1000000")
 
     def payment(self) -> Payment:
         """A payment awaiting its callback, as the provider's own fields (`payment_fields`) describe it."""
