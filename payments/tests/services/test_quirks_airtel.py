@@ -8,8 +8,6 @@ from decimal import Decimal
 import pytest
 
 from donor.models import Allocation
-from patients.models import Patient
-from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
 from payments.models import CallbackEvent, Payment, Payout
 from payments.providers.airtel.client import airtel_id
 from payments.tests.factories import staff_user
@@ -19,11 +17,9 @@ from payments.tests.providers.airtel.support import (
     DISBURSEMENT_ENQUIRY_URL,
     DISBURSEMENT_URL,
     ENQUIRY_URL,
-    PAYOUT_ID,
-    PAYOUT_REFERENCE,
     fixture,
 )
-from payments.tests.services.pipeline import Airtel, AirtelDisbursement, deliver, driver_fixtures
+from payments.tests.services.pipeline import Airtel, AirtelDisbursement, deliver, driver_fixtures, funded_patient
 
 pytestmark = pytest.mark.django_db
 
@@ -35,10 +31,6 @@ signed = Airtel.signed
 
 rail, payment = driver_fixtures(Airtel)
 airtel = pytest.fixture(lambda rail: rail.mock, name="airtel")
-
-
-def disbursement_result(name: str) -> dict:
-    return AirtelDisbursement.success_body(AirtelDisbursement, None)
 
 
 def test_a_signed_success_is_stored_without_its_hash_and_with_our_id(airtel, payment):
@@ -54,10 +46,6 @@ def test_a_signed_success_is_stored_without_its_hash_and_with_our_id(airtel, pay
 
 def enquiry_says(airtel, name: str, *, url: str = ENQUIRY_URL, status: int = 200) -> None:
     airtel.get(url, json=fixture(name), status=status)
-
-
-def enquiries(airtel, url: str = ENQUIRY_URL) -> int:
-    return len([c for c in airtel.calls if c.request.method == "GET" and c.request.url == url])
 
 
 def test_the_legacy_shape_is_confirmed_the_same_way(airtel, payment):
@@ -107,41 +95,18 @@ def test_a_notification_with_a_wrong_hash_is_401(airtel, payment):
     assert CallbackEvent.objects.get().status == CallbackEvent.Status.REJECTED
 
 
-def airtel_payout(*, status: str, conversation_id: str | None) -> Payout:
-    partner = TreatmentPartnerFactory(payout_provider="airtel", payout_msisdn="256700160185")
-    patient = PatientFactory(
-        currency="UGX",
-        funding_goal=Decimal("1000"),
-        funding_received=Decimal("1000"),
-        status=Patient.Status.FULLY_FUNDED,
-        treatment_partner=partner,
-    )
-    return Payout.objects.create(
-        reference=PAYOUT_REFERENCE,
-        patient=patient,
-        treatment_partner=partner,
-        provider="airtel",
-        msisdn=partner.payout_msisdn,
-        amount=Decimal("1000"),
-        currency="UGX",
-        status=status,
-        needs_review=status == Payout.Status.AMBIGUOUS,
-        requested_by=staff_user("maker"),
-        approved_by=staff_user("checker"),
-        provider_reference=conversation_id,
-    )
-
-
 @pytest.fixture
 def ambiguous_payout():
     """Airtel answered DP00900001000 (or timed out): only the id chosen before sending (our reference in
     Airtel's alphabet, stored by the payout service before the request) is known."""
-    return airtel_payout(status=Payout.Status.AMBIGUOUS, conversation_id=PAYOUT_ID)
+    payout = AirtelDisbursement.subject(AirtelDisbursement)
+    Payout.objects.filter(pk=payout.pk).update(status=Payout.Status.AMBIGUOUS, needs_review=True)
+    return payout
 
 
 def test_a_disbursement_result_settles_an_ambiguous_payout(airtel, ambiguous_payout):
     enquiry_says(airtel, "disbursement_enquiry_success.json", url=DISBURSEMENT_ENQUIRY_URL)
-    body = disbursement_result("callback_disbursement_success.json")
+    body = AirtelDisbursement.success_body(AirtelDisbursement, ambiguous_payout)
     assert deliver("/webhooks/airtel/disbursement/", body) == (200, ACK)
     ambiguous_payout.refresh_from_db()
     assert ambiguous_payout.status == Payout.Status.PAID
@@ -160,11 +125,10 @@ def test_a_payout_whose_send_timed_out_keeps_the_id_airtel_knows_it_by(airtel, s
         **settings.PAYMENT_PROVIDERS,
         "airtel": {**airtel_config, "disbursement_pin": "1234", "public_key_pem": public_pem()},
     }
-    payout = airtel_payout(status=Payout.Status.REQUESTED, conversation_id=None)
-    Payout.objects.filter(pk=payout.pk).delete()
+    patient = funded_patient(provider="airtel", msisdn="256700160185", amount=Decimal("1000"), currency="UGX")
     maker = staff_user("po-maker", "payments.add_payout", "payments.view_payout")
     checker = staff_user("po-checker", "payments.approve_payout", "payments.view_payout")
-    requested = payout_request(patient=payout.patient, amount=Decimal("1000"), requested_by=maker)
+    requested = payout_request(patient=patient, amount=Decimal("1000"), requested_by=maker)
     airtel.post(DISBURSEMENT_URL, body=requests.exceptions.ReadTimeout("read timed out"))
     sent = payout_approve(payout_id=requested.pk, approved_by=checker)
     assert sent.status == Payout.Status.AMBIGUOUS
