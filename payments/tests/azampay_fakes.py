@@ -70,6 +70,15 @@ def azampay_settings(settings):
 
 
 @pytest.fixture
+def no_callback_password(azampay_settings):
+    """`azampay_settings` without the callback password: a callback is only a reason to ask (the status query
+    decides)."""
+    providers = azampay_settings.PAYMENT_PROVIDERS
+    azampay_settings.PAYMENT_PROVIDERS = {**providers, "azampay": {**providers["azampay"], "callback_password": ""}}
+    return azampay_settings
+
+
+@pytest.fixture
 def azam():
     """A `responses` mock of AzamPay that issues tokens; tests add the answers they need."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:

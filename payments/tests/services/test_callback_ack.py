@@ -83,13 +83,9 @@ def test_copies_before_the_worker_runs_are_all_queued_and_credit_once(client, st
 
 
 def test_an_unsigned_callback_is_verified_by_the_worker_that_runs_it_not_by_a_second_task(
-    client, stored_ack, settings, azam_says_paid
+    client, stored_ack, no_callback_password, azam_says_paid
 ):
     """One queue hop: process_callback asks the provider itself instead of queueing verify_callback."""
-    settings.PAYMENT_PROVIDERS = {
-        **settings.PAYMENT_PROVIDERS,
-        "azampay": {**settings.PAYMENT_PROVIDERS["azampay"], "callback_password": ""},
-    }
     payment = PaymentFactory()
     assert post(client, callback_body(payment, password="")) == (200, ACK)
     assert CallbackEvent.objects.get().trust == "unverified"

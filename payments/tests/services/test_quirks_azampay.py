@@ -40,14 +40,6 @@ def post(client, body: bytes, path: str = CALLBACK_URL):
 
 
 @pytest.fixture
-def no_callback_password(settings):
-    settings.PAYMENT_PROVIDERS = {
-        **settings.PAYMENT_PROVIDERS,
-        "azampay": {**settings.PAYMENT_PROVIDERS["azampay"], "callback_password": ""},
-    }
-
-
-@pytest.fixture
 def payment() -> Payment:
     return PaymentFactory(
         donation__amount=Decimal("5000"),

@@ -26,15 +26,6 @@ AMOUNT = Decimal("900000")
 OTHER_ID = "5aae72e0c93a4d0e9a1b2c3d4e5f6a7b"  # a completed transaction's AzamPay id (public on its status page)
 
 
-@pytest.fixture
-def no_callback_password(settings):
-    """The configuration the docs called safe: no callback password, so the status query decides."""
-    settings.PAYMENT_PROVIDERS = {
-        **settings.PAYMENT_PROVIDERS,
-        "azampay": {**settings.PAYMENT_PROVIDERS["azampay"], "callback_password": ""},
-    }
-
-
 def make_unpaid() -> Payment:
     """A card payment: AzamPay's hosted page gives no transaction id up front, so we have none for it."""
     return PaymentFactory(
