@@ -21,30 +21,22 @@ ACK, AMOUNT, STATUS_URL = Mtn.ack, Mtn.amount, Mtn.status_url
 COLLECTION = "/webhooks/mtn/collection/"
 
 
-def status_says(momo, name: str, *, status: int = 200, url: str = STATUS_URL) -> None:
-    momo.get(url, json=fixture(name), status=status)
-
-
-def gets(momo, url: str = STATUS_URL) -> int:
-    return len([c for c in momo.calls if c.request.method == "GET" and c.request.url == url])
-
-
 def success_body() -> dict:
     return fixture("callback_collection_with_reference_id.json") | {"referenceId": X_REFERENCE_ID}
 
 
-def test_a_callback_on_the_secret_url_attaches_to_its_payment_without_any_reference_in_the_body(momo, payment):
-    status_says(momo, "status_successful.json")
+def test_a_callback_on_the_secret_url_attaches_to_its_payment_without_any_reference_in_the_body(rail, payment):
+    rail.answer("status_successful.json")
     assert deliver(f"{COLLECTION}{token_for(payment)}/", Mtn.unknown(Mtn, payment)[1], method="put") == (200, ACK)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED
     assert credited(payment) == AMOUNT
     event = CallbackEvent.objects.get()
     assert event.payment == payment and event.status == CallbackEvent.Status.PROCESSED
-    assert gets(momo) == 1  # asked about the payment's own X-Reference-Id
+    assert rail.asked() == 1  # asked about the payment's own X-Reference-Id
 
 
-def test_a_secret_url_of_one_payment_with_the_body_of_another_is_held_for_review(momo, payment):
+def test_a_secret_url_of_one_payment_with_the_body_of_another_is_held_for_review(rail, payment):
     other = PaymentFactory(
         provider="mtn",
         channel="",
@@ -57,7 +49,7 @@ def test_a_secret_url_of_one_payment_with_the_body_of_another_is_held_for_review
     event = CallbackEvent.objects.get()
     assert event.status == CallbackEvent.Status.REVIEW and event.payment == payment
     assert Allocation.objects.count() == 0
-    assert gets(momo) == 0
+    assert rail.asked() == 0
 
 
 @pytest.mark.parametrize("method", ["put", "post"])
