@@ -27,7 +27,7 @@ from payments.services.refunds import refund_approve, refund_request
 from payments.services.watchdog import watchdog_alerts
 from payments.tests.factories import staff_user
 from payments.tests.helpers import run_together
-from payments.tests.mpesa_fakes import API, B2C_TOKEN, B2C_URL, TOKEN_URL
+from payments.tests.mpesa_fakes import API, B2C_TOKEN, B2C_URL, TOKEN_URL, fixture
 from payments.tests.services.pipeline import Airtel, Mtn, funded_patient, paid_donation, sent_payout
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings")]
@@ -78,17 +78,11 @@ def copies_at_once(path: str, body: dict, copies: int = 4) -> set[int]:
     return {status for status, _ in run_together([lambda c=c: deliver(path, body, c) for c in range(copies)])}
 
 
-def reversal_result(code=0, conversation_id=CONVERSATION_ID, *, amount=1000, original=RECEIPT) -> dict:
-    result = {
-        "ResultType": 0, "ResultCode": code, "ResultDesc": "The service request is processed successfully.",
-        "OriginatorConversationID": "dad6-4c34-8787-c8cb963a496d1268232", "ConversationID": conversation_id,
-        "TransactionID": "SKE52PAWR9",
-    }  # fmt: skip
-    if code == 0:
-        result["ResultParameters"] = {"ResultParameter": [
-            {"Key": "Amount", "Value": amount}, {"Key": "OriginalTransactionID", "Value": original},
-        ]}  # fmt: skip
-    return {"Result": result}
+def reversal_result(code=0, conversation_id=CONVERSATION_ID) -> dict:
+    """Daraja's reversal result (fixtures/mpesa): it reverses RECEIPT (KES 1 000) under `conversation_id`."""
+    body = fixture("reversal_result_success.json")
+    body["Result"].update(ResultCode=code, ConversationID=conversation_id)
+    return body
 
 
 def b2c_result(payout: Payout, code: int, conversation_id: str) -> dict:

@@ -31,7 +31,7 @@ from payments.services.payouts import (
 )
 from payments.tests.factories import CHECKER_PERMISSIONS, MAKER_PERMISSIONS, staff_user
 from payments.tests.helpers import post, run_together
-from payments.tests.mpesa_fakes import ACK, B2C_TOKEN, B2C_URL, SITE_URL
+from payments.tests.mpesa_fakes import ACK, B2C_TOKEN, B2C_URL, SITE_URL, fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings", "daraja")]
 
@@ -70,23 +70,17 @@ def b2c_calls(daraja) -> list:
     return [c for c in daraja.calls if c.request.url == B2C_URL]
 
 
-def result_body(payout: Payout, code=0, desc="The service request is processed successfully.", *,
-                originator: str | None = None, conversation_id: str | None = CONVERSATION_ID) -> dict:  # fmt: skip
-    result = {
-        "ResultType": 0,
-        "ResultCode": code,
-        "ResultDesc": desc,
-        "OriginatorConversationID": payout.reference if originator is None else originator,
-        "ConversationID": conversation_id,
-        "TransactionID": "SG632NMUAB",
-        "ReferenceData": {"ReferenceItem": {"Key": "QueueTimeoutURL"}},
-    }
+def result_body(payout: Payout, code=0, desc="", *, originator: str | None = None,
+                conversation_id: str | None = CONVERSATION_ID) -> dict:  # fmt: skip
+    """Daraja's B2C result (fixtures/mpesa) about `payout`: paid, failed with `code`, or its queue timeout (1)."""
+    body = fixture({0: "b2c_result_success.json", 1: "b2c_queue_timeout.json"}.get(code, "b2c_result_failed_2001.json"))
+    result = body["Result"]
+    result.update(ResultCode=code, ConversationID=conversation_id,
+                  OriginatorConversationID=payout.reference if originator is None else originator)  # fmt: skip
+    result["ResultDesc"] = desc or result["ResultDesc"]
     if code == 0:
-        result["ResultParameters"] = {"ResultParameter": [
-            {"Key": "TransactionAmount", "Value": int(payout.amount)},
-            {"Key": "TransactionReceipt", "Value": "SG632NMUAB"},
-        ]}  # fmt: skip
-    return {"Result": result}
+        result["ResultParameters"]["ResultParameter"][0]["Value"] = int(payout.amount)  # TransactionAmount
+    return body
 
 
 def snapshot() -> list[dict]:

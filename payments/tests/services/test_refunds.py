@@ -22,7 +22,7 @@ from payments.models import CallbackEvent, Payout, Refund
 from payments.services.refunds import RefundRefused, refund_approve, refund_request, refund_resolve
 from payments.tests.factories import staff_user
 from payments.tests.helpers import credited, post, run_together
-from payments.tests.mpesa_fakes import API, B2C_TOKEN, TOKEN_URL
+from payments.tests.mpesa_fakes import API, B2C_TOKEN, TOKEN_URL, fixture
 from payments.tests.services.pipeline import paid_donation
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings")]
@@ -63,12 +63,11 @@ def reversal_answers(mock=responses, **answer):
         "ResponseCode": "0", "ResponseDescription": "Accept the service request successfully."}}))  # fmt: skip
 
 
-def reversal_result(code=0, desc="The service request is processed successfully."):
-    return {"Result": {
-        "ResultType": 0, "ResultCode": code, "ResultDesc": desc,
-        "OriginatorConversationID": "f1e2-4b95-a71d-b30d3cdbb7a7735297", "ConversationID": CONVERSATION_ID,
-        "TransactionID": "TL4REV0001", "ResultParameters": {"ResultParameter": [{"Key": "Amount", "Value": 1000}]},
-    }}  # fmt: skip
+def reversal_result(code=0, desc=""):
+    """Daraja's reversal result (fixtures/mpesa) about our reversal: done, or failed with `code`."""
+    body = fixture("reversal_result_success.json")
+    body["Result"].update(ResultCode=code, ResultDesc=desc or body["Result"]["ResultDesc"])
+    return body
 
 
 def sent(donation, maker, checker) -> Refund:
