@@ -86,12 +86,12 @@ def reversal_result(code=0, conversation_id=CONVERSATION_ID) -> dict:
 
 
 def b2c_result(payout: Payout, code: int, conversation_id: str) -> dict:
-    body = {"ResultType": 0, "ResultCode": code, "ResultDesc": "The initiator information is invalid.",
-            "OriginatorConversationID": payout.reference, "ConversationID": conversation_id,
-            "TransactionID": "SG632NMUAB"}  # fmt: skip
+    """Daraja's B2C result (fixtures/mpesa) about `payout`: paid (0) or failed (2001)."""
+    body = fixture("b2c_result_success.json" if code == 0 else "b2c_result_failed_2001.json")
+    body["Result"].update(OriginatorConversationID=payout.reference, ConversationID=conversation_id)
     if code == 0:
-        body["ResultParameters"] = {"ResultParameter": [{"Key": "TransactionAmount", "Value": int(payout.amount)}]}
-    return {"Result": body}
+        body["Result"]["ResultParameters"]["ResultParameter"][0]["Value"] = int(payout.amount)  # TransactionAmount
+    return body
 
 
 def reversal_answer(conversation_id=CONVERSATION_ID) -> dict:
