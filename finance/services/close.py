@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from config.csv_safety import SafeCsvWriter
 from finance.models import Discrepancy, Statement, StatementLine
+from finance.services.balance_check import ReadingCheck, balance_reading_check
 from payments.models import Payment, Payout, Refund
 
 ZERO = Decimal("0.00")
@@ -91,6 +92,7 @@ class CloseReport:
     duplicate_lines: int = 0
     statements: int = 0
     proofs: list[BalanceProof] = field(default_factory=list)
+    readings: list[ReadingCheck] = field(default_factory=list)  # closing balances held against wallet readings
     exceptions_open: int = 0
     exceptions_resolved: int = 0
 
@@ -274,6 +276,20 @@ def close_month(provider: str, month: str, *, now: datetime | None = None) -> Cl
                 },
             )
 
+        held = balance_reading_check(statement)
+        if held is not None:
+            report.readings.append(held)
+            if held.difference:
+                found[f"balance_reading:statement:{statement.pk}"] = (
+                    Discrepancy.Kind.BALANCE,
+                    {
+                        "statement": statement,
+                        "expected": held.expected,
+                        "actual": held.reading.available,
+                        "detail": f"statement {statement.pk} against the wallet balance: {held.text()}",
+                    },
+                )
+
     _record(provider, month, found)
     recorded = Discrepancy.objects.filter(provider=provider, month=month)
     report.exceptions_open = recorded.filter(status__in=Discrepancy.OPEN_STATUSES).count()
@@ -331,6 +347,18 @@ def report_csv(report: CloseReport) -> str:
                 proof.text(),
             ]
         )
+    for held in report.readings:
+        writer.writerow(
+            [
+                "wallet_balance",
+                f"statement {held.statement.pk}",
+                f"reading {held.reading.pk}",
+                held.reading.available,
+                held.expected,
+                held.reading.currency,
+                held.text(),
+            ]
+        )
     for name, value in summary(report):
         writer.writerow(["total", name, "", value, "", "", ""])
     return out.getvalue()
@@ -353,6 +381,8 @@ def summary(report: CloseReport) -> list[tuple[str, object]]:
         ("balance proofs holding", sum(1 for p in report.proofs if p.holds)),
         ("balance proofs failing", sum(1 for p in report.proofs if p.holds is False)),
         ("balance proofs without balances", sum(1 for p in report.proofs if p.holds is None)),
+        ("closing balances agreeing with the wallet", sum(1 for r in report.readings if not r.difference)),
+        ("closing balances differing from the wallet", sum(1 for r in report.readings if r.difference)),
         ("exceptions open", report.exceptions_open),
         ("exceptions resolved", report.exceptions_resolved),
     ]
