@@ -4,10 +4,9 @@ a formatted string with commas; `status.success` is not relied on). The disburse
 (docs/providers/airtel.md "Wallet balance"). HTTP and translation only."""
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
 
 from payments.providers.airtel.client import AirtelClient, envelope, refusal
-from payments.providers.base import BalanceAnswer, ProviderError, WalletBalance
+from payments.providers.base import BalanceAnswer, CallbackMalformed, ProviderError, WalletBalance, parse_money
 from payments.providers.http import response_object
 
 BALANCE_PATH = "/standard/v1/users/balance"
@@ -29,9 +28,9 @@ def request_balance(client: AirtelClient) -> BalanceAnswer:
         )
     currency = str(data.get("currency") or client.currency).strip().upper()
     try:
-        available = Decimal(str(data.get("balance")).replace(",", "").strip())
-    except InvalidOperation:
-        available = Decimal("NaN")
-    if len(currency) != 3 or not available.is_finite():
+        available = parse_money(data.get("balance"))
+    except CallbackMalformed:
+        available = None
+    if len(currency) != 3 or available is None:
         raise ProviderError(f"Airtel Money's balance answer is not readable: {response.text[:80]!r}")
     return BalanceAnswer(readings=(WalletBalance(ACCOUNT, currency, available),), raw=response.text[:2000])

@@ -16,12 +16,11 @@ from payments.providers.base import (
     CallbackMalformed,
     ProviderError,
     PulledTransaction,
-    load_json,
 )
 from payments.providers.http import response_object
 from payments.providers.mpesa.client import NAIROBI, DarajaClient, refusal
 from payments.providers.mpesa.codes import clean_desc
-from payments.providers.mpesa.fields import result_parameters, text_field
+from payments.providers.mpesa.fields import initiator_result, result_parameters, text_field
 
 BALANCE_PATH = "/mpesa/accountbalance/v1/query"
 PULL_REGISTER_PATH = "/pulltransactions/v1/register"
@@ -75,16 +74,7 @@ def parse_balance_result(body: bytes) -> BalanceResult:
     """`{"Result": {ResultCode, ConversationID, ResultParameters: {ResultParameter: [{Key: AccountBalance,
     Value: "Working Account|KES|…&…"}, {Key: BOCompletedTime, Value: 20200109125710}]}}}`; a queue timeout
     comes in the same envelope with a code other than 0."""
-    data = load_json(body)
-    result = data.get("Result") if isinstance(data, dict) else None
-    if not isinstance(result, dict):
-        raise CallbackMalformed('expected {"Result": {...}}')
-    conversation = text_field(result, "ConversationID")
-    if not conversation:
-        raise CallbackMalformed("Result.ConversationID is required")
-    if "ResultCode" not in result or isinstance(result["ResultCode"], bool | dict | list | None):
-        raise CallbackMalformed("Result.ResultCode is required")
-    code = str(result["ResultCode"]).strip()
+    result, conversation, code = initiator_result(body)
     values = result_parameters(result)
     text = values.get("AccountBalance")
     if code == "0" and not isinstance(text, str):

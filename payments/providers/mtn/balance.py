@@ -3,9 +3,7 @@
 `{"availableBalance": "1000", "currency": "EUR"}` (docs/providers/mtn.md "Account balance"). HTTP and
 translation only: the month close (finance) keeps the reading."""
 
-from decimal import Decimal, InvalidOperation
-
-from payments.providers.base import BalanceAnswer, ProviderError, WalletBalance
+from payments.providers.base import BalanceAnswer, CallbackMalformed, ProviderError, WalletBalance, parse_money
 from payments.providers.http import response_object
 from payments.providers.mtn.client import NAME, MtnClient
 
@@ -26,9 +24,9 @@ def request_balance(client: MtnClient, product: str) -> BalanceAnswer:
         )
     currency = str(payload.get("currency") or "").strip().upper()
     try:
-        available = Decimal(str(payload.get("availableBalance")).replace(",", "").strip())
-    except InvalidOperation:
-        available = Decimal("NaN")
-    if len(currency) != 3 or not available.is_finite():
+        available = parse_money(payload.get("availableBalance"))
+    except CallbackMalformed:
+        available = None
+    if len(currency) != 3 or available is None:
         raise ProviderError(f"{NAME}'s {product} balance answer is not readable: {response.text[:80]!r}")
     return BalanceAnswer(readings=(WalletBalance(product, currency, available),), raw=response.text[:2000])
