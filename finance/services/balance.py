@@ -36,16 +36,18 @@ def balance_query(*, provider: str, account: str = "") -> list[BalanceQuery]:
 
 
 def _ask(adapter: WalletBalances, provider: str, account: str) -> BalanceQuery:
-    query = BalanceQuery.objects.create(provider=provider, account=account)
     urls = {}
     if adapter.balance_is_asynchronous:
         routed = type(adapter)  # the provider's class declares its routes
         result = routed.route_for(CallbackRole.BALANCE_RESULT)  # type: ignore[attr-defined]
         secret = adapter.callback_secret(result.kind) or ""  # type: ignore[attr-defined]
+        if not secret:  # a result at the bare URL is never believed: asking would only wait for nothing
+            raise ProviderError(f"{provider}'s balance result URL needs its secret (MPESA_B2C_TOKEN)")
         urls = {
             "result_url": callback_url(routed, CallbackRole.BALANCE_RESULT, secret),  # type: ignore[arg-type]
             "timeout_url": callback_url(routed, CallbackRole.BALANCE_TIMEOUT, secret),  # type: ignore[arg-type]
         }
+    query = BalanceQuery.objects.create(provider=provider, account=account)
     try:
         answer = adapter.request_balance(account=account, **urls)
     except ProviderError as exc:

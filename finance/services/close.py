@@ -207,7 +207,11 @@ def close_month(provider: str, month: str, *, now: datetime | None = None) -> Cl
         )
 
     # The ledger's side: what completed this month and no line of any import shows.
-    covered = Statement.objects.filter(provider=provider).aggregate(until=models.Max("period_end"))["until"]
+    # A pulled statement (Daraja's Pull Transactions) lists money received only: it covers payments, never
+    # payouts or refunds.
+    statements_of = Statement.objects.filter(provider=provider)
+    covered_in = statements_of.aggregate(until=models.Max("period_end"))["until"]
+    covered_out = statements_of.exclude(source="pull").aggregate(until=models.Max("period_end"))["until"]
     grace = timedelta(hours=settings.FINANCE_LEDGER_GRACE_HOURS)
     ledger: list[Payment | Payout | Refund] = [
         *Payment.objects.filter(
@@ -227,6 +231,7 @@ def close_month(provider: str, month: str, *, now: datetime | None = None) -> Cl
             continue  # on a line of another month (matched there)
         name = type(obj).__name__.lower()
         completed = obj.completed_at or now
+        covered = covered_in if isinstance(obj, Payment) else covered_out
         within_grace = covered is None or completed > covered - grace
         kind = "ledger_only_expected" if within_grace else "ledger_only"
         report.findings.append(

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 import responses
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from finance.models import BalanceQuery, BalanceReading, Discrepancy, Statement
@@ -148,3 +148,19 @@ def test_a_closing_balance_that_differs_from_the_wallet_reading_is_an_exception(
     exception = Discrepancy.objects.get(key=f"balance_reading:statement:{Statement.objects.get().pk}")
     assert (exception.expected, exception.actual) == (Decimal("228000.00"), Decimal("228037.00"))
     assert "Utility Account read 228037.00 KES" in exception.detail
+
+
+def test_without_the_result_urls_secret_no_daraja_query_is_sent(mpesa_settings, daraja):
+    mpesa_settings.PAYMENT_PROVIDERS["mpesa"]["b2c_token"] = ""
+    with pytest.raises(CommandError, match=r"mpesa's balance result URL needs its secret \(MPESA_B2C_TOKEN\)"):
+        call_command("balance_query", "--provider", "mpesa")
+    assert not BalanceQuery.objects.exists() and len(daraja.calls) == 0
+
+
+def test_a_refused_balance_query_is_kept_failed_and_named(mpesa_settings, daraja):
+    daraja.post(
+        BALANCE_URL, status=400, json={"errorCode": "400.002.02", "errorMessage": "Bad Request - Invalid PartyA"}
+    )
+    with pytest.raises(CommandError, match="mpesa: M-Pesa: Bad Request - Invalid PartyA"):
+        call_command("balance_query", "--provider", "mpesa")
+    assert BalanceQuery.objects.get().status == BalanceQuery.Status.FAILED

@@ -99,3 +99,18 @@ def test_the_registration_names_our_shortcode_number_and_notice_url(daraja, sett
 def test_the_command_wants_a_provider_that_pulls():
     with pytest.raises(CommandError, match="pulling is offered by mpesa"):
         call_command("statement_pull", "--provider", "mtn")
+
+
+def test_a_pulled_statement_covers_payments_but_never_payouts(daraja):
+    from finance.services.close import close_month
+    from finance.tests.ledger import build_ledger
+
+    build_ledger()  # payments through November, two payouts (12th and 20th), no statement file
+    pages(daraja, fixture("pull_query_page.json"))
+    statement_pull(provider="mpesa", now=NOW)
+    report = close_month("mpesa", "2026-11")
+    payouts = [f for f in report.findings if f.our_reference.startswith("RHCI-PO-")]
+    assert {f.kind for f in payouts} == {"ledger_only_expected"}  # money out is on no pull: not yet missing
+    early = next(f for f in report.findings if f.our_reference == "RHCI-DN-1")
+    assert early.kind == "ledger_only"  # a payment older than the grace before the pull's end, on no line
+    assert {f.reference for f in report.of("statement_only")} == {"LHG31AA5TX", "LHG31AA5TY"}
