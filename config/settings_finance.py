@@ -4,7 +4,7 @@ module stays short). The .env file is already in the environment when this runs 
 
 import environ
 
-env = environ.Env()
+env = environ.Env()  # the environment settings.py reads (star-imported with the settings: the same thing)
 
 # A ledger movement no statement shows is "expected" this long before the end of the last imported statement.
 FINANCE_LEDGER_GRACE_HOURS = env.int("FINANCE_LEDGER_GRACE_HOURS", default=48)
@@ -40,5 +40,3 @@ CALLBACK_ROLE_HANDLERS = {
     "balance_timeout": "finance.services.balance_results.BalanceResultRole",
 }
 DASHBOARD_COUNT_SOURCES = ["finance.services.alerts.finance_counts"]
-
-__all__ = [name for name in list(globals()) if name.isupper()]  # the settings, not `env`

@@ -22,4 +22,4 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # only a file database honours WAL and the busy timeout (shared memory raises "table is locked").
     DATABASES["default"]["TEST"] = {"NAME": f"/tmp/donation-portal-test-{os.getpid()}.sqlite3"}  # noqa: F405,S108
 # The scheduler's extra commands reach providers: a test that wants them names them (payments' scheduler tests).
-SCHEDULED_COMMANDS: list[tuple[str, list[str], int]] = []
+SCHEDULED_COMMANDS = []  # noqa: F405
