@@ -272,16 +272,8 @@ if TASKS_BACKEND == "rq":
     TASKS["default"]["QUEUES"] = list(RQ_QUEUES)
     INSTALLED_APPS.append("django_rq")  # its rqworker command; RQBackend's check requires it
 
-# --- Month close (finance) ------------------------------------------------------------------------
-# A ledger movement no statement shows is "expected" this long before the end of the last imported statement.
-FINANCE_LEDGER_GRACE_HOURS = env.int("FINANCE_LEDGER_GRACE_HOURS", default=48)
-# The watchdog alerts on a month-close exception still open after this many days.
-FINANCE_EXCEPTION_ALERT_DAYS = env.int("FINANCE_EXCEPTION_ALERT_DAYS", default=7)
-# ... and on a wallet balance query (Daraja Account Balance) still without a result after this many minutes.
-FINANCE_BALANCE_RESULT_TIMEOUT_MINUTES = env.int("FINANCE_BALANCE_RESULT_TIMEOUT_MINUTES", default=30)
-# Apps the watchdog and the dashboard also ask (dotted paths of `f(now=...)`): payments never imports them.
-WATCHDOG_ALERT_SOURCES = ["finance.services.alerts.finance_alerts"]
-DASHBOARD_COUNT_SOURCES = ["finance.services.alerts.finance_counts"]
+# --- Month close (finance): config/settings_finance.py ---------------------------------------------
+from config.settings_finance import *  # noqa: E402,F403
 
 # --- Email ----------------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

@@ -21,3 +21,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not the shared in-memory DB: the live-server tests have several threads writing at once, and
     # only a file database honours WAL and the busy timeout (shared memory raises "table is locked").
     DATABASES["default"]["TEST"] = {"NAME": f"/tmp/donation-portal-test-{os.getpid()}.sqlite3"}  # noqa: F405,S108
+# The scheduler's extra commands reach providers: a test that wants them names them (payments' scheduler tests).
+SCHEDULED_COMMANDS = []  # noqa: F405

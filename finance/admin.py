@@ -14,7 +14,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from finance.models import BalanceQuery, Discrepancy, Statement, StatementLine
+from finance.models import BalanceQuery, BalanceReading, Discrepancy, Statement, StatementLine
 from finance.parsers import PARSERS, StatementInvalid
 from finance.services import exceptions as working
 from finance.services.close import close_month, month_bounds, report_csv, summary
@@ -204,9 +204,16 @@ class StatementLineAdmin(ReadOnly):
 
 @admin.register(BalanceQuery)
 class BalanceQueryAdmin(ReadOnly):
-    list_display = ["provider", "requested_at", "answered_at", "result_code", "conversation_id"]
-    list_filter = ["provider"]
+    list_display = ["provider", "account", "status", "requested_at", "answered_at", "result_code", "conversation_id"]
+    list_filter = ["provider", "status"]
     readonly_fields = [f.name for f in BalanceQuery._meta.fields]
+
+
+@admin.register(BalanceReading)
+class BalanceReadingAdmin(ReadOnly):
+    list_display = ["as_of", "provider", "account", "available", "currency", "answered_at"]
+    list_filter = ["provider", "account", "currency"]
+    readonly_fields = [f.name for f in BalanceReading._meta.fields]
 
 
 class ActionForm(forms.Form):

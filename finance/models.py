@@ -86,13 +86,23 @@ class StatementLine(models.Model):
 
 class BalanceQuery(models.Model):
     """A wallet balance asked of a provider (Daraja Account Balance is asynchronous: the answer comes later at
-    our result URL). One that never answers is alerted by the watchdog, never waited on."""
+    our result URL). One that never answers expires after FINANCE_BALANCE_RESULT_TIMEOUT_MINUTES and is alerted
+    by the watchdog, never waited on."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for the result"
+        ANSWERED = "answered"
+        FAILED = "failed", "Refused or failed"
+        EXPIRED = "expired", "No result in time"
 
     provider = models.CharField(max_length=20)
+    account = models.CharField(max_length=40, blank=True, help_text="What was asked: shortcode, collection, …")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     conversation_id = models.CharField(max_length=100, blank=True, db_index=True)
     requested_at = models.DateTimeField(auto_now_add=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     result_code = models.CharField(max_length=20, blank=True)
+    message = models.CharField(max_length=255, blank=True, help_text="The provider's words, or why it failed")
     raw = models.TextField(blank=True, help_text="The provider's balance text as it arrived")
     accounts = models.JSONField(default=dict, blank=True, help_text="Parsed: account -> figures (as strings)")
 
@@ -163,3 +173,28 @@ class Discrepancy(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
+
+
+class BalanceReading(models.Model):
+    """One account's balance as the provider stated it, kept as evidence: the close holds an imported
+    statement's closing balance against the reading nearest the statement's end."""
+
+    query = models.ForeignKey(BalanceQuery, on_delete=models.PROTECT, related_name="readings")
+    provider = models.CharField(max_length=20)
+    account = models.CharField(max_length=100, help_text="Utility Account, collection, wallet, …")
+    currency = models.CharField(max_length=3)
+    available = models.DecimalField(**MONEY)
+    uncleared = models.DecimalField(**MONEY, null=True, blank=True)
+    reserved = models.DecimalField(**MONEY, null=True, blank=True)
+    asked_at = models.DateTimeField()
+    answered_at = models.DateTimeField()
+    as_of = models.DateTimeField(db_index=True, help_text="When the balance held (the provider's time, if given)")
+    raw = models.TextField(blank=True, help_text="The provider's answer as it arrived")
+
+    class Meta:
+        ordering = ["-as_of", "-id"]
+        constraints = [models.UniqueConstraint(fields=["query", "account"], name="balance_reading_once")]
+        indexes = [models.Index(fields=["provider", "as_of"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.account} {self.available} {self.currency} at {self.as_of:%Y-%m-%d %H:%M}"

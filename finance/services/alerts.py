@@ -4,9 +4,11 @@ DASHBOARD_COUNT_SOURCES; payments never imports finance)."""
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import models
 from django.urls import reverse
 
 from finance.models import BalanceQuery, Discrepancy
+from finance.services.balance import balance_queries_expire
 
 
 def finance_alerts(*, now: datetime) -> list[str]:
@@ -19,14 +21,21 @@ def finance_alerts(*, now: datetime) -> list[str]:
             f"{count} month-close exception(s) open for more than {days} day(s) (the admin's Finance → Exceptions: "
             f"attach, hold or write off)"
         )
+    # A query without a result after the timeout expires (never waited on); it is alerted until an answer of
+    # that provider comes after it.
     minutes = settings.FINANCE_BALANCE_RESULT_TIMEOUT_MINUTES
-    silent = BalanceQuery.objects.filter(answered_at__isnull=True, requested_at__lt=now - timedelta(minutes=minutes))
-    for provider in sorted(set(silent.values_list("provider", flat=True))):
-        n = silent.filter(provider=provider).count()
-        alerts.append(
-            f"{provider}: {n} wallet balance query(ies) without a result after {minutes} minutes (the provider does "
-            f"not retry: read the balance in its portal, or ask again)"
-        )
+    balance_queries_expire(now=now)
+    expired = BalanceQuery.objects.filter(status=BalanceQuery.Status.EXPIRED)
+    for provider in sorted(set(expired.values_list("provider", flat=True))):
+        answered = BalanceQuery.objects.filter(provider=provider, status=BalanceQuery.Status.ANSWERED)
+        since = answered.aggregate(last=models.Max("requested_at"))["last"]
+        unanswered = expired.filter(provider=provider)
+        n = (unanswered.filter(requested_at__gt=since) if since else unanswered).count()
+        if n:
+            alerts.append(
+                f"{provider}: {n} wallet balance query(ies) without a result after {minutes} minutes (the provider "
+                f"does not retry: read the balance in its portal, or ask again with balance_query)"
+            )
     return alerts
 
 

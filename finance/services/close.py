@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from config.csv_safety import SafeCsvWriter
 from finance.models import Discrepancy, Statement, StatementLine
+from finance.services.balance_check import ReadingCheck, balance_reading_check
 from payments.models import Payment, Payout, Refund
 
 ZERO = Decimal("0.00")
@@ -91,6 +92,7 @@ class CloseReport:
     duplicate_lines: int = 0
     statements: int = 0
     proofs: list[BalanceProof] = field(default_factory=list)
+    readings: list[ReadingCheck] = field(default_factory=list)  # closing balances held against wallet readings
     exceptions_open: int = 0
     exceptions_resolved: int = 0
 
@@ -205,7 +207,11 @@ def close_month(provider: str, month: str, *, now: datetime | None = None) -> Cl
         )
 
     # The ledger's side: what completed this month and no line of any import shows.
-    covered = Statement.objects.filter(provider=provider).aggregate(until=models.Max("period_end"))["until"]
+    # A pulled statement (Daraja's Pull Transactions) lists money received only: it covers payments, never
+    # payouts or refunds.
+    statements_of = Statement.objects.filter(provider=provider)
+    covered_in = statements_of.aggregate(until=models.Max("period_end"))["until"]
+    covered_out = statements_of.exclude(source="pull").aggregate(until=models.Max("period_end"))["until"]
     grace = timedelta(hours=settings.FINANCE_LEDGER_GRACE_HOURS)
     ledger: list[Payment | Payout | Refund] = [
         *Payment.objects.filter(
@@ -225,6 +231,7 @@ def close_month(provider: str, month: str, *, now: datetime | None = None) -> Cl
             continue  # on a line of another month (matched there)
         name = type(obj).__name__.lower()
         completed = obj.completed_at or now
+        covered = covered_in if isinstance(obj, Payment) else covered_out
         within_grace = covered is None or completed > covered - grace
         kind = "ledger_only_expected" if within_grace else "ledger_only"
         report.findings.append(
@@ -273,6 +280,20 @@ def close_month(provider: str, month: str, *, now: datetime | None = None) -> Cl
                     "detail": f"statement {statement.pk} ({statement.filename or statement.source}): {proof.text()}",
                 },
             )
+
+        held = balance_reading_check(statement)
+        if held is not None:
+            report.readings.append(held)
+            if held.difference:
+                found[f"balance_reading:statement:{statement.pk}"] = (
+                    Discrepancy.Kind.BALANCE,
+                    {
+                        "statement": statement,
+                        "expected": held.expected,
+                        "actual": held.reading.available,
+                        "detail": f"statement {statement.pk} against the wallet balance: {held.text()}",
+                    },
+                )
 
     _record(provider, month, found)
     recorded = Discrepancy.objects.filter(provider=provider, month=month)
@@ -331,6 +352,18 @@ def report_csv(report: CloseReport) -> str:
                 proof.text(),
             ]
         )
+    for held in report.readings:
+        writer.writerow(
+            [
+                "wallet_balance",
+                f"statement {held.statement.pk}",
+                f"reading {held.reading.pk}",
+                held.reading.available,
+                held.expected,
+                held.reading.currency,
+                held.text(),
+            ]
+        )
     for name, value in summary(report):
         writer.writerow(["total", name, "", value, "", "", ""])
     return out.getvalue()
@@ -353,6 +386,8 @@ def summary(report: CloseReport) -> list[tuple[str, object]]:
         ("balance proofs holding", sum(1 for p in report.proofs if p.holds)),
         ("balance proofs failing", sum(1 for p in report.proofs if p.holds is False)),
         ("balance proofs without balances", sum(1 for p in report.proofs if p.holds is None)),
+        ("closing balances agreeing with the wallet", sum(1 for r in report.readings if not r.difference)),
+        ("closing balances differing from the wallet", sum(1 for r in report.readings if r.difference)),
         ("exceptions open", report.exceptions_open),
         ("exceptions resolved", report.exceptions_resolved),
     ]

@@ -2,6 +2,7 @@
 
 import hashlib
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -10,6 +11,8 @@ from django.db import IntegrityError, transaction
 from finance.models import Statement, StatementLine
 from finance.parsers import PARSERS, Line, StatementInvalid
 from payments.services.audit import audit_record
+
+SAME_MOMENT = timedelta(minutes=1)
 
 
 class StatementRefused(ValueError):
@@ -143,8 +146,10 @@ def _unique(lines: list[Line]) -> tuple[list[Line], int]:
 
 
 def _same(line: Line, stored: StatementLine) -> bool:
+    """One transaction told twice: Daraja's pull gives the time to the minute, the portal export to the
+    second, so times within a minute agree."""
     return (
-        line.occurred_at == stored.occurred_at
+        abs(line.occurred_at - stored.occurred_at) < SAME_MOMENT
         and line.amount == stored.amount
         and line.fee == stored.fee
         and line.currency == stored.currency

@@ -118,7 +118,7 @@ def test_a_balance_result_that_never_arrives_is_alerted_not_waited_on(settings):
     later = now + timedelta(minutes=31)
     assert finance_alerts(now=later) == [
         "mpesa: 1 wallet balance query(ies) without a result after 30 minutes (the provider does not retry: read "
-        "the balance in its portal, or ask again)"
+        "the balance in its portal, or ask again with balance_query)"
     ]
     daraja_balance_result_record(conversation_id=query.conversation_id, result_code="0", value=DARAJA_BALANCE)
     assert finance_alerts(now=later) == []

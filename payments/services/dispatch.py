@@ -17,6 +17,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.tasks import task
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from payments.models import CallbackEvent, MoneyOut
 from payments.providers.base import CallbackRole, CallbackTrust
@@ -129,7 +130,14 @@ def callback_handle(*, event: CallbackEvent, raw_body: bytes | None = None, in_w
 def _role(event: CallbackEvent) -> Role | None:
     provider = PROVIDER_CLASSES.get(event.provider)
     role = provider.callback_role(event.kind) if provider else None
-    return HANDLERS.get(role) if role else None
+    return (HANDLERS.get(role) or _plugged(role)) if role else None
+
+
+def _plugged(role: CallbackRole) -> Role | None:
+    """A role another app handles (settings.CALLBACK_ROLE_HANDLERS: role → dotted path of its Role class):
+    finance records balance results, and payments never imports finance."""
+    path = settings.CALLBACK_ROLE_HANDLERS.get(str(role))
+    return import_string(path)() if path else None
 
 
 def _unhandled(event: CallbackEvent) -> CallbackOutcome:

@@ -3,6 +3,8 @@
 With --loop it is the site's scheduler: each cycle runs only while it holds the `reconcile_payments` lease
 (payments/services/scheduler.py), so a second scheduler on another host waits instead of running the same cycle,
 and once a day it prunes finished background-task rows (TASKS_BACKEND=database keeps every one otherwise).
+It also runs settings.SCHEDULED_COMMANDS (finance's statement pull and wallet balance queries), each at most
+once per its interval under a lease of its own, so a failing one never stops the cycle.
 """
 
 import logging
@@ -89,6 +91,14 @@ class Command(BaseCommand):
             call_command("prune_db_task_results", min_age_days=settings.TASK_RESULTS_KEEP_DAYS, queue_name="*",
                          verbosity=0)  # fmt: skip
             self.stdout.write(f"pruned finished task rows older than {settings.TASK_RESULTS_KEEP_DAYS} days")
+        for name, arguments, seconds in settings.SCHEDULED_COMMANDS:
+            # Held for the interval and not renewed: whoever took it last ran the command; none runs it again sooner.
+            if seconds > 0 and lease_acquire(f"scheduled:{name}", me, seconds=seconds, renew=False):
+                try:
+                    call_command(name, *arguments, stdout=self.stdout, stderr=self.stderr)
+                except Exception as exc:  # noqa: BLE001 (one step's failure must not end the scheduler)
+                    logger.exception("Scheduled %s failed; next run after its interval", name)
+                    self.stderr.write(f"{name} failed ({type(exc).__name__}: {exc})")
 
     def _check_reference(self, reference: str) -> None:
         payment = (

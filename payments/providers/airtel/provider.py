@@ -4,7 +4,7 @@
 from collections.abc import Mapping
 from typing import Any
 
-from payments.providers.airtel import callbacks, checks, codes, collection, disbursement, refunds
+from payments.providers.airtel import balance, callbacks, checks, codes, collection, disbursement, refunds
 from payments.providers.airtel.client import AirtelClient, airtel_id
 from payments.providers.airtel.codes import (
     ACK,
@@ -17,6 +17,7 @@ from payments.providers.airtel.codes import (
     PKCS1,
 )
 from payments.providers.base import (
+    BalanceAnswer,
     CallbackMalformed,
     CallbackRole,
     CallbackRoute,
@@ -39,11 +40,12 @@ from payments.providers.base import (
     RouteToken,
     SettingProblem,
     Settlement,
+    WalletBalances,
 )
 from payments.providers.tokens import TokenCache
 
 
-class AirtelProvider(PaymentProvider, Collections, Payouts, Refunds):
+class AirtelProvider(PaymentProvider, Collections, Payouts, Refunds, WalletBalances):
     code = "airtel"
     display_name = "Airtel Money"
     public_name = "airtel_money"
@@ -206,6 +208,13 @@ class AirtelProvider(PaymentProvider, Collections, Payouts, Refunds):
     # refund callback either.
 
     # --- every provider ---------------------------------------------------------------------------------
+
+    # --- the month close: the collection wallet's balance ----------------------------------------------
+
+    balance_accounts = (balance.ACCOUNT,)
+
+    def request_balance(self, *, account: str, result_url: str = "", timeout_url: str = "") -> BalanceAnswer:
+        return balance.request_balance(self.client)
 
     def authenticate_callback(self, callback: RawCallback) -> CallbackTrust:
         return callbacks.authenticate(self.hash_secret, callback)

@@ -7,7 +7,8 @@ frozen dataclasses crossing the boundary:
 - `Collections`: prompt a payer (push or checkout page), ask about a payment, read a payment callback;
 - `Paybill`: money the payer sends on their own (M-Pesa C2B): validation and confirmation callbacks;
 - `Payouts`: send money to a treatment partner's wallet, read the result callback;
-- `Refunds`: give a completed payment back to the payer.
+- `Refunds`: give a completed payment back to the payer;
+- `WalletBalances`, `StatementPull` (statements.py): what the month close asks of a provider's own books.
 
 Services depend on a capability (`isinstance(provider, Payouts)`), never on a provider's class.
 
@@ -31,6 +32,14 @@ from payments.providers.base.messages import (
     RefundResult,
 )
 from payments.providers.base.parsing import load_json, load_json_object, parse_money
+from payments.providers.base.statements import (
+    BalanceAnswer,
+    BalanceResult,
+    PulledTransaction,
+    StatementPull,
+    WalletBalance,
+    WalletBalances,
+)
 from payments.providers.base.types import (
     CallbackRole,
     CallbackRoute,
@@ -47,6 +56,12 @@ from payments.providers.base.types import (
 )
 
 __all__ = [
+    "BalanceAnswer",
+    "BalanceResult",
+    "PulledTransaction",
+    "StatementPull",
+    "WalletBalance",
+    "WalletBalances",
     "CallbackMalformed",
     "CallbackRole",
     "CallbackRoute",

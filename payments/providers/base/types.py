@@ -52,6 +52,9 @@ class CallbackRole(StrEnum):
     REFUND_RESULT = "refund_result"
     REFUND_TIMEOUT = "refund_timeout"  # the refund waited too long in the provider's queue: ambiguous
     NOTICE = "notice"  # stored and acknowledged; nothing to apply (e.g. a provider's notification feed)
+    # A wallet balance's result (Daraja Account Balance): handled by the app named in CALLBACK_ROLE_HANDLERS.
+    BALANCE_RESULT = "balance_result"
+    BALANCE_TIMEOUT = "balance_timeout"  # the balance query waited too long in the provider's queue
 
 
 class RouteToken(StrEnum):

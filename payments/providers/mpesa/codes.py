@@ -18,8 +18,11 @@ B2C_TIMEOUT = "b2c_timeout"
 B2C_KINDS = (B2C_RESULT, B2C_TIMEOUT)
 REVERSAL_RESULT = "reversal_result"
 REVERSAL_TIMEOUT = "reversal_timeout"
-# The initiator's callbacks (payouts and reversals) share one secret: MPESA_B2C_TOKEN.
-INITIATOR_KINDS = (*B2C_KINDS, REVERSAL_RESULT, REVERSAL_TIMEOUT)
+BALANCE_RESULT = "balance_result"
+BALANCE_TIMEOUT = "balance_timeout"
+PULL_NOTICE = "pull_notice"  # the Pull API's registered CallBackURL: stored, nothing to apply
+# The initiator's callbacks (payouts, reversals, balance results) share one secret: MPESA_B2C_TOKEN.
+INITIATOR_KINDS = (*B2C_KINDS, REVERSAL_RESULT, REVERSAL_TIMEOUT, BALANCE_RESULT, BALANCE_TIMEOUT)
 C2B_RESPONSE_TYPES = ("Completed", "Cancelled")
 # Daraja refuses C2B URLs containing these words, in any case.
 C2B_FORBIDDEN_URL_WORDS = ("mpesa", "m-pesa", "safaricom", "exe", "exec", "cmd", "sql", "query")

@@ -23,6 +23,8 @@ CONFIG = ProviderConfig(
         Setting("initiator_name", "MPESA_INITIATOR_NAME", sandbox="testapi"),
         Setting("security_credential", "MPESA_SECURITY_CREDENTIAL", sandbox="sandbox-security-credential"),
         Setting("b2c_token", "MPESA_B2C_TOKEN", sandbox="sandbox-b2c-token"),
+        # The month close: the Safaricom number the Pull Transactions registration names (once).
+        Setting("pull_nominated_number", "MPESA_PULL_NOMINATED_NUMBER", sandbox="254708374149"),
         Setting("transaction_type", "MPESA_TRANSACTION_TYPE", default="CustomerPayBillOnline"),
         Setting("party_b", "MPESA_TILL_NUMBER"),  # Buy Goods only: the till; PayBill uses the shortcode
         Setting("callback_url", "MPESA_CALLBACK_URL"),

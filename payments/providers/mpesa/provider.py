@@ -1,10 +1,14 @@
-"""MpesaProvider: the class the registry knows. Collections (STK push), Paybill (C2B) and Payouts (B2C),
+"""MpesaProvider: the class the registry knows. Collections (STK push), Paybill (C2B), Payouts (B2C), Refunds
+(reversal), and for the month close WalletBalances (Account Balance) and StatementPull (Pull Transactions),
 each delegated to its module; HTTP and translation only."""
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from payments.providers.base import (
+    BalanceAnswer,
+    BalanceResult,
     CallbackMalformed,
     CallbackRole,
     CallbackRoute,
@@ -23,6 +27,7 @@ from payments.providers.base import (
     PayoutResult,
     Payouts,
     ProviderResult,
+    PulledTransaction,
     RawCallback,
     RefundAccepted,
     RefundRequest,
@@ -30,13 +35,17 @@ from payments.providers.base import (
     Refunds,
     RouteToken,
     SettingProblem,
+    StatementPull,
+    WalletBalances,
 )
-from payments.providers.mpesa import checks, paybill, payouts, reversal, stk, trust
+from payments.providers.mpesa import checks, ledger, paybill, payouts, reversal, stk, trust
 from payments.providers.mpesa.client import DarajaClient
 from payments.providers.mpesa.codes import (
     ACCEPTED,
     B2C_RESULT,
     B2C_TIMEOUT,
+    BALANCE_RESULT,
+    BALANCE_TIMEOUT,
     BUY_GOODS,
     C2B_CONFIRMATION,
     C2B_KINDS,
@@ -45,6 +54,7 @@ from payments.providers.mpesa.codes import (
     INITIATOR_KINDS,
     MAX_TRANSACTION_DESC,
     PAYBILL,
+    PULL_NOTICE,
     REVERSAL_RESULT,
     REVERSAL_TIMEOUT,
     SAFE_TEXT_RE,
@@ -56,7 +66,7 @@ from payments.providers.mpesa.codes import (
 POST_OR_PUT = ("post", "put")
 
 
-class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts, Refunds):
+class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts, Refunds, WalletBalances, StatementPull):
     code = "mpesa"
     display_name = "M-Pesa"
     public_name = "mpesa"
@@ -65,6 +75,10 @@ class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts, Refunds):
     whole_amounts_only = True
     paybill_currency = CURRENCY
     payout_currencies = frozenset({CURRENCY})
+    balance_accounts = ("shortcode",)  # one query answers every account of the paybill shortcode
+    balance_is_asynchronous = True
+    pull_window = timedelta(hours=48)  # Daraja keeps C2B transactions this long for pulling
+    pull_currency = CURRENCY
     # For each kind, the first route is the one we hand to Daraja. Daraja refuses C2B URLs containing
     # "mpesa", so the paybill URLs we register are /webhooks/paybill/…; the /webhooks/mpesa/… paths answer too.
     # /webhooks/stk/ is a neutral STK path for MPESA_CALLBACK_URL (the STK processor is reported to refuse
@@ -103,6 +117,14 @@ class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts, Refunds):
         CallbackRoute(
             REVERSAL_TIMEOUT, CallbackRole.REFUND_TIMEOUT, "webhooks/mpesa/reversal/timeout", "mpesa-reversal-timeout"
         ),
+        # Account Balance: its result and its queue timeout, both read as a balance result (finance records it).
+        CallbackRoute(
+            BALANCE_RESULT, CallbackRole.BALANCE_RESULT, "webhooks/mpesa/balance/result", "mpesa-balance-result"
+        ),
+        CallbackRoute(
+            BALANCE_TIMEOUT, CallbackRole.BALANCE_TIMEOUT, "webhooks/mpesa/balance/timeout", "mpesa-balance-timeout"
+        ),
+        CallbackRoute(PULL_NOTICE, CallbackRole.NOTICE, "webhooks/mpesa/pull/notice", "mpesa-pull-notice"),
     )
 
     def __init__(
@@ -126,6 +148,7 @@ class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts, Refunds):
         b2c_token: str = "",
         initiator_name: str = "",
         security_credential: str = "",
+        pull_nominated_number: str = "",
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
     ):
@@ -151,6 +174,7 @@ class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts, Refunds):
         )
         self.c2b_shortcode = str(c2b_shortcode or shortcode)
         self.b2c = payouts.B2CSettings(str(b2c_shortcode or shortcode), initiator_name, security_credential)
+        self.pull_nominated_number = str(pull_nominated_number or "")
         self._secrets = {**dict.fromkeys(C2B_KINDS, c2b_token), **dict.fromkeys(INITIATOR_KINDS, b2c_token)}
 
     @classmethod
@@ -227,6 +251,26 @@ class MpesaProvider(PaymentProvider, Collections, Paybill, Payouts, Refunds):
 
     def parse_refund_result(self, kind: str, body: bytes) -> RefundResult:
         return reversal.parse_result(body)
+
+    # --- the month close: Account Balance and Pull Transactions ------------------------------------------
+
+    def request_balance(self, *, account: str, result_url: str = "", timeout_url: str = "") -> BalanceAnswer:
+        initiator = ledger.Initiator(self.c2b_shortcode, self.b2c.initiator_name, self.b2c.security_credential)
+        return ledger.request_balance(self.client, initiator, result_url=result_url, timeout_url=timeout_url)
+
+    def parse_balance_result(self, kind: str, body: bytes) -> BalanceResult:
+        return ledger.parse_balance_result(body)
+
+    def register_pull(self, *, callback_url: str) -> str:
+        return ledger.register_pull(
+            self.client,
+            shortcode=self.c2b_shortcode,
+            nominated_number=self.pull_nominated_number,
+            callback_url=callback_url,
+        )
+
+    def pull_transactions(self, *, start: datetime, end: datetime, offset: int) -> tuple[PulledTransaction, ...]:
+        return ledger.pull_page(self.client, shortcode=self.c2b_shortcode, start=start, end=end, offset=offset)
 
     # --- every provider ---------------------------------------------------------------------------------
 

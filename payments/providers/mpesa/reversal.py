@@ -4,19 +4,17 @@ URL, both carrying the initiator URLs' secret (MPESA_B2C_TOKEN). Daraja reverses
 no partial refunds. Shapes and codes: docs/providers/mpesa.md ("Reversal")."""
 
 from payments.providers.base import (
-    CallbackMalformed,
     PaymentStatus,
     ProviderError,
     RefundAccepted,
     RefundRequest,
     RefundResult,
-    load_json,
     parse_money,
 )
 from payments.providers.http import response_object
 from payments.providers.mpesa.client import DarajaClient, refusal
 from payments.providers.mpesa.codes import SAFE_TEXT_RE, clean_desc
-from payments.providers.mpesa.fields import result_parameters, text_field
+from payments.providers.mpesa.fields import initiator_result, result_parameters, text_field
 from payments.providers.mpesa.payouts import B2CSettings
 
 REVERSAL_PATH = "/mpesa/reversal/v1/request"
@@ -64,16 +62,7 @@ def send(client: DarajaClient, initiator: B2CSettings, shortcode: str, refund: R
 
 
 def parse_result(body: bytes) -> RefundResult:
-    data = load_json(body)
-    result = data.get("Result") if isinstance(data, dict) else None
-    if not isinstance(result, dict):
-        raise CallbackMalformed('expected {"Result": {...}}')
-    conversation = text_field(result, "ConversationID")
-    if not conversation:
-        raise CallbackMalformed("Result.ConversationID is required")
-    if "ResultCode" not in result or isinstance(result["ResultCode"], bool | dict | list | None):
-        raise CallbackMalformed("Result.ResultCode is required")
-    code = str(result["ResultCode"]).strip()
+    result, conversation, code = initiator_result(body)
     status = PaymentStatus.SUCCEEDED if code in (SUCCESS, ALREADY_REVERSED) else PaymentStatus.FAILED
     values = result_parameters(result)
     return RefundResult(

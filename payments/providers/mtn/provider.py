@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from payments.providers.base import (
+    BalanceAnswer,
     CallbackMalformed,
     CallbackRole,
     CallbackRoute,
@@ -34,8 +35,9 @@ from payments.providers.base import (
     SettingProblem,
     Settlement,
     UrlToken,
+    WalletBalances,
 )
-from payments.providers.mtn import checks, collection, disbursement, refunds
+from payments.providers.mtn import balance, checks, collection, disbursement, refunds
 from payments.providers.mtn.client import MtnClient, Product, new_reference_id
 from payments.providers.mtn.codes import (
     ACK,
@@ -56,7 +58,7 @@ from payments.providers.mtn.codes import (
 PUT_OR_POST = ("post", "put")
 
 
-class MtnProvider(PaymentProvider, Collections, Payouts, Refunds):
+class MtnProvider(PaymentProvider, Collections, Payouts, Refunds, WalletBalances):
     code = "mtn"
     display_name = "MTN MoMo"
     public_name = "mtn_mobile_money"
@@ -214,6 +216,13 @@ class MtnProvider(PaymentProvider, Collections, Payouts, Refunds):
         return refunds.parse_refund_result(body)
 
     # --- every provider ---------------------------------------------------------------------------------
+
+    # --- the month close: each product's balance ------------------------------------------------------
+
+    balance_accounts = (COLLECTION, DISBURSEMENT)
+
+    def request_balance(self, *, account: str, result_url: str = "", timeout_url: str = "") -> BalanceAnswer:
+        return balance.request_balance(self.client, account)
 
     def authenticate_callback(self, callback: RawCallback) -> CallbackTrust:
         """MTN signs nothing: a URL secret we never issued is a forgery; anything else is a trigger for the

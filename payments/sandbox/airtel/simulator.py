@@ -74,6 +74,7 @@ from payments.sandbox.base import (
     endpoint,
     mask_msisdn,
 )
+from payments.sandbox.ledger import AirtelBalanceRoutes
 from payments.sandbox.outcomes import PENDING, Outcome, Result, outcome_for_phone
 from payments.sandbox.protocol import SandboxRequest, SandboxResponse, json_response
 from payments.sandbox.store import Charge, IssuedToken, utc_now
@@ -84,7 +85,7 @@ PROVIDER = "airtel"
 PREFIX = "/airtel"
 
 
-class AirtelSimulator(AirtelMoneyRoutes, Simulator):
+class AirtelSimulator(AirtelMoneyRoutes, AirtelBalanceRoutes, Simulator):
     name = PROVIDER
 
     def __init__(
@@ -120,6 +121,7 @@ class AirtelSimulator(AirtelMoneyRoutes, Simulator):
             endpoint("GET", r"/standard/v1/payments/(?P<id>[^/]+)", self.enquiry),
             endpoint("POST", r"/standard/v1/disbursements", self.disburse),
             endpoint("GET", r"/standard/v1/disbursements/(?P<id>[^/]+)", self.disbursement_enquiry),
+            *self.balance_endpoints(),  # the wallet balance (payments/sandbox/ledger.py)
         ]
 
     def routes(self) -> dict[str, Route]:

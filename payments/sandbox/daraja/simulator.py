@@ -25,6 +25,7 @@ from payments.providers.mpesa.config import CONFIG as MPESA_CONFIG
 from payments.sandbox.base import Endpoint, Route, SandboxContext, Simulator, dispatch_table, endpoint, mask_msisdn
 from payments.sandbox.daraja import bodies
 from payments.sandbox.daraja.checks import DarajaError, error_envelope, json_object, msisdn_field, whole_amount
+from payments.sandbox.daraja.ledger import DarajaLedgerRoutes
 from payments.sandbox.daraja.money import DarajaMoneyRoutes
 from payments.sandbox.outcomes import PENDING, Outcome, Result, outcome_for_phone
 from payments.sandbox.protocol import SandboxRequest, SandboxResponse, json_response
@@ -39,7 +40,7 @@ SHORTCODE_RE = re.compile(r"\d{5,7}")
 TRANSACTION_TYPES = ("CustomerPayBillOnline", "CustomerBuyGoodsOnline")
 
 
-class DarajaSimulator(DarajaMoneyRoutes, Simulator):
+class DarajaSimulator(DarajaMoneyRoutes, DarajaLedgerRoutes, Simulator):
     name = PROVIDER
 
     def __init__(self, context: SandboxContext, *, credentials: dict[str, str] | None = None) -> None:
@@ -63,6 +64,7 @@ class DarajaSimulator(DarajaMoneyRoutes, Simulator):
         self.security_credential = creds.get("security_credential", "")
         self.c2b_shortcode = str(creds.get("c2b_shortcode", "600984"))
         self.c2b_urls: dict[str, dict[str, str]] = {}  # shortcode → registered URLs and ResponseType
+        self.endpoints += self.ledger_endpoints()  # Account Balance, Pull Transactions (ledger.py)
 
     def routes(self) -> dict[str, Route]:
         return {PREFIX: self.handle}

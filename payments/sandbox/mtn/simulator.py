@@ -41,6 +41,7 @@ from payments.sandbox.base import (
     endpoint,
     mask_msisdn,
 )
+from payments.sandbox.ledger import MtnBalanceRoutes
 from payments.sandbox.mtn import bodies
 from payments.sandbox.mtn.scripts import (
     DUPLICATE,
@@ -84,7 +85,7 @@ EARLY_404_SECONDS = 0.5
 UUID4_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
-class MtnSimulator(Simulator):
+class MtnSimulator(MtnBalanceRoutes, Simulator):
     name = PROVIDER
 
     def __init__(self, context: SandboxContext, *, credentials: dict[str, str] | None = None) -> None:
@@ -112,6 +113,7 @@ class MtnSimulator(Simulator):
             endpoint("GET", r"/disbursement/v1_0/transfer/(?P<ref>[^/]+)", partial(self.status, TRANSFER)),
             endpoint("POST", r"/disbursement/v(?:1|2)_0/refund", self.refund),
             endpoint("GET", r"/disbursement/v1_0/refund/(?P<ref>[^/]+)", partial(self.status, REFUND)),
+            *self.balance_endpoints(),  # each product's account balance (payments/sandbox/ledger.py)
         ]
 
     def routes(self) -> dict[str, Route]:

@@ -42,6 +42,7 @@ from payments.providers.base import (
     Payouts,
     Refunds,
     RouteToken,
+    WalletBalances,
 )
 from payments.providers.registry import PROVIDER_CLASSES, get_provider
 from payments.tests.fixtures import MANIFEST, provider_fixtures
@@ -59,6 +60,8 @@ CAPABILITY: dict[CallbackRole, type] = {
     CallbackRole.PAYOUT_TIMEOUT: Payouts,
     CallbackRole.REFUND_RESULT: Refunds,
     CallbackRole.REFUND_TIMEOUT: Refunds,
+    CallbackRole.BALANCE_RESULT: WalletBalances,
+    CallbackRole.BALANCE_TIMEOUT: WalletBalances,
 }
 NOT_PARSED = {CallbackRole.NOTICE}  # stored and acknowledged; nothing to read
 GARBAGE = [b"", b"not json", b"\xff\xfe\x00", b"[]", b"null", b'"success"', b"[" * 5000 + b"]" * 5000]
@@ -74,6 +77,8 @@ def parse(provider: PaymentProvider, kind: str, body: bytes) -> Any:
         return provider.parse_payout_result(kind, body)  # type: ignore[attr-defined]
     if role in (CallbackRole.REFUND_RESULT, CallbackRole.REFUND_TIMEOUT):
         return provider.parse_refund_result(kind, body)  # type: ignore[attr-defined]
+    if role in (CallbackRole.BALANCE_RESULT, CallbackRole.BALANCE_TIMEOUT):
+        return provider.parse_balance_result(kind, body)  # type: ignore[attr-defined]
     raise AssertionError(f"{provider.code}: no parser known for {kind!r} (role {role}): teach test_contract.py")
 
 

@@ -88,3 +88,28 @@ def test_schedulers_racing_for_a_free_lease_one_wins():
         name = f"race-{attempt}"
         won = run_together([lambda i=i, n=name: lease_acquire(n, f"host-{i}", seconds=60) for i in range(6)])
         assert won.count(True) == 1, won
+
+
+def test_scheduled_commands_run_once_per_their_interval_and_a_failing_one_does_not_stop_the_cycle(
+    monkeypatch, settings
+):
+    ran = []
+
+    def fake_call_command(name, *arguments, **options):
+        if name == "prune_db_task_results":
+            return
+        ran.append((name, arguments))
+        if name == "balance_query":
+            raise RuntimeError("provider down")
+
+    monkeypatch.setattr(command, "call_command", fake_call_command)
+    settings.SCHEDULED_COMMANDS = [
+        ("balance_query", ["--all"], 3600),
+        ("statement_pull", ["--all"], 3600),
+        ("never", [], 0),
+    ]
+    cycles(monkeypatch, 3)
+    assert ran == [("balance_query", ("--all",)), ("statement_pull", ("--all",))]  # once each in three cycles
+    SchedulerLease.objects.filter(name="scheduled:statement_pull").update(expires_at=timezone.now())
+    cycles(monkeypatch, 1)
+    assert ran[-1] == ("statement_pull", ("--all",)) and len(ran) == 3
