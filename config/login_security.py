@@ -24,6 +24,8 @@ from django.core import checks
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from rest_framework.response import Response
 from rest_framework_simplejwt.views import TokenObtainPairView
 
@@ -91,12 +93,14 @@ def _retry(request: HttpRequest, credentials: dict | None) -> tuple[datetime | N
 
 def _wait_words(seconds: int) -> str:
     minutes = math.ceil(seconds / 60)
-    return "about a minute" if minutes <= 1 else f"about {minutes} minutes"
+    return ngettext("about a minute", "about %(minutes)d minutes", minutes) % {"minutes": minutes}
 
 
 def _api_message(seconds: int) -> str:
-    locked = "Too many failed sign-in attempts: this account or this client is locked."
-    return f"{locked} Try again in {_wait_words(seconds)}." if seconds else f"{locked} Ask an administrator."
+    locked = _("Too many failed sign-in attempts: this account or this client is locked.")
+    if seconds:
+        return locked + " " + _("Try again in %(wait)s.") % {"wait": _wait_words(seconds)}
+    return locked + " " + _("Ask an administrator.")
 
 
 def locked_out_body(request: HttpRequest, credentials: dict | None = None) -> tuple[dict[str, Any], dict[str, str]]:

@@ -10,6 +10,7 @@ from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import Resolver404, get_resolver
+from django.utils import translation
 
 from config.errors import error_response, is_json_path
 
@@ -135,7 +136,9 @@ def payload_too_large(request: HttpRequest) -> HttpResponse:
     if is_json_path(request.path):
         response: HttpResponse = error_response(413, f"The request body is too large: at most {limit} bytes.")
     else:
-        response = render(request, "413.html", {"limit_kib": limit // 1024}, status=413)
+        # Answered before LocaleMiddleware has run: the page takes the request's language itself.
+        with translation.override(translation.get_language_from_request(request)):
+            response = render(request, "413.html", {"limit_kib": limit // 1024}, status=413)
     response._has_been_logged = True  # type: ignore[attr-defined]  # the line above; not django.request's too
     return response
 

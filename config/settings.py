@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "config.middleware.ProviderCallbackMiddleware",  # provider callbacks skip the browser middleware below
     "config.middleware.BodySizeLimitMiddleware",  # a body over DATA_UPLOAD_MAX_MEMORY_SIZE: 413, before it is read
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # the language: the switch's cookie, else Accept-Language
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -118,18 +119,13 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-]
+_VALIDATORS = ("UserAttributeSimilarity", "MinimumLength", "CommonPassword", "NumericPassword")
+AUTH_PASSWORD_VALIDATORS = [{"NAME": f"django.contrib.auth.password_validation.{v}Validator"} for v in _VALIDATORS]
 
-LANGUAGE_CODE = "en-us"
-LOCALE_PATHS = [BASE_DIR / "locale"]  # our catalogues, Swahili first (manage.py compilemessages)
-TIME_ZONE = env("TIME_ZONE", default="Africa/Dar_es_Salaam")
-USE_I18N = True
-USE_TZ = True
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("sw", "Kiswahili")]
+LOCALE_PATHS = [BASE_DIR / "locale"]  # one catalogue for donor-facing text: locale/sw/ (docs/glossary.md)
+TIME_ZONE = env("TIME_ZONE", default="Africa/Dar_es_Salaam")  # USE_TZ and USE_I18N: on (the defaults)
 
 STATIC_URL = "static/"
 # `manage.py collectstatic` writes here; WhiteNoise serves it (README "Production").

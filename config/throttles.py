@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy, ngettext
 
 from config.errors import error_body, is_json_path
 from config.net import RateLimitState, client_ip, rate_limit
@@ -53,7 +54,8 @@ def throttled_response(request: HttpRequest, limited: RateLimited) -> HttpRespon
         response = JsonResponse(error_body(429, limited.message, retry_after=wait), status=429)
     else:
         minutes = math.ceil(wait / 60)
-        context = {"message": limited.message, "wait": "about a minute" if minutes <= 1 else f"{minutes} minutes"}
+        wait_text = ngettext("about a minute", "about %(minutes)d minutes", minutes) % {"minutes": minutes}
+        context = {"message": limited.message, "wait": wait_text}
         response = render(request, "429.html", context, status=429)
     for name, value in rate_limit_headers(limited.state).items():
         response[name] = value
@@ -65,7 +67,7 @@ class Door:
     scope: str  # doors with one scope share one count per client (an API and its portal twin)
     setting: str  # the per-minute limit's setting
     methods: tuple[str, ...]
-    message: str
+    message: str  # lazy: said in the language of the request it refuses
 
     def limit(self) -> int:
         return int(getattr(settings, self.setting))
@@ -75,19 +77,19 @@ SIGN_IN = Door(
     "sign-in",
     "LOGIN_RATE_LIMIT_PER_MINUTE",
     ("POST",),
-    "Too many sign-in attempts from your connection. Please wait a minute and try again.",
+    gettext_lazy("Too many sign-in attempts from your connection. Please wait a minute and try again."),
 )
 REGISTER = Door(
     "register",
     "REGISTER_RATE_LIMIT_PER_MINUTE",
     ("POST",),
-    "Too many accounts were created from your connection. Please wait a minute and try again.",
+    gettext_lazy("Too many accounts were created from your connection. Please wait a minute and try again."),
 )
 STATUS = Door(
     "donation-status",
     "STATUS_RATE_LIMIT_PER_MINUTE",
     ("GET", "HEAD"),
-    "Too many status requests from your connection. Please wait a minute; your donation is not affected.",
+    gettext_lazy("Too many status requests from your connection. Please wait a minute; your donation is not affected."),
 )
 # URL name → door. The API and the portal share a count (one guesser, two doors, one limit).
 DOORS: dict[str, Door] = {

@@ -17,9 +17,12 @@ from django.core.mail import EmailMessage, send_mail
 from django.db import transaction
 from django.tasks import task
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from donor.models import Donation, Notice
+from donor.money import money_for_people
 from donor.phone_numbers import mask_msisdn
 from donor.sms import donation_sms_text, sms_opted_out, sms_send
 from integrations.sms import sms_enabled
@@ -36,24 +39,30 @@ CHANNEL_NAMES = {
 }
 
 
+def donor_language_of(donation: Donation) -> str:
+    """The language the donor's messages are written in (Donor.language: the page they gave from)."""
+    return (donation.donor.language if donation.donor else "") or settings.LANGUAGE_CODE
+
+
 def donation_receipt_text(donation: Donation, rail: str = "") -> str:
     """The donor's Telegram receipt for a completed donation; `rail` names how it was paid ("MTN MoMo")."""
     payment = donation.payments.filter(status="succeeded").order_by("-pk").first()
     channel = rail or (CHANNEL_NAMES.get(payment.channel, payment.provider.title()) if payment else "")
     when = timezone.localtime(donation.completed_at or donation.updated_at).strftime("%Y-%m-%d %H:%M:%S")
-    target = donation.patient.first_name if donation.patient else "the general fund"
+    target = donation.patient.first_name if donation.patient else _("the general fund")
+    receipt = payment.receipt if payment and payment.receipt else "-"
     lines = [
-        "🎉 Payment Receipt",
+        "🎉 " + _("Payment Receipt"),
         "",
-        "Thank you for your payment!",
+        _("Thank you for your payment!"),
         "",
-        f"💰 Amount: {donation.currency} {donation.amount:,.2f}",
-        f"🧾 {channel + ' ' if channel else ''}Receipt: {payment.receipt if payment and payment.receipt else '-'}",
-        f"📅 Date: {when}",
-        f"❤️ For: {target}",
+        "💰 " + _("Amount: %(money)s") % {"money": f"{donation.currency} {donation.amount:,.2f}"},  # the agreed form
+        "🧾 " + (f"{channel} " if channel else "") + _("Receipt: %(receipt)s") % {"receipt": receipt},
+        "📅 " + _("Date: %(when)s") % {"when": when},
+        "❤️ " + _("For: %(target)s") % {"target": target},
         "",
-        f"Transaction ID: {(payment.provider_reference if payment else '') or donation.reference}",
-        f"Reference: {donation.reference}",
+        _("Transaction ID: %(id)s") % {"id": (payment.provider_reference if payment else "") or donation.reference},
+        _("Reference: %(reference)s") % {"reference": donation.reference},
     ]
     return "\n".join(lines)
 
@@ -91,14 +100,15 @@ def donation_admin_text(donation: Donation) -> str:
 
 def donation_refund_text(donation: Donation) -> str:
     """The donor's notice that (part of) their gift went back to them."""
-    target = donation.patient.first_name if donation.patient else "the general fund"
+    target = donation.patient.first_name if donation.patient else _("the general fund")
+    money = money_for_people(donation.amount, donation.currency)
     return "\n".join(
         [
-            "↩️ Refund",
+            "↩️ " + _("Refund"),
             "",
-            f"{donation.status_reason or 'Your donation was refunded'} to you.",
-            f"Donation: {donation.currency} {donation.amount:,.2f} for {target}",
-            f"Reference: {donation.reference}",
+            donation.status_reason or _("Your donation was refunded to you."),  # staff's words, as they wrote them
+            _("Donation: %(money)s for %(target)s") % {"money": money, "target": target},
+            _("Reference: %(reference)s") % {"reference": donation.reference},
         ]
     )
 
@@ -175,8 +185,14 @@ def notices_send(*, donation_id: int | None = None, limit: int = 100) -> dict[st
 def _deliver(notice: Notice) -> str:
     """Send one message; "" when it went, else why not."""
     donation = Donation.objects.select_related("donor", "patient").get(pk=notice.donation_id)
-    if notice.channel == Notice.Channel.OPERATORS:
+    if notice.channel == Notice.Channel.OPERATORS:  # the operators read English, as the admin does
         return "" if telegram_send(notice.recipient, donation_admin_text(donation)) else "Telegram did not take it"
+    with translation.override(donor_language_of(donation)):
+        return _deliver_to_donor(notice, donation)
+
+
+def _deliver_to_donor(notice: Notice, donation: Donation) -> str:
+    """A receipt or refund notice in the donor's own language (the caller made it the active one)."""
     if notice.channel == Notice.Channel.TELEGRAM:
         text = (
             donation_refund_text(donation) if notice.kind == "refund" else donation_receipt_text(donation, notice.rail)
@@ -186,9 +202,11 @@ def _deliver(notice: Notice) -> str:
         paid = donation.payments.filter(status="succeeded").exclude(msisdn="").order_by("-pk").first()
         return sms_send(key=notice.key, msisdn=paid.msisdn, text=donation_sms(donation)) if paid else ""
     if notice.kind == "refund":
-        subject, template = f"Your donation {donation.reference} was refunded", "emails/refund.txt"
+        subject = _("Your donation %(reference)s was refunded") % {"reference": donation.reference}
+        template = "emails/refund.txt"
     else:
-        subject, template = f"Thank you: your donation {donation.reference} is confirmed", "emails/receipt.txt"
+        subject = _("Thank you: your donation %(reference)s is confirmed") % {"reference": donation.reference}
+        template = "emails/receipt.txt"
     try:
         attachments = notice_attachments(notice)
     except Exception as exc:  # a receipt that cannot be rendered now: the email waits for it (retried, then dead)
@@ -240,7 +258,8 @@ def _send_mail(donation: Donation, notice: Notice, template: str, subject: str, 
         template,
         {
             "donation": donation,
-            "target": donation.patient.first_name if donation.patient else "the general fund",
+            "money": money_for_people(donation.amount, donation.currency),
+            "target": donation.patient.first_name if donation.patient else _("the general fund"),
             "receipt": payment.receipt if payment else "",
             "rail": notice.rail,
             "status_url": f"{settings.SITE_URL}/donations/{donation.public_token}/",
@@ -264,28 +283,31 @@ def donation_notify_queue(donation_id: int, rail: str = "", *, refund: bool = Fa
 
 
 REGISTRATION_NOTICES = {
-    "created": ("Your donor account is ready", "emails/registration_created.txt"),
-    "email_taken": ("You already have a donor account", "emails/registration_email_taken.txt"),
-    "username_taken": ("Choose another username", "emails/registration_username_taken.txt"),
+    "created": (gettext_lazy("Your donor account is ready"), "emails/registration_created.txt"),
+    "email_taken": (gettext_lazy("You already have a donor account"), "emails/registration_email_taken.txt"),
+    "username_taken": (gettext_lazy("Choose another username"), "emails/registration_username_taken.txt"),
 }
 
 
 @task()
-def registration_notice(email: str, username: str, outcome: str) -> str:
-    """The email that tells a registering donor what the web page cannot (donor.services.donor_signup)."""
+def registration_notice(email: str, username: str, outcome: str, language: str = "") -> str:
+    """The email that tells a registering donor what the web page cannot (donor.services.donor_signup), in the
+    language of the page they registered from."""
     subject, template = REGISTRATION_NOTICES[outcome]
     context = {
         "username": username,
         "login_url": f"{settings.SITE_URL}/login/",
         "signup_url": f"{settings.SITE_URL}/signup/",
     }
-    send_mail(subject=subject, message=render_to_string(template, context), from_email=None, recipient_list=[email])
+    with translation.override(language or settings.LANGUAGE_CODE):
+        body = render_to_string(template, context)
+        send_mail(subject=str(subject), message=body, from_email=None, recipient_list=[email])
     return "sent"
 
 
-def registration_notice_queue(*, email: str, username: str, outcome: str) -> None:
+def registration_notice_queue(*, email: str, username: str, outcome: str, language: str = "") -> None:
     """Queue it; a queue or mail server that is down costs the notice (logged), never the answer."""
     try:
-        registration_notice.enqueue(email, username, outcome)
+        registration_notice.enqueue(email, username, outcome, language)
     except Exception:
         logger.exception("Registration notice not queued or sent (%s)", outcome)

@@ -3,6 +3,7 @@
 import re
 
 import phonenumbers
+from django.utils.translation import gettext as _
 
 REGION_BY_CURRENCY = {"TZS": "TZ", "KES": "KE", "UGX": "UG", "RWF": "RW", "ZMW": "ZM", "MWK": "MW"}
 DEFAULT_REGION = "TZ"
@@ -16,16 +17,16 @@ def normalize_msisdn(raw: str, *, region: str | None = None) -> str:
     """'0712 345 678' in TZ → '255712345678'. Raises InvalidPhoneNumber with a message a donor understands."""
     text = (raw or "").strip()
     if not text:
-        raise InvalidPhoneNumber("Enter a mobile number.")
+        raise InvalidPhoneNumber(_("Enter a mobile number."))
     digits_only = text.replace(" ", "").replace("-", "")
     if digits_only.isdigit() and len(digits_only) > 10 and not digits_only.startswith("0"):
         text = "+" + digits_only  # 255712345678 written without the plus
     try:
         number = phonenumbers.parse(text, region or DEFAULT_REGION)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidPhoneNumber("That does not look like a phone number.") from exc
+        raise InvalidPhoneNumber(_("That does not look like a phone number.")) from exc
     if not phonenumbers.is_valid_number(number):
-        raise InvalidPhoneNumber("That phone number is not valid for its country.")
+        raise InvalidPhoneNumber(_("That phone number is not valid for its country."))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
 
 
@@ -41,9 +42,18 @@ def reach_problem(msisdn: str, regions: frozenset[str] | set[str]) -> str | None
     )
     if region in regions and mobile:
         return None
-    names = " or ".join(sorted(regions))
+    names = or_words(sorted(regions))
     example = _mobile_example(sorted(regions)[0])
-    return f"Enter a mobile number of {names}{f' such as {example}' if example else ''}."
+    if example:
+        values = {"countries": names, "example": example}
+        return _("Enter a mobile number of %(countries)s such as %(example)s.") % values
+    return _("Enter a mobile number of %(countries)s.") % {"countries": names}
+
+
+def or_words(choices: list[str] | tuple[str, ...]) -> str:
+    """The choices joined the way a sentence lists them ("TZ or KE"), in the active language."""
+    word = _("or")
+    return f" {word} ".join(choices)
 
 
 def _mobile_example(region: str) -> str:

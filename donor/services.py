@@ -12,9 +12,11 @@ from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from donor.models import Allocation, Donation, Donor
+from donor.money import money_for_people
 from donor.notifications import registration_notice_queue
 from donor.phone_numbers import InvalidPhoneNumber, normalize_msisdn
 from patients.models import Patient
@@ -41,9 +43,9 @@ def parse_amount(value: object) -> Decimal:
     try:
         amount = Decimal(str(value).strip().replace(",", ""))
     except (InvalidOperation, TypeError) as exc:
-        raise ValidationError({"amount": "Enter an amount such as 5000."}) from exc
+        raise ValidationError({"amount": _("Enter an amount such as 5000.")}) from exc
     if not amount.is_finite():
-        raise ValidationError({"amount": "Enter an amount such as 5000."})
+        raise ValidationError({"amount": _("Enter an amount such as 5000.")})
     return amount
 
 
@@ -88,7 +90,7 @@ def donor_register(*, username: str, password: str, email: str, name: str = "", 
     try:
         with transaction.atomic():
             user = users.objects.create_user(username=username, password=password, email=email, first_name=name[:150])
-            donor = Donor.objects.create(user=user, name=name, email=email, phone=phone)
+            donor = Donor.objects.create(user=user, name=name, email=email, phone=phone, language=donor_language())
     except IntegrityError as exc:  # the unique username: another registration got there between check and insert
         raise AccountTaken(USERNAME_TAKEN) from exc
     logger.info("Donor %s registered", donor.pk)
@@ -110,20 +112,41 @@ def donor_signup(*, username: str, password: str, email: str, name: str = "", ph
         make_password(password)  # the work creating the account would have cost
         outcome = taken.outcome
         logger.info("Registration not made: %s", outcome)
-    registration_notice_queue(email=email, username=username, outcome=outcome)
+    registration_notice_queue(email=email, username=username, outcome=outcome, language=donor_language())
     return donor
 
 
-def donor_for_user(*, user: User) -> Donor:
-    donor, _ = Donor.objects.get_or_create(
-        user=user, defaults={"name": user.get_full_name() or user.get_username(), "email": user.email or ""}
+def donor_language(language: str | None = None) -> str:
+    """One of settings.LANGUAGES: `language`, else the active one (the page's or the API request's)."""
+    code = (language or translation.get_language() or settings.LANGUAGE_CODE).split("-")[0].lower()
+    return code if code in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+
+
+def donor_for_user(*, user: User, language: str = "") -> Donor:
+    """The account's donor. `language` (when they give: the page's) becomes the one their messages are in."""
+    donor, _created = Donor.objects.get_or_create(
+        user=user,
+        defaults={
+            "name": user.get_full_name() or user.get_username(),
+            "email": user.email or "",
+            "language": donor_language(language),
+        },
     )
+    if language and donor.language != donor_language(language):
+        language = donor_language(language)
+        Donor.objects.filter(pk=donor.pk).update(language=language)
+        donor.language = language
     return donor
+
+
+def donor_language_set(*, user: User, language: str) -> None:
+    """The language switch of a signed-in donor: their messages follow it."""
+    Donor.objects.filter(user=user).update(language=donor_language(language))
 
 
 def donor_for_guest(*, name: str = "", email: str = "", phone: str = "") -> Donor:
     """A guest gets a donor row of their own per donation: we never merge strangers by a typed email."""
-    return Donor.objects.create(name=name, email=email, phone=phone)
+    return Donor.objects.create(name=name, email=email, phone=phone, language=donor_language())
 
 
 # --- Donations -----------------------------------------------------------------------------------------
@@ -137,25 +160,25 @@ def donation_rules_check(*, patient: Patient | None, amount: Decimal | str, curr
     errors: dict[str, str] = {}
     if patient is not None:
         if not patient.is_accepting_donations:
-            errors["patient"] = f"Patient {patient.code} is not accepting donations (status: {patient.status})."
+            errors["patient"] = _("Patient %(code)s is not accepting donations now.") % {"code": patient.code}
         elif currency != patient.currency:
-            errors["currency"] = (
-                f"Patient {patient.code} is funded in {patient.currency}; donate in {patient.currency}."
-            )
+            errors["currency"] = _("Patient %(code)s is funded in %(currency)s; donate in %(currency)s.") % {
+                "code": patient.code, "currency": patient.currency}  # fmt: skip
     elif currency not in settings.GENERAL_FUND_CURRENCIES:
-        errors["currency"] = f"The general fund accepts {', '.join(sorted(settings.GENERAL_FUND_CURRENCIES))}."
+        errors["currency"] = _("The general fund accepts %(currencies)s.") % {
+            "currencies": ", ".join(sorted(settings.GENERAL_FUND_CURRENCIES))}  # fmt: skip
     if amount <= 0:
-        errors["amount"] = "The amount must be greater than zero."
+        errors["amount"] = _("The amount must be greater than zero.")
     elif _decimals(amount) > 2:
-        errors["amount"] = "Use at most two decimal places."
+        errors["amount"] = _("Use at most two decimal places.")
     elif currency in WHOLE_UNIT_CURRENCIES and amount != amount.to_integral_value():
-        errors["amount"] = f"{currency} amounts must be whole numbers."
+        errors["amount"] = _("%(currency)s amounts must be whole numbers.") % {"currency": currency}
     elif "currency" not in errors:
         low, high = donation_limits(currency)
         if amount < low:
-            errors["amount"] = f"The smallest donation is {low:,} {currency}."
+            errors["amount"] = _("The smallest donation is %(money)s.") % {"money": money_for_people(low, currency)}
         elif amount > high:
-            errors["amount"] = f"The largest donation is {high:,} {currency}."
+            errors["amount"] = _("The largest donation is %(money)s.") % {"money": money_for_people(high, currency)}
     if errors:
         raise ValidationError(errors)
     return amount, currency

@@ -12,22 +12,13 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from donor.models import SmsMessage, SmsOptOut
+from donor.money import money_for_people
 from donor.phone_numbers import mask_msisdn
 from integrations.sms import DeliveryReport, SmsStatus, fit_sms, log_sent, sms_gateway
 
 logger = logging.getLogger("payments.sms")
 
-# How people write amounts on the phone: "TSh 5,000", "KSh 2,500", "USh 10,000".
-CURRENCY_SHORT = {"TZS": "TSh", "KES": "KSh", "UGX": "USh"}
 DONE = {SmsMessage.Status.SENT, SmsMessage.Status.DELIVERED, SmsMessage.Status.UNKNOWN}
-
-
-def money_for_people(amount: Decimal, currency: str) -> str:
-    """5000 TZS → "TSh 5,000"; cents only when there are some (12.50 EUR → "EUR 12.50")."""
-    symbol = CURRENCY_SHORT.get(currency.upper(), currency.upper())
-    value = Decimal(amount)
-    number = f"{value:,.0f}" if value == value.to_integral_value() else f"{value:,.2f}"
-    return f"{symbol} {number}"
 
 
 def sms_opted_out(msisdn: str) -> bool:

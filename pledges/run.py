@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from donor.models import Donation
@@ -63,7 +63,8 @@ def pledges_run(now: datetime | None = None) -> RunReport:
     due = Pledge.objects.filter(status=Pledge.Status.ACTIVE, next_due_on__lte=today + timedelta(REMIND_DAYS_BEFORE))
     for pledge in due.select_related("donor", "patient").order_by("next_due_on", "pk"):
         try:
-            _run_pledge(pledge, now, today, report)
+            with translation.override(pledge.language or None):  # its messages in the donor's language
+                _run_pledge(pledge, now, today, report)
         except Exception as exc:  # one pledge's trouble must not stop the others
             logger.exception("Pledge %s: run failed", pledge.reference)
             report.errors.append(f"{pledge.reference}: {type(exc).__name__}")

@@ -20,8 +20,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from donor.services import donation_rules_check, donor_for_guest, donor_for_user, parse_amount
-from donor.sms import money_for_people, sms_send
+from donor.models import Donor
+from donor.money import money_for_people
+from donor.services import donation_rules_check, donor_for_guest, donor_for_user, donor_language, parse_amount
+from donor.sms import sms_send
 from payments.services.donations import DonationRefused, DonationRequest, donation_check
 from pledges.models import Pledge, PledgeCycle
 
@@ -94,7 +96,7 @@ def pledge_create(request: DonationRequest, *, day_of_month: object, user: User 
         if str(day) != str(day_of_month).strip() or not 1 <= day <= 28:
             raise ValueError
     except ValueError:
-        errors["day_of_month"] = "Choose a day of the month from 1 to 28."
+        errors["day_of_month"] = _("Choose a day of the month from 1 to 28.")
         day = 0
     try:
         checked = donation_check(request)
@@ -103,14 +105,16 @@ def pledge_create(request: DonationRequest, *, day_of_month: object, user: User 
     if errors:
         raise DonationRefused(errors)
     if not checked.msisdn:
-        raise DonationRefused({"phone_number": "A monthly pledge needs the phone that will be prompted."})
+        raise DonationRefused({"phone_number": _("A monthly pledge needs the phone that will be prompted.")})
+    if not checked.method.needs_phone:  # a card page cannot be pushed to the donor each month
+        raise DonationRefused({"channel": _("Monthly giving uses a mobile money prompt: choose mobile money.")})
     try:  # the donation's own rules (limits, the patient's currency), as each month's donation will meet them
         donation_rules_check(patient=checked.patient, amount=request.amount, currency=request.currency)
     except ValidationError as exc:
         raise DonationRefused({k: " ".join(v) for k, v in exc.message_dict.items()}) from exc
     with transaction.atomic():
         donor = (
-            donor_for_user(user=user)
+            donor_for_user(user=user, language=donor_language())
             if user is not None and user.is_authenticated
             else donor_for_guest(name=request.name, email=request.email, phone=checked.msisdn)
         )
@@ -124,9 +128,15 @@ def pledge_create(request: DonationRequest, *, day_of_month: object, user: User 
             patient=checked.patient,
             day_of_month=day,
             next_due_on=due_date_after(day, today or timezone.localdate()),
+            language=donor_language(),  # its reminders and prompts' messages: the page's or the API request's
         )
     logger.info("Pledge %s created: %s %s on day %s", pledge.reference, pledge.currency, pledge.amount, day)
     return pledge
+
+
+def pledge_list_for_donor(*, donor: Donor) -> list[Pledge]:
+    """A donor's pledges, newest first, their patient loaded."""
+    return list(Pledge.objects.filter(donor=donor).select_related("patient").order_by("-created_at", "-pk"))
 
 
 # --- Messages ------------------------------------------------------------------------------------------------
@@ -199,6 +209,7 @@ def pledge_act(pledge: Pledge, action: str, *, amount: str = "", today: date | N
             said = _("From your next payment you give %(money)s a month.") % {"money": pledge_money(pledge, new_amount)}
         else:
             raise PledgeActionRefused(_("Unknown action."))
+        pledge.language = donor_language()  # the donor's language now: this and later messages follow it
         pledge.save()
     stamp = timezone.now().strftime("%Y%m%d%H%M%S%f")
     pledge_tell(pledge, key=f"{action}:{stamp}", sms=f"{pledge.reference}: {said}",

@@ -6,7 +6,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from donor.sms import money_for_people
+from donor.money import money_for_people
 from pledges.models import Pledge
 from pledges.run import pledge_pay_now
 from pledges.services import (

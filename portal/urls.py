@@ -1,6 +1,6 @@
 """The portal's pages (HTML for browsers, mounted at the site's root): patients, the donate form, a donation's
-status, sign-up and sign-in, my donations with their PDF receipts and yearly statements. The JSON API is in the
-apps' urls.py modules."""
+status, sign-up and sign-in, my donations with their PDF receipts and yearly statements, my pledges, the
+language switch. The JSON API is in the apps' urls.py modules."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
@@ -24,4 +24,6 @@ urlpatterns = [
     path("my/donations/", web.my_donations, name="my-donations-page"),
     path("my/donations/<str:reference>/receipt.pdf", documents.my_receipt, name="my-receipt-pdf"),
     path("my/statements/<int:year>.pdf", documents.my_statement, name="my-statement-pdf"),
+    path("my/pledges/", web.my_pledges, name="my-pledges-page"),
+    path("language/", web.language_switch, name="set-language"),
 ]

@@ -1,7 +1,9 @@
 """The donor portal (portal/): server-rendered pages. Views are thin: they read forms and call the services.
 
 The donate flow uses the same service and rules as the JSON API (payments.services.donations: check, open,
-pay); a provider refusal keeps the donation (marked failed) and shows the form again.
+pay); a provider refusal keeps the donation (marked failed) and shows the form again. "Give monthly" makes a
+pledge through the pledge API's own service (pledges.services.pledge_create). Every string is translated
+(English and Swahili, locale/); the language switch remembers a signed-in donor's choice for their messages.
 """
 
 from decimal import Decimal
@@ -13,7 +15,9 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+from django.views.i18n import set_language
 
 from config.net import client_ip
 from config.throttles import RateLimited, rate_limit_headers
@@ -25,7 +29,7 @@ from donor.selectors import (
     donation_list_for_donor,
     donation_recent_public,
 )
-from donor.services import donor_for_user, donor_signup
+from donor.services import donor_for_user, donor_language_set, donor_signup
 from patients.models import Patient
 from patients.selectors import patient_get_published, patient_list_published
 from payments.selectors import payment_latest_for_donation
@@ -40,6 +44,8 @@ from payments.services.donations import (
     payment_methods,
 )
 from payments.services.payments import PaymentStartFailed, method_label
+from pledges.models import Pledge
+from pledges.services import manage_url, pledge_create, pledge_list_for_donor
 from portal.forms import DonateForm, SignupForm
 from receipts.statements import statement_years
 
@@ -68,24 +74,24 @@ def friendly_reason(status: str, reason: str = "") -> str:
     """What went wrong, in words a donor understands."""
     text = (reason or "").lower()
     if status == Donation.Status.REFUNDED:
-        return "This donation was refunded to you."
+        return _("This donation was refunded to you.")
     if status == Donation.Status.CANCELLED or "cancel" in text:
-        return "The payment was cancelled on the phone, so no money was taken."
+        return _("The payment was cancelled on the phone, so no money was taken.")
     if status == Donation.Status.EXPIRED or "timeout" in text or "timed out" in text:
-        return "We did not get a confirmation from the phone in time, so the request expired. No money was taken."
+        return _("We did not get a confirmation from the phone in time, so the request expired. No money was taken.")
     if "insufficient" in text or "balance" in text:
-        return (
+        return _(
             "The mobile money balance was too low for this amount. No money was taken: top up, or try a smaller amount."
         )
     if "pin" in text:
-        return "The PIN was not accepted. No money was taken."
-    return "The payment did not go through. No money was taken."
+        return _("The PIN was not accepted. No money was taken.")
+    return _("The payment did not go through. No money was taken.")
 
 
 def public_first_name(donation: Donation) -> str:
     """The name shown to other visitors: a first name, or "Anonymous". Never a phone number or email."""
     name = donation.donor_display_name
-    return name if name == "Anonymous" else name.split()[0]
+    return _("Anonymous") if name == "Anonymous" else name.split()[0]
 
 
 def _remember_details(request: HttpRequest, reference: str, details: dict[str, str]) -> None:
@@ -209,7 +215,8 @@ def _donate(
 def _start_donation(
     request: HttpRequest, form: DonateForm, patient: Patient | None, currency: str
 ) -> HttpResponse | None:
-    """Check, open and pay, as the API does. None means: show the form again with its errors."""
+    """Check, open and pay, as the API does (or, for "Give monthly", the pledge). None means: show the form again
+    with its errors."""
     data = form.cleaned_data
     donation_request = DonationRequest(
         amount=data["amount_value"],
@@ -223,6 +230,8 @@ def _start_donation(
         anonymous=data["anonymous"],
         message=data["message"],
     )
+    if data.get("monthly"):
+        return _start_pledge(request, form, donation_request)
     try:
         checked = donation_check(donation_request)
         donation_prompt_admit(checked, client=client_ip(request))  # RateLimited: the caller answers 429
@@ -232,7 +241,7 @@ def _start_donation(
             form.add_error(FORM_FIELDS.get(field), message)
         return None
     except ProviderUnavailable as unavailable:  # its settings are invalid here: not offered, but a stale form
-        form.add_error(None, f"{unavailable.message} Please choose another way to pay.")
+        form.add_error(None, _("%(problem)s Please choose another way to pay.") % {"problem": unavailable.message})
         return None
     amount: Decimal = data["amount_value"]
     _remember_details(
@@ -252,13 +261,30 @@ def _start_donation(
     except PaymentStartFailed as failure:
         form.add_error(
             None,
-            f"The payment could not be started: {failure.error.message} No money was taken. "
-            "Please check the details and try again, or choose another way to pay.",
+            _(
+                "The payment could not be started: %(problem)s No money was taken. "
+                "Please check the details and try again, or choose another way to pay."
+            )
+            % {"problem": failure.error.message},
         )
         return None
     if payment.checkout_url:
         return redirect(payment.checkout_url)
     return redirect("donation-status-page", reference=donation.public_token)
+
+
+def _start_pledge(request: HttpRequest, form: DonateForm, donation_request: DonationRequest) -> HttpResponse | None:
+    """The monthly pledge, by the service the pledge API uses; its page gives the manage link."""
+    try:
+        pledge = pledge_create(donation_request, day_of_month=form.cleaned_data["day_of_month"], user=request.user)
+    except DonationRefused as refused:
+        for field, message in refused.errors.items():
+            form.add_error(FORM_FIELDS.get(field, field if field in form.fields else None), message)
+        return None
+    except ProviderUnavailable as unavailable:
+        form.add_error(None, _("%(problem)s Please choose another way to pay.") % {"problem": unavailable.message})
+        return None
+    return render(request, "pledge_started.html", {"pledge": pledge, "manage_url": manage_url(pledge)}, status=201)
 
 
 def _status_context(request: HttpRequest, reference: str) -> dict:
@@ -326,3 +352,24 @@ def my_donations(request: HttpRequest) -> HttpResponse:
         )
     years = statement_years(donor=donor)
     return render(request, "my_donations.html", {"rows": rows, "donor": donor, "statement_years": years})
+
+
+@login_required(login_url="login")
+def my_pledges(request: HttpRequest) -> HttpResponse:
+    """The account's monthly pledges, each with its manage link (the same signed link the messages carry)."""
+    pledges = pledge_list_for_donor(donor=donor_for_user(user=request.user))
+    rows = [
+        {"pledge": pledge, "manage_url": manage_url(pledge), "active": pledge.status == Pledge.Status.ACTIVE}
+        for pledge in pledges
+    ]
+    return render(request, "my_pledges.html", {"rows": rows})
+
+
+@require_POST
+def language_switch(request: HttpRequest) -> HttpResponse:
+    """Django's set_language (the cookie, back to `next`); a signed-in donor's messages follow the choice too."""
+    response = set_language(request)
+    language = request.POST.get("language", "")
+    if request.user.is_authenticated and language in dict(settings.LANGUAGES):
+        donor_language_set(user=request.user, language=language)
+    return response

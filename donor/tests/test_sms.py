@@ -15,8 +15,9 @@ import responses
 from django.test import Client
 
 from donor.models import Notice, SmsMessage, SmsOptOut
+from donor.money import money_for_people
 from donor.notifications import notices_send
-from donor.sms import donation_sms_text, money_for_people, sms_send
+from donor.sms import donation_sms_text, sms_send
 from integrations.sms import AfricasTalkingGateway, SmsStatus, gsm7_clean, gsm7_length
 from payments.models import Payment
 from payments.tests.azampay_fakes import CALLBACK_URL, callback_body

@@ -15,11 +15,13 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from config.net import RateLimitState, rate_limit
 from config.throttles import RateLimited
 from donor.models import Donation
-from donor.phone_numbers import InvalidPhoneNumber, normalize_msisdn, reach_problem, region_for_currency
+from donor.phone_numbers import InvalidPhoneNumber, normalize_msisdn, or_words, reach_problem, region_for_currency
 from donor.services import (
     MAX_AMOUNT,
     WHOLE_UNIT_CURRENCIES,
@@ -27,6 +29,7 @@ from donor.services import (
     donation_limits,
     donor_for_guest,
     donor_for_user,
+    donor_language,
 )
 from patients.models import Patient
 from patients.selectors import patient_get_published
@@ -188,23 +191,25 @@ def donation_check(request: DonationRequest) -> CheckedDonation:
     if request.patient_code:
         patient = patient_get_published(code=request.patient_code)
         if patient is None:
-            errors["patient"] = f"No published patient with code {request.patient_code}."
+            errors["patient"] = _("No published patient with code %(code)s.") % {"code": request.patient_code}
     method = None
     provider: Collections | None = None
     if request.provider not in collection_provider_codes():
-        errors["provider"] = f"{request.provider} is not available here."
+        errors["provider"] = _("%(provider)s is not available here.") % {"provider": request.provider}
     else:
         provider = _collector(request.provider)
         method = _method(provider, request.channel)
         if method is None:
             errors["channel"] = _channel_hint(provider)
         if provider.whole_amounts_only and request.amount != request.amount.to_integral_value():
-            errors["amount"] = f"{request.provider} takes whole {request.currency.upper()} amounts only."
+            errors["amount"] = _("%(provider)s takes whole %(currency)s amounts only.") % {
+                "provider": request.provider, "currency": request.currency.upper()}  # fmt: skip
         if request.currency.upper() not in provider.currencies:
-            errors["currency"] = f"{request.provider} collects {', '.join(sorted(provider.currencies))} only."
+            errors["currency"] = _("%(provider)s collects %(currencies)s only.") % {
+                "provider": request.provider, "currencies": ", ".join(sorted(provider.currencies))}  # fmt: skip
         for name, choices in method.extra_choices if method is not None else ():
             if str(request.extra.get(name, "")).strip().upper() not in {c.upper() for c in choices}:
-                errors[name] = f"Choose {' or '.join(choices)}."
+                errors[name] = _("Choose %(choices)s.") % {"choices": or_words(choices)}
     msisdn = ""
     if (method is None or method.needs_phone) or request.phone_number:
         try:
@@ -218,7 +223,7 @@ def donation_check(request: DonationRequest) -> CheckedDonation:
         problem = None if provider.is_test_number(msisdn) else reach_problem(msisdn, provider.phone_regions)
         if problem:
             name = PROVIDER_CLASSES[request.provider].display_name
-            errors["phone_number"] = f"{name} cannot reach this number. {problem}"
+            errors["phone_number"] = _("%(provider)s cannot reach this number.") % {"provider": name} + f" {problem}"
     if errors or method is None:
         raise DonationRefused(errors)
     return CheckedDonation(request=request, patient=patient, method=method, msisdn=msisdn)
@@ -238,7 +243,7 @@ def donation_open(checked: CheckedDonation, *, user: User | AnonymousUser | None
     try:
         with transaction.atomic():  # a refused donation leaves no orphan guest donor behind
             donor = (
-                donor_for_user(user=user)
+                donor_for_user(user=user, language=donor_language())
                 if user is not None and user.is_authenticated
                 else donor_for_guest(name=request.name, email=request.email, phone=checked.msisdn)
             )
@@ -254,8 +259,10 @@ def donation_open(checked: CheckedDonation, *, user: User | AnonymousUser | None
         raise DonationRefused({k: " ".join(v) for k, v in exc.message_dict.items()}) from exc
 
 
-PROMPTS_FROM_CLIENT = "Too many donation attempts from your connection. Please wait a minute and try again."
-PROMPTS_TO_PHONE = (
+PROMPTS_FROM_CLIENT = gettext_lazy(
+    "Too many donation attempts from your connection. Please wait a minute and try again."
+)
+PROMPTS_TO_PHONE = gettext_lazy(
     "This phone was sent several payment requests in the last minute. Please wait a minute, then try again."
 )
 
@@ -307,4 +314,6 @@ def _method(provider: Collections, channel: str) -> PaymentMethod | None:
 
 def _channel_hint(provider: Collections) -> str:
     names = [m.channel for m in provider.payment_methods() if m.channel]
-    return f"Choose {', '.join(names[:-1])} or {names[-1]}." if len(names) > 1 else "Choose a payment method."
+    if len(names) < 2:
+        return _("Choose a payment method.")
+    return _("Choose %(choices)s or %(last)s.") % {"choices": ", ".join(names[:-1]), "last": names[-1]}

@@ -43,7 +43,7 @@ def test_screenshots(live_server, sandbox, patients, phone):
     phone.goto(site + "/patients/PAT-0001/")
     shot(phone, "02-patient", full_page=True)
 
-    phone.get_by_label("TZS 10,000", exact=True).check()
+    phone.get_by_label("TSh 10,000", exact=True).check()
     phone.get_by_label("M-Pesa (Vodacom)").check()
     phone.get_by_label("Mobile money number").fill("071234")
     phone.get_by_role("button", name="Donate").click()
@@ -59,7 +59,7 @@ def test_screenshots(live_server, sandbox, patients, phone):
     shot(phone, "05-status-completed")
 
     phone.goto(site + "/patients/PAT-0001/")
-    phone.get_by_label("TZS 5,000", exact=True).check()
+    phone.get_by_label("TSh 5,000", exact=True).check()
     phone.get_by_label("Tigo Pesa (Mixx by Yas)").check()
     phone.get_by_label("Mobile money number").fill("0712345602")
     phone.get_by_role("button", name="Donate").click()
@@ -81,7 +81,7 @@ def test_screenshots(live_server, sandbox, patients, phone):
     phone.get_by_label("Password").fill("Long-enough-pass-42")
     phone.get_by_role("button", name="Create account").click()
     phone.goto(site + "/patients/PAT-0001/")
-    phone.get_by_label("TZS 50,000", exact=True).check()
+    phone.get_by_label("TSh 50,000", exact=True).check()
     phone.get_by_label("M-Pesa (Vodacom)").check()
     phone.get_by_label("Mobile money number").fill("0712000111")
     phone.get_by_role("button", name="Donate").click()

@@ -128,7 +128,7 @@ def patients(db) -> list[Patient]:
     ]
 
 
-def donate(page, *, amount_label: str = "TZS 10,000", method: str = "M-Pesa (Vodacom)", number: str = "") -> None:
+def donate(page, *, amount_label: str = "TSh 10,000", method: str = "M-Pesa (Vodacom)", number: str = "") -> None:
     """On a patient page: pick a preset, a payment method, type the number, press Donate."""
     page.get_by_label(amount_label, exact=True).check()
     page.get_by_label(method).check()
@@ -155,7 +155,7 @@ def test_mpesa_donation_completes_live_with_a_receipt(live_server, sandbox, pati
     expect(phone.get_by_role("heading", name=re.compile("Thank you"))).to_be_visible()
     expect(phone.locator("#receipt")).not_to_be_empty()
     assert phone.evaluate("window.__sameDocument") is True
-    expect(phone.locator("#status-panel")).to_contain_text("TZS 10,000")
+    expect(phone.locator("#status-panel")).to_contain_text("TSh 10,000")
     expect(phone.locator("#status-panel")).to_contain_text("Neema")
     expect(phone.locator("#status-panel")).to_contain_text("Completed")
 
@@ -164,7 +164,7 @@ def test_cancelled_payment_explains_and_try_again_keeps_the_details(live_server,
     from playwright.sync_api import expect
 
     phone.goto(live_server.url + "/patients/PAT-0001/")
-    donate(phone, amount_label="TZS 25,000", method="Airtel Money", number="0712345602")
+    donate(phone, amount_label="TSh 25,000", method="Airtel Money", number="0712345602")
     expect(phone.get_by_role("heading", name="Payment cancelled")).to_be_visible()
     expect(phone.locator("#status-reason")).to_contain_text("cancelled on the phone")
     phone.get_by_role("link", name="Try again").click()
@@ -192,13 +192,13 @@ def test_card_payment_goes_to_the_checkout_and_comes_back_completed(live_server,
     phone.goto(live_server.url + "/patients/PAT-0001/")
     phone.get_by_label("Card (Visa, Mastercard)").check()
     expect(phone.get_by_label("Mobile money number")).to_be_hidden()
-    donate(phone, amount_label="TZS 50,000", method="Card (Visa, Mastercard)")
+    donate(phone, amount_label="TSh 50,000", method="Card (Visa, Mastercard)")
 
     expect(phone).to_have_url(re.compile(re.escape(sandbox.base_url) + r"/azampay/checkout/"))
     phone.get_by_role("button", name="Pay").click()
     expect(phone).to_have_url(re.compile(re.escape(live_server.url) + r"/donations/[A-Za-z0-9_-]{32}/\?return=success"))
     expect(phone.get_by_role("heading", name=re.compile("Thank you"))).to_be_visible()
-    expect(phone.locator("#status-panel")).to_contain_text("TZS 50,000")
+    expect(phone.locator("#status-panel")).to_contain_text("TSh 50,000")
 
 
 def test_currency_without_a_provider_says_coming_soon(live_server, sandbox, patients, phone):
@@ -235,7 +235,7 @@ def test_sign_up_donate_and_see_it_in_my_donations(live_server, sandbox, patient
     expect(phone.get_by_text("No donations yet")).to_be_visible()
 
     phone.goto(live_server.url + "/patients/PAT-0001/")
-    phone.get_by_label("TZS 5,000", exact=True).check()
+    phone.get_by_label("TSh 5,000", exact=True).check()
     phone.get_by_label("M-Pesa (Vodacom)").check()
     phone.get_by_label("Mobile money number").fill("0712000111")
     phone.get_by_role("button", name="Donate").click()
@@ -243,7 +243,7 @@ def test_sign_up_donate_and_see_it_in_my_donations(live_server, sandbox, patient
 
     phone.get_by_role("link", name="My donations").click()
     card = phone.locator("article.card").first
-    expect(card).to_contain_text("TZS 5,000")
+    expect(card).to_contain_text("TSh 5,000")
     expect(card).to_contain_text("Neema")
     expect(card).to_contain_text("Completed")
     expect(card).to_contain_text("Receipt")

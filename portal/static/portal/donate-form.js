@@ -1,4 +1,5 @@
-// The donate form (portal/templates/_donate_form.html): presets and custom amount, the phone field for card payments.
+// The donate form (portal/templates/_donate_form.html): presets and custom amount, the phone field for card payments, the
+// day of the month for "Give monthly".
 // A file, not an inline script: the Content-Security-Policy runs scripts from this site only (docs/security.md).
 (function () {
   const form = document.getElementById("donate-form");
@@ -20,6 +21,12 @@
   }
   form.querySelectorAll("input[name=method]").forEach(function (r) { r.addEventListener("change", syncPhone); });
   syncPhone();
+  // "Give monthly": the day of the month is asked only once it is ticked (without JavaScript it always shows).
+  const monthly = document.getElementById("id_monthly");
+  const dayField = document.getElementById("id_day_of_month").closest(".field");
+  function syncMonthly() { dayField.hidden = !monthly.checked; }
+  monthly.addEventListener("change", syncMonthly);
+  syncMonthly();
   // After a failed submit, take the donor straight to the first field that needs attention.
   const invalid = form.querySelector("[aria-invalid=true]");
   if (invalid) { invalid.focus(); }

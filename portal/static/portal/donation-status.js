@@ -38,7 +38,7 @@
     if (Date.now() - started > 15 * 60 * 1000) {  // stop after 15 minutes; the server keeps checking
       const note = document.createElement("p");
       note.className = "notice";
-      note.textContent = "Still waiting for the provider. We keep checking; reload this page later to see the result.";
+      note.textContent = live.dataset.stillWaiting;  // in the page's language (the template translates it)
       live.appendChild(note);
       return;
     }

@@ -1,0 +1,12 @@
+"""`manage.py makemessages` with the project's catalogue options: entries sorted by msgid and without source line
+numbers, so two engineers adding strings to locale/sw/LC_MESSAGES/django.po rarely touch the same lines (a line
+moved in a template changes nothing). docs/glossary.md has the commands."""
+
+from django.core.management.commands import makemessages
+
+
+class Command(makemessages.Command):
+    msgmerge_options = [*makemessages.Command.msgmerge_options, "--sort-output", "--no-location"]
+    msguniq_options = [*makemessages.Command.msguniq_options, "--sort-output", "--no-location"]
+    msgattrib_options = [*makemessages.Command.msgattrib_options, "--sort-output", "--no-location"]
+    xgettext_options = [*makemessages.Command.xgettext_options, "--sort-output", "--no-location"]
