@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy, ngettext
 
 from config.errors import error_body, is_json_path
@@ -26,9 +27,10 @@ from config.net import RateLimitState, client_ip, rate_limit
 
 
 class RateLimited(Exception):
-    """Over a rate limit: `state` is the window that refused, `message` what to tell the person."""
+    """Over a rate limit: `state` is the window that refused, `message` what to tell the person (a lazy
+    translation: said in the language of the request it refuses)."""
 
-    def __init__(self, state: RateLimitState, message: str):
+    def __init__(self, state: RateLimitState, message: str | Promise):
         super().__init__(message)
         self.state = state
         self.message = message
@@ -51,7 +53,7 @@ def throttled_response(request: HttpRequest, limited: RateLimited) -> HttpRespon
     wait = seconds_to_reset(limited.state)
     response: HttpResponse
     if is_json_path(request.path):
-        response = JsonResponse(error_body(429, limited.message, retry_after=wait), status=429)
+        response = JsonResponse(error_body(429, str(limited.message), retry_after=wait), status=429)
     else:
         minutes = math.ceil(wait / 60)
         wait_text = ngettext("about a minute", "about %(minutes)d minutes", minutes) % {"minutes": minutes}
@@ -67,7 +69,7 @@ class Door:
     scope: str  # doors with one scope share one count per client (an API and its portal twin)
     setting: str  # the per-minute limit's setting
     methods: tuple[str, ...]
-    message: str  # lazy: said in the language of the request it refuses
+    message: str | Promise  # lazy: said in the language of the request it refuses
 
     def limit(self) -> int:
         return int(getattr(settings, self.setting))

@@ -127,7 +127,9 @@ class DonationCreateApi(APIView):
         try:
             return self._post(request)
         except RateLimited as limited:  # raised before anything was created; never kept with an Idempotency-Key
-            body = error_body(429, limited.message, retry_after=int(rate_limit_headers(limited.state)["Retry-After"]))
+            body = error_body(
+                429, str(limited.message), retry_after=int(rate_limit_headers(limited.state)["Retry-After"])
+            )
             return Response(body, status=429, headers=rate_limit_headers(limited.state))
 
     def _post(self, request) -> Response:

@@ -15,6 +15,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.crypto import salted_hmac
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -275,7 +276,7 @@ def donation_prompt_admit(checked: CheckedDonation, *, client: str | None) -> No
     The API and the portal call this after the checks and before anything is created, so a refused request
     leaves no donation and sends no prompt. The phone is counted under a keyed digest, never in clear in the
     cache. Both counts are taken every time, so a client over its limit still uses up the phone's."""
-    states: list[tuple[RateLimitState, str]] = [
+    states: list[tuple[RateLimitState, str | Promise]] = [
         (
             rate_limit(scope="prompt-client", ident=client, limit=settings.DONATE_RATE_LIMIT_PER_MINUTE),
             PROMPTS_FROM_CLIENT,
