@@ -46,6 +46,9 @@ class PledgeOutputSerializer(serializers.Serializer):
     currency = serializers.CharField()
     day_of_month = serializers.IntegerField()
     patient = serializers.CharField(source="patient.code", allow_null=True, default=None)
+    language = serializers.ChoiceField(
+        choices=["en", "sw"], help_text="The language of the pledge's messages: the request's Accept-Language"
+    )
 
 
 def _not_strings(data) -> list[str]:

@@ -1,8 +1,9 @@
-"""Regenerates docs/screenshots/*.png of the donor portal at a phone-sized viewport (390x844).
+"""Regenerates docs/screenshots/*.png of the donor portal at a phone-sized viewport (390x844): the English pages,
+then the Swahili ones (sw-*.png), reached through the language switch as a donor would.
 
-Not collected by the normal suite (the file name does not start with test_); run it on purpose:
+Not collected by the normal suite (the file name does not start with test_); run it on purpose (`make screenshots`):
 
-    DJANGO_SETTINGS_MODULE=config.settings_test .venv/bin/python -m pytest donor/tests/screenshots.py -q
+    DJANGO_SETTINGS_MODULE=config.settings_test .venv/bin/python -m pytest portal/tests/screenshots.py -q
 """
 
 import re
@@ -94,3 +95,77 @@ def test_screenshots(live_server, sandbox, patients, phone):
     shot(phone, "11-login")
     phone.goto(site + "/patients/PAT-9999/")
     shot(phone, "12-not-found")
+
+
+def test_screenshots_in_swahili(live_server, sandbox, patients, phone):
+    from playwright.sync_api import expect
+
+    site = live_server.url
+    phone.goto(site + "/")
+    phone.get_by_role("button", name="Kiswahili").click()  # the switch: a plain form, remembered in a cookie
+    expect(phone.locator("html")).to_have_attribute("lang", "sw")
+    shot(phone, "sw-01-home", full_page=True)
+
+    phone.goto(site + "/patients/PAT-0001/")
+    shot(phone, "sw-02-patient", full_page=True)
+
+    phone.get_by_label("TSh 10,000", exact=True).check()
+    phone.get_by_label("M-Pesa (Vodacom)").check()
+    phone.get_by_label("Namba ya simu ya kulipia").fill("071234")
+    phone.get_by_role("button", name="Changia", exact=True).click()
+    expect(phone.locator("#id_phone_number_error")).to_be_visible()
+    phone.locator("#phone-field").scroll_into_view_if_needed()
+    shot(phone, "sw-03-phone-error")
+
+    phone.get_by_label("Namba ya simu ya kulipia").fill("0712345606")  # the sandbox answers ~10 s late
+    phone.get_by_role("button", name="Changia", exact=True).click()
+    expect(phone.get_by_role("heading", name="Angalia simu yako na uweke PIN")).to_be_visible()
+    shot(phone, "sw-04-status-pending")
+    expect(phone.get_by_role("heading", name=re.compile("Asante"))).to_be_visible(timeout=30_000)
+    shot(phone, "sw-05-status-completed")
+
+    phone.goto(site + "/patients/PAT-0001/")
+    phone.get_by_label("TSh 5,000", exact=True).check()
+    phone.get_by_label("Tigo Pesa (Mixx by Yas)").check()
+    phone.get_by_label("Namba ya simu ya kulipia").fill("0712345602")
+    phone.get_by_role("button", name="Changia", exact=True).click()
+    expect(phone.get_by_role("heading", name="Malipo yameghairiwa")).to_be_visible()
+    shot(phone, "sw-06-status-cancelled")
+
+    phone.goto(site + "/general-fund/")
+    shot(phone, "sw-07-general-fund", full_page=True)
+
+    phone.goto(site + "/signup/")
+    shot(phone, "sw-08-signup")
+    phone.get_by_label("Jina la mtumiaji").fill("zawadi")
+    phone.get_by_label("Barua pepe", exact=True).fill("zawadi@example.org")
+    phone.get_by_label("Nenosiri").fill("Long-enough-pass-42")
+    phone.get_by_role("button", name="Fungua akaunti").click()
+    phone.goto(site + "/login/")
+    shot(phone, "sw-09-login")
+    phone.get_by_label("Jina la mtumiaji").fill("zawadi")
+    phone.get_by_label("Nenosiri").fill("Long-enough-pass-42")
+    phone.get_by_role("button", name="Ingia").click()
+    expect(phone.get_by_role("heading", name="Michango yangu")).to_be_visible()
+
+    phone.goto(site + "/patients/PAT-0001/")
+    phone.get_by_label("TSh 25,000", exact=True).check()
+    phone.get_by_label("M-Pesa (Vodacom)").check()
+    phone.get_by_label("Namba ya simu ya kulipia").fill("0712000111")
+    phone.get_by_label("Changia kiasi hiki kila mwezi (pesa kwa simu)").check()
+    phone.get_by_label("Tarehe ya kila mwezi").select_option("15")
+    phone.locator("#monthly").scroll_into_view_if_needed()
+    shot(phone, "sw-10-give-monthly")
+    phone.get_by_role("button", name="Changia", exact=True).click()
+    expect(phone.get_by_role("heading", name="Asante! Ahadi yako ya kila mwezi imewekwa")).to_be_visible()
+    shot(phone, "sw-11-pledge-started", full_page=True)
+    phone.get_by_role("link", name="Simamia ahadi hii").click()
+    shot(phone, "sw-12-pledge-manage", full_page=True)
+
+    phone.get_by_role("link", name="Ahadi zangu").click()
+    shot(phone, "sw-13-my-pledges", full_page=True)
+    phone.get_by_role("link", name="Michango yangu").click()
+    shot(phone, "sw-14-my-donations", full_page=True)
+
+    phone.goto(site + "/patients/PAT-9999/")
+    shot(phone, "sw-15-not-found")

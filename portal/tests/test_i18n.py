@@ -277,7 +277,7 @@ def test_an_api_request_in_swahili_is_answered_in_swahili_and_remembered(world, 
                                "currency": "TZS", "provider": "azampay", "channel": "Mpesa",
                                "phone_number": "0712345678", "day_of_month": 1},
                                format="json", HTTP_ACCEPT_LANGUAGE="sw")  # fmt: skip
-    assert response.status_code == 201
+    assert response.status_code == 201 and response.json()["language"] == "sw"
     assert Pledge.objects.get(reference=response.json()["reference"]).language == "sw"
     refused = api_client.post("/api/v1.0/donors/pledges/", {"patient": "PAT-0001", "amount": "abc", "currency": "TZS",
                               "provider": "azampay", "channel": "Mpesa", "phone_number": "0712345678",

@@ -1,8 +1,11 @@
 """`manage.py makemessages` with the project's catalogue options: entries sorted by msgid and without source line
 numbers, so two engineers adding strings to locale/sw/LC_MESSAGES/django.po rarely touch the same lines (a line
-moved in a template changes nothing). docs/glossary.md has the commands."""
+moved in a template changes nothing), and the folders that hold no donor-facing text skipped (the virtualenv, tests,
+collected static files, benchmarks). docs/glossary.md has the whole routine."""
 
 from django.core.management.commands import makemessages
+
+SKIPPED = [".venv", "*/tests/*", "staticfiles", "bench", "scripts", "logs"]
 
 
 class Command(makemessages.Command):
@@ -10,3 +13,7 @@ class Command(makemessages.Command):
     msguniq_options = [*makemessages.Command.msguniq_options, "--sort-output", "--no-location"]
     msgattrib_options = [*makemessages.Command.msgattrib_options, "--sort-output", "--no-location"]
     xgettext_options = [*makemessages.Command.xgettext_options, "--sort-output", "--no-location"]
+
+    def handle(self, *args, **options):
+        options["ignore_patterns"] = [*options.get("ignore_patterns", []), *SKIPPED]
+        return super().handle(*args, **options)
