@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 from django.views.i18n import set_language
 
@@ -60,6 +61,9 @@ FORM_FIELDS = {"amount": "custom_amount", "phone_number": "phone_number"}
 SHOWN_STATUSES = (Patient.Status.FUNDING, Patient.Status.FULLY_FUNDED)
 SESSION_KEY = DONATION_SESSION_KEY  # reference → what this browser typed, for its own "Try again" link
 SESSION_KEEP = 10
+# The ways to pay whose names are words, not brands (payments' labels, shown through gettext); the marks let
+# makemessages find them. Brand names (M-Pesa, Airtel Money) are the same in every language.
+METHOD_WORDS = (gettext_noop("Card (Visa, Mastercard)"), gettext_noop("Bank (CRDB, NMB)"))
 
 
 # --- Helpers ---------------------------------------------------------------------------------------------
@@ -67,7 +71,7 @@ SESSION_KEEP = 10
 
 def method_choices(currency: str) -> list[tuple[str, str]]:
     """("provider:channel", label) for every way to pay this currency that the portal offers."""
-    return [(method.key, method.label) for method in payment_methods(currency)]
+    return [(method.key, _(method.label)) for method in payment_methods(currency)]
 
 
 def friendly_reason(status: str, reason: str = "") -> str:
@@ -300,7 +304,7 @@ def _status_context(request: HttpRequest, reference: str) -> dict:
         "donation": donation,
         "payment": payment,
         "is_card": bool(payment and payment.checkout_url),
-        "channel_label": method_label(payment.provider, payment.channel) if payment else "",
+        "channel_label": _(method_label(payment.provider, payment.channel)) if payment else "",
         "reason": friendly_reason(donation.status, donation.status_reason),
         "try_again_url": try_again_url(request, donation),
         "returned": request.GET.get("return", ""),

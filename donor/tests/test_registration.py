@@ -68,6 +68,7 @@ def test_the_portal_shows_the_same_page_whoever_has_an_account(donor_user, case)
     response, client = signup(**CASES[case])
 
     assert response.status_code == free.status_code == 200
+
     def same(html: str, email: str) -> str:  # a CSRF token (the language switch's form) is each browser's own
         return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "CSRF", html.replace(email, "EMAIL"))
 
