@@ -261,7 +261,7 @@ def _send_mail(donation: Donation, notice: Notice, template: str, subject: str, 
             "money": money_for_people(donation.amount, donation.currency),
             "target": donation.patient.first_name if donation.patient else _("the general fund"),
             "receipt": payment.receipt if payment else "",
-            "rail": _(notice.rail) if notice.rail else "",  # "Card (Visa, Mastercard)" is words; brands stay
+            "rail": _(notice.rail) if notice.rail.startswith(("Card", "Bank")) else notice.rail,  # brands stay
             "status_url": f"{settings.SITE_URL}/donations/{donation.public_token}/",
             "attached": [name for name, _, _ in attachments],
         },

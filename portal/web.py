@@ -71,7 +71,12 @@ METHOD_WORDS = (gettext_noop("Card (Visa, Mastercard)"), gettext_noop("Bank (CRD
 
 def method_choices(currency: str) -> list[tuple[str, str]]:
     """("provider:channel", label) for every way to pay this currency that the portal offers."""
-    return [(method.key, _(method.label)) for method in payment_methods(currency)]
+    return [(method.key, method_name(method.label)) for method in payment_methods(currency)]
+
+
+def method_name(label: str) -> str:
+    """A way to pay as the donor reads it: words translated, brands as they are."""
+    return _(label) if label in METHOD_WORDS else label
 
 
 def friendly_reason(status: str, reason: str = "") -> str:
@@ -304,7 +309,7 @@ def _status_context(request: HttpRequest, reference: str) -> dict:
         "donation": donation,
         "payment": payment,
         "is_card": bool(payment and payment.checkout_url),
-        "channel_label": _(method_label(payment.provider, payment.channel)) if payment else "",
+        "channel_label": method_name(method_label(payment.provider, payment.channel)) if payment else "",
         "reason": friendly_reason(donation.status, donation.status_reason),
         "try_again_url": try_again_url(request, donation),
         "returned": request.GET.get("return", ""),
