@@ -1,5 +1,5 @@
-"""The pledge's pages by signed link (no login). Thin: pledges.services holds the rules. English for now, every
-string marked for translation."""
+"""The pledge's pages by signed link (no login). Thin: pledges.services holds the rules. Portal pages (they extend
+the site's base.html: header, language switch), in English and Swahili like the rest."""
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -41,7 +41,7 @@ def pledge_manage(request: HttpRequest, token: str) -> HttpResponse:
     context = {
         "pledge": pledge,
         "money": money_for_people(pledge.amount, pledge.currency),
-        "target": pledge.patient.code if pledge.patient else _("the general fund"),
+        "target": pledge.patient.first_name if pledge.patient else _("the general fund"),  # as the portal names them
         "said": said,
         "problem": problem,
         "active": pledge.status == Pledge.Status.ACTIVE,
