@@ -28,6 +28,7 @@ from payments.tests.factories import PaymentFactory
 from pledges import run
 from pledges.models import Pledge, PledgeCycle
 from pledges.services import manage_token, pay_url, pledge_create
+from portal.templatetags.people import ago
 
 PO = Path(settings.BASE_DIR) / "locale" / "sw" / "LC_MESSAGES" / "django.po"
 MO = PO.with_suffix(".mo")
@@ -105,6 +106,17 @@ def test_the_committed_mo_is_the_po_compiled():
     assert messages(polib.mofile(str(MO))) == messages(catalogue())
 
 
+@pytest.mark.parametrize(
+    ("language", "minutes", "written"),
+    [("en", 1, "1 minute ago"), ("en", 125, "2 hours ago"), ("sw", 5, "dakika 5 zilizopita"),
+     ("sw", 60 * 24, "siku 1 iliyopita"), ("sw", 60 * 24 * 40, "mwezi 1 uliopita"), ("sw", 0, "sasa hivi")],
+)  # fmt: skip
+def test_how_long_ago_agrees_with_its_unit_in_swahili(language, minutes, written):
+    with translation.override(language):
+        said = ago(timezone.now() - timedelta(minutes=minutes, seconds=5 if minutes else 0))
+    assert said.replace("\xa0", " ") == written  # kept on one line (non-breaking spaces)
+
+
 def test_amounts_are_written_as_people_write_them():
     assert money_for_people(Decimal("5000"), "TZS") == "TSh 5,000"
     assert money_for_people(Decimal("2500"), "KES") == "KSh 2,500"
@@ -168,6 +180,7 @@ def world(db, azampay_settings, settings):
     PatientFactory(code="PAT-0002", name="Baraka Ally", status=Patient.Status.FULLY_FUNDED)
     pending = PaymentFactory(donation__patient=patient, status="pending").donation
     completed = PaymentFactory(donation__patient=patient, donation__status="completed", status="succeeded",
+                               donation__completed_at=timezone.now() - timedelta(minutes=5),
                                receipt="MPX123").donation  # fmt: skip
     failed = PaymentFactory(donation__patient=patient, donation__status="failed", status="failed",
                             donation__status_reason="Insufficient balance").donation  # fmt: skip
@@ -211,6 +224,8 @@ def test_every_portal_page_is_swahili_with_no_english_left(world, used_messages,
         assert response.status_code in (200, 404), name
         assert '<html lang="sw">' in page, name
         assert english_left(page) == [], (name, english_left(page))
+        if name == "patient":  # the recent gifts, with how long ago in Swahili's own agreement
+            assert "dakika 5 zilizopita" in page.replace("\xa0", " ") and "TSh 5,000" in page
     # Forms answered: sign-up done, a form error, a monthly pledge started.
     done = anonymous.post("/signup/", {"username": "zawadi", "email": "z@example.org", "password": "x-Long-enough-9"})
     assert '<html lang="sw">' in done.content.decode() and english_left(done.content.decode()) == []
