@@ -52,6 +52,7 @@ CALLBACK_PATH = "/webhooks/mpesa/stkpush/"
 VERIFY = "payments.services.callbacks.verify_callback"
 NOTIFY = "donor.notifications.donation_notify"
 PROCESS = "payments.services.dispatch.process_callback"  # CALLBACK_ACK=stored: the whole callback in a worker
+RENDER = "receipts.documents.receipt_render"  # the receipt email issues the PDF receipt, rendered by its own task
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -225,8 +226,8 @@ def test_a_callback_is_verified_by_an_rq_worker_and_credited_once(rq_queue, ack,
     assert rq_queue.queue.count == 1
     assert queries(daraja) == 0 and credited(payment) == 0
 
-    # The verification (inside process_callback under "stored"), and the receipt it enqueued on commit.
-    assert rq_queue.work() == jobs(ack, NOTIFY, VERIFY)
+    # The verification (inside process_callback under "stored"), the receipt it enqueued on commit, its PDF.
+    assert rq_queue.work() == jobs(ack, NOTIFY, VERIFY, RENDER)
 
     payment.refresh_from_db()
     event.refresh_from_db()
@@ -251,7 +252,7 @@ def test_the_same_verification_enqueued_twice_credits_once(rq_queue, payment, da
     again = callbacks.verify_callback.enqueue(event.pk)  # a replay, a sweeper run, a job delivered twice
     assert rq_queue.queue.count == 2
 
-    assert rq_queue.work() == [NOTIFY, VERIFY, VERIFY]  # two verifications, one receipt
+    assert rq_queue.work() == [NOTIFY, VERIFY, VERIFY, RENDER]  # two verifications, one receipt
 
     assert credited(payment) == Decimal("10.00")
     assert Allocation.objects.filter(donation=payment.donation).count() == 1
@@ -300,7 +301,7 @@ def test_redis_down_at_enqueue_the_callback_is_stored_answered_and_swept_later(
     report = callbacks_sweep()  # reconcile_payments' inbox sweep, once the event's next attempt is due
     assert report.examined == 1 and rq_queue.queue.count == 1  # the sweep ran the handler: verification queued
 
-    assert rq_queue.work() == [NOTIFY, VERIFY]  # the sweeper runs the handler itself, whatever CALLBACK_ACK says
+    assert rq_queue.work() == [NOTIFY, VERIFY, RENDER]  # the sweeper runs the handler itself, whatever CALLBACK_ACK says
 
     event.refresh_from_db()
     assert event.status == CallbackEvent.Status.PROCESSED
