@@ -228,6 +228,8 @@ SPECTACULAR_SETTINGS = {
     "(`{error, message, code, …}`, docs/api.md); each operation lists the errors it can answer.",
     "VERSION": "1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The patient list and the patient detail share Patient.Status: one name for it.
+    "ENUM_NAME_OVERRIDES": {"PatientStatusEnum": "patients.models.Patient.Status"},
     # config/schema.py: the error responses of every operation, DRF's string rules, the donation variants.
     "DEFAULT_GENERATOR_CLASS": "config.schema.ApiSchemaGenerator",
     "POSTPROCESSING_HOOKS": ["config.schema.enum_components"],
@@ -238,6 +240,8 @@ SPECTACULAR_SETTINGS = {
 # --- Domain ---------------------------------------------------------------------------------------
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 DONATION_REFERENCE_PREFIX = env("DONATION_REFERENCE_PREFIX", default="RHCI")
+# The share card's fonts (portal/share.py): DejaVu has every Latin glyph Swahili needs (Debian's fonts-dejavu-core).
+SHARE_CARD_FONT_DIR = env("SHARE_CARD_FONT_DIR", default="/usr/share/fonts/truetype/dejavu")
 OVERFUNDING_POLICY = env("OVERFUNDING_POLICY", default="keep")
 DONATION_MIN_AMOUNT = Decimal(env("DONATION_MIN_AMOUNT", default="1"))
 DONATION_MAX_AMOUNT = Decimal(env("DONATION_MAX_AMOUNT", default="10000000"))

@@ -14,6 +14,7 @@ from config.views import docs_csp, handler400_view, handler404_view, handler500_
 api_v1 = [
     path("auth/token/", TokenObtainView.as_view(), name="token-obtain"),  # 429 when axes locks the login out
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("patients/", include("payments.patient_urls")),  # one patient with the money trail (ledger, payouts)
     path("patients/", include("patients.urls")),
     path("donors/", include("donor.urls")),
     path("donors/", include("payments.urls")),

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from config.csv_safety import SafeCsvWriter
 from config.evidence_admin import EvidenceAdmin
-from donor.models import Allocation, Donation, Donor, Notice, SmsMessage, SmsOptOut
+from donor.models import Allocation, Donation, Donor, Notice, NoticeSubscription, SmsMessage, SmsOptOut
 from donor.phone_numbers import mask_msisdn
 
 
@@ -78,7 +78,7 @@ class NoticeAdmin(EvidenceAdmin):
 
     list_display = ["created_at", "donation", "kind", "channel", "status", "attempts", "next_attempt_at", "last_error"]
     list_filter = ["status", "kind", "channel"]
-    search_fields = ["donation__reference", "last_error"]
+    search_fields = ["donation__reference", "last_error", "treatment_update__patient__code"]
     list_select_related = ["donation"]
     actions = ["send_again"]
 
@@ -125,3 +125,23 @@ class SmsOptOutAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(NoticeSubscription)
+class NoticeSubscriptionAdmin(admin.ModelAdmin):
+    """Who stopped treatment updates on a channel (their signed link or mail client), and SMS opt-ins, which
+    staff record when a donor asks for updates by text (source "staff"). Numbers masked in the list."""
+
+    list_display = ["changed_at", "channel", "shown_address", "subscribed", "source"]
+    list_filter = ["channel", "subscribed", "source"]
+    search_fields = ["address"]
+
+    @admin.display(description="Address")
+    def shown_address(self, obj: NoticeSubscription) -> str:
+        return mask_msisdn(obj.address) if obj.channel == Notice.Channel.SMS else obj.address
+
+    def save_model(self, request, obj: NoticeSubscription, form, change) -> None:
+        obj.address = obj.address.strip().lower()  # as the fan-out compares them (emails in lower case)
+        if not change:
+            obj.source = obj.source or "staff"
+        super().save_model(request, obj, form, change)

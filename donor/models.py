@@ -9,7 +9,7 @@ from django.db import models
 from django.utils import translation
 
 from donor.phone_numbers import mask_msisdn
-from patients.models import MONEY, Patient
+from patients.models import MONEY, Patient, TreatmentUpdate
 
 # The languages donors are written to in (receipts, statements): the site's donor-facing text has these two.
 DONOR_LANGUAGES = [("en", "English"), ("sw", "Kiswahili")]
@@ -157,8 +157,13 @@ class Notice(models.Model):
         DEAD = "dead", "Dead (gave up after repeated failures)"
 
     key = models.CharField(max_length=120, unique=True)
+    # For a treatment update: the donor's latest gift to the patient (the one that made them a recipient).
     donation = models.ForeignKey(Donation, on_delete=models.PROTECT, related_name="notices")
-    kind = models.CharField(max_length=20)  # receipt | refund | outcome
+    kind = models.CharField(max_length=20)  # receipt | refund | outcome | update
+    # Set on kind "update": the news it carries (one row per update, recipient and channel: its key).
+    treatment_update = models.ForeignKey(
+        TreatmentUpdate, null=True, blank=True, on_delete=models.PROTECT, related_name="notices"
+    )
     channel = models.CharField(max_length=20, choices=Channel.choices)
     recipient = models.CharField(max_length=254)
     rail = models.CharField(max_length=60, blank=True, help_text="How it was paid, as the receipt names it")
@@ -233,3 +238,25 @@ class SmsOptOut(models.Model):
 
     def __str__(self) -> str:
         return f"{mask_msisdn(self.msisdn)} opted out"
+
+
+class NoticeSubscription(models.Model):
+    """Whether an address wants treatment updates on a channel: an unsubscribe (a signed link, or the mail
+    client's one-click List-Unsubscribe) or an SMS opt-in. Keyed by channel and address, not by Donor row: a guest
+    who gave three times is three Donor rows with one email, and one "stop" must cover them all.
+
+    No row: email and a linked Telegram chat get updates (the donor gave us those to hear from us), SMS does not
+    (it costs the donor's attention and our credit: only with an opt-in row)."""
+
+    channel = models.CharField(max_length=20, choices=Notice.Channel.choices)
+    address = models.CharField(max_length=254, help_text="Email (lower case), Telegram chat id or E.164 digits")
+    subscribed = models.BooleanField()
+    changed_at = models.DateTimeField(auto_now=True)
+    source = models.CharField(max_length=40, blank=True, help_text="link, one-click, staff")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "address"], name="notice_subscription_once")]
+
+    def __str__(self) -> str:
+        shown = mask_msisdn(self.address) if self.channel == Notice.Channel.SMS else self.address
+        return f"{self.channel} {shown}: {'subscribed' if self.subscribed else 'unsubscribed'}"

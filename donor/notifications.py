@@ -148,9 +148,10 @@ def notices_record(*, donation_id: int, rail: str = "", refund: bool = False) ->
     return len(rows)
 
 
-def notices_send(*, donation_id: int | None = None, limit: int = 100) -> dict[str, int]:
-    """The relay: send the due messages (of one donation, or all), each claimed under SKIP LOCKED so two relays
-    never send the same one at once. A failure is retried with backoff (1 min, doubling, at most 6 h)."""
+def notices_send(*, donation_id: int | None = None, update_id: int | None = None, limit: int = 100) -> dict[str, int]:
+    """The relay: send the due messages (of one donation, of one treatment update, or all), each claimed under
+    SKIP LOCKED so two relays never send the same one at once. A failure is retried with backoff (1 min,
+    doubling, at most 6 h)."""
     now = timezone.now()
     with transaction.atomic():
         due = Notice.objects.select_for_update(skip_locked=True).filter(
@@ -158,6 +159,8 @@ def notices_send(*, donation_id: int | None = None, limit: int = 100) -> dict[st
         )
         if donation_id is not None:
             due = due.filter(donation_id=donation_id)
+        if update_id is not None:
+            due = due.filter(treatment_update_id=update_id)
         claimed = list(due.order_by("next_attempt_at", "pk")[:limit])
         Notice.objects.filter(pk__in=[n.pk for n in claimed]).update(next_attempt_at=now + CLAIM_FOR)
     counts = {"sent": 0, "failed": 0, "dead": 0}
@@ -184,6 +187,10 @@ def notices_send(*, donation_id: int | None = None, limit: int = 100) -> dict[st
 
 def _deliver(notice: Notice) -> str:
     """Send one message; "" when it went, else why not."""
+    if notice.kind == "update":
+        from donor.updates import update_deliver  # it queues this relay: imported here, not at the top
+
+        return update_deliver(notice)
     donation = Donation.objects.select_related("donor", "patient").get(pk=notice.donation_id)
     if notice.channel == Notice.Channel.OPERATORS:  # the operators read English, as the admin does
         return "" if telegram_send(notice.recipient, donation_admin_text(donation)) else "Telegram did not take it"

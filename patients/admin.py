@@ -26,6 +26,7 @@ from patients.destinations import (
     partner_destination_values,
 )
 from patients.models import PARTNER_DESTINATION_FIELDS, Patient, PayoutDestinationChange, TreatmentPartner
+from patients.update_admin import UpdateDueFilter  # also registers the treatment updates' admin
 
 APPROVAL_NOTE = (
     "A change here is only a request: it takes effect when another staff user with the "
@@ -87,7 +88,7 @@ class TreatmentPartnerForm(_ChangeRequestForm):
 
     class Meta:
         model = TreatmentPartner
-        fields = ["name", "country", "city"]
+        fields = ["name", "country", "city", "members"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -121,6 +122,7 @@ class PatientForm(_ChangeRequestForm):
             "condition",
             "treatment",
             "photo_url",
+            "photo_consent_at",
             "treatment_partner",
             "currency",
             "funding_goal",
@@ -186,7 +188,7 @@ class TreatmentPartnerAdmin(_RequestsChanges):
     list_filter = ["country", "payout_provider"]
     readonly_fields = ["approved_destination", "pending_change"]
     fieldsets = [
-        (None, {"fields": ["name", "country", "city"]}),
+        (None, {"fields": ["name", "country", "city", "members"]}),
         (
             "Payout destination",
             {
@@ -249,7 +251,7 @@ class PatientAdmin(_RequestsChanges):
         "status",
         "published",
     ]
-    list_filter = ["status", "published", "currency", "treatment_partner"]
+    list_filter = [UpdateDueFilter, "status", "published", "currency", "treatment_partner"]
     search_fields = ["code", "name", "condition"]
     # The ledger owns these: editing them by hand would make verify_ledger fail.
     readonly_fields = ["funding_received", "fully_funded_at", "created_at", "updated_at"]

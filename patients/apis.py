@@ -1,16 +1,12 @@
 """The public patient API: published patients only, with what the portal shows a donor (the partner's name,
-never its wallet). An unknown or unpublished code is a 404 in the error shape."""
+never its wallet). One patient by code is payments/patient_apis.py's (it adds the money trail)."""
 
-from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from config.errors import error_body
 from config.pagination import StrictPageNumberPagination
 from patients.models import Patient
-from patients.selectors import patient_get_published, patient_list_published
+from patients.selectors import patient_list_published
 
 
 class PatientOutputSerializer(serializers.ModelSerializer):
@@ -45,14 +41,3 @@ class PatientListApi(ListAPIView):
 
     def get_queryset(self):
         return patient_list_published()
-
-
-class PatientDetailApi(APIView):
-    authentication_classes: list = []
-
-    @extend_schema(responses=PatientOutputSerializer)
-    def get(self, request, code: str) -> Response:
-        patient = patient_get_published(code=code)
-        if patient is None:
-            return Response(error_body(404, f"No published patient with code {code}."), status=404)
-        return Response(PatientOutputSerializer(patient).data)

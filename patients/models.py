@@ -5,7 +5,7 @@ from decimal import Decimal
 from typing import TypedDict
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxLengthValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -33,6 +33,8 @@ class TreatmentPartner(models.Model):
     payout_provider = models.CharField(max_length=20, blank=True, help_text="mpesa, azampay, mtn, airtel")
     payout_msisdn = models.CharField(max_length=15, blank=True, help_text="E.164 digits without +")
     payout_account_name = models.CharField(max_length=200, blank=True)
+    # The partner's own people (a doctor, a social worker) who may write treatment updates for its patients.
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="treatment_partners")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -49,12 +51,22 @@ class Patient(models.Model):
         IN_TREATMENT = "in_treatment", "In treatment"
         TREATED = "treated", "Treated"
 
-    code = models.CharField(max_length=20, unique=True, help_text="Public id such as PAT-0001")
+    # At most 12 characters: it is the account number donors type on the paybill (the share kit prints it), and an
+    # STK push naming it as AccountReference must stay within Daraja's 12 (docs/providers/mpesa.md), or the push
+    # is refused or never prompts. Validated in the admin; the column stays wider for codes stored before the rule.
+    code = models.CharField(
+        max_length=20,
+        unique=True,
+        validators=[MaxLengthValidator(12)],
+        help_text="Public id such as PAT-0001 (at most 12 characters: donors type it as a paybill account)",
+    )
     name = models.CharField(max_length=200)
     story = models.TextField(blank=True)
     condition = models.CharField(max_length=200, blank=True)
     treatment = models.CharField(max_length=200, blank=True)
     photo_url = models.URLField(blank=True)
+    # When the patient (or their guardian) agreed to photos being shown to donors; empty: no photo in updates.
+    photo_consent_at = models.DateTimeField(null=True, blank=True, verbose_name="photo consent recorded at")
     treatment_partner = models.ForeignKey(
         TreatmentPartner, null=True, blank=True, on_delete=models.PROTECT, related_name="patients"
     )
@@ -177,3 +189,43 @@ class PayoutDestinationChange(models.Model):
         if self.kind == self.Kind.PARTNER:
             return f"partner #{self.partner_id} {self.partner.name if self.partner else ''}".strip()
         return f"patient {self.patient.code if self.patient else '?'}"
+
+
+class TreatmentUpdate(models.Model):
+    """News of a patient for the donors who funded them, under maker-checker: written by staff or by one of the
+    treatment partner's members, published only when a second person approves it (patients/updates.py). On
+    approval the donors are told once each (donor/updates.py); the public patient page shows approved ones."""
+
+    class Kind(models.TextChoices):
+        PRELIMINARY = "preliminary", "Preliminary (treatment started)"
+        DELAY = "delay", "Delay"
+        FINAL = "final", "Final (treatment done)"
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Awaiting a second person"
+        APPROVED = "approved", "Approved (published and sent)"
+        REJECTED = "rejected", "Rejected"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="updates")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    text = models.TextField(max_length=2000)
+    # Only when the patient's photo consent is recorded (treatment_update_write refuses it otherwise).
+    photo_url = models.URLField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED, db_index=True)
+    written_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    written_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        verbose_name="approved or rejected by",
+    )  # fmt: skip
+    decided_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    note = models.CharField(max_length=255, blank=True, help_text="Why it was rejected")
+
+    class Meta:
+        ordering = ["-written_at", "-id"]
+        permissions = [
+            ("approve_treatmentupdate", "Can approve or reject a treatment update (the checker of maker-checker)")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} update #{self.pk} for {self.patient.code if self.patient_id else '?'}"

@@ -11,3 +11,12 @@ detail (the old and new values).
 from django.dispatch import Signal
 
 destination_audit = Signal()
+
+# `update_audit`: a step of a treatment update (written, approved, rejected), same arguments as
+# `destination_audit`; the payments app writes it into the same audit log.
+update_audit = Signal()
+
+# `update_approved`: a treatment update was approved (argument `update`, a TreatmentUpdate). Sent inside the
+# approval's transaction: the donor app records the donors' messages in its outbox there (donor/updates.py),
+# so the approval and the messages it calls for commit together, or neither does.
+update_approved = Signal()

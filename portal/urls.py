@@ -1,11 +1,11 @@
 """The portal's pages (HTML for browsers, mounted at the site's root): patients, the donate form, a donation's
 status, sign-up and sign-in, my donations with their PDF receipts and yearly statements, my pledges, the
-language switch. The JSON API is in the apps' urls.py modules."""
+language switch, a patient's share kit, stopping updates. The JSON API is in the apps' urls.py modules."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from portal import documents, web
+from portal import documents, share, unsubscribe, web
 
 urlpatterns = [
     path("", web.home, name="home"),
@@ -26,4 +26,10 @@ urlpatterns = [
     path("my/statements/<int:year>.pdf", documents.my_statement, name="my-statement-pdf"),
     path("my/pledges/", web.my_pledges, name="my-pledges-page"),
     path("language/", web.language_switch, name="set-language"),
+    # The share kit (portal/share.py): short link, card image, QR code.
+    path("p/<str:code>", share.share_page, name="share-page"),
+    path("p/<str:code>/", share.share_page),
+    path("p/<str:code>/card.png", share.share_card, name="share-card"),
+    path("p/<str:code>/qr.svg", share.share_qr_svg, name="share-qr"),
+    path("unsubscribe/<str:token>/", unsubscribe.unsubscribe, name="unsubscribe"),
 ]

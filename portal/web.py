@@ -33,6 +33,7 @@ from donor.selectors import (
 from donor.services import donor_for_user, donor_language_set, donor_signup
 from patients.models import Patient
 from patients.selectors import patient_get_published, patient_list_published
+from patients.updates import treatment_updates_published
 from payments.selectors import payment_latest_for_donation
 from payments.services.donations import (
     DonationRefused,
@@ -47,6 +48,7 @@ from payments.services.donations import (
 from payments.services.payments import PaymentStartFailed, method_label
 from pledges.models import Pledge
 from pledges.services import manage_url, pledge_create, pledge_list_for_donor
+from payments.transparency import patient_money_trail
 from portal.forms import DonateForm, SignupForm
 from receipts.statements import statement_years
 
@@ -161,7 +163,13 @@ def patient_page(request: HttpRequest, code: str) -> HttpResponse:
         {"name": public_first_name(d), "amount": d.amount, "currency": d.currency, "when": d.completed_at}
         for d in donation_recent_public(patient=patient)
     ]
-    context = {"patient": patient, "recent": recent, "accepting": patient.is_accepting_donations}
+    context = {
+        "patient": patient,
+        "recent": recent,
+        "accepting": patient.is_accepting_donations,
+        "trail": patient_money_trail(patient=patient),
+        "updates": treatment_updates_published(patient=patient),
+    }
     return _donate(request, patient=patient, currency=patient.currency, template="patient.html", context=context)
 
 

@@ -65,7 +65,7 @@ def test_malformed_json_is_a_json_400(api_client):
 
 
 def test_unhandled_exception_is_a_json_500_with_request_id(client, monkeypatch, caplog):
-    from patients import apis
+    from payments import patient_apis as apis  # the patient detail view
 
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")

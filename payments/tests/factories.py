@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 import factory
 
 from donor.tests.factories import DonationFactory
@@ -44,3 +46,18 @@ def token_for(payment: Payment) -> str:
     Payment.objects.filter(pk=payment.pk).update(callback_token_digest=url_token_digest(token))
     payment.callback_token_digest = url_token_digest(token)
     return token
+
+
+def completed_donation(patient, donor, amount="5000", *, provider="azampay", channel="Mpesa"):
+    """A donation to `patient` by `donor`, paid (a succeeded payment with its receipt, AzamPay's M-Pesa unless
+    told) and credited by the ledger's own donation_complete."""
+    from donor.models import Donation
+    from donor.services import donation_complete, donation_create
+
+    donation = donation_create(patient=patient, amount=Decimal(amount), currency=patient.currency, donor=donor)
+    Payment.objects.create(donation=donation, reference=donation.reference, provider=provider, channel=channel,
+                           msisdn="255712345678", amount=donation.amount, currency=donation.currency,
+                           status=Payment.Status.SUCCEEDED, provider_reference=f"AZM-{donation.pk}",
+                           receipt=f"RCPT{donation.pk}")  # fmt: skip
+    donation_complete(donation_id=donation.pk)
+    return Donation.objects.get(pk=donation.pk)

@@ -7,6 +7,7 @@ Not collected by the normal suite (the file name does not start with test_); run
 """
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,25 @@ def test_screenshots_in_swahili(live_server, sandbox, patients, phone):
 
     phone.goto(site + "/patients/PAT-9999/")
     shot(phone, "sw-15-not-found")
+
+
+def test_share_kit_screenshot(live_server, sandbox, phone):
+    """The share page of a KES patient whose book has gifts and a payout: the card, the paybill way in English
+    and Swahili, the QR code, where the money went."""
+    from django.utils import timezone
+
+    from donor.services import donor_for_guest
+    from patients.tests.factories import PatientFactory
+    from payments.models import Payout
+    from payments.tests.factories import completed_donation, staff_user
+
+    patient = PatientFactory(code="PAT-0006", name="Wanjiru Kamau", treatment="Reconstructive surgery",
+                             currency="KES", funding_goal=Decimal("120000"))  # fmt: skip
+    for amount in ("25000", "10000", "2500"):
+        completed_donation(patient, donor_for_guest(email="donor@example.org"), amount, provider="mpesa", channel="")
+    Payout.objects.create(reference="RHCI-PO-demo", patient=patient, treatment_partner=patient.treatment_partner,
+                          provider="mpesa", msisdn="254708374149", amount=Decimal("30000"), currency="KES",
+                          requested_by=staff_user("maker"), status="paid", receipt="TLB7QX2K9P",
+                          completed_at=timezone.now())  # fmt: skip
+    phone.goto(live_server.url + "/p/PAT-0006")
+    shot(phone, "13-share-kit", full_page=True)
