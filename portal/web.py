@@ -46,9 +46,9 @@ from payments.services.donations import (
     payment_methods,
 )
 from payments.services.payments import PaymentStartFailed, method_label
+from payments.transparency import patient_money_trail
 from pledges.models import Pledge
 from pledges.services import manage_url, pledge_create, pledge_list_for_donor
-from payments.transparency import patient_money_trail
 from portal.forms import DonateForm, SignupForm
 from receipts.statements import statement_years
 

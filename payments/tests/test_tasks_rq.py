@@ -301,7 +301,7 @@ def test_redis_down_at_enqueue_the_callback_is_stored_answered_and_swept_later(
     report = callbacks_sweep()  # reconcile_payments' inbox sweep, once the event's next attempt is due
     assert report.examined == 1 and rq_queue.queue.count == 1  # the sweep ran the handler: verification queued
 
-    assert rq_queue.work() == [NOTIFY, VERIFY, RENDER]  # the sweeper runs the handler itself, whatever CALLBACK_ACK says
+    assert rq_queue.work() == [NOTIFY, VERIFY, RENDER]  # the sweeper runs the handler itself, whatever the ack
 
     event.refresh_from_db()
     assert event.status == CallbackEvent.Status.PROCESSED
