@@ -7,13 +7,14 @@ payment_apply_result does, history, allocations and outbox notices in bulk INSER
 once by the batch's sum. The tasks of the others find their event settled and return at once. It works the same
 under both task backends (django-tasks-db, rq): no new process, only a task that does more when there is more.
 
-The claim commits nothing of its own: the row locks end with the transaction, so a worker killed (or a database
-cut) mid-batch leaves its events `received`, due for their own tasks and for the sweeper, as before.
-Deliveries that need the provider's status query are marked claimed in that transaction (their attempt counted,
-due for the sweeper after CALLBACK_RETRY_GRACE_SECONDS, as the per-event path does), asked concurrently
-(CALLBACK_VERIFY_CONCURRENCY threads), then applied in a second batch. Anything the batch does not cover —
-forged, unreadable, unknown reference, a failure or a late success (payment_apply_result's own rules), a
-delivery whose step raised — goes to the per-event path (`callback_handle`), which has every answer.
+The claim is a short transaction of its own that marks the rows taken as the per-event path marks a delivery it
+is about to verify (the attempt counted, due for the sweeper after CALLBACK_RETRY_GRACE_SECONDS); the credit is a
+second one. A worker killed (or a database cut) mid-batch leaves its events `received`, nothing half-written,
+and the sweeper runs them. Deliveries that need the provider's status query are asked concurrently
+(CALLBACK_VERIFY_CONCURRENCY threads), then applied in a third transaction, again as a batch. Anything the
+batch does not cover — forged, unreadable, unknown reference, a delivery whose step raised — goes to the
+per-event path (`callback_handle`), which has every answer; a failure or a late success is applied in the batch's
+transaction by payment_apply_result itself (its own rules, in order).
 
 Failures: the batch's writes run in one savepoint. A delivery whose own step raises is dropped from the batch,
 the savepoint rolled back and the rest re-run (failures are rare, and a savepoint per delivery would double the
@@ -25,12 +26,12 @@ import logging
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial, reduce
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from donor.completions import donations_complete
@@ -91,17 +92,14 @@ def callbacks_apply_batch(*, event_id: int, size: int) -> BatchReport:
     claimed: list[CallbackEvent] = []
     verify: list[Item] = []
     try:
+        busy, claimed = _claim(event_id, size)
+        if busy:
+            report.own = Outcome.QUEUED  # in another worker's hands (a batch, a verification): theirs to finish
+        credit, verify, fallback = _classify(claimed)
+        report.fallback += fallback
         with transaction.atomic():
-            own_free, claimed = _claim(event_id, size)
-            if not own_free:
-                report.own = Outcome.SETTLED  # locked by another worker's batch (or the sweeper): theirs
-            credit, verify, fallback = _classify(claimed)
-            report.fallback += fallback
             _apply_safely(credit, report)
-            for item in verify:  # counted and due for the sweeper, as callback_event_mark(RECEIVED) leaves them
-                callback_event_stamp(item.event, CallbackEvent.Status.RECEIVED)
-            CallbackEvent.objects.bulk_update([i.event for i in verify], MARK_FIELDS)
-    except Exception:  # the claim or the transaction itself failed: every delivery on its own, as before
+    except Exception:  # the database went away mid-batch, or a bug: every delivery on its own, as before
         logger.exception("Callback batch from #%s failed; %s deliveries go one by one", event_id, len(claimed))
         return BatchReport(own=None, fallback=[e.pk for e in claimed if e.pk != event_id])
     if verify:
@@ -127,17 +125,44 @@ def _payment_kinds() -> Q:
     return reduce(lambda a, b: a | b, parts, Q(pk__in=[]))
 
 
-def _claim(event_id: int, size: int) -> tuple[bool, list[CallbackEvent]]:
-    """Lock the batch's inbox rows: the task's own event first (when free and for the batch), then the oldest
-    pending ones by primary key (the status index's order, so the scan stops at `size`). Never tried before
-    (attempts 0): an event being verified or retried stays with its own path. SQLite has no row locks (its
-    writers are serialised): the same query without SKIP LOCKED (Django leaves the clause out there)."""
+def _claim(event_id: int, size: int) -> tuple[bool, list[CallbackEvent]]:  # (the task's event is busy, the batch)
+    """Take the batch's inbox rows, in a short transaction of its own: the task's own event first (when free and
+    for the batch), then the oldest pending ones by primary key (the status index's order, so the scan stops at
+    `size`), locked with SKIP LOCKED so that two workers claiming at once take different rows. The claim is
+    committed as the per-event path commits a delivery it is about to verify: its attempt counted (only events
+    never tried are claimed, so no other batch takes them) and due for the sweeper after
+    CALLBACK_RETRY_GRACE_SECONDS, in case this worker dies (their own tasks leave them to it: see `busy`).
+
+    Why not keep the rows locked until the credit commits: the per-event path (the sweeper, a replay) locks the
+    payment first and writes its event row last; a batch holding event rows while it waits for payments would
+    deadlock with it. So the apply locks payments first, and writes the event rows last, as that path does.
+    SQLite has no row locks (its writers are serialised): there Django leaves SKIP LOCKED out."""
     rows = CallbackEvent.objects.select_for_update(skip_locked=True)
     eligible = Q(status=CallbackEvent.Status.RECEIVED, attempts=0) & _payment_kinds()
-    own = rows.filter(pk=event_id).first()
-    events = list(rows.filter(eligible, pk=event_id)) if own is not None else []
-    events += rows.filter(eligible).exclude(pk=event_id).order_by("pk")[: max(0, size - len(events))]
-    return own is not None, events
+    now = timezone.now()
+    with transaction.atomic():
+        own = rows.filter(pk=event_id).first()
+        mine = own is not None and own.status == CallbackEvent.Status.RECEIVED and _is_payment(own)
+        events = [own] if own is not None and mine and own.attempts == 0 else []
+        events += rows.filter(eligible).exclude(pk=event_id).order_by("pk")[: max(0, size - len(events))]
+        due = now + timedelta(seconds=settings.CALLBACK_RETRY_GRACE_SECONDS)
+        CallbackEvent.objects.filter(pk__in=[e.pk for e in events]).update(attempts=F("attempts") + 1,
+                                                                            next_attempt_at=due)  # fmt: skip
+    for event in events:
+        event.attempts, event.next_attempt_at = event.attempts + 1, due
+    # Another worker has the task's event in hand: locked by its claim, or claimed (or being verified) and not
+    # yet due for the sweeper, which finishes it if that worker dies.
+    busy = own is None or (mine and own.attempts > 0 and own.next_attempt_at is not None and own.next_attempt_at > now)
+    return busy, events
+
+
+def _is_payment(event: CallbackEvent) -> bool:
+    cls = PROVIDER_CLASSES.get(event.provider)
+    return (
+        cls is not None
+        and event.provider in settings.PAYMENT_PROVIDERS
+        and (cls.callback_role(event.kind) == CallbackRole.PAYMENT)
+    )
 
 
 def _classify(events: list[CallbackEvent]) -> tuple[list[Item], list[Item], list[int]]:
@@ -171,7 +196,6 @@ def _classify(events: list[CallbackEvent]) -> tuple[list[Item], list[Item], list
             fallback.append(event.pk)  # unknown reference: rejected there
             continue
         event.payment = payment
-        event.attempts += 1
         item = Item(event=event, claimed=result, payment=payment)
         if delivery.on_its_word and result.status == PaymentStatus.SUCCEEDED:
             item.result, item.cause = result, f"authenticated callback #{event.pk} (batch)"
@@ -304,8 +328,6 @@ def _apply(items: list[Item]) -> dict[int, Outcome]:
     Payment.objects.bulk_update({payments[i.payment.pk] for i in credits}, PAYMENT_FIELDS)
     PaymentHistory.objects.bulk_create(history)
     notices_record_credits(credits=notices)  # the outbox: commits with the credits, or not at all
-    later = {id(item) for item in one_by_one}
-    CallbackEvent.objects.bulk_update([i.event for i in items if id(i) not in later], MARK_FIELDS)
     for donation, rail, _ in notices:
         transaction.on_commit(partial(donation_notify_queue, donation.pk, rail))
     for item in one_by_one:
@@ -314,6 +336,9 @@ def _apply(items: list[Item]) -> dict[int, Outcome]:
                 outcomes[item.event.pk] = _apply_one(item)
         except Exception as exc:
             raise _ItemFailed(item) from exc
+    # The inbox rows last, as the per-event path writes its own (see _claim).
+    later = {id(item) for item in one_by_one}
+    CallbackEvent.objects.bulk_update([i.event for i in items if id(i) not in later], MARK_FIELDS)
     return outcomes
 
 

@@ -57,7 +57,7 @@ class Outcome(StrEnum):
 
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
-    QUEUED = "queued"  # waiting for the provider's status query (a task, or the sweeper)
+    QUEUED = "queued"  # waiting for the provider's status query, or in another worker's batch (or the sweeper)
     REVIEW = "review"
     IGNORED = "ignored"
     UNAUTHENTICATED = "unauthenticated"

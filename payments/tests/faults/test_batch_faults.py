@@ -3,8 +3,8 @@ connection cut, after the batch's writes and before its commit (a few seconds ea
 
 The worker is a real process (`manage.py shell` running django-tasks-db's worker loop, production settings,
 CALLBACK_BATCH_SIZE=50) whose batch waits, once, between its writes and its commit. The promise: nothing of the
-batch is half-written (it was one transaction), every event is still `received`, and the next worker — or, for
-anything left, the sweeper — credits every payment exactly once: no event stranded by the claim, none doubled.
+batch is half-written (it was one transaction), every event is still `received`, and the next worker (and the
+sweeper, for the events the batch had claimed) credits every payment exactly once: none stranded, none doubled.
 
     DATABASE_URL=mysql://root@127.0.0.1:3306/donations_faults .venv/bin/pytest -q \
         payments/tests/faults/test_batch_faults.py
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from donor.models import Allocation, Notice
 from patients.models import Patient
@@ -97,7 +98,7 @@ def assert_nothing_half_written() -> None:
 def assert_each_credited_once(payments: list[Payment]) -> None:
     """After the next worker and the sweeper: every payment credited once, the books clean, nothing open."""
     worker()
-    callbacks_sweep(received_before=None)
+    callbacks_sweep(received_before=timezone.now())  # the operator's `reconcile_payments --older-than 0s`
     assert Payment.objects.filter(status=Payment.Status.SUCCEEDED).count() == COUNT
     assert Allocation.objects.count() == COUNT
     assert sum(p.funding_received for p in Patient.objects.all()) == sum(p.amount for p in payments)
