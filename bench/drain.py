@@ -1,7 +1,7 @@
 """Backlog drain: how fast N task workers apply callbacks that were acknowledged once stored (CALLBACK_ACK=stored).
 
     .venv/bin/python bench/drain.py                              # 10 000 deliveries; N = 1, 2, 4; database and rq
-    .venv/bin/python bench/drain.py --count 4000 --workers 1,2 --backends database
+    .venv/bin/python bench/drain.py --count 4000 --workers 1,2 --backends database --batch-sizes 1,50
 
 1. Resets the MariaDB database --db (donations_bench_drain), migrates it, seeds --count pending AzamPay payments
    (bench/setup_payments.py, no repeats).
@@ -363,6 +363,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--workers", default="1,2,4", help="comma-separated worker counts (default 1,2,4)")
     parser.add_argument("--backends", default="database,rq")
+    parser.add_argument(
+        "--batch-sizes", default="1,50", help="CALLBACK_BATCH_SIZE of each run (1: one callback per task, as before)"
+    )
     parser.add_argument("--timeout", type=float, default=150.0, help="per run, from the workers' start (s)")
     parser.add_argument("--db", default="donations_bench_drain")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
@@ -431,16 +434,20 @@ def main() -> None:
             )
         results = []
         for backend in backends:
-            for n in [int(x) for x in args.workers.split(",") if x]:
+            sizes = [b for b in args.batch_sizes.split(",") if b]
+            for size, n in [(b, int(x)) for b in sizes for x in args.workers.split(",") if x]:
                 bg = wait_quiet(args.quiet_limit, args.quiet_wait)
-                log(f"{backend}: {n} worker(s) on the backlog (background load {bg}%)")
-                result = drain_run(args, backend, n, env, work, snapshot) | {"bg": f"{bg}%"}
-                results.append(result)
-                print("DRAIN " + " ".join(f"{k}={v}" for k, v in result.items()), flush=True)
+                load = os.getloadavg()[0]
+                log(f"{backend}: {n} worker(s), batches of {size}, on the backlog (background load {bg}%)")
+                run_env = {**env, "CALLBACK_BATCH_SIZE": size}
+                result = drain_run(args, backend, n, run_env, work, snapshot) | {"batch": size, "bg": f"{bg}%"}
+                results.append(result | {"load1": f"{load:.1f}"})
+                print("DRAIN " + " ".join(f"{k}={v}" for k, v in results[-1].items()), flush=True)
         print()
         print(f"{args.count} stored callbacks, drained by N workers ({time.strftime('%F %T', time.gmtime())} UTC)")
         head = (
             "backend",
+            "batch",
             "N",
             "credited",
             "to_all_s",
@@ -451,12 +458,14 @@ def main() -> None:
             "db_cpu",
             "ledger",
             "bg",
+            "load1",
         )
-        print("  ".join(f"{h:>13}" if i > 1 else f"{h:<8}" for i, h in enumerate(head)))
+        print("  ".join(f"{h:>13}" if i > 2 else f"{h:<8}" for i, h in enumerate(head)))
         for r in results:
             credited = f"{r['credited']}{'*' if r['timed_out'] else ''}"
             row = (
                 r["backend"],
+                r["batch"],
                 r["workers"],
                 credited,
                 r["to_all_credited_s"],
@@ -467,8 +476,9 @@ def main() -> None:
                 r["db_cpu_ms"],
                 r["verify_ledger"],
                 r["bg"],
+                r["load1"],
             )
-            print("  ".join(f"{v!s:>13}" if i > 1 else f"{v!s:<8}" for i, v in enumerate(row)))
+            print("  ".join(f"{v!s:>13}" if i > 2 else f"{v!s:<8}" for i, v in enumerate(row)))
         print("to_all_s: from starting the workers to every callback settled and credited (* = timed out);")
         print("steady: (credited - 1) / (last - first payment.completed_at); cpu: ms per credited callback")
         print(f"details: {work}")

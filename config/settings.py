@@ -386,6 +386,11 @@ HEALTH_RATE_LIMIT_PER_MINUTE = env.int("HEALTH_RATE_LIMIT_PER_MINUTE", default=1
 CALLBACK_RETRY_GRACE_SECONDS = env.int("CALLBACK_RETRY_GRACE_SECONDS", default=60)
 CALLBACK_RETRY_BASE_SECONDS = env.int("CALLBACK_RETRY_BASE_SECONDS", default=30)
 CALLBACK_MAX_ATTEMPTS = env.int("CALLBACK_MAX_ATTEMPTS", default=8)
+# The worker applies up to this many stored payment callbacks in one transaction (payments/services/
+# callback_batch.py); 1 applies each on its own, as before. Those that need the provider's status query are asked
+# CALLBACK_VERIFY_CONCURRENCY at a time.
+CALLBACK_BATCH_SIZE = env.int("CALLBACK_BATCH_SIZE", default=50)
+CALLBACK_VERIFY_CONCURRENCY = env.int("CALLBACK_VERIFY_CONCURRENCY", default=8)
 # The donor's "ask the provider now": per client per minute, and at most once per donation in this interval.
 REFRESH_RATE_LIMIT_PER_MINUTE = env.int("REFRESH_RATE_LIMIT_PER_MINUTE", default=30)
 REFRESH_MIN_INTERVAL_SECONDS = env.int("REFRESH_MIN_INTERVAL_SECONDS", default=5)

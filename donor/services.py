@@ -274,7 +274,7 @@ def donation_complete(*, donation_id: int) -> CompletionResult:
         late = previous != Donation.Status.PENDING
         patient = patient_lock(patient_id=donation.patient_id) if donation.patient_id else None
 
-        for target_patient, amount in _split(donation, patient):
+        for target_patient, amount in donation_split(donation, patient):
             # The unique (donation, target) constraint is the last line of defence: if the locks were ever
             # bypassed, the IntegrityError aborts the whole transaction rather than credit twice.
             Allocation.objects.create(
@@ -300,13 +300,17 @@ def donation_complete(*, donation_id: int) -> CompletionResult:
     return CompletionResult(donation=donation, credited=True, late=late)
 
 
-def _split(donation: Donation, patient: Patient | None) -> list[tuple[Patient | None, Decimal]]:
-    """Where the money goes, by the overfunding policy."""
+def donation_split(
+    donation: Donation, patient: Patient | None, *, received: Decimal | None = None
+) -> list[tuple[Patient | None, Decimal]]:
+    """Where the money goes, by the overfunding policy. `received`: the patient's total so far when the caller
+    credits several donations before writing it (donor.completions); else the locked row's."""
     if patient is None:
         return [(None, donation.amount)]
     if settings.OVERFUNDING_POLICY != OVERFUNDING_GENERAL_FUND:
         return [(patient, donation.amount)]
-    to_patient = min(donation.amount, max(Decimal("0"), patient.funding_goal - patient.funding_received))
+    so_far = patient.funding_received if received is None else received
+    to_patient = min(donation.amount, max(Decimal("0"), patient.funding_goal - so_far))
     parts: list[tuple[Patient | None, Decimal]] = []
     if to_patient > 0:
         parts.append((patient, to_patient))

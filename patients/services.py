@@ -1,6 +1,7 @@
 """Writes to patients. This app imports nothing of donor or payments (the one-way rule)."""
 
 import logging
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.db import transaction
@@ -15,6 +16,12 @@ logger = logging.getLogger("payments.ledger")
 def patient_lock(*, patient_id: int) -> Patient:
     """Lock the patient row for the rest of the caller's transaction (the ledger's first line of defence)."""
     return Patient.objects.select_for_update().get(pk=patient_id)
+
+
+def patients_lock(*, patient_ids: Iterable[int]) -> dict[int, Patient]:
+    """Lock many patient rows for the caller's transaction, in primary-key order (two batches that share patients
+    then queue on the first shared row instead of deadlocking)."""
+    return {p.pk: p for p in Patient.objects.select_for_update().filter(pk__in=set(patient_ids)).order_by("pk")}
 
 
 def patient_add_funds(*, patient: Patient, amount: Decimal) -> Patient:

@@ -7,7 +7,7 @@ PAYMENTS_APPLY_TRUSTED_CALLBACKS is on; everything else is confirmed by the prov
 
 import logging
 import traceback
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
@@ -107,6 +107,25 @@ def callback_verify(*, event_id: int) -> CallbackOutcome:
 
 def _verify(event: CallbackEvent, payment: Payment) -> CallbackOutcome:
     claimed = get_capable(event.provider, Collections).parse_callback(event.kind, event.body.encode(), event.headers)
+    verdict = verification_verdict(event, payment, claimed, verification_ask(event, payment, claimed))
+    if verdict.result is None:
+        return held(event, verdict.why, "Held for review: the provider does not confirm it.")
+    outcome = payment_apply_result(payment_id=payment.pk, result=verdict.result, verified=True, cause=verdict.cause)
+    if outcome.status == Applied.REVIEW:
+        return held(event, outcome.detail, "Held for review.")
+    # What the provider says is applied; a callback that claimed another amount is kept with that noted (it was
+    # garbled or forged: only the status query's word moved money).
+    callback_event_mark(
+        event,
+        CallbackEvent.Status.PROCESSED if outcome.changed else CallbackEvent.Status.IGNORED,
+        error="; ".join(part for part in (verdict.note, "" if outcome.changed else outcome.detail) if part),
+    )
+    return CallbackOutcome(ACCEPTED, 200, "Verified with the provider.")
+
+
+def verification_ask(event: CallbackEvent, payment: Payment, claimed: ProviderResult) -> ProviderResult:
+    """The provider's answer about the payment a callback names (its HTTP call; ProviderError when it cannot be
+    asked). The batch worker runs several of these at once (callback_batch.py)."""
     # A payment started by a request that timed out (or on AzamPay's hosted page) has no provider reference yet:
     # ask about the one the callback names. That id is bound to the payment only when the callback was
     # authenticated or came to the payment's own secret URL; anyone can name another transaction's id, so
@@ -124,31 +143,37 @@ def _verify(event: CallbackEvent, payment: Payment) -> CallbackOutcome:
         # callback's receipt number, the one the donor has in their SMS — but only from a callback that came
         # to the payment's own secret URL, so that a forger cannot choose what donors and admins see.
         said = replace(said, receipt=claimed.receipt)
+    return said
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a checked callback moves: `result` (None: nothing, held for review because of `why`)."""
+
+    result: ProviderResult | None
+    cause: str = ""
+    why: str = ""
+    note: str = ""  # how the callback contradicts the applied answer, kept on the event
+
+
+def verification_verdict(
+    event: CallbackEvent, payment: Payment, claimed: ProviderResult, said: ProviderResult
+) -> Verdict:
+    """A terminal answer from the provider wins; without one an authenticated callback stands when the operator
+    lets such callbacks move money; anything else is held."""
     if said.status in TERMINAL_RESULTS:
-        outcome = payment_apply_result(
-            payment_id=payment.pk, result=said, verified=True, cause=f"callback #{event.pk}, checked by status query"
-        )
+        result, cause = said, f"callback #{event.pk}, checked by status query"
     elif event.trust == CallbackTrust.TRUSTED and settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS:
-        outcome = payment_apply_result(
-            payment_id=payment.pk, result=claimed, verified=True, cause=f"authenticated callback #{event.pk}"
-        )
+        result, cause = claimed, f"authenticated callback #{event.pk}"
     else:
         logger.warning("Callback %s not confirmed: claims %s, provider says %s", event.pk, claimed.status, said.status)
-        why = f"callback claims {claimed.status}; provider reports {said.status}: {said.message}"[:2000]
-        return held(event, why, "Held for review: the provider does not confirm it.")
-    if outcome.status == Applied.REVIEW:
-        return held(event, outcome.detail, "Held for review.")
-    # What the provider says is applied; a callback that claimed another amount is kept with that noted (it was
-    # garbled or forged: only the status query's word moved money).
-    contradiction = _contradiction(claimed, said, payment)
-    if contradiction:
-        logger.warning("Callback %s contradicts the provider: %s", event.pk, contradiction)
-    callback_event_mark(
-        event,
-        CallbackEvent.Status.PROCESSED if outcome.changed else CallbackEvent.Status.IGNORED,
-        error="; ".join(part for part in (contradiction, "" if outcome.changed else outcome.detail) if part),
-    )
-    return CallbackOutcome(ACCEPTED, 200, "Verified with the provider.")
+        return Verdict(
+            None, why=f"callback claims {claimed.status}; provider reports {said.status}: {said.message}"[:2000]
+        )
+    note = _contradiction(claimed, said, payment)
+    if note:
+        logger.warning("Callback %s contradicts the provider: %s", event.pk, note)
+    return Verdict(result, cause, note=note)
 
 
 def _contradiction(claimed: ProviderResult, said: ProviderResult, payment: Payment) -> str:

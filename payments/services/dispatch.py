@@ -23,6 +23,7 @@ from payments.models import CallbackEvent, MoneyOut
 from payments.providers.base import CallbackRole, CallbackTrust
 from payments.providers.registry import PROVIDER_CLASSES
 from payments.services import money_out, payouts, refunds
+from payments.services.callback_batch import callbacks_apply_batch
 from payments.services.callback_steps import Delivery, Role, callback_steps, held
 from payments.services.callbacks import PAYMENT, TRACEBACK_CHARS
 from payments.services.inbox import ACCEPTED, CallbackOutcome, Outcome, callback_event_mark, retry_delay
@@ -89,8 +90,20 @@ def _deferrable(event: CallbackEvent) -> bool:
 def process_callback(event_id: int) -> str:
     """The worker's half of a callback acknowledged once stored: run it through its handler, once.
 
-    A delivery already settled (by the sweeper, a replay, or an earlier run of this task) is left alone; two
-    runs at once are safe, as for any replay (the payment's row lock and the ledger's unique constraints)."""
+    With CALLBACK_BATCH_SIZE > 1 the task also claims up to that many other pending payment callbacks and
+    applies them together (callback_batch.py); their own tasks then find them settled. A delivery already
+    settled (by a batch, the sweeper, a replay, or an earlier run of this task) is left alone; two runs at once
+    are safe, as for any replay (the payment's row lock and the ledger's unique constraints)."""
+    if settings.CALLBACK_BATCH_SIZE > 1:
+        batch = callbacks_apply_batch(event_id=event_id, size=settings.CALLBACK_BATCH_SIZE)
+        for other in batch.fallback:
+            _process_one(other)
+        if batch.own is not None:
+            return str(batch.own)
+    return _process_one(event_id)
+
+
+def _process_one(event_id: int) -> str:
     event = CallbackEvent.objects.filter(pk=event_id).first()
     if event is None or event.is_settled:
         return str(Outcome.SETTLED)

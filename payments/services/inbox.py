@@ -57,7 +57,7 @@ class Outcome(StrEnum):
 
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
-    QUEUED = "queued"  # waiting for the provider's status query (a task, or the sweeper)
+    QUEUED = "queued"  # waiting for the provider's status query, or in another worker's batch (or the sweeper)
     REVIEW = "review"
     IGNORED = "ignored"
     UNAUTHENTICATED = "unauthenticated"
@@ -295,6 +295,27 @@ def callback_event_mark(event: CallbackEvent, status: str, *, error: str = "") -
     had CALLBACK_MAX_ATTEMPTS; `received` (waiting for a verification task) is due for the sweeper after the
     grace period in case that task is lost; settled statuses are never due again.
     """
+    callback_event_stamp(event, status, error=error)
+    event.save(update_fields=MARK_FIELDS)
+
+
+# What marking a delivery writes (callback_event_mark one row, the batch worker many in one UPDATE).
+MARK_FIELDS = [
+    "status",
+    "error",
+    "traceback",
+    "attempts",
+    "next_attempt_at",
+    "processed_at",
+    "trust",
+    "payment",
+    "our_reference",
+    "provider_reference",
+]
+
+
+def callback_event_stamp(event: CallbackEvent, status: str, *, error: str = "") -> None:
+    """callback_event_mark's rules on the object only (MARK_FIELDS), for a caller that saves many at once."""
     now = timezone.now()
     if status == CallbackEvent.Status.FAILED and event.attempts >= settings.CALLBACK_MAX_ATTEMPTS:
         status = CallbackEvent.Status.DEAD
@@ -310,20 +331,6 @@ def callback_event_mark(event: CallbackEvent, status: str, *, error: str = "") -
         event.next_attempt_at = None
     event.our_reference = fit(CallbackEvent, "our_reference", event.our_reference)
     event.provider_reference = fit(CallbackEvent, "provider_reference", event.provider_reference)
-    event.save(
-        update_fields=[
-            "status",
-            "error",
-            "traceback",
-            "attempts",
-            "next_attempt_at",
-            "processed_at",
-            "trust",
-            "payment",
-            "our_reference",
-            "provider_reference",
-        ]
-    )
 
 
 def retry_delay(attempts: int) -> timedelta:

@@ -71,7 +71,7 @@ def payment_apply_result(*, payment_id: int, result: ProviderResult, verified: b
     """
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
-        mismatch = _mismatch(payment, result)
+        mismatch = result_mismatch(payment, result)
         if mismatch:
             logger.error("Payment %s: %s; not applied, sent to review", payment.reference, mismatch)
             return ApplyOutcome(False, Applied.REVIEW, mismatch)
@@ -144,7 +144,8 @@ def payment_apply_result(*, payment_id: int, result: ProviderResult, verified: b
     return ApplyOutcome(True, Applied.APPLIED, f"{previous} -> {result.status}")
 
 
-def _mismatch(payment: Payment, result: ProviderResult) -> str:
+def result_mismatch(payment: Payment, result: ProviderResult) -> str:
+    """Why a provider's word cannot be applied to this payment (another reference, amount or currency); "" if it can."""
     if result.our_reference and result.our_reference not in (payment.reference, payment.external_id):
         return f"reference {result.our_reference!r} is not {payment.reference!r}"
     if (
