@@ -1,3 +1,5 @@
+"""The month close: provider statements, the match against the ledger, balances and exceptions."""
+
 from django.apps import AppConfig
 
 

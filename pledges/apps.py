@@ -1,3 +1,5 @@
+"""Monthly pledges: the app that turns a pledge into one ordinary donation a month (pledges.run)."""
+
 from django.apps import AppConfig
 
 

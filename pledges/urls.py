@@ -1,3 +1,5 @@
+"""The pledge API, mounted under /api/v1.0/donors/ (the manage and pay pages are in pledges.web_urls)."""
+
 from django.urls import path
 
 from pledges.apis import PledgeCreateApi

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("portal", "payments", "receipts", "donor", "patients", "config")
+APPS = ("portal", "pledges", "finance", "payments", "receipts", "donor", "patients", "config")
 
 
 def app_modules() -> list[Path]:
@@ -57,10 +57,12 @@ def reaches(name: str, forbidden: tuple[str, ...]) -> bool:
 @pytest.mark.parametrize(
     ("app", "forbidden"),
     [
-        ("patients", ("donor", "receipts", "payments", "portal", "config.admin_site")),
-        ("donor", ("receipts", "payments", "portal", "config.admin_site")),
-        ("receipts", ("payments", "portal", "config.admin_site")),
-        ("payments", ("portal",)),
+        ("patients", ("donor", "receipts", "payments", "pledges", "finance", "portal", "config.admin_site")),
+        ("donor", ("receipts", "payments", "pledges", "finance", "portal", "config.admin_site")),
+        ("receipts", ("payments", "pledges", "finance", "portal", "config.admin_site")),
+        ("payments", ("pledges", "finance", "portal")),
+        ("pledges", ("finance", "portal")),
+        ("finance", ("pledges", "portal")),
     ],
 )
 def test_domain_apps_import_nothing_above_them(app, forbidden):
