@@ -256,4 +256,23 @@ def enum_components(result, generator, request, public):
     schemas.update(kept)
     if schemas:
         result["components"]["schemas"] = dict(sorted(schemas.items()))
+    _blank_strings_any_of(result)
     return result
+
+
+BLANK = {"type": "string", "maxLength": 0}
+
+
+def _blank_strings_any_of(node: object) -> None:
+    """drf-spectacular documents a blank-allowed string with a validator as oneOf [the rule, blank]; when the rule
+    admits "" too (ProhibitNullCharactersValidator's pattern does), "" matches both and breaks the oneOf, so a
+    client reading the schema would think the "" that we accept is refused. anyOf says what we accept."""
+    if isinstance(node, dict):
+        choices = node.get("oneOf")
+        if isinstance(choices, list) and BLANK in choices:
+            node["anyOf"] = node.pop("oneOf")
+        for value in node.values():
+            _blank_strings_any_of(value)
+    elif isinstance(node, list):
+        for value in node:
+            _blank_strings_any_of(value)
