@@ -12,6 +12,8 @@ from payments.tests.factories import PaymentFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")]
 
+OLD, NEW = "254708374149", "254799999999"  # a partner's approved M-Pesa number, and the one someone asks for
+
 
 @pytest.fixture
 def admin_client_logged_in(client, django_user_model):
@@ -161,7 +163,9 @@ def funded_patient():
     from patients.models import Patient
     from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
 
-    partner = TreatmentPartnerFactory(payout_provider="mpesa", payout_msisdn="254708374149", country="KE")
+    partner = TreatmentPartnerFactory(
+        name="Kijabe Hospital", country="KE", payout_provider="mpesa", payout_msisdn=OLD, payout_account_name="KIJABE"
+    )
     return PatientFactory(currency="KES", funding_goal=Decimal("50000"), funding_received=Decimal("50000"),
                           status=Patient.Status.FULLY_FUNDED, treatment_partner=partner)  # fmt: skip
 
@@ -283,3 +287,91 @@ def test_an_ambiguous_payout_is_resolved_as_done_with_its_receipt_in_the_admin(
     assert (payout.status, payout.receipt, payout.needs_review) == (Payout.Status.PAID, "SG632NMUAB", False)
     assert AuditEntry.objects.filter(action="payout.resolve", actor=finance_client.person).exists()
     assert not [alert for alert in watchdog_alerts() if "payout" in alert]
+
+
+# --- the payout checker's page: the full destination, and whether it changed (the rules: patients.destinations) --
+
+
+@pytest.fixture
+def destination_staff():
+    """Who asks for payouts and for a partner's new number (one person may do both), and who approves numbers."""
+    from payments.tests.factories import MAKER_PERMISSIONS, staff_user
+
+    insider = staff_user("insider", *MAKER_PERMISSIONS, "patients.change_treatmentpartner")
+    return insider, staff_user("dest-checker", "patients.approve_destination_change")
+
+
+def ask_for_new_number(partner, user):
+    from patients.destinations import destination_change_request
+
+    new = {"payout_provider": "mpesa", "payout_msisdn": NEW, "payout_account_name": "MINE"}
+    return destination_change_request(requested_by=user, partner=partner, new=new)
+
+
+def payout_page(client, payout) -> str:
+    response = client.get(f"/admin/payments/payout/{payout.pk}/change/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+@pytest.mark.usefixtures("mpesa_settings")
+def test_the_checker_sees_the_full_number_and_that_it_changed_since_the_last_payout(
+    client, daraja, funded_patient, destination_staff, checker
+):
+    from patients.destinations import destination_change_approve
+    from payments.models import Payout
+    from payments.services.payouts import payout_approve, payout_request
+    from payments.tests.mpesa_fakes import B2C_URL
+
+    insider, dest_checker = destination_staff
+    daraja.post(B2C_URL, json={"ConversationID": "AG_1", "OriginatorConversationID": "x", "ResponseCode": "0"})
+    first = payout_request(patient=funded_patient, amount=Decimal("10000"), requested_by=insider)
+    login_with_second_factor(client, checker)
+    page = payout_page(client, first)
+    assert OLD in page and "KIJABE" in page  # in full, not 2547****149
+    assert "FIRST payout to this partner" in page
+    payout_approve(payout_id=first.pk, approved_by=checker)
+
+    second = payout_request(patient=funded_patient, amount=Decimal("10000"), requested_by=insider)
+    page = payout_page(client, second)
+    assert f"unchanged: the last payout {first.reference}" in page
+    assert "CHANGED" not in page
+
+    change = ask_for_new_number(funded_patient.treatment_partner, insider)
+    page = payout_page(client, second)
+    assert f"Change #{change.pk} is waiting for approval" in page and NEW in page  # pending: shown, not used
+    destination_change_approve(change_id=change.pk, approved_by=dest_checker)
+    Payout.objects.filter(pk=second.pk).update(status=Payout.Status.CANCELLED)
+
+    third = payout_request(patient=funded_patient, amount=Decimal("10000"), requested_by=insider)
+    page = payout_page(client, third)
+    assert NEW in page and "MINE" in page
+    assert f"CHANGED since the last payout {first.reference}" in page
+    assert f"payout_msisdn: {OLD} → {NEW}" in page and "approved by dest-checker" in page
+    assert "requested by insider, approved by dest-checker" in page
+
+
+@pytest.mark.usefixtures("mpesa_settings", "daraja")
+def test_the_checker_is_warned_when_the_approved_destination_moved_after_the_request(
+    client, funded_patient, destination_staff, checker
+):
+    from patients.destinations import destination_change_approve
+    from payments.services.payouts import payout_request
+
+    insider, dest_checker = destination_staff
+    payout = payout_request(patient=funded_patient, amount=Decimal("10000"), requested_by=insider)
+    change = ask_for_new_number(funded_patient.treatment_partner, insider)
+    destination_change_approve(change_id=change.pk, approved_by=dest_checker)
+    login_with_second_factor(client, checker)
+    page = payout_page(client, payout)
+    assert f"approved destination is now mpesa {NEW}, not this payout" in page
+
+
+@pytest.mark.usefixtures("mpesa_settings", "daraja")
+def test_the_payout_list_still_masks_the_number(client, funded_patient, destination_staff, checker):
+    from payments.services.payouts import payout_request
+
+    payout_request(patient=funded_patient, amount=Decimal("10000"), requested_by=destination_staff[0])
+    login_with_second_factor(client, checker)
+    page = client.get("/admin/payments/payout/").content.decode()
+    assert "2547****149" in page and OLD not in page

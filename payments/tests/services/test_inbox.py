@@ -1,8 +1,10 @@
 """The inbox is a durable work queue: nothing acknowledged is lost when a worker dies, the cache is down, a
 handler crashes, a client is throttled or a body is poison. Through the real URLs (django.test.Client)."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
@@ -10,7 +12,7 @@ from django.utils import timezone
 
 from donor.models import Allocation
 from payments.models import CallbackEvent, Payment
-from payments.services.dispatch import callbacks_sweep
+from payments.services.dispatch import callback_replay, callbacks_sweep
 from payments.services.inbox import callback_record
 from payments.services.reconcile import payments_reconcile
 from payments.services.watchdog import watchdog_alerts
@@ -46,7 +48,7 @@ def make_due(*events: CallbackEvent) -> None:
     )
 
 
-# --- a worker dies between storing and handling ---------------------------------------------------------
+# --- a worker dies between storing and handling, or its handler crashes: every entry point finishes it --
 
 
 def test_a_resend_of_a_delivery_that_never_finished_is_handled_not_swallowed(client, payment):
@@ -62,35 +64,104 @@ def test_a_resend_of_a_delivery_that_never_finished_is_handled_not_swallowed(cli
     assert resend.duplicate_of_id == original.pk and resend.status == CallbackEvent.Status.PROCESSED
 
 
-def test_the_sweeper_finishes_an_abandoned_delivery_after_the_grace_period(payment, settings):
-    original = stored_only(payment, callback_body(payment))
+def crashed(client, payment: Payment, monkeypatch) -> CallbackEvent:
+    """A delivery whose handler crashed: stored and acknowledged, left failed for a later attempt."""
 
-    assert callbacks_sweep().examined == 0  # still within the grace period: maybe a worker is on it
-    make_due(original)
-    report = callbacks_sweep()
+    def crash(**kwargs):
+        raise RuntimeError("lock wait timeout")
 
-    assert (report.examined, report.settled) == (1, 1)
-    original.refresh_from_db()
-    assert original.status == CallbackEvent.Status.PROCESSED and original.next_attempt_at is None
-    assert credited(payment) == Decimal("5000")
-    assert callbacks_sweep().examined == 0  # settled: never due again
-
-
-def test_an_operators_explicit_older_than_sweeps_now(payment, azam_pending):
-    stored_only(payment, callback_body(payment))
-    report = payments_reconcile(older_than=timedelta(0))
-    assert report.replayed == 1 and report.events_settled == 1
-    assert credited(payment) == Decimal("5000")
+    with monkeypatch.context() as patch:
+        patch.setattr("payments.services.callbacks.payment_apply_result", crash)
+        response = client.post(CALLBACK_URL, data=callback_body(payment), content_type="application/json")
+    assert response.status_code == 200  # stored: the provider need not send it again
+    event = CallbackEvent.objects.get()
+    assert (event.status, event.attempts, event.error) == ("failed", 1, "RuntimeError: lock wait timeout")
+    return event
 
 
-def test_the_reconcile_command_reports_the_swept_events(payment, azam_pending):
-    from io import StringIO
+def worker_died(client, payment: Payment, monkeypatch) -> CallbackEvent:
+    event = stored_only(payment, callback_body(payment))
+    assert event.status == CallbackEvent.Status.RECEIVED
+    return event
 
-    stored_only(payment, callback_body(payment))
+
+UNFINISHED = {"worker-died": worker_died, "handler-crashed": crashed}
+
+
+# Each entry point that finishes open deliveries, run once; it answers how many events that run settled.
+
+
+def by_sweep(event: CallbackEvent) -> int:
+    make_due(event)
+    return callbacks_sweep().settled
+
+
+def by_reconcile_when_due(event: CallbackEvent) -> int:
+    make_due(event)
+    return payments_reconcile().events_settled
+
+
+def by_reconcile_older_than_now(event: CallbackEvent) -> int:
+    """An operator's explicit older_than: every open event, due or not."""
+    return payments_reconcile(older_than=timedelta(0)).events_settled
+
+
+def by_reconcile_command(event: CallbackEvent) -> int:
     out = StringIO()
     call_command("reconcile_payments", "--older-than", "0s", stdout=out)
-    assert "inbox events re-run 1 (settled 1, dead 0)" in out.getvalue()
+    summary = re.search(r"inbox events re-run (\d+) \(settled (\d+), dead 0\)", out.getvalue())
+    assert summary is not None, out.getvalue()
+    return int(summary[2])
+
+
+def by_replay(event: CallbackEvent) -> int:
+    """An operator's replay answers an outcome, not a count: the event counts if this replay settled it."""
+    event.refresh_from_db()
+    was_open = not event.is_settled
+    callback_replay(event=event)
+    event.refresh_from_db()
+    return int(was_open and event.is_settled)
+
+
+ENTRY_POINTS = [by_sweep, by_reconcile_when_due, by_reconcile_older_than_now, by_reconcile_command, by_replay]
+
+
+@pytest.mark.parametrize("unfinished", UNFINISHED.values(), ids=UNFINISHED)
+def test_an_unfinished_delivery_waits_for_its_time_and_a_dry_run_changes_nothing(
+    client, payment, azam_pending, monkeypatch, unfinished
+):
+    event = unfinished(client, payment, monkeypatch)
+    left = (event.status, event.attempts)
+
+    assert callbacks_sweep().examined == 0  # within its grace or backoff: maybe a worker is still on it
+    assert payments_reconcile().replayed == 0
+    assert callback_replay(event=event, dry_run=True).code == "accepted"
+
+    event.refresh_from_db()
+    payment.refresh_from_db()
+    assert (event.status, event.attempts) == left
+    assert payment.status == Payment.Status.PENDING and credited(payment) == 0
+    assert not Allocation.objects.exists()
+
+
+@pytest.mark.parametrize("unfinished", UNFINISHED.values(), ids=UNFINISHED)
+@pytest.mark.parametrize("finish", ENTRY_POINTS, ids=lambda entry: entry.__name__)
+def test_every_entry_point_finishes_an_unfinished_delivery_and_credits_it_once(
+    client, payment, azam_pending, monkeypatch, unfinished, finish
+):
+    event = unfinished(client, payment, monkeypatch)
+
+    assert finish(event) == 1
+    event.refresh_from_db()
+    payment.refresh_from_db()
+    assert event.status == CallbackEvent.Status.PROCESSED and event.next_attempt_at is None
+    assert payment.status == Payment.Status.SUCCEEDED and credited(payment) == Decimal("5000")
+
+    assert finish(event) == 0  # run again: nothing left to do
+    make_due(event)
+    assert callbacks_sweep().examined == 0  # settled: never due again
     assert credited(payment) == Decimal("5000")
+    assert Allocation.objects.filter(donation=payment.donation).count() == 1
 
 
 # --- a handler crashes: backoff, then dead --------------------------------------------------------------

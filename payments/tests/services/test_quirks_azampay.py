@@ -1,7 +1,7 @@
 """AzamPay's own ways (the shared properties are test_pipeline.py's): card payments matched by the externalId we
 sent, a failure it has no final word on, the callback password never stored, and without a password configured
-its callbacks only a reason to ask; replay of a failed event; storage failures. MariaDB: many donations to one
-patient at once, a verdict that cannot be written."""
+its callbacks only a reason to ask; storage failures. MariaDB: many donations to one patient at once, a verdict
+that cannot be written. A failed event's replay is test_inbox.py's, beside the sweeper's and reconciliation's."""
 
 import json
 from decimal import Decimal
@@ -177,40 +177,6 @@ def test_database_unavailable_when_recording_is_a_503(client, payment, monkeypat
     assert set(response.json()) == ERROR_KEYS
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PENDING
-
-
-def test_failed_event_is_kept_and_replays_with_a_dry_run_that_changes_nothing(client, payment, monkeypatch):
-    def crash(**kwargs):
-        raise RuntimeError("deadlock while applying")
-
-    with monkeypatch.context() as patch:
-        patch.setattr("payments.services.callbacks.payment_apply_result", crash)
-        response = post(client, callback_body(payment))
-    assert response.status_code == 200  # stored: the provider need not send it again
-    event = CallbackEvent.objects.get()
-    assert event.status == CallbackEvent.Status.FAILED
-    assert "deadlock while applying" in event.error
-
-    preview = callback_replay(event=event, dry_run=True)
-    assert preview.code == "accepted"
-    event.refresh_from_db()
-    payment.refresh_from_db()
-    assert (event.status, event.attempts) == (CallbackEvent.Status.FAILED, 1)
-    assert payment.status == Payment.Status.PENDING
-    assert credited(payment) == 0
-    assert not Allocation.objects.exists()
-
-    outcome = callback_replay(event=event)
-    assert outcome.code == "accepted"
-    event.refresh_from_db()
-    payment.refresh_from_db()
-    assert event.status == CallbackEvent.Status.PROCESSED
-    assert payment.status == Payment.Status.SUCCEEDED
-    assert credited(payment) == Decimal("5000")
-
-    callback_replay(event=event)
-    assert credited(payment) == Decimal("5000")
-    assert Allocation.objects.filter(donation=payment.donation).count() == 1
 
 
 # --- on MariaDB ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Reconciliation: ask the provider about due pending payments on the backoff ladder (every provider, through its
-pipeline.py driver, for what they share; AzamPay for the ladder); re-run failed inbox events; never give up
-silently; the operator's command and the donor's refresh button."""
+pipeline.py driver, for what they share; AzamPay for the ladder); never give up silently; the operator's command
+and the donor's refresh button. Its re-run of open inbox events is test_inbox.py's, beside the sweeper's."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -15,7 +15,7 @@ from donor.models import Allocation, Donation
 from payments.models import CallbackEvent, Payment
 from payments.services.payments import payment_confirm
 from payments.services.reconcile import payments_reconcile
-from payments.tests.azampay_fakes import CALLBACK_URL, STATUS_URL, callback_body, fixture
+from payments.tests.azampay_fakes import STATUS_URL, fixture
 from payments.tests.factories import PaymentFactory
 from payments.tests.helpers import credited
 from payments.tests.services.pipeline import DRIVERS, cases
@@ -180,30 +180,6 @@ def test_a_payment_expires_at_its_deadline_even_while_the_provider_cannot_be_ask
     payment.refresh_from_db()
     assert payment.status == P.SUCCEEDED and payment.needs_review
     assert credited(payment) == payment.amount
-
-
-def test_failed_inbox_events_are_rerun_and_credit_once(client, monkeypatch, azam):
-    payment = PaymentFactory(donation__patient__funding_goal=Decimal("1000000"))
-
-    def crash(**kwargs):
-        raise RuntimeError("lock wait timeout")
-
-    with monkeypatch.context() as patch:
-        patch.setattr("payments.services.callbacks.payment_apply_result", crash)
-        client.post(CALLBACK_URL, data=callback_body(payment), content_type="application/json")
-    event = CallbackEvent.objects.get()
-    assert event.status == CallbackEvent.Status.FAILED
-    assert payments_reconcile().replayed == 0  # its next attempt (after 30 s) is not due yet
-
-    CallbackEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
-    assert payments_reconcile().replayed == 1
-    event.refresh_from_db()
-    assert event.status == CallbackEvent.Status.PROCESSED
-    assert credited(payment) == payment.amount
-
-    assert payments_reconcile().replayed == 0
-    assert credited(payment) == payment.amount
-    assert Allocation.objects.filter(donation=payment.donation).count() == 1
 
 
 # --- reconciliation never gives up silently -------------------------------------------------------------
