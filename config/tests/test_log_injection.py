@@ -5,13 +5,13 @@ project's own handlers write (config/settings.py LOGGING), through the real call
 import json
 import logging
 import uuid
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.test import Client
 
 from config.logging import MaskSensitiveFilter
+from config.tests.log_files import log_files
 from payments.tests.azampay_fakes import CALLBACK_URL, PASSWORD, fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")]
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")
 def log_lines() -> list[str]:
     for handler in logging.getLogger().handlers + logging.getLogger("payments").handlers:
         handler.flush()
-    return [line for p in Path(settings.LOG_DIR).glob("*.log") for line in p.read_text(errors="replace").splitlines()]
+    return [line for p in log_files() for line in p.read_text(errors="replace").splitlines()]
 
 
 BREAKERS = {

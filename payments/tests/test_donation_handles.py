@@ -15,6 +15,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from config.tests.log_files import log_files
 from donor.models import Donation, Donor
 from donor.tests.factories import DonorFactory
 from patients.tests.factories import PatientFactory
@@ -189,11 +190,10 @@ def test_receipts_link_to_the_token(completed, mailoutbox, settings):
 def test_the_donors_link_never_reaches_a_log_file(completed, settings):
     """A 4xx is logged with its path by Django's request logger (here a 405 on the status path)."""
     import logging
-    from pathlib import Path
 
     assert APIClient().delete(f"{API}{completed.public_token}/status/").status_code == 405
     for handler in logging.getLogger().handlers + logging.getLogger("payments").handlers:
         handler.flush()
-    text = "\n".join(p.read_text(errors="replace") for p in Path(settings.LOG_DIR).glob("*.log"))
+    text = "\n".join(p.read_text(errors="replace") for p in log_files())
     assert "/donations/***/status/" in text
     assert completed.public_token not in text

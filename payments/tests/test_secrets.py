@@ -6,13 +6,12 @@ import hashlib
 import json
 import logging
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.test import Client
 
 from config.logging import MaskSensitiveFilter, mask_text
+from config.tests.log_files import log_files
 from payments.models import CallbackEvent, Payment
 from payments.tests.azampay_fakes import CALLBACK_URL, PASSWORD, fixture
 from payments.tests.factories import PaymentFactory, token_for
@@ -34,7 +33,7 @@ def c2b_token(settings):
 def log_text() -> str:
     for handler in logging.getLogger().handlers + logging.getLogger("payments").handlers:
         handler.flush()
-    return "\n".join(p.read_text(errors="replace") for p in Path(settings.LOG_DIR).glob("*.log"))
+    return "\n".join(p.read_text(errors="replace") for p in log_files())
 
 
 def test_a_wrong_or_right_url_token_never_reaches_a_log_file():
