@@ -491,4 +491,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # SIGTERM (kill, timeout) must run the finally blocks that stop the workers and gunicorn by pid: Python's
+    # default would end the process at once and leave them running.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     main()
