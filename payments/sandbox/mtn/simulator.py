@@ -207,40 +207,32 @@ class MtnSimulator(MtnBalanceRoutes, Simulator):
         return url
 
     def request_to_pay(self, request: SandboxRequest, _: re.Match[str]) -> SandboxResponse:
-        environment = self._authorize(request, COLLECTION)
-        with self.store.lock:
-            reference = self._reference_id(request)
-            callback_url = self._callback_url(request)
-            data = checked_body(request, environment, party="payer")
-            msisdn = data["payer"]["partyId"]
-            self._new_charge(
-                kind=REQUEST_TO_PAY,
-                reference=reference,
-                data=data,
-                msisdn=msisdn,
-                party="payer",
-                callback_url=callback_url,
-                environment=environment,
-                script=script_for(msisdn, OFFICIAL_PAYER),
-            )
-        return SandboxResponse(202)
+        return self._move_money(
+            request, product=COLLECTION, kind=REQUEST_TO_PAY, party="payer", official=OFFICIAL_PAYER
+        )
 
     def transfer(self, request: SandboxRequest, _: re.Match[str]) -> SandboxResponse:
-        environment = self._authorize(request, DISBURSEMENT)
+        return self._move_money(request, product=DISBURSEMENT, kind=TRANSFER, party="payee", official=OFFICIAL_PAYEE)
+
+    def _move_money(
+        self, request: SandboxRequest, *, product: str, kind: str, party: str, official: dict[str, str]
+    ) -> SandboxResponse:
+        """A request to pay (the payer is prompted) or a transfer (the payee is paid): the same checks and record."""
+        environment = self._authorize(request, product)
         with self.store.lock:
             reference = self._reference_id(request)
             callback_url = self._callback_url(request)
-            data = checked_body(request, environment, party="payee")
-            msisdn = data["payee"]["partyId"]
+            data = checked_body(request, environment, party=party)
+            msisdn = data[party]["partyId"]
             self._new_charge(
-                kind=TRANSFER,
+                kind=kind,
                 reference=reference,
                 data=data,
                 msisdn=msisdn,
-                party="payee",
+                party=party,
                 callback_url=callback_url,
                 environment=environment,
-                script=script_for(msisdn, OFFICIAL_PAYEE),
+                script=script_for(msisdn, official),
             )
         return SandboxResponse(202)
 
