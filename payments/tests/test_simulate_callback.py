@@ -46,7 +46,7 @@ from payments.sandbox.dispatch import CallbackDispatcher
 from payments.sandbox.mtn import MtnSimulator, Script
 from payments.sandbox.outcomes import SUCCESS as SUCCESS_OUTCOME
 from payments.sandbox.outcomes import Result
-from payments.sandbox.server import run_sandbox
+from payments.sandbox.server import run_sandbox, serve_in_thread
 from payments.sandbox.store import Charge, SandboxStore
 from payments.services.payments import payment_start
 from payments.tests.factories import PaymentFactory
@@ -136,7 +136,7 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     yield server
     server.shutdown()
     server.server_close()

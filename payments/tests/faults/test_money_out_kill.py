@@ -28,6 +28,7 @@ from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
 from payments.faults.processes import BIN, HOST, ROOT, command_summary, free_port, manage
 from payments.faults.rig import Secrets, app_env
 from payments.models import Payment, Payout
+from payments.sandbox.server import serve_in_thread
 from payments.services.payouts import payout_request
 from payments.tests.factories import staff_user
 
@@ -86,8 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def mtn():
     server = HangingMtn()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serve_in_thread(server)
     yield server
     server.release.set()
     server.shutdown()

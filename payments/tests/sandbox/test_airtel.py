@@ -34,7 +34,7 @@ from payments.providers.base import (
 from payments.sandbox.airtel import AirtelSimulator, callback_hash
 from payments.sandbox.base import SandboxContext
 from payments.sandbox.dispatch import CallbackDispatcher
-from payments.sandbox.server import InspectionSimulator, SandboxServer
+from payments.sandbox.server import InspectionSimulator, SandboxServer, serve_in_thread
 from payments.sandbox.store import SandboxStore
 
 TIME_SCALE = 0.05
@@ -86,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     yield server
     server.shutdown()
     server.server_close()
@@ -98,7 +98,7 @@ def start(site: Receiver, *, callback_secret: str = SECRET) -> SandboxServer:
     context = SandboxContext(store=store, dispatcher=dispatcher, callback_url=site.url, time_scale=TIME_SCALE)
     simulators = [AirtelSimulator(context, callback_secret=callback_secret), InspectionSimulator(context)]
     server = SandboxServer(("127.0.0.1", 0), context, simulators)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     return server
 
 

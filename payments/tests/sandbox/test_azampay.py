@@ -25,6 +25,7 @@ from payments.providers.azampay.provider import AzamPayProvider
 from payments.providers.base import CallbackTrust, ChargeRequest, PaymentRef, PaymentStatus, RawCallback
 from payments.sandbox import run_sandbox
 from payments.sandbox.azampay import DEFAULT_CALLBACK_PASSWORD, TOKEN_REFUSED
+from payments.sandbox.server import serve_in_thread
 
 TIME_SCALE = 0.05
 CREDS = AZAMPAY_CONFIG.sandbox_credentials()
@@ -82,7 +83,7 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[CallbackReceiver]:
     server = CallbackReceiver()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     yield server
     server.shutdown()
     server.server_close()

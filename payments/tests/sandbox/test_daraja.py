@@ -5,7 +5,6 @@ Callbacks go to a tiny local HTTP server that records them.
 
 import base64
 import json
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -13,7 +12,7 @@ import pytest
 import requests
 
 from payments.providers.mpesa.config import CONFIG as MPESA_CONFIG
-from payments.sandbox.server import run_sandbox
+from payments.sandbox.server import run_sandbox, serve_in_thread
 
 TIME_SCALE = 0.05
 CREDS = MPESA_CONFIG.sandbox_credentials()
@@ -41,7 +40,7 @@ class Recorder(BaseHTTPRequestHandler):
 def site():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     server.received = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     yield server
     server.shutdown()
     server.server_close()

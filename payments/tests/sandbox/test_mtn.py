@@ -4,7 +4,6 @@ our adapter driving it. Callbacks go to a tiny local HTTP server that records th
 
 import base64
 import json
-import threading
 import time
 import uuid
 from decimal import Decimal
@@ -20,7 +19,7 @@ from payments.providers.mtn.provider import MtnProvider
 from payments.sandbox.base import SandboxContext
 from payments.sandbox.dispatch import CallbackDispatcher
 from payments.sandbox.mtn import OFFICIAL_PAYEE, OFFICIAL_PAYER, MtnSimulator
-from payments.sandbox.server import InspectionSimulator, SandboxServer
+from payments.sandbox.server import InspectionSimulator, SandboxServer, serve_in_thread
 from payments.sandbox.store import SandboxStore
 
 TIME_SCALE = 0.05
@@ -56,7 +55,7 @@ class Recorder(BaseHTTPRequestHandler):
 def site():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     server.received = []
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    serve_in_thread(server)
     yield server
     server.shutdown()
     server.server_close()
@@ -70,7 +69,7 @@ def start_sandbox(time_scale: float) -> SandboxServer:
         store=store, dispatcher=dispatcher, callback_url="http://127.0.0.1:9/unused", time_scale=time_scale
     )
     server = SandboxServer(("127.0.0.1", 0), context, [MtnSimulator(context), InspectionSimulator(context)])
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    serve_in_thread(server)
     return server
 
 
