@@ -30,5 +30,8 @@ else
 fi
 echo "== apt-get install ${missing[*]} (needed for $purpose)"
 export DEBIAN_FRONTEND=noninteractive
-"${run[@]}" apt-get update -qq
+# The package lists are refreshed unless another install did it within the hour (make install, then make test).
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -60 2>/dev/null | head -1)" ]; then
+  "${run[@]}" apt-get update -qq
+fi
 "${run[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
