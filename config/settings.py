@@ -255,7 +255,15 @@ if TASKS_BACKEND == "rq":
 from config.settings_finance import *  # noqa: E402,F403
 
 # --- Email ----------------------------------------------------------------------------------------
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# EMAIL_URL names the SMTP server, its login and TLS in one value (django-environ), e.g.
+# smtp+tls://user:password@smtp.example.org:587; EMAIL_BACKEND alone still picks a backend (console by default).
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+if env("EMAIL_URL", default=""):
+    globals().update({k: v for k, v in env.email_url("EMAIL_URL").items() if v is not None})
+EMAIL_BACKEND = env("EMAIL_BACKEND", default=EMAIL_BACKEND)
+# Without a timeout a mail server that accepts the connection and then stalls holds the notice relay for ever;
+# a timed-out send is retried with backoff like any other failure.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="donations@localhost")
 
 # --- Logging --------------------------------------------------------------------------------------

@@ -21,3 +21,25 @@ def organisation_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+# Backends that keep a message on this machine: a donor never receives it.
+UNSENT_BACKENDS = {
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.locmem.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend",
+}
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def email_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    if settings.EMAIL_BACKEND in UNSENT_BACKENDS:
+        return [
+            checks.Warning(
+                f"Receipts are not emailed: EMAIL_BACKEND is {settings.EMAIL_BACKEND.rsplit('.', 2)[-2]}.",
+                hint="Set EMAIL_URL to the mail server, e.g. smtp+tls://user:password@smtp.example.org:587.",
+                id="receipts.W002",
+            )
+        ]
+    return []

@@ -208,6 +208,40 @@ def test_the_deploy_check_warns_about_the_demo_organisation(settings):
     assert [w.id for w in organisation_check(None)] == ["receipts.W001"]
 
 
+@pytest.mark.parametrize(
+    ("backend", "warned"),
+    [("django.core.mail.backends.console.EmailBackend", True), ("django.core.mail.backends.smtp.EmailBackend", False)],
+)
+def test_the_deploy_check_warns_while_receipts_would_not_leave_the_machine(settings, backend, warned):
+    from receipts.checks import email_check
+
+    settings.EMAIL_BACKEND = backend
+    assert [w.id for w in email_check(None)] == (["receipts.W002"] if warned else [])
+
+
+def test_email_url_sets_the_mail_server_its_login_and_tls():
+    import subprocess
+    import sys
+
+    names = "EMAIL_BACKEND EMAIL_HOST EMAIL_PORT EMAIL_HOST_USER EMAIL_HOST_PASSWORD EMAIL_USE_TLS EMAIL_TIMEOUT"
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        f"print(*(getattr(settings, n) for n in {names.split()!r}))"
+    )
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "1",
+        "PATH": "/usr/bin:/bin",
+        "EMAIL_URL": "smtp+tls://receipts%40example.org:p%40ss@smtp.example.org:587",
+        "EMAIL_TIMEOUT": "7",
+    }
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout
+    assert out.split() == [
+        "django.core.mail.backends.smtp.EmailBackend", "smtp.example.org", "587", "receipts@example.org", "p@ss",
+        "True", "7",
+    ]  # fmt: skip
+
+
 def test_a_donor_created_in_a_swahili_request_gets_swahili_receipts():
     from django.utils import translation
 
