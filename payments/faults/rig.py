@@ -137,7 +137,9 @@ class FaultRig:
         with_redis: bool = False,
         workers: int = 3,
         deliveries: Iterable[Delivery] = (),
+        extra_env: dict[str, str] | None = None,
     ) -> None:
+        self.extra_env = dict(extra_env or {})  # e.g. EMAIL_URL at a mail server that is down
         self.deliveries = list(deliveries)  # what the sandbox must answer "paid" about
         self.database = database
         self.workdir = workdir
@@ -164,13 +166,16 @@ class FaultRig:
                 self.redis = RedisServer(self.workdir).start()
                 self._stack.callback(lambda: self.redis and self.redis.stop())
                 cache_url = self.redis.url
-            self.env = app_env(
-                database_url=f"mysql://root@{HOST}:{db_port}/{self.database}",
-                provider_url=self.sandbox.url,
-                sandbox_prefixes=True,
-                log_dir=self.log_dir,
-                secrets=self.secrets,
-                cache_url=cache_url,
+            self.env = (
+                app_env(
+                    database_url=f"mysql://root@{HOST}:{db_port}/{self.database}",
+                    provider_url=self.sandbox.url,
+                    sandbox_prefixes=True,
+                    log_dir=self.log_dir,
+                    secrets=self.secrets,
+                    cache_url=cache_url,
+                )
+                | self.extra_env
             )
             self.gunicorn = Gunicorn(self.env, self.log_dir, workers=self.workers)
             # The sandbox runs with the site's settings (it reads the same provider declarations), but on the

@@ -12,8 +12,9 @@ B. MariaDB is unreachable for ~10 s mid-run (a TCP proxy closes every connection
    request in flight, and refuses new ones):
    meanwhile every callback must be answered 503 with the JSON error body, and afterwards everything is
    credited once with nothing half-written;
-C. the Redis cache (CACHE_URL, our own redis-server) is SIGKILLed for ~8 s mid-run: callbacks must still be
-   stored and processed (2xx), and everything credited once.
+C. the Redis cache (CACHE_URL, our own redis-server) is SIGKILLed for ~8 s mid-run, and the mail server is down
+   the whole storm: callbacks must still be stored and processed (2xx), and everything credited once; every
+   receipt owed is in the outbox, unsent, and goes out exactly once when the mail server is back.
 
 Each scenario prints its table and a `FIGURES` line (run with -s to see them when it passes). A failure lists
 every broken promise with the evidence: what the provider was answered, the inbox rows, errors.log lines.
@@ -23,12 +24,15 @@ every broken promise with the evidence: what the provider was answered, the inbo
 
 from __future__ import annotations
 
+import re
 import subprocess
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from payments.faults.accounting import (
     RailFigures,
@@ -44,7 +48,7 @@ from payments.faults.accounting import (
     review_stories,
 )
 from payments.faults.killer import ScheduledOutage, WorkerKiller
-from payments.faults.processes import command_summary
+from payments.faults.processes import command_summary, manage
 from payments.faults.rig import FaultRig, Secrets
 from payments.faults.seeding import StormPlan, seed_storm
 from payments.faults.storm import RAILS, Delivery, DeliveryRecord, StormDriver
@@ -68,6 +72,9 @@ MIN_KILLS = 5
 # that first request and the storm stalled (workers dying faster than they boot); 2.5 s keeps 20-50 kills.
 SPARE_YOUNGER_THAN = 2.5
 MIN_ANSWERS_DURING_OUTAGE = 15
+# Nothing listens on the discard port of 127.0.0.1: every send is refused at once, as by a mail server that is down.
+MAIL_SERVER_DOWN = "smtp://127.0.0.1:9"
+EMAIL_EVERY = 15
 
 
 @dataclass
@@ -150,6 +157,52 @@ def paced_storm(rig: FaultRig, deliveries: list[Delivery], *, outage_seconds: fl
     return rig.storm(deliveries, senders=SENDERS, pace=pace, give_up_after=GIVE_UP_AFTER, max_seconds=STORM_MAX_SECONDS)
 
 
+def storm_donors_give_emails() -> int:
+    """One storm donor in EMAIL_EVERY gave an email address: their receipts are what the mail outage must not lose
+    (a few, because each receipt email renders its PDF)."""
+    from donor.models import Donation, Donor
+
+    # Pending ones: the donations that fund the payouts were completed while seeding, before any donor had an email.
+    pending = Donation.objects.filter(status=Donation.Status.PENDING, payments__isnull=False)
+    donor_ids = pending.order_by("pk").values_list("donor_id", flat=True)
+    chosen = list(donor_ids)[::EMAIL_EVERY]
+    for donor_id in chosen:
+        Donor.objects.filter(pk=donor_id).update(email=f"donor-{donor_id}@example.org")
+    return len(chosen)
+
+
+def receipts_once_the_mail_server_is_back(rig: FaultRig, emails: int) -> tuple[list[str], str]:
+    """Every completed donation of a donor with an email has its one receipt in the outbox, none sent (or given
+    up) while the mail server was down; an hour later (past every backoff) the relay sends each exactly once."""
+    from donor.models import Donation, Notice
+
+    broken = []
+    owed = set(
+        Donation.objects.filter(status=Donation.Status.COMPLETED).exclude(donor__email="").values_list("pk", flat=True)
+    )
+    receipts = Notice.objects.filter(channel=Notice.Channel.EMAIL, kind="receipt")
+    held = set(receipts.values_list("donation_id", flat=True))
+    during = Counter(receipts.values_list("status", flat=True))
+    if not owed:
+        broken.append(f"none of the {emails} donors with an email was credited: the storm proved nothing of receipts")
+    if owed - held:
+        lost = Donation.objects.filter(pk__in=sorted(owed - held)[:5]).values_list("reference", "payments__provider")
+        broken.append(f"{len(owed - held)} receipts lost (no outbox row), e.g. {list(lost)}")
+    if set(during) - {Notice.Status.PENDING}:
+        broken.append(f"receipts not pending while the mail server was down: {dict(during)}")
+    receipts.update(next_attempt_at=timezone.now())  # an hour later: every backoff has passed
+    back = {key: value for key, value in rig.env.items() if key != "EMAIL_URL"}
+    back["EMAIL_BACKEND"] = "django.core.mail.backends.console.EmailBackend"  # the messages, on stdout
+    relay = manage(back, "reconcile_payments", "--older-than", "0s")
+    messages = len(re.findall(r"^Message-ID: ", relay.stdout, flags=re.MULTILINE))
+    after = Counter(receipts.values_list("status", flat=True))
+    if relay.returncode or after != Counter({Notice.Status.SENT: len(held)}) or messages != len(held):
+        broken.append(f"after the mail server came back: {dict(after)}, {messages} messages for {len(held)} receipts; "
+                      f"{command_summary(relay)}")  # fmt: skip
+    summary = f"receipts: {len(owed)} owed, {len(held)} in the outbox during the outage {dict(during)}, {messages} sent"
+    return broken, summary
+
+
 def show(report: str) -> None:
     print(report)  # noqa: T201 (the table and FIGURES line are this suite's output; -s shows them on success)
 
@@ -205,11 +258,17 @@ def test_mariadb_unreachable_for_ten_seconds_answers_503_then_credits_everything
     assert not broken, "\n".join(broken) + "\n\n" + report
 
 
-def test_redis_cache_killed_mid_run_callbacks_are_still_stored_and_credited_once(tmp_path):
+def test_redis_cache_killed_and_mail_server_down_mid_run_everything_credited_once_and_no_receipt_lost(tmp_path):
     secrets = Secrets.generate()
     deliveries = seed_storm(OUTAGE_STORM, secrets, seed=303)
+    emails = storm_donors_give_emails()
     with FaultRig(
-        database=database_name(), workdir=tmp_path, secrets=secrets, with_redis=True, deliveries=deliveries
+        database=database_name(),
+        workdir=tmp_path,
+        secrets=secrets,
+        with_redis=True,
+        deliveries=deliveries,
+        extra_env={"EMAIL_URL": MAIL_SERVER_DOWN, "EMAIL_TIMEOUT": "2"},
     ) as rig:
         storm = paced_storm(rig, deliveries, outage_seconds=8.0)
         outage = ScheduledOutage(
@@ -223,13 +282,14 @@ def test_redis_cache_killed_mid_run_callbacks_are_still_stored_and_credited_once
         with outage:
             storm.run()
         outcome = finish("C redis-down", rig, storm)
+        receipts, receipts_summary = receipts_once_the_mail_server_is_back(rig, emails)
     problems, summary = outage_answers(
         outcome.records, outage.window, expected="2xx", at_least=MIN_ANSWERS_DURING_OUTAGE
     )
-    report = summary + "\n" + outcome.report()
+    report = summary + "\n" + receipts_summary + "\n" + outcome.report()
     show(report)
 
-    broken = problems + broken_promises(outcome)
+    broken = problems + receipts + broken_promises(outcome)
     if outage.error:
         broken.append(f"the outage itself failed: {outage.error!r}")
     assert not broken, "\n".join(broken) + "\n\n" + report
