@@ -13,12 +13,9 @@ Three layers:
 import io
 import json
 import re
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
 
@@ -46,12 +43,13 @@ from payments.sandbox.dispatch import CallbackDispatcher
 from payments.sandbox.mtn import MtnSimulator, Script
 from payments.sandbox.outcomes import SUCCESS as SUCCESS_OUTCOME
 from payments.sandbox.outcomes import Result
-from payments.sandbox.server import run_sandbox, serve_in_thread
+from payments.sandbox.server import run_sandbox
 from payments.sandbox.store import Charge, SandboxStore
 from payments.services.payments import payment_start
 from payments.tests.factories import PaymentFactory
 from payments.tests.fixtures import load_fixture
 from payments.tests.helpers import credited
+from payments.tests.standin import StandInSite, standin_site
 
 AZAMPAY_PATH = "/api/v1.0/donors/payment/azampay/callback/"
 AZAMPAY_ACK = {"success": True, "message": "Callback received"}
@@ -69,77 +67,11 @@ ANSWER_RE = re.compile(r"^#(\d+): HTTP (\d{3}) (.*)$", re.MULTILINE)
 # --- a recording server (plays the site) ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Delivery:
-    method: str
-    path: str
-    body: dict[str, Any]
-
-
-class Receiver(ThreadingHTTPServer):
-    """Records every delivery (method, path, JSON body) in arrival order; answers like the AzamPay view."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
-        self.deliveries: list[Delivery] = []
-        self.cond = threading.Condition()
-
-    @property
-    def base(self) -> str:
-        return "http://{}:{}".format(*self.server_address[:2])
-
-    @property
-    def url(self) -> str:
-        return self.base + AZAMPAY_PATH
-
-    def record(self, delivery: Delivery) -> None:
-        with self.cond:
-            self.deliveries.append(delivery)
-            self.cond.notify_all()
-
-    def clear(self) -> None:
-        with self.cond:
-            self.deliveries.clear()
-
-    def wait_for_deliveries(self, count: int, timeout: float = 3.0) -> list[Delivery]:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while len(self.deliveries) < count and time.monotonic() < deadline:
-                self.cond.wait(deadline - time.monotonic())
-            return list(self.deliveries)
-
-    def wait_for(self, count: int, timeout: float = 3.0) -> list[dict[str, Any]]:
-        return [d.body for d in self.wait_for_deliveries(count, timeout)]
-
-
-class _ReceiverHandler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.record(Delivery(self.command, self.path, json.loads(raw)))
-        answer = json.dumps(AZAMPAY_ACK).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    do_PUT = do_POST
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep test output quiet
-
-
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    serve_in_thread(server)
-    yield server
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[StandInSite]:
+    """Records every delivery in arrival order; answers like the AzamPay view."""
+    with standin_site(AZAMPAY_ACK, AZAMPAY_PATH) as site:
+        yield site
 
 
 def run(*args: str) -> tuple[str, str]:
@@ -173,11 +105,11 @@ def fake_payment(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
 
 
 def test_simulate_callback_sends_the_payments_callback(
-    fake_payment: SimpleNamespace, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+    fake_payment: SimpleNamespace, receiver: StandInSite, capsys: pytest.CaptureFixture[str]
 ) -> None:
     receiver.clear()
     call_command("simulate_callback", "--reference", fake_payment.reference, "--url", receiver.url)
-    [callback] = receiver.wait_for(1)
+    [callback] = receiver.wait_for_bodies(1)
     assert callback["utilityref"] == fake_payment.reference and callback["reference"] == fake_payment.provider_reference
     assert callback["amount"] == "2500" and callback["operator"] == "Airtel"
     assert callback["transactionstatus"] == "success"
@@ -185,7 +117,7 @@ def test_simulate_callback_sends_the_payments_callback(
     assert "HTTP 200" in capsys.readouterr().out
 
 
-def test_simulate_callback_forges_tampers_and_duplicates(fake_payment: SimpleNamespace, receiver: Receiver) -> None:
+def test_simulate_callback_forges_tampers_and_duplicates(fake_payment: SimpleNamespace, receiver: StandInSite) -> None:
     receiver.clear()
     call_command(
         "simulate_callback",
@@ -201,7 +133,7 @@ def test_simulate_callback_forges_tampers_and_duplicates(fake_payment: SimpleNam
         "--duplicates",
         "3",
     )
-    callbacks = receiver.wait_for(3)
+    callbacks = receiver.wait_for_bodies(3)
     assert len(callbacks) == 3 and callbacks[0] == callbacks[2]
     assert callbacks[0]["password"].startswith("forged-") and callbacks[0]["amount"] == "1"
     assert callbacks[0]["transactionstatus"] == "failure"
@@ -220,10 +152,10 @@ def test_simulate_callback_reports_an_unreachable_site(fake_payment: SimpleNames
         )
 
 
-def test_azampay_output_is_as_before(fake_payment: SimpleNamespace, receiver: Receiver) -> None:
+def test_azampay_output_is_as_before(fake_payment: SimpleNamespace, receiver: StandInSite) -> None:
     receiver.clear()
     out, _ = run("--reference", fake_payment.reference, "--url", receiver.url)
-    [delivery] = receiver.wait_for_deliveries(1)
+    [delivery] = receiver.wait_for(1)
     assert delivery.method == "POST" and delivery.path == AZAMPAY_PATH
     header, _, rest = out.partition("\n")
     assert header == f"POST {receiver.url} ×1"
@@ -250,14 +182,14 @@ def rail_payment(monkeypatch: pytest.MonkeyPatch, provider: str, **fields: Any) 
 
 
 @pytest.fixture
-def site_is_receiver(receiver: Receiver, settings: Any) -> Receiver:
+def site_is_receiver(receiver: StandInSite, settings: Any) -> StandInSite:
     settings.SITE_URL = receiver.base
     receiver.clear()
     return receiver
 
 
 def test_mpesa_sends_the_stk_callback_to_the_base_path(
-    monkeypatch: pytest.MonkeyPatch, site_is_receiver: Receiver
+    monkeypatch: pytest.MonkeyPatch, site_is_receiver: StandInSite
 ) -> None:
     payment = rail_payment(
         monkeypatch,
@@ -268,7 +200,7 @@ def test_mpesa_sends_the_stk_callback_to_the_base_path(
         amount=Decimal(1500),
     )
     out, _ = run("--reference", payment.reference)
-    [delivery] = site_is_receiver.wait_for_deliveries(1)
+    [delivery] = site_is_receiver.wait_for(1)
     assert (delivery.method, delivery.path) == ("POST", "/webhooks/mpesa/stkpush/")
     stk = delivery.body["Body"]["stkCallback"]
     assert stk["CheckoutRequestID"] == CHECKOUT_ID and stk["ResultCode"] == 0
@@ -278,41 +210,41 @@ def test_mpesa_sends_the_stk_callback_to_the_base_path(
     assert "base path" in out and "STK Push Query" in out  # says why it is not the payment's own URL
 
 
-def test_mpesa_failure_tamper_and_forge(monkeypatch: pytest.MonkeyPatch, site_is_receiver: Receiver) -> None:
+def test_mpesa_failure_tamper_and_forge(monkeypatch: pytest.MonkeyPatch, site_is_receiver: StandInSite) -> None:
     payment = rail_payment(monkeypatch, "mpesa", provider_reference=CHECKOUT_ID, msisdn="254712345678", currency="KES")
     run("--reference", payment.reference, "--status", "failure", "--message", "Request cancelled by user")
     run("--reference", payment.reference, "--amount", "1.50")
     out, _ = run("--reference", payment.reference, "--forge", "--duplicates", "2")
-    failure, tampered, *forged = site_is_receiver.wait_for_deliveries(4)
+    failure, tampered, *forged = site_is_receiver.wait_for(4)
     assert failure.body["Body"]["stkCallback"]["ResultCode"] == 2001
     assert failure.body["Body"]["stkCallback"]["ResultDesc"] == "Request cancelled by user"
     assert "CallbackMetadata" not in failure.body["Body"]["stkCallback"]
     amount = tampered.body["Body"]["stkCallback"]["CallbackMetadata"]["Item"][0]
     assert amount == {"Name": "Amount", "Value": 1.5}
-    assert len(forged) == 2 and forged[0] == forged[1]
+    assert len(forged) == 2 and forged[0].body == forged[1].body
     assert re.fullmatch(r"/webhooks/mpesa/stkpush/[A-Za-z0-9_-]{32}/", forged[0].path)
     assert "never handed out" in out
 
 
 def test_mpesa_without_a_checkout_id_says_the_site_cannot_find_it(
-    monkeypatch: pytest.MonkeyPatch, site_is_receiver: Receiver
+    monkeypatch: pytest.MonkeyPatch, site_is_receiver: StandInSite
 ) -> None:
     payment = rail_payment(monkeypatch, "mpesa", msisdn="254712345678", currency="KES")
     _, err = run("--reference", payment.reference)
-    [delivery] = site_is_receiver.wait_for_deliveries(1)
+    [delivery] = site_is_receiver.wait_for(1)
     assert delivery.body["Body"]["stkCallback"]["CheckoutRequestID"].startswith("ws_CO_")
     assert "no M-Pesa CheckoutRequestID" in err and "404" in err
 
 
 def test_mtn_puts_the_status_object_to_the_base_path(
-    monkeypatch: pytest.MonkeyPatch, site_is_receiver: Receiver
+    monkeypatch: pytest.MonkeyPatch, site_is_receiver: StandInSite
 ) -> None:
     payment = rail_payment(
         monkeypatch, "mtn", provider_reference=X_REFERENCE_ID, msisdn="46733123405", currency="EUR", amount=Decimal(50)
     )
     out, _ = run("--reference", payment.reference)
     run("--reference", payment.reference, "--method", "post", "--status", "failure", "--amount", "7")
-    success, failure = site_is_receiver.wait_for_deliveries(2)
+    success, failure = site_is_receiver.wait_for(2)
     assert (success.method, success.path) == ("PUT", "/webhooks/mtn/collection/")
     assert success.body == {
         "financialTransactionId": success.body["financialTransactionId"],
@@ -332,18 +264,18 @@ def test_mtn_puts_the_status_object_to_the_base_path(
 
 
 def test_mtn_forge_goes_to_a_secret_url_never_handed_out(
-    monkeypatch: pytest.MonkeyPatch, site_is_receiver: Receiver
+    monkeypatch: pytest.MonkeyPatch, site_is_receiver: StandInSite
 ) -> None:
     payment = rail_payment(monkeypatch, "mtn", provider_reference=X_REFERENCE_ID, msisdn="46733123405", currency="EUR")
     run("--reference", payment.reference, "--forge")
     run("--reference", payment.reference, "--forge", "--url", site_is_receiver.base + "/elsewhere/")
-    default, overridden = site_is_receiver.wait_for_deliveries(2)
+    default, overridden = site_is_receiver.wait_for(2)
     assert default.method == "PUT" and re.fullmatch(r"/webhooks/mtn/collection/[A-Za-z0-9_-]{32}/", default.path)
     assert re.fullmatch(r"/elsewhere/[A-Za-z0-9_-]{32}/", overridden.path)
 
 
 def test_airtel_signs_with_the_configured_secret_and_never_prints_it(
-    monkeypatch: pytest.MonkeyPatch, site_is_receiver: Receiver, settings: Any
+    monkeypatch: pytest.MonkeyPatch, site_is_receiver: StandInSite, settings: Any
 ) -> None:
     settings.PAYMENT_PROVIDERS = {
         **settings.PAYMENT_PROVIDERS,
@@ -355,7 +287,7 @@ def test_airtel_signs_with_the_configured_secret_and_never_prints_it(
     out, err = run("--reference", payment.reference)
     run("--reference", payment.reference, "--forge")
     run("--reference", payment.reference, "--unsigned", "--status", "failure")
-    signed, forged, unsigned = site_is_receiver.wait_for_deliveries(3)
+    signed, forged, unsigned = site_is_receiver.wait_for(3)
     assert (signed.method, signed.path) == ("POST", "/webhooks/airtel/payment/")
     transaction = signed.body["transaction"]
     assert transaction["id"] == airtel_id(payment.reference) == "RHCIDN720261201101500"
@@ -368,7 +300,7 @@ def test_airtel_signs_with_the_configured_secret_and_never_prints_it(
 
 
 def test_airtel_without_a_secret_sends_no_hash_and_says_so(
-    monkeypatch: pytest.MonkeyPatch, site_is_receiver: Receiver, settings: Any
+    monkeypatch: pytest.MonkeyPatch, site_is_receiver: StandInSite, settings: Any
 ) -> None:
     settings.PAYMENT_PROVIDERS = {
         **settings.PAYMENT_PROVIDERS,
@@ -377,7 +309,7 @@ def test_airtel_without_a_secret_sends_no_hash_and_says_so(
     payment = rail_payment(monkeypatch, "airtel", external_id="RHCIDN7X", provider_reference=MONEY_ID, currency="UGX")
     _, err = run("--reference", payment.reference)
     _, forged_err = run("--reference", payment.reference, "--forge")
-    plain, forged = site_is_receiver.wait_for_deliveries(2)
+    plain, forged = site_is_receiver.wait_for(2)
     assert "hash" not in plain.body and "AIRTEL_CALLBACK_SECRET is not set" in err
     assert plain.body["transaction"]["id"] == "RHCIDN7X" and plain.body["transaction"]["airtel_money_id"] == MONEY_ID
     assert "hash" in forged.body and "will not refuse" in forged_err
@@ -479,13 +411,13 @@ def test_airtel_body_is_the_simulators_callback(sandbox_context: SandboxContext)
     ],
 )
 def test_nonsense_options_are_refused(
-    monkeypatch: pytest.MonkeyPatch, receiver: Receiver, provider: str, args: list[str], message: str
+    monkeypatch: pytest.MonkeyPatch, receiver: StandInSite, provider: str, args: list[str], message: str
 ) -> None:
     payment = rail_payment(monkeypatch, provider, currency="TZS")
     receiver.clear()
     with pytest.raises(CommandError, match=message):
         run("--reference", payment.reference, "--url", receiver.url, *args)
-    assert receiver.wait_for(1, timeout=0.2) == []  # nothing was sent
+    assert receiver.wait_for_bodies(1, timeout=0.2) == []  # nothing was sent
 
 
 def test_a_provider_it_cannot_speak_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

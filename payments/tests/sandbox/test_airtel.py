@@ -6,11 +6,9 @@ A sandbox and a tiny callback receiver (playing the site) run in threads; no dat
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -36,63 +34,23 @@ from payments.sandbox.base import SandboxContext
 from payments.sandbox.dispatch import CallbackDispatcher
 from payments.sandbox.server import InspectionSimulator, SandboxServer, serve_in_thread
 from payments.sandbox.store import SandboxStore
+from payments.tests.standin import StandInSite, standin_site
 
 TIME_SCALE = 0.05
 CREDS = AIRTEL_CONFIG.sandbox_credentials()
 SECRET = "airtel-sandbox-test-secret"
 
 
-class Receiver(ThreadingHTTPServer):
-    """Plays the site: records every callback (path, body) and answers with Airtel's acknowledgement."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        self.cond = threading.Condition()
-
-    @property
-    def url(self) -> str:
-        return "http://{}:{}/somewhere/else/".format(*self.server_address[:2])
-
-    def wait_for(self, count: int, timeout: float = 3.0) -> list[tuple[str, dict[str, Any]]]:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while len(self.received) < count and time.monotonic() < deadline:
-                self.cond.wait(deadline - time.monotonic())
-            return list(self.received)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-        with self.server.cond:
-            self.server.received.append((self.path, body))
-            self.server.cond.notify_all()
-        payload = json.dumps({"status": {"code": "200", "message": "Callback received successfully"}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    serve_in_thread(server)
-    yield server
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[StandInSite]:
+    """Plays the site: records every callback and answers with Airtel's acknowledgement."""
+    with standin_site(
+        {"status": {"code": "200", "message": "Callback received successfully"}}, "/somewhere/else/"
+    ) as site:
+        yield site
 
 
-def start(site: Receiver, *, callback_secret: str = SECRET) -> SandboxServer:
+def start(site: StandInSite, *, callback_secret: str = SECRET) -> SandboxServer:
     store = SandboxStore()
     dispatcher = CallbackDispatcher(store, time_scale=TIME_SCALE)
     context = SandboxContext(store=store, dispatcher=dispatcher, callback_url=site.url, time_scale=TIME_SCALE)
@@ -103,23 +61,22 @@ def start(site: Receiver, *, callback_secret: str = SECRET) -> SandboxServer:
 
 
 @pytest.fixture(scope="module")
-def module_sandbox(receiver: Receiver) -> Iterator[SandboxServer]:
+def module_sandbox(receiver: StandInSite) -> Iterator[SandboxServer]:
     server = start(receiver)
     yield server
     server.shutdown()
 
 
 @pytest.fixture
-def site(module_sandbox: SandboxServer, receiver: Receiver) -> Receiver:
+def site(module_sandbox: SandboxServer, receiver: StandInSite) -> StandInSite:
     """The receiver, empty; the module's sandbox reset first, so the last test's scheduled callbacks are dropped."""
     module_sandbox.store.reset()
-    with receiver.cond:
-        receiver.received.clear()
+    receiver.clear()
     return receiver
 
 
 @pytest.fixture
-def sandbox(module_sandbox: SandboxServer, site: Receiver) -> SandboxServer:
+def sandbox(module_sandbox: SandboxServer, site: StandInSite) -> SandboxServer:
     return module_sandbox
 
 
@@ -264,7 +221,7 @@ def test_success_push_callback_and_enquiry(base, site):
     assert accepted["status"]["result_code"] == "ESB000010" and accepted["status"]["response_code"] == "DP00800001006"
     pending = enquiry(base, "RHCIDN1020260101120000")["data"]["transaction"]["status"]
     assert pending in ("TIP", "TA")
-    [(path, body)] = site.wait_for(1)
+    [(_, path, body, _)] = site.wait_for(1)
     assert path == "/webhooks/airtel/payment/"  # the site's route, on the host of the callback URL
     transaction = body["transaction"]
     assert transaction["id"] == "RHCIDN1020260101120000" and transaction["status_code"] == "TS"
@@ -277,7 +234,7 @@ def test_success_push_callback_and_enquiry(base, site):
 
 def test_callbacks_are_signed_with_the_callback_secret_and_the_site_accepts_the_hash(base, site):
     push(base)
-    [(_, body)] = site.wait_for(1)
+    [body] = site.wait_for_bodies(1)
     assert body["hash"] == callback_hash(SECRET, body["transaction"]) == site_callback_hash(SECRET, body["transaction"])
     site_adapter = AirtelProvider(api_url=base, **(CREDS | {"callback_secret": SECRET}))
     raw = json.dumps(body).encode()
@@ -290,7 +247,7 @@ def test_without_a_secret_callbacks_carry_no_hash(site):
     server = start(site, callback_secret="")
     try:
         push(f"{server.base_url}/airtel")
-        [(_, body)] = site.wait_for(1)
+        [body] = site.wait_for_bodies(1)
         assert "hash" not in body
     finally:
         server.shutdown()
@@ -306,7 +263,7 @@ def test_without_a_secret_callbacks_carry_no_hash(site):
 def test_scripted_failures_reach_the_adapter(adapter, site, suffix, status, words):
     reference = f"RHCI-DN-2{suffix}-20260101120000"
     assert adapter.start_charge(charge(reference, f"2567000001{suffix}")).status == PaymentStatus.PENDING
-    [(_, body)] = site.wait_for(1)
+    [body] = site.wait_for_bodies(1)
     assert body["transaction"]["status_code"] == "TF"
     callback = adapter.parse_callback("payment", json.dumps(body).encode(), {})
     queried = adapter.fetch_status(PaymentRef(reference=reference, provider_reference=""))
@@ -320,13 +277,13 @@ def test_no_answer_sends_no_callback_and_the_enquiry_expires_it(adapter, site):
     ref = PaymentRef(reference=reference, provider_reference="")
     assert adapter.fetch_status(ref).status == PaymentStatus.PENDING
     assert wait_until(lambda: adapter.fetch_status(ref).status == PaymentStatus.EXPIRED, 4.0)
-    assert site.received == []
+    assert site.deliveries == []
 
 
 def test_three_concurrent_callbacks(base, site):
     push(base, push_body(msisdn="700000104"))
-    received = site.wait_for(3)
-    assert len(received) == 3 and len({json.dumps(b, sort_keys=True) for _, b in received}) == 1
+    received = site.wait_for_bodies(3)
+    assert len(received) == 3 and len({json.dumps(b, sort_keys=True) for b in received}) == 1
 
 
 def test_a_lost_callback_is_found_by_the_enquiry(adapter, site):
@@ -335,7 +292,7 @@ def test_a_lost_callback_is_found_by_the_enquiry(adapter, site):
     ref = PaymentRef(reference=reference, provider_reference="")
     assert wait_until(lambda: adapter.fetch_status(ref).status == PaymentStatus.SUCCEEDED)
     time.sleep(0.2)
-    assert site.received == []
+    assert site.deliveries == []
 
 
 def test_a_late_callback(base, site):
@@ -349,8 +306,8 @@ def test_a_late_callback(base, site):
 def test_out_of_order_failure_then_success_and_the_enquiry_says_success(adapter, site):
     reference = "RHCI-DN-707-20260101120000"
     adapter.start_charge(charge(reference, "256700000107"))
-    received = site.wait_for(2)
-    assert [body["transaction"]["status_code"] for _, body in received] == ["TF", "TS"]
+    received = site.wait_for_bodies(2)
+    assert [body["transaction"]["status_code"] for body in received] == ["TF", "TS"]
     assert (
         adapter.fetch_status(PaymentRef(reference=reference, provider_reference="")).status == PaymentStatus.SUCCEEDED
     )
@@ -359,7 +316,7 @@ def test_out_of_order_failure_then_success_and_the_enquiry_says_success(adapter,
 def test_the_adapters_success_has_the_receipt_of_the_callback(adapter, site):
     reference = "RHCI-DN-808-20260101120000"
     adapter.start_charge(charge(reference, "256700000100"))
-    [(_, body)] = site.wait_for(1)
+    [body] = site.wait_for_bodies(1)
     result = adapter.fetch_status(PaymentRef(reference=reference, provider_reference=""))
     assert result.status == PaymentStatus.SUCCEEDED
     assert result.receipt == result.provider_reference == body["transaction"]["airtel_money_id"]

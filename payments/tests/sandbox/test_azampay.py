@@ -6,12 +6,10 @@ No database: the sandbox keeps its own truth in memory. Time runs 20× faster (t
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -25,72 +23,23 @@ from payments.providers.azampay.provider import AzamPayProvider
 from payments.providers.base import CallbackTrust, ChargeRequest, PaymentRef, PaymentStatus, RawCallback
 from payments.sandbox import run_sandbox
 from payments.sandbox.azampay import DEFAULT_CALLBACK_PASSWORD, TOKEN_REFUSED
-from payments.sandbox.server import serve_in_thread
+from payments.tests.standin import StandInSite, standin_site
 
 TIME_SCALE = 0.05
 CREDS = AZAMPAY_CONFIG.sandbox_credentials()
+AZAMPAY_CALLBACK_PATH = "/api/v1.0/donors/payment/azampay/callback/"
 CALLBACK_PASSWORD = settings.PAYMENT_PROVIDERS["azampay"]["callback_password"] or DEFAULT_CALLBACK_PASSWORD
 
 
-class CallbackReceiver(ThreadingHTTPServer):
-    """Plays the site: records every callback body in arrival order and answers like the real view."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
-        self.received: list[tuple[float, dict[str, Any]]] = []
-        self.cond = threading.Condition()
-
-    @property
-    def url(self) -> str:
-        return "http://{}:{}/api/v1.0/donors/payment/azampay/callback/".format(*self.server_address[:2])
-
-    def record(self, body: dict[str, Any]) -> None:
-        with self.cond:
-            self.received.append((time.monotonic(), body))
-            self.cond.notify_all()
-
-    def clear(self) -> None:
-        with self.cond:
-            self.received.clear()
-
-    def wait_for(self, count: int, timeout: float = 3.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while len(self.received) < count and time.monotonic() < deadline:
-                self.cond.wait(deadline - time.monotonic())
-            return [body for _, body in self.received]
-
-
-class _ReceiverHandler(BaseHTTPRequestHandler):
-    server: CallbackReceiver
-
-    def do_POST(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.record(json.loads(raw))
-        answer = b'{"success": true, "message": "Callback received"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep test output quiet
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[StandInSite]:
+    """Plays the site: records every callback in arrival order and answers like the real view."""
+    with standin_site({"success": True, "message": "Callback received"}, AZAMPAY_CALLBACK_PATH) as site:
+        yield site
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[CallbackReceiver]:
-    server = CallbackReceiver()
-    serve_in_thread(server)
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(scope="module")
-def sandbox(receiver: CallbackReceiver) -> Iterator[Any]:
+def sandbox(receiver: StandInSite) -> Iterator[Any]:
     server = run_sandbox("127.0.0.1", 0, receiver.url, TIME_SCALE)
     yield server
     server.shutdown()
@@ -199,7 +148,7 @@ def test_wrong_credentials_get_423_and_missing_fields_get_problem_details(base: 
     assert set(missing.json()["errors"]) == {"ClientId", "ClientSecret"}
 
 
-def test_expired_token_is_refused(receiver: CallbackReceiver) -> None:
+def test_expired_token_is_refused(receiver: StandInSite) -> None:
     short = run_sandbox("127.0.0.1", 0, receiver.url, TIME_SCALE, token_lifetime=1)
     try:
         answer = requests.post(
@@ -277,11 +226,11 @@ def test_status_of_an_unknown_transaction_is_404(base: str, auth: dict[str, str]
 
 
 def test_success_delivers_one_signed_callback_with_password_and_exact_amount(
-    base: str, auth: dict[str, str], receiver: CallbackReceiver
+    base: str, auth: dict[str, str], receiver: StandInSite
 ) -> None:
     mno_checkout(base, auth, "255712345678")  # "pending before the decision" is timed in the no-answer test
     transaction_id = requests.get(f"{base}/_sandbox/transactions", timeout=5).json()[0]["transactionId"]
-    [callback] = receiver.wait_for(1)
+    [callback] = receiver.wait_for_bodies(1)
     assert callback["transactionstatus"] == "success"
     assert callback["message"] == "success"
     assert callback["utilityref"] == "RHCI-DN-5678-20250101120000"
@@ -296,14 +245,14 @@ def test_success_delivers_one_signed_callback_with_password_and_exact_amount(
     assert status_text(base, auth, transaction_id) == "Transaction successful."
 
     time.sleep(0.2)  # four more decision periods: still exactly one delivery
-    assert len(receiver.wait_for(1)) == 1
+    assert len(receiver.wait_for_bodies(1)) == 1
     [charge] = requests.get(f"{base}/_sandbox/transactions", timeout=5).json()
     assert charge["outcome"] == "success" and charge["status"] == "success"
     assert charge["amount"] == "12345" and charge["channel"] == "Mpesa"
     assert [(d["label"], d["http_status"]) for d in charge["deliveries"]] == [("success", 200)]
 
 
-def test_the_projects_adapter_round_trips_against_the_sandbox(base: str, receiver: CallbackReceiver) -> None:
+def test_the_projects_adapter_round_trips_against_the_sandbox(base: str, receiver: StandInSite) -> None:
     provider = AzamPayProvider(
         app_name=CREDS["app_name"],
         client_id=CREDS["client_id"],
@@ -324,7 +273,7 @@ def test_the_projects_adapter_round_trips_against_the_sandbox(base: str, receive
         )
     )
     assert started.status == PaymentStatus.PENDING and started.provider_reference
-    [callback] = receiver.wait_for(1)
+    [callback] = receiver.wait_for_bodies(1)
     raw = json.dumps(callback).encode()
     assert provider.authenticate_callback(RawCallback(kind="payment", body=raw)) == CallbackTrust.TRUSTED
     parsed = provider.parse_callback("payment", raw, {})
@@ -344,16 +293,16 @@ def test_the_projects_adapter_round_trips_against_the_sandbox(base: str, receive
     ],
 )
 def test_failure_rows_deliver_a_failure_callback(
-    base: str, auth: dict[str, str], receiver: CallbackReceiver, phone: str, message: str, status: str
+    base: str, auth: dict[str, str], receiver: StandInSite, phone: str, message: str, status: str
 ) -> None:
     transaction_id = mno_checkout(base, auth, phone)
-    [callback] = receiver.wait_for(1)
+    [callback] = receiver.wait_for_bodies(1)
     assert callback["transactionstatus"] == "failure"
     assert callback["message"] == message
     assert status_text(base, auth, transaction_id) == status
 
 
-def test_no_answer_sends_no_callback_and_times_out(base: str, auth: dict[str, str], receiver: CallbackReceiver) -> None:
+def test_no_answer_sends_no_callback_and_times_out(base: str, auth: dict[str, str], receiver: StandInSite) -> None:
     transaction_id = mno_checkout(base, auth, "255712345603")
     time.sleep(0.3)
     assert status_text(base, auth, transaction_id) == "Transaction pending."
@@ -361,63 +310,59 @@ def test_no_answer_sends_no_callback_and_times_out(base: str, auth: dict[str, st
     while status_text(base, auth, transaction_id) == "Transaction pending." and time.monotonic() < deadline:
         time.sleep(0.1)
     assert status_text(base, auth, transaction_id) == "Transaction failed: timeout (no answer from payer)."
-    assert receiver.wait_for(1, timeout=0.1) == []
+    assert receiver.wait_for_bodies(1, timeout=0.1) == []
 
 
 def test_duplicate_row_delivers_the_same_callback_three_times_together(
-    base: str, auth: dict[str, str], receiver: CallbackReceiver
+    base: str, auth: dict[str, str], receiver: StandInSite
 ) -> None:
     mno_checkout(base, auth, "255712345604")
-    callbacks = receiver.wait_for(3)
+    callbacks = receiver.wait_for_bodies(3)
     assert len(callbacks) == 3
     assert callbacks[0] == callbacks[1] == callbacks[2]
     assert callbacks[0]["transactionstatus"] == "success"
-    arrivals = [at for at, _ in receiver.received]
+    arrivals = [delivery.at for delivery in receiver.deliveries]
     assert max(arrivals) - min(arrivals) < 0.5
     time.sleep(0.1)
-    assert len(receiver.wait_for(3)) == 3
+    assert len(receiver.wait_for_bodies(3)) == 3
 
 
 def test_lost_callback_row_never_calls_back_but_status_says_successful(
-    base: str, auth: dict[str, str], receiver: CallbackReceiver
+    base: str, auth: dict[str, str], receiver: StandInSite
 ) -> None:
     transaction_id = mno_checkout(base, auth, "255712345605")
-    assert receiver.wait_for(1, timeout=0.4) == []
+    assert receiver.wait_for_bodies(1, timeout=0.4) == []
     assert status_text(base, auth, transaction_id) == "Transaction successful."
     assert requests.get(f"{base}/_sandbox/transactions", timeout=5).json()[0]["deliveries"] == []
 
 
-def test_late_row_calls_back_after_about_ten_seconds(
-    base: str, auth: dict[str, str], receiver: CallbackReceiver
-) -> None:
+def test_late_row_calls_back_after_about_ten_seconds(base: str, auth: dict[str, str], receiver: StandInSite) -> None:
     started = time.monotonic()
     transaction_id = mno_checkout(base, auth, "255712345606")
-    [callback] = receiver.wait_for(1, timeout=3)
-    assert receiver.received[0][0] - started >= 10 * TIME_SCALE * 0.9
+    [callback] = receiver.wait_for_bodies(1, timeout=3)
+    assert receiver.deliveries[0].at - started >= 10 * TIME_SCALE * 0.9
     assert callback["transactionstatus"] == "success"
     assert status_text(base, auth, transaction_id) == "Transaction successful."
 
 
-def test_out_of_order_row_sends_failure_then_success(
-    base: str, auth: dict[str, str], receiver: CallbackReceiver
-) -> None:
+def test_out_of_order_row_sends_failure_then_success(base: str, auth: dict[str, str], receiver: StandInSite) -> None:
     transaction_id = mno_checkout(base, auth, "255712345607")
-    callbacks = receiver.wait_for(2)
+    callbacks = receiver.wait_for_bodies(2)
     assert [c["transactionstatus"] for c in callbacks] == ["failure", "success"]
     assert status_text(base, auth, transaction_id) == "Transaction successful."
 
 
-def test_reset_drops_callbacks_still_scheduled(base: str, auth: dict[str, str], receiver: CallbackReceiver) -> None:
+def test_reset_drops_callbacks_still_scheduled(base: str, auth: dict[str, str], receiver: StandInSite) -> None:
     mno_checkout(base, auth, "255712345606")  # its callback is due in 0.5 s
     requests.post(f"{base}/_sandbox/reset", timeout=5)
-    assert receiver.wait_for(1, timeout=0.8) == []
+    assert receiver.wait_for_bodies(1, timeout=0.8) == []
     assert requests.get(f"{base}/_sandbox/transactions", timeout=5).json() == []
 
 
 # --- bank and hosted checkouts ------------------------------------------------------------------------------------
 
 
-def test_bank_checkout_answers_with_reference_id(base: str, auth: dict[str, str], receiver: CallbackReceiver) -> None:
+def test_bank_checkout_answers_with_reference_id(base: str, auth: dict[str, str], receiver: StandInSite) -> None:
     answer = requests.post(
         f"{base}/azampay/azampay/bank/checkout",
         json={
@@ -438,12 +383,12 @@ def test_bank_checkout_answers_with_reference_id(base: str, auth: dict[str, str]
     body = answer.json()
     assert body["success"] is True and body["msg"] == ""
     assert len(body["data"]["properties"]["ReferenceID"]) == 32
-    [callback] = receiver.wait_for(1)
+    [callback] = receiver.wait_for_bodies(1)
     assert callback["operator"] == "CRDB" and callback["utilityref"] == "RHCI-DN-5-20250101120000"
 
 
 def test_hosted_checkout_page_fail_button_redirects_and_calls_back(
-    base: str, auth: dict[str, str], receiver: CallbackReceiver
+    base: str, auth: dict[str, str], receiver: StandInSite
 ) -> None:
     answer = requests.post(
         f"{base}/azampay/api/v1/Partner/PostCheckout",
@@ -473,7 +418,7 @@ def test_hosted_checkout_page_fail_button_redirects_and_calls_back(
     assert status_text(base, auth, transaction_id) == "Transaction pending."
     pressed = requests.post(page_url, data={"decision": "fail"}, allow_redirects=False, timeout=5)
     assert pressed.status_code == 303 and pressed.headers["Location"] == "http://site.test/fail"
-    [callback] = receiver.wait_for(1)
+    [callback] = receiver.wait_for_bodies(1)
     assert callback["transactionstatus"] == "failure" and callback["amount"] == "700"
     assert status_text(base, auth, transaction_id) == "Transaction failed: card declined."
     again = requests.post(page_url, data={"decision": "pay"}, allow_redirects=False, timeout=5)

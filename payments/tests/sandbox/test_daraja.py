@@ -1,49 +1,28 @@
 """The Daraja simulator (/daraja) on its own, over real HTTP: what a Daraja client would meet.
 
-Callbacks go to a tiny local HTTP server that records them.
+Callbacks go to a stand-in for our site that records them (payments/tests/standin.py).
 """
 
 import base64
 import json
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
 from payments.providers.mpesa.config import CONFIG as MPESA_CONFIG
-from payments.sandbox.server import run_sandbox, serve_in_thread
+from payments.sandbox.server import run_sandbox
+from payments.tests.standin import standin_site
 
 TIME_SCALE = 0.05
 CREDS = MPESA_CONFIG.sandbox_credentials()
 TIMESTAMP = "20260101120000"
 
 
-class Recorder(BaseHTTPRequestHandler):
-    received: list
-
-    def do_POST(self):  # noqa: N802 (http.server's naming)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.received.append((self.path, json.loads(body)))
-        payload = json.dumps({"ResultCode": 0, "ResultDesc": "Accepted"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def site():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    server.received = []
-    serve_in_thread(server)
-    yield server
-    server.shutdown()
-    server.server_close()
+    with standin_site({"ResultCode": 0, "ResultDesc": "Accepted"}) as server:
+        yield server
 
 
 @pytest.fixture
@@ -185,8 +164,8 @@ def check_success_push_callback_and_query(base, site):
     pending_200 = second if pending_500 is first else first
     assert pending_500.json()["errorMessage"] == "The transaction is being processed"
     assert pending_200.json()["ResultCode"] == "4999"
-    assert wait_for(lambda: site.received)
-    path, body = site.received[0]
+    assert wait_for(lambda: site.deliveries)
+    _, path, body, _ = site.deliveries[0]
     assert path == "/webhooks/mpesa/stkpush/tok/"
     callback = body["Body"]["stkCallback"]
     assert callback["CheckoutRequestID"] == checkout_id and callback["ResultCode"] == 0
@@ -202,9 +181,9 @@ def check_success_push_callback_and_query(base, site):
 def test_scripted_failures(simulator, site, suffix, code):
     base, _ = simulator
     checkout_id = push(base, site, phone=f"2547123456{suffix}").json()["CheckoutRequestID"]
-    assert wait_for(lambda: site.received)
-    assert site.received[0][1]["Body"]["stkCallback"]["ResultCode"] == code
-    assert "CallbackMetadata" not in site.received[0][1]["Body"]["stkCallback"]
+    assert wait_for(lambda: site.deliveries)
+    assert site.deliveries[0].body["Body"]["stkCallback"]["ResultCode"] == code
+    assert "CallbackMetadata" not in site.deliveries[0].body["Body"]["stkCallback"]
     assert query(base, checkout_id).json()["ResultCode"] == str(code)
 
 
@@ -214,7 +193,7 @@ def test_no_answer_sends_no_callback_and_queries_1037_after_the_timeout(simulato
     assert query(base, checkout_id).status_code in (200, 500)
     assert wait_for(lambda: query(base, checkout_id).json().get("ResultCode") == "1037", seconds=5)
     assert query(base, checkout_id).json()["ResultDesc"] == "DS timeout user cannot be reached."
-    assert site.received == []
+    assert site.deliveries == []
 
 
 def test_second_push_to_a_busy_phone_cannot_lock_the_subscriber(simulator, site):
@@ -229,8 +208,8 @@ def test_second_push_to_a_busy_phone_cannot_lock_the_subscriber(simulator, site)
 def test_duplicates_are_delivered_three_times(simulator, site):
     base, _ = simulator
     push(base, site, phone="254712345604")
-    assert wait_for(lambda: len(site.received) == 3)
-    assert len({json.dumps(body) for _, body in site.received}) == 1
+    assert wait_for(lambda: len(site.deliveries) == 3)
+    assert len({json.dumps(body) for body in site.bodies}) == 1
 
 
 def test_unknown_checkout_id(simulator):
@@ -276,8 +255,8 @@ def test_b2c_result_and_duplicate_originator(simulator, site):
     assert accepted.status_code == 200 and accepted.json()["ConversationID"].startswith("AG_")
     duplicate = b2c(base, site)
     assert duplicate.status_code == 500 and duplicate.json()["errorCode"] == "500.002.1001"
-    assert wait_for(lambda: site.received)
-    path, body = site.received[0]
+    assert wait_for(lambda: site.deliveries)
+    _, path, body, _ = site.deliveries[0]
     assert path == "/webhooks/mpesa/b2c/result/tok/"
     assert body["Result"]["ResultCode"] == 0 and body["Result"]["OriginatorConversationID"] == "RHCI-PO-1"
 
@@ -285,8 +264,11 @@ def test_b2c_result_and_duplicate_originator(simulator, site):
 def test_b2c_queue_timeout_then_result(simulator, site):
     base, _ = simulator
     b2c(base, site, PartyB="254708374103")
-    assert wait_for(lambda: len(site.received) == 2)
-    assert [p for p, _ in site.received] == ["/webhooks/mpesa/b2c/timeout/tok/", "/webhooks/mpesa/b2c/result/tok/"]
+    assert wait_for(lambda: len(site.deliveries) == 2)
+    assert [delivery.path for delivery in site.deliveries] == [
+        "/webhooks/mpesa/b2c/timeout/tok/",
+        "/webhooks/mpesa/b2c/result/tok/",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -71,8 +71,8 @@ def test_account_balance_is_accepted_then_posted_to_the_result_url(sandbox, site
     result_url = f"http://127.0.0.1:{site.server_port}/webhooks/mpesa/balance/result/tok/"
     answer = provider.request_balance(account="shortcode", result_url=result_url, timeout_url=result_url)
     assert answer.conversation_id.startswith("AG_") and not answer.readings
-    assert wait_for(lambda: site.received)
-    path, body = site.received[0]
+    assert wait_for(lambda: site.deliveries)
+    _, path, body, _ = site.deliveries[0]
     assert path == "/webhooks/mpesa/balance/result/tok/"
     result = provider.parse_balance_result("balance_result", json.dumps(body).encode())
     assert result.succeeded and result.conversation_id == answer.conversation_id

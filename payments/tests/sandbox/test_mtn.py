@@ -7,7 +7,6 @@ import json
 import time
 import uuid
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -21,6 +20,7 @@ from payments.sandbox.dispatch import CallbackDispatcher
 from payments.sandbox.mtn import OFFICIAL_PAYEE, OFFICIAL_PAYER, MtnSimulator
 from payments.sandbox.server import InspectionSimulator, SandboxServer, serve_in_thread
 from payments.sandbox.store import SandboxStore
+from payments.tests.standin import standin_site
 
 TIME_SCALE = 0.05
 CREDS = MTN_CONFIG.sandbox_credentials()
@@ -32,33 +32,11 @@ FAILING_PAYERS = {n: r for n, r in OFFICIAL_PAYER.items() if r not in ("ONGOING"
 FAILING_PAYEES = {n: r for n, r in OFFICIAL_PAYEE.items() if r not in ("ONGOING", "DELAYED")}
 
 
-class Recorder(BaseHTTPRequestHandler):
-    """The site: records every callback (method, path, JSON body) and answers as we do."""
-
-    def do_PUT(self):  # noqa: N802 (http.server's naming)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.received.append((self.command, self.path, json.loads(body)))
-        payload = json.dumps({"status": "accepted", "message": "Callback received"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_POST = do_PUT
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def site():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    server.received = []
-    serve_in_thread(server)
-    yield server
-    server.shutdown()
-    server.server_close()
+    """The site: records every callback (method, path, JSON body) and answers as we do."""
+    with standin_site({"status": "accepted", "message": "Callback received"}) as server:
+        yield server
 
 
 def start_sandbox(time_scale: float) -> SandboxServer:
@@ -292,8 +270,8 @@ def test_outcome_rows_with_their_put_callbacks(mtn, site, suffix):
     assert ("financialTransactionId" in answer) is (status == "SUCCESSFUL")
     assert wait_for(lambda: len(server.store.charges_json(provider="mtn")[0]["deliveries"]) >= copies)
     time.sleep(0.1)
-    assert len(site.received) == copies
-    for method, path, sent in site.received:
+    assert len(site.deliveries) == copies
+    for method, path, sent, _ in site.deliveries:
         assert method == "PUT" and path == "/webhooks/mtn/collection/tok/"
         assert "referenceId" not in sent  # v1 callbacks do not carry it
         assert sent["status"] == status and sent.get("reason", "") == reason
@@ -309,7 +287,7 @@ def test_row_03_no_answer_then_expired_without_callback(mtn, site):
     assert get_status(base, reference).json()["status"] == "PENDING"
     answer = settled(base, reference)
     assert answer["status"] == "FAILED" and answer["reason"] == "EXPIRED"
-    assert site.received == []
+    assert site.deliveries == []
 
 
 def test_row_05_success_without_any_callback(mtn, site):
@@ -317,14 +295,14 @@ def test_row_05_success_without_any_callback(mtn, site):
     _, reference = post(base, site, phone="256772123405")
     assert settled(base, reference)["status"] == "SUCCESSFUL"
     time.sleep(0.2)
-    assert site.received == []
+    assert site.deliveries == []
 
 
 def test_row_07_failure_callback_first_then_success(mtn, site):
     base, _ = mtn
     _, reference = post(base, site, phone="256772123407")
-    assert wait_for(lambda: len(site.received) == 2)
-    assert [sent["status"] for _, _, sent in site.received] == ["FAILED", "SUCCESSFUL"]
+    assert wait_for(lambda: len(site.deliveries) == 2)
+    assert [sent["status"] for sent in site.bodies] == ["FAILED", "SUCCESSFUL"]
     assert settled(base, reference)["status"] == "SUCCESSFUL"  # the query tells the truth
 
 
@@ -334,7 +312,7 @@ def test_no_callback_url_no_callback(mtn, site):
     assert response.status_code == 202
     assert settled(base, reference)["status"] == "SUCCESSFUL"
     time.sleep(0.2)
-    assert site.received == []
+    assert site.deliveries == []
 
 
 # --- MTN's own sandbox numbers ----------------------------------------------------------------------------
@@ -346,8 +324,8 @@ def test_official_payer_numbers_fail_with_their_documented_reason(mtn, site, num
     _, reference = post(base, site, phone=number)
     answer = settled(base, reference)
     assert answer["status"] == "FAILED" and answer["reason"] == FAILING_PAYERS[number]
-    assert wait_for(lambda: site.received)
-    assert site.received[0][2]["reason"] == FAILING_PAYERS[number]
+    assert wait_for(lambda: site.deliveries)
+    assert site.deliveries[0].body["reason"] == FAILING_PAYERS[number]
 
 
 def test_official_46733123453_stays_pending(mtn, site):
@@ -355,7 +333,7 @@ def test_official_46733123453_stays_pending(mtn, site):
     _, reference = post(base, site, phone="46733123453")
     time.sleep(30 * TIME_SCALE + 0.3)  # longer than any scripted timeout
     assert get_status(base, reference).json()["status"] == "PENDING"
-    assert site.received == []
+    assert site.deliveries == []
 
 
 def test_official_46733123454_is_created_then_successful(mtn, site):
@@ -364,7 +342,7 @@ def test_official_46733123454_is_created_then_successful(mtn, site):
     assert wait_for(lambda: get_status(base, reference).status_code == 200)
     assert get_status(base, reference).json()["status"] == "CREATED"
     assert settled(base, reference)["status"] == "SUCCESSFUL"
-    assert wait_for(lambda: site.received) and site.received[0][2]["status"] == "SUCCESSFUL"
+    assert wait_for(lambda: site.deliveries) and site.deliveries[0].body["status"] == "SUCCESSFUL"
 
 
 @pytest.mark.parametrize("number", ["46733123455", "46733123457", "46733123463"])
@@ -412,8 +390,8 @@ def test_transfer_success_and_its_put_callback(mtn, site):
     assert response.status_code == 202
     answer = settled(base, reference, "disbursement/v1_0/transfer", "disbursement")
     assert answer["status"] == "SUCCESSFUL" and "payee" in answer and "payer" not in answer
-    assert wait_for(lambda: site.received)
-    method, path, sent = site.received[0]
+    assert wait_for(lambda: site.deliveries)
+    method, path, sent, _ = site.deliveries[0]
     assert (method, path, sent["status"]) == ("PUT", "/webhooks/mtn/disbursement/", "SUCCESSFUL")
     # A transfer is a Disbursement resource: the Collection product cannot see it.
     assert get_status(base, reference, "disbursement/v1_0/transfer", "collection").status_code == 401
@@ -461,7 +439,7 @@ def test_partial_refunds_of_a_paid_request_to_pay(mtn, site, version):
     _, third_ref = refund(base, site, payment, "1", version)  # nothing left to refund
     third = refund_status(base, third_ref)
     assert third["status"] == "FAILED" and third["reason"] == "NOT_ALLOWED"
-    assert wait_for(lambda: any(p == "/webhooks/mtn/refund/rtok/" for _, p, _ in site.received))
+    assert wait_for(lambda: any(d.path == "/webhooks/mtn/refund/rtok/" for d in site.deliveries))
 
 
 def test_refunds_of_unknown_or_unpaid_payments_fail(mtn, site):
@@ -478,7 +456,7 @@ def test_refunds_of_unknown_or_unpaid_payments_fail(mtn, site):
 def test_inspection_lists_every_charge_and_delivery(mtn, site):
     base, server = mtn
     _, reference = post(base, site, phone="256772123499")
-    assert wait_for(lambda: site.received)
+    assert wait_for(lambda: site.deliveries)
     listed = requests.get(f"{server.base_url}/_sandbox/transactions", params={"provider": "mtn"}, timeout=5).json()
     assert [c["transactionId"] for c in listed] == [reference]
     assert listed[0]["channel"] == "requesttopay" and listed[0]["outcome"] == "success"
@@ -508,8 +486,8 @@ def test_our_adapter_pays_through_the_simulator(mtn, site):
     assert result.status == PaymentStatus.PENDING and result.provider_reference == reference_id
     ref = PaymentRef(reference="RHCI-DN-12-20261201101500", provider_reference=reference_id)
     assert wait_for(lambda: provider.fetch_status(ref).status == PaymentStatus.SUCCEEDED)
-    assert wait_for(lambda: site.received)
-    parsed = provider.parse_callback("collection", json.dumps(site.received[0][2]).encode(), {})
+    assert wait_for(lambda: site.deliveries)
+    parsed = provider.parse_callback("collection", json.dumps(site.deliveries[0].body).encode(), {})
     assert parsed.status == PaymentStatus.SUCCEEDED and parsed.our_reference == "RHCI-DN-12-20261201101500"
     assert parsed.amount == Decimal("50000") and parsed.receipt
     payout = provider.send_payout(
