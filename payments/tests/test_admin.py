@@ -239,9 +239,9 @@ def money_out_staff():
 def test_a_person_applies_a_held_refund_result_once_in_the_admin(finance_client, daraja, money_out_staff, settings):
     from payments.models import Refund
     from payments.services.refunds import refund_approve, refund_request
+    from payments.tests.drivers import MpesaReversal, paid_donation, reversals
     from payments.tests.helpers import post
     from payments.tests.mpesa_fakes import API, B2C_TOKEN
-    from payments.tests.services.pipeline import MpesaReversal, paid_donation, reversals
 
     settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS = False
     maker, checker = money_out_staff

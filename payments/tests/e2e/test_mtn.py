@@ -456,7 +456,7 @@ def test_partial_refund_of_an_mtn_donation_reverses_the_ledger(
     simulated = sandbox_charge(sandbox, "mtn", transactionId=refund.provider_reference)
     assert simulated["channel"] == "refund" and simulated["amount"] == "2000"
     assert simulated["extra"]["refund_of"] == payment.provider_reference  # referenceIdToRefund: the payment's id
-    assert refund.receipt  # which id it holds: see services/pipeline.py, MtnRefund (MTN's receipt is dropped)
+    assert refund.receipt  # which id it holds: see payments/tests/drivers.py, MtnRefund (MTN's receipt is dropped)
     [delivery] = wait_for_deliveries(sandbox, "mtn", 1, transactionId=refund.provider_reference)
     assert delivery["url"] == f"{live_server.url}/webhooks/mtn/refund/" and delivery["http_status"] == 200
     assert CallbackEvent.objects.get(provider="mtn", kind="refund").status == CallbackEvent.Status.PROCESSED

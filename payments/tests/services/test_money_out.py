@@ -25,10 +25,10 @@ from payments.services.money_out import MoneyOutRefused
 from payments.services.payouts import payout_approve, payout_request, payouts_reconcile
 from payments.services.refunds import refund_approve, refund_request
 from payments.services.watchdog import watchdog_alerts
+from payments.tests.drivers import Airtel, Mtn, funded_patient, paid_donation, sent_payout
 from payments.tests.factories import staff_user
 from payments.tests.helpers import run_together
 from payments.tests.mpesa_fakes import API, B2C_TOKEN, B2C_URL, TOKEN_URL, fixture
-from payments.tests.services.pipeline import Airtel, Mtn, funded_patient, paid_donation, sent_payout
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings")]
 AT_ONCE = pytest.param(4, marks=[pytest.mark.mysql, pytest.mark.django_db(transaction=True)], id="at-once")

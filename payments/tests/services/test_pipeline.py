@@ -1,5 +1,6 @@
-"""What every provider's payment callback must do, written once and run for each provider's driver (pipeline.py),
-through the real URLs: record → authenticate → parse → attach → verify (the status query) → apply.
+"""What every provider's payment callback must do, written once and run for each provider's driver
+(payments/tests/drivers.py), through the real URLs: record → authenticate → parse → attach → verify (the status
+query) → apply.
 
 Credited once; never on its word unless trusted (AzamPay with its callback password is; M-Pesa, MTN and Airtel
 are confirmed by their status query); a failure or a success overruled by the status query; another amount held
@@ -16,8 +17,8 @@ from django.test import Client
 from donor.models import Allocation, Donation
 from payments.models import CallbackEvent, Payment
 from payments.providers.registry import PROVIDER_CLASSES
+from payments.tests.drivers import DRIVERS, THREADS, cases, deliver, deliver_together, encode, statuses
 from payments.tests.helpers import credited
-from payments.tests.services.pipeline import DRIVERS, THREADS, cases, deliver, deliver_together, encode, statuses
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +35,7 @@ def rail(request, settings):
 
 def test_every_registered_provider_has_a_driver():
     """A fifth provider is proven by this suite from its first commit: its driver is all it needs here."""
-    assert set(PROVIDER_CLASSES) == set(DRIVERS), "add a Driver for it to payments/tests/services/pipeline.py"
+    assert set(PROVIDER_CLASSES) == set(DRIVERS), "add a Driver for it to payments/tests/drivers.py"
 
 
 def assert_pending(payment: Payment) -> None:

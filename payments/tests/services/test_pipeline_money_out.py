@@ -1,13 +1,14 @@
-"""What every payout and refund result callback must do, written once and run for each rail's driver (pipeline.py):
-M-Pesa B2C and Reversal (trusted on their secret URL while PAYMENTS_APPLY_TRUSTED_CALLBACKS is on), MTN transfer
-and refund (confirmed by the status GET), Airtel disbursement (its hash, then the enquiry). The lifecycle is
-payments/services/money_out.py; each rail's own ways are in test_quirks_<code>.py, test_payouts.py, test_refunds.py.
+"""What every payout and refund result callback must do, written once and run for each rail's driver
+(payments/tests/drivers.py): M-Pesa B2C and Reversal (trusted on their secret URL while
+PAYMENTS_APPLY_TRUSTED_CALLBACKS is on), MTN transfer and refund (confirmed by the status GET), Airtel disbursement
+(its hash, then the enquiry). The lifecycle is payments/services/money_out.py; each rail's own ways are in
+test_quirks_<code>.py, test_payouts.py, test_refunds.py.
 """
 
 import pytest
 
 from payments.models import CallbackEvent
-from payments.tests.services.pipeline import MONEY_OUT, THREADS, deliver, deliver_together, encode, statuses
+from payments.tests.drivers import MONEY_OUT, THREADS, deliver, deliver_together, encode, statuses
 
 pytestmark = pytest.mark.django_db
 
@@ -137,4 +138,4 @@ def test_every_registered_payout_and_refund_rail_has_a_driver():
     wanted = {(code, kind) for code, cls in PROVIDER_CLASSES.items() for kind in capabilities
               if issubclass(cls, capabilities[kind])}  # fmt: skip
     have = {(driver.code, driver.kind) for driver in MONEY_OUT.values()}
-    assert wanted - NO_RESULT_CALLBACK == have, "add a MoneyOut driver to payments/tests/services/pipeline.py"
+    assert wanted - NO_RESULT_CALLBACK == have, "add a MoneyOut driver to payments/tests/drivers.py"

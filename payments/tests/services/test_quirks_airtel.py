@@ -10,6 +10,7 @@ import pytest
 from donor.models import Allocation
 from payments.models import CallbackEvent, Payment, Payout
 from payments.providers.airtel.client import airtel_id
+from payments.tests.drivers import Airtel, AirtelDisbursement, deliver, driver_fixtures, funded_patient
 from payments.tests.factories import staff_user
 from payments.tests.helpers import credited
 from payments.tests.providers.airtel.support import (
@@ -19,7 +20,6 @@ from payments.tests.providers.airtel.support import (
     ENQUIRY_URL,
     fixture,
 )
-from payments.tests.services.pipeline import Airtel, AirtelDisbursement, deliver, driver_fixtures, funded_patient
 
 pytestmark = pytest.mark.django_db
 

@@ -9,10 +9,10 @@ import pytest
 
 from donor.models import Allocation
 from payments.models import CallbackEvent, Payment
+from payments.tests.drivers import Mpesa, deliver, driver_fixtures
 from payments.tests.factories import token_for
 from payments.tests.helpers import credited, poster, run_together
 from payments.tests.mpesa_fakes import ACK, QUERY_URL, fixture
-from payments.tests.services.pipeline import Mpesa, deliver, driver_fixtures
 
 pytestmark = pytest.mark.django_db
 

@@ -8,10 +8,10 @@ import pytest
 
 from donor.models import Allocation
 from payments.models import CallbackEvent, Payment
+from payments.tests.drivers import Mtn, deliver, driver_fixtures
 from payments.tests.factories import PaymentFactory, token_for
 from payments.tests.helpers import credited
 from payments.tests.providers.mtn.support import X_REFERENCE_ID, fixture
-from payments.tests.services.pipeline import Mtn, deliver, driver_fixtures
 
 pytestmark = pytest.mark.django_db
 

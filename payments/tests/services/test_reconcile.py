@@ -1,6 +1,7 @@
 """Reconciliation: ask the provider about due pending payments on the backoff ladder (every provider, through its
-pipeline.py driver, for what they share; AzamPay for the ladder); never give up silently; the operator's command
-and the donor's refresh button. Its re-run of open inbox events is test_inbox.py's, beside the sweeper's."""
+driver in payments/tests/drivers.py, for what they share; AzamPay for the ladder); never give up silently; the
+operator's command and the donor's refresh button. Its re-run of open inbox events is test_inbox.py's, beside the
+sweeper's."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -16,9 +17,9 @@ from payments.models import CallbackEvent, Payment
 from payments.services.payments import payment_confirm
 from payments.services.reconcile import payments_reconcile
 from payments.tests.azampay_fakes import STATUS_URL, fixture
+from payments.tests.drivers import DRIVERS, cases
 from payments.tests.factories import PaymentFactory
 from payments.tests.helpers import credited
-from payments.tests.services.pipeline import DRIVERS, cases
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")]
 

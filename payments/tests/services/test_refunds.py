@@ -20,10 +20,10 @@ from patients.models import Patient
 from patients.tests.factories import PatientFactory
 from payments.models import CallbackEvent, Payout, Refund
 from payments.services.refunds import RefundRefused, refund_approve, refund_request, refund_resolve
+from payments.tests.drivers import paid_donation
 from payments.tests.factories import staff_user
 from payments.tests.helpers import credited, post, run_together
 from payments.tests.mpesa_fakes import API, B2C_TOKEN, TOKEN_URL, fixture
-from payments.tests.services.pipeline import paid_donation
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings")]
 

@@ -12,11 +12,11 @@ from django.test import Client
 
 from payments.models import CallbackEvent, CallbackRefusal, Payment
 from payments.tests.azampay_fakes import CALLBACK_URL, PASSWORD, callback_body
+from payments.tests.drivers import DRIVERS
 from payments.tests.factories import PaymentFactory
 from payments.tests.helpers import poster, run_together
 from payments.tests.mpesa_fakes import C2B_TOKEN
 from payments.tests.mpesa_fakes import fixture as mpesa_fixture
-from payments.tests.services.pipeline import DRIVERS
 from payments.url_tokens import new_url_token
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings", "mpesa_settings")]

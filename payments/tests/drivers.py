@@ -1,4 +1,6 @@
-"""One test driver per provider for the callback pipeline suites (test_pipeline.py, test_pipeline_money_out.py).
+"""One test driver per provider: shared test support for the callback pipeline suites (services/test_pipeline.py,
+services/test_pipeline_money_out.py), the quirk files (services/test_quirks_<code>.py), reconciliation, the
+admin and the end-to-end tests.
 
 A driver knows only its provider's facts: how to make a payment (or payout, refund) awaiting a callback, the
 provider's own callback bodies about it (built from its real payloads in payments/tests/fixtures/<code>/), what
