@@ -138,17 +138,21 @@ def test_wrong_token_is_401_and_no_token_is_held_for_review(patient):
 # --- confirmation ----------------------------------------------------------------------------------------
 
 
+# What Daraja puts in MSISDN → the payment's msisdn, its payer reference: a masked one is no phone number.
+MSISDNS = {"masked": ("2547 ***** 126", "", "2547 ***** 126"), "in-clear": ("254708374149", "254708374149", "")}
+
+
+@pytest.mark.parametrize("msisdn", MSISDNS)
 @pytest.mark.parametrize("path", [CONFIRMATION, f"/webhooks/paybill/confirmation/{C2B_TOKEN}"])
-def test_confirmation_creates_a_completed_donation_for_the_patient(patient, path):
-    assert post(path, c2b_body(bill_ref="pat-ke-07")) == (200, ACK)
+def test_confirmation_creates_a_completed_donation_for_the_patient(patient, path, msisdn):
+    sent, phone, payer_reference = MSISDNS[msisdn]
+    assert post(path, c2b_body(bill_ref="pat-ke-07", MSISDN=sent)) == (200, ACK)
     donation = Donation.objects.get()
     assert donation.status == Donation.Status.COMPLETED
     assert donation.patient == patient and donation.amount == Decimal("500.00") and donation.currency == "KES"
     assert donation.donor.name == "NICHOLAS"
     payment = Payment.objects.get()
-    # A masked (or, since 2024, hashed) MSISDN is not a phone number: kept as the payer's reference only.
-    assert donation.donor.phone == "" and payment.msisdn == ""
-    assert payment.payer_reference == "2547 ***** 126"
+    assert donation.donor.phone == payment.msisdn == phone and payment.payer_reference == payer_reference
     assert payment.provider == "mpesa" and payment.channel == "c2b"
     assert payment.provider_reference == "RKL51ZDR4F" and payment.receipt == "RKL51ZDR4F"
     assert payment.status == Payment.Status.SUCCEEDED
@@ -179,69 +183,44 @@ def test_confirmation_with_a_hashed_msisdn_is_credited_once_and_the_hash_is_only
     ledger_ok()
 
 
-def test_confirmation_with_a_phone_number_in_clear_keeps_it_as_the_phone(patient):
-    """The contrast: an older payload (or the sandbox) with a real Kenyan number in MSISDN."""
-    assert post(CONFIRMATION, c2b_body(MSISDN="254708374149")) == (200, ACK)
-    payment = Payment.objects.get()
-    assert payment.msisdn == "254708374149" and payment.payer_reference == ""
-    assert Donation.objects.get().donor.phone == "254708374149"
-
-
 # --- amounts ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("amount", ["5.00", "9.99", "250000.01", "300000.00"])
-def test_confirmation_outside_the_donation_limits_is_credited_to_the_patient_and_flagged(patient, amount):
-    assert post(CONFIRMATION, c2b_body(amount=amount)) == (200, ACK)
+OUTSIDE_LIMITS, CANNOT_HOLD = "outside the donation limits", "cannot be recorded as money"
+# The amount paid → what is recorded (None: nothing), the event, why (for a review).
+AMOUNTS = [
+    *[(paid, paid, E.REVIEW, OUTSIDE_LIMITS) for paid in ("5.00", "9.99", "250000.01", "300000.00")],
+    *[(paid, str(paid), E.PROCESSED, "") for paid in ("10.00", "250000.00", 1500, 1500.5)],  # the limits, a number
+    # Odd decimals: recorded in cents, never more than paid, and flagged.
+    *[(paid, cents, E.REVIEW, f"paid {paid}") for paid, cents in
+      [("100.505", "100.50"), ("100.509", "100.50"), ("99.999", "99.99"), ("1500.0001", "1500.00")]],
+    *[(paid, None, E.REVIEW, CANNOT_HOLD) for paid in ("1e20", "1E+999999", "10000000000", "0.001", "0.009")],
+    *[(paid, None, E.REJECTED, "malformed")
+      for paid in ("-5", "-5.00", "0", "0.00", "NaN", "Infinity", "-Infinity", "1e", "5 KES")],  # a 400
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("paid", "recorded", "event", "reason"), AMOUNTS, ids=[str(row[0]) for row in AMOUNTS])
+def test_a_confirmations_amount_is_credited_flagged_held_or_refused(patient, paid, recorded, event, reason):
+    status, answer = post(CONFIRMATION, c2b_body(amount=paid))
+    if event == E.REJECTED:
+        assert status == 400 and answer["code"] == "INVALID_FORMAT" and "amount" in answer["message"].lower()
+    else:
+        assert (status, answer) == (200, ACK)
+    stored = CallbackEvent.objects.get()
+    assert stored.status == event and reason in stored.error
+    assert credited(patient) == Decimal(recorded or 0)
+    if recorded is None:
+        assert_nothing_credited()
+        assert event == E.REJECTED or stored.provider_reference == "RKL51ZDR4F"  # held: findable by its TransID
+        return
     donation = Donation.objects.get()
-    assert donation.patient == patient and donation.amount == Decimal(amount)
-    assert_flagged(donation, error_contains="outside the donation limits")
-    assert credited(patient) == Decimal(amount)
-    assert Allocation.objects.get().amount == Decimal(amount)
-
-
-@pytest.mark.parametrize("amount", ["10.00", "250000.00", 1500, 1500.5])
-def test_confirmation_at_the_donation_limits_or_as_a_json_number_is_credited_without_review(patient, amount):
-    assert post(CONFIRMATION, c2b_body(amount=amount)) == (200, ACK)
-    donation = Donation.objects.get()
-    assert donation.status == Donation.Status.COMPLETED and not donation.needs_review
-    assert CallbackEvent.objects.get().status == E.PROCESSED
-    assert credited(patient) == Decimal(str(amount))
-
-
-@pytest.mark.parametrize(
-    ("paid", "recorded"),
-    [("100.505", "100.50"), ("100.509", "100.50"), ("99.999", "99.99"), ("1500.0001", "1500.00")],
-)
-def test_odd_decimals_are_recorded_in_cents_never_more_than_paid_and_flagged(patient, paid, recorded):
-    assert post(CONFIRMATION, c2b_body(amount=paid)) == (200, ACK)
-    donation = Donation.objects.get()
-    assert donation.amount == Decimal(recorded) and donation.patient == patient
-    assert donation.payments.get().amount == Decimal(recorded)
-    event = assert_flagged(donation, error_contains=f"paid {paid}")
-    assert recorded in event.error
-    assert credited(patient) == Decimal(recorded)
-    assert Decimal(recorded) <= Decimal(paid)
-
-
-@pytest.mark.parametrize("amount", ["1e20", "1E+999999", "10000000000", "0.001", "0.009"])
-def test_an_amount_the_ledger_cannot_hold_is_kept_for_review_and_not_credited(patient, amount):
-    assert post(CONFIRMATION, c2b_body(amount=amount)) == (200, ACK)
-    assert_nothing_credited()
-    event = CallbackEvent.objects.get()
-    assert event.status == E.REVIEW and "cannot be recorded as money" in event.error
-    assert event.provider_reference == "RKL51ZDR4F"
-    assert credited(patient) == 0
-
-
-@pytest.mark.parametrize("amount", ["-5", "-5.00", "0", "0.00", "NaN", "Infinity", "-Infinity", "1e", "5 KES"])
-def test_a_non_positive_or_non_numeric_amount_is_a_400_and_the_event_is_kept(patient, amount):
-    status, answer = post(CONFIRMATION, c2b_body(amount=amount))
-    assert status == 400 and answer["code"] == "INVALID_FORMAT" and "amount" in answer["message"].lower()
-    assert_nothing_credited()
-    event = CallbackEvent.objects.get()
-    assert event.status == E.REJECTED and "malformed" in event.error
-    assert credited(patient) == 0
+    assert donation.patient == patient and donation.amount == Decimal(recorded) <= Decimal(str(paid))
+    assert donation.payments.get().amount == Allocation.objects.get().amount == Decimal(recorded)
+    if event == E.REVIEW:
+        assert recorded in assert_flagged(donation, error_contains=reason).error
+    else:
+        assert donation.status == Donation.Status.COMPLETED and not donation.needs_review
 
 
 @pytest.mark.mysql

@@ -141,11 +141,13 @@ def payout_in(daraja, patient, maker, checker):
 def test_a_result_with_no_usable_id_matches_no_payout_even_while_payouts_without_one_exist(
     daraja, payout_in, checker, path, ids
 ):
+    """Not even a payout whose conversation id is '' rather than NULL (an old row, a hand edit)."""
     without_id = [payout_in(status, "100") for status in (S.REQUESTED, S.SENDING, S.AMBIGUOUS)]
     b2c_answers(daraja, conversation_id=None)
     without_id.append(payout_approve(payout_id=payout_in(S.REQUESTED, "100").pk, approved_by=checker))
     assert without_id[-1].status == S.SENT
-    assert all(p.provider_reference is None for p in Payout.objects.all())
+    Payout.objects.filter(pk=payout_in(S.SENT, "100").pk).update(provider_reference="")
+    assert sorted(Payout.objects.values_list("provider_reference", flat=True), key=str) == ["", *[None] * 4]
     before = snapshot()
 
     # Authentic (our secret URL) but naming nothing we know: kept unsettled for a later match, nothing applied.
@@ -153,16 +155,6 @@ def test_a_result_with_no_usable_id_matches_no_payout_even_while_payouts_without
     assert snapshot() == before
     event = CallbackEvent.objects.get()
     assert event.status == CallbackEvent.Status.FAILED and event.error == "names no payout we know yet"
-
-
-def test_an_empty_conversation_id_does_not_match_a_payout_stored_with_an_empty_one(payout_in):
-    """Even a payout whose conversation id is '' rather than NULL (an old row, a hand edit) is not matched."""
-    payout = payout_in(S.SENT)
-    Payout.objects.filter(pk=payout.pk).update(provider_reference="")
-    before = snapshot()
-    assert post(RESULT, result_body(payout, originator="RHCI-PO-unknown0000000", conversation_id="")) == (200, ACK)
-    assert snapshot() == before
-    assert CallbackEvent.objects.get().status == CallbackEvent.Status.FAILED
 
 
 def test_a_result_naming_an_unknown_originator_and_a_known_conversation_id_settles_that_payout(payout_in):
@@ -180,50 +172,64 @@ def test_a_result_settles_only_the_payout_it_names(payout_in):
     assert (fresh(second).status, second.provider_reference) == (S.PAID, "AG_20240706_second")
 
 
-def test_an_authentic_result_for_an_unknown_payout_is_kept_unsettled_and_one_without_the_secret_is_404():
-    body = {"Result": {"ResultCode": 0, "OriginatorConversationID": "nope", "ConversationID": "AG_x"}}
-    assert post(RESULT, body) == (200, ACK)
-    assert CallbackEvent.objects.get().status == CallbackEvent.Status.FAILED  # run again once it can be matched
-    status, _ = post("/webhooks/mpesa/b2c/result/", {"Result": {**body["Result"], "ConversationID": "AG_y"}})
-    assert status == 404
-
-
-def test_a_result_without_the_token_is_held_for_review(payout_in):
+def test_a_result_without_the_secret_is_held_for_review_or_404_when_it_names_no_payout(payout_in):
     payout = payout_in(S.REQUESTED)
     assert post("/webhooks/mpesa/b2c/result/", result_body(payout)) == (200, ACK)
     assert CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
     assert fresh(payout).status == S.REQUESTED
+    unknown = {"Result": {"ResultCode": 0, "OriginatorConversationID": "nope", "ConversationID": "AG_y"}}
+    assert post("/webhooks/mpesa/b2c/result/", unknown)[0] == 404
 
 
-# --- a result for a payout we did not send is held ----------------------------------------------------------
+# --- what a result does, by the payout's status -------------------------------------------------------------
+
+AWAITING = [S.SENDING, S.SENT, S.AMBIGUOUS]
+NOT_SENT = [S.REQUESTED, S.CANCELLED, S.FAILED]
+COMMITTED = {S.REQUESTED: "49000", S.SENDING: "49000", S.SENT: "49000", S.AMBIGUOUS: "49000",
+             S.CANCELLED: "50000", S.FAILED: "50000"}  # fmt: skip
+PAID, FAILED, TIMED_OUT = 0, 2001, 1  # Daraja's ResultCode (1: its queue timeout, on the timeout URL)
+SAYS = {PAID: "paid", FAILED: "failed", TIMED_OUT: "queue-timeout"}
+E = CallbackEvent.Status
+# (the payout's status, Daraja's result) → (its status after, flagged for review, the event, funds available)
+RESULTS = [
+    *[(status, PAID, S.PAID, False, E.PROCESSED, "49000") for status in AWAITING],
+    *[(status, FAILED, S.FAILED, False, E.PROCESSED, "50000") for status in AWAITING],
+    (S.SENT, TIMED_OUT, S.AMBIGUOUS, True, E.PROCESSED, "49000"),
+    # A payout we did not send: held, never applied; flagged when money moved for it (or one we called failed).
+    *[(status, PAID, status, True, E.REVIEW, COMMITTED[status]) for status in NOT_SENT],
+    *[(status, FAILED, status, False, E.REVIEW, COMMITTED[status]) for status in NOT_SENT],
+    *[(status, TIMED_OUT, status, False, E.REVIEW, COMMITTED[status]) for status in (S.REQUESTED, S.CANCELLED)],
+]
 
 
-@pytest.mark.parametrize("code", [0, 2001], ids=["success", "failure"])
-@pytest.mark.parametrize("status", [S.REQUESTED, S.CANCELLED, S.FAILED])
-def test_a_result_for_a_payout_not_awaiting_one_is_held_for_review_and_not_applied(
-    daraja, patient, payout_in, status, code
+@pytest.mark.parametrize(
+    ("before", "code", "after", "review", "event", "available"),
+    RESULTS,
+    ids=[f"{r[0]}-{SAYS[r[1]]}" for r in RESULTS],
+)
+def test_a_result_on_the_secret_url_by_the_payouts_status(
+    daraja, patient, payout_in, before, code, after, review, event, available
 ):
-    payout = payout_in(status)
+    payout = payout_in(before)
     fields = ("status", "receipt", "result_code", "completed_at", "provider_reference")
-    before = Payout.objects.values(*fields).get(pk=payout.pk)
-    available = payout_available(patient=patient)
-    assert post(RESULT, result_body(payout, code=code, desc="Some result")) == (200, ACK)
-    assert Payout.objects.values(*fields).get(pk=payout.pk) == before
-    assert fresh(payout).needs_review is (code == 0)  # money moved for a payout we never sent, or called failed
-    event = CallbackEvent.objects.get()
-    assert event.status == CallbackEvent.Status.REVIEW
-    assert event.error == f"result for payout {payout.reference} in {status}"
-    assert patient_status(patient) == Patient.Status.FULLY_FUNDED
-    assert payout_available(patient=patient) == available
-    assert len(b2c_calls(daraja)) == (1 if status == S.FAILED else 0)
+    unchanged = Payout.objects.values(*fields).get(pk=payout.pk)
+    assert post(TIMEOUT if code == TIMED_OUT else RESULT, result_body(payout, code=code, desc=INVALID)) == (200, ACK)
 
-
-@pytest.mark.parametrize("status", [S.REQUESTED, S.CANCELLED])
-def test_a_queue_timeout_for_a_payout_never_sent_is_held_and_not_flagged(payout_in, status):
-    payout = payout_in(status)
-    assert post(TIMEOUT, result_body(payout, code=1, desc="The service request has timed out.")) == (200, ACK)
-    assert (fresh(payout).status, payout.needs_review) == (status, False)
-    assert CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
+    assert (fresh(payout).status, payout.needs_review) == (after, review)
+    assert CallbackEvent.objects.get().status == event
+    assert payout_available(patient=patient) == Decimal(available)
+    funded = Patient.Status.IN_TREATMENT if after == S.PAID else Patient.Status.FULLY_FUNDED
+    assert patient_status(patient) == funded
+    assert len(b2c_calls(daraja)) == (before in (S.SENT, S.AMBIGUOUS, S.FAILED))  # never (re-)sent by a result
+    if event == E.REVIEW:
+        assert Payout.objects.values(*fields).get(pk=payout.pk) == unchanged
+        what = "queue timeout" if code == TIMED_OUT else "result"
+        assert CallbackEvent.objects.get().error == f"{what} for payout {payout.reference} in {before}"
+    elif after == S.PAID:
+        assert (payout.receipt, payout.result_code, payout.provider_reference) == ("SG632NMUAB", "0", CONVERSATION_ID)
+        assert payout.completed_at is not None
+    elif after == S.FAILED:
+        assert (payout.result_code, payout.result_desc) == ("2001", INVALID)
 
 
 @pytest.mark.parametrize(
@@ -241,52 +247,14 @@ def test_a_different_result_after_paid_is_held_and_the_payout_stays_paid(payout_
     assert CallbackEvent.objects.order_by("pk").last().status == CallbackEvent.Status.REVIEW
 
 
-# --- a result settles a payout we sent ------------------------------------------------------------------------
-
-AWAITING = [S.SENDING, S.SENT, S.AMBIGUOUS]
-
-
-@pytest.mark.parametrize("status", AWAITING)
-def test_a_successful_result_pays_a_payout_awaiting_it(daraja, patient, payout_in, status):
-    payout = payout_in(status)
-    assert post(RESULT, result_body(payout)) == (200, ACK)
-    assert fresh(payout).status == S.PAID
-    assert payout.receipt == "SG632NMUAB" and payout.result_code == "0" and payout.completed_at is not None
-    assert payout.provider_reference == CONVERSATION_ID
-    assert patient_status(patient) == Patient.Status.IN_TREATMENT
-    assert payout_available(patient=patient) == Decimal("49000")
-    assert CallbackEvent.objects.get().status == CallbackEvent.Status.PROCESSED
-    assert len(b2c_calls(daraja)) == (0 if status == S.SENDING else 1)  # never re-sent
-
-
-@pytest.mark.parametrize("status", AWAITING)
-def test_a_failed_result_fails_a_payout_awaiting_it_and_frees_the_funds(patient, payout_in, status):
-    payout = payout_in(status)
-    assert post(RESULT, result_body(payout, code=2001, desc=INVALID)) == (200, ACK)
-    assert (fresh(payout).status, payout.result_code, payout.result_desc) == (S.FAILED, "2001", INVALID)
-    assert patient_status(patient) == Patient.Status.FULLY_FUNDED
-    assert payout_available(patient=patient) == Decimal("50000")
-    assert CallbackEvent.objects.get().status == CallbackEvent.Status.PROCESSED
-
-
-def test_a_successful_result_for_another_amount_is_held_for_review_and_not_applied(payout_in):
-    payout = payout_in(S.SENT)
-    body = result_body(payout)
-    body["Result"]["ResultParameters"]["ResultParameter"][0]["Value"] = 999
-    assert post(RESULT, body) == (200, ACK)
-    assert fresh(payout).status == S.SENT and payout.needs_review and "999" in payout.result_desc
-    assert CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
-
-
 def test_a_queue_timeout_makes_a_sent_payout_ambiguous_and_the_result_then_pays_it(daraja, patient, payout_in):
     payout = payout_in(S.SENT, "20000")
     assert post(TIMEOUT, result_body(payout, code=1, desc="The service request has timed out.")) == (200, ACK)
-    assert (fresh(payout).status, payout.needs_review) == (S.AMBIGUOUS, True)
-    assert len(b2c_calls(daraja)) == 1  # never re-sent
+    assert fresh(payout).status == S.AMBIGUOUS
     for _ in range(2):  # the second is a duplicate
         assert post(RESULT, result_body(payout)) == (200, ACK)
         assert (fresh(payout).status, payout.receipt) == (S.PAID, "SG632NMUAB")
-    assert patient_status(patient) == Patient.Status.IN_TREATMENT
+    assert patient_status(patient) == Patient.Status.IN_TREATMENT and len(b2c_calls(daraja)) == 1
 
 
 def test_the_same_result_again_after_its_first_handling_died_is_ignored_not_sent_to_review(payout_in):
@@ -387,37 +355,27 @@ LATE_ANSWERS = {
 }
 
 
-@pytest.mark.parametrize("then", LATE_ANSWERS.values(), ids=LATE_ANSWERS)
-def test_a_send_answered_after_the_result_said_paid_leaves_the_payout_paid(daraja, patient, maker, checker, then):
-    answers = result_then(daraja, code=0, then=then)
+LATE = [(PAID, name) for name in LATE_ANSWERS] + [(FAILED, "read-timeout"), (FAILED, "accepted")]
+
+
+@pytest.mark.parametrize(("code", "then"), LATE, ids=[f"{SAYS[c]}-{t}" for c, t in LATE])
+def test_a_send_answered_after_the_result_leaves_the_payout_as_the_result_said(daraja, patient, maker, checker,
+                                                                                code, then):  # fmt: skip
+    answers = result_then(daraja, code=code, then=LATE_ANSWERS[then])
     payout = payout_approve(payout_id=payout_request(patient=patient, amount=Decimal("1000"),
                                                      requested_by=maker).pk, approved_by=checker)  # fmt: skip
     assert answers == [(200, ACK)]
-    assert (payout.status, payout.receipt, payout.needs_review) == (S.PAID, "SG632NMUAB", False)
-    assert payout.provider_reference == CONVERSATION_ID  # the result's, not overwritten by the late answer
-    assert patient_status(patient) == Patient.Status.IN_TREATMENT
+    paid = code == PAID
+    assert (payout.status, payout.result_code, payout.needs_review) == (S.PAID if paid else S.FAILED, str(code), False)
+    assert payout_available(patient=patient) == Decimal("49000" if paid else "50000")
+    assert patient_status(patient) == (Patient.Status.IN_TREATMENT if paid else Patient.Status.FULLY_FUNDED)
     assert CallbackEvent.objects.get().status == CallbackEvent.Status.PROCESSED
     assert len(b2c_calls(daraja)) == 1
-
-
-@pytest.mark.parametrize("then", [LATE_ANSWERS["read-timeout"], LATE_ANSWERS["accepted"]])
-def test_a_send_answered_after_the_result_said_failed_leaves_the_payout_failed(daraja, patient, maker, checker, then):
-    result_then(daraja, code=2001, then=then)
-    payout = payout_approve(payout_id=payout_request(patient=patient, amount=Decimal("1000"),
-                                                     requested_by=maker).pk, approved_by=checker)  # fmt: skip
-    assert (payout.status, payout.result_code, payout.needs_review) == (S.FAILED, "2001", False)
-    assert payout_available(patient=patient) == Decimal("50000")
+    if paid:  # the result's receipt and id, not overwritten by the late answer
+        assert (payout.receipt, payout.provider_reference) == ("SG632NMUAB", CONVERSATION_ID)
 
 
 # --- maker-checker: request, approve, send once ------------------------------------------------------------
-
-
-def test_approval_by_the_requester_is_refused_even_with_both_permissions(daraja, patient):
-    both = staff_user("both-roles", *MAKER_PERMISSIONS, *CHECKER_PERMISSIONS)
-    payout = payout_request(patient=patient, amount=Decimal("20000"), requested_by=both)
-    with pytest.raises(PayoutRefused, match="someone other than its requester"):
-        payout_approve(payout_id=payout.pk, approved_by=both)
-    assert fresh(payout).status == S.REQUESTED and b2c_calls(daraja) == []
 
 
 def test_approval_by_a_second_user_sends_once(daraja, payout_in, checker):
@@ -451,26 +409,34 @@ def test_amount_must_be_whole_and_positive(patient, maker, amount):
         payout_request(patient=patient, amount=Decimal(amount), requested_by=maker)
 
 
-def test_non_staff_cannot_request_or_approve(patient, maker):
-    outsider = get_user_model().objects.create_user("outsider", password="x")
-    with pytest.raises(PayoutRefused, match="staff"):
-        payout_request(patient=patient, amount=Decimal("10"), requested_by=outsider)
-    payout = payout_request(patient=patient, amount=Decimal("10"), requested_by=maker)
-    with pytest.raises(PayoutRefused, match="staff"):
-        payout_approve(payout_id=payout.pk, approved_by=outsider)
+WHO = {
+    "outsider": lambda: get_user_model().objects.create_user("outsider", password="x"),
+    "plain-staff": lambda: staff_user("plain-staff", "payments.view_payout"),
+    "both-roles": lambda: staff_user("both-roles", *MAKER_PERMISSIONS, *CHECKER_PERMISSIONS),  # its own request
+}
+REFUSALS = [
+    ("outsider", "request", "staff"),
+    ("outsider", "approve", "staff"),
+    ("plain-staff", "request", "add_payout"),
+    ("plain-staff", "approve", "approve_payout"),
+    ("plain-staff", "resolve", "resolve_payout"),
+    ("both-roles", "approve", "someone other than its requester"),
+]
 
 
-def test_staff_without_the_permission_cannot_approve_send_or_resolve(daraja, patient, maker):
+@pytest.mark.parametrize(("who", "action", "message"), REFUSALS, ids=[f"{w}-{a}" for w, a, _ in REFUSALS])
+def test_who_may_request_approve_and_resolve_is_checked_by_the_service(daraja, patient, maker, who, action, message):
     """Admin powers are permissions, checked by the service itself (not only by the admin's buttons)."""
-    plain_staff = staff_user("plain-staff", "payments.view_payout")
-    payout = payout_request(patient=patient, amount=Decimal("10"), requested_by=maker)
-    with pytest.raises(PayoutRefused, match="approve_payout"):
-        payout_approve(payout_id=payout.pk, approved_by=plain_staff)
-    with pytest.raises(PayoutRefused, match="add_payout"):
-        payout_request(patient=patient, amount=Decimal("10"), requested_by=plain_staff)
-    with pytest.raises(PayoutRefused, match="resolve_payout"):
-        payout_resolve(payout_id=payout.pk, paid=False, resolved_by=plain_staff)
-    assert fresh(payout).status == S.REQUESTED and b2c_calls(daraja) == []
+    user = WHO[who]()
+    payout = payout_request(patient=patient, amount=Decimal("10"), requested_by=user if who == "both-roles" else maker)
+    with pytest.raises(PayoutRefused, match=message):
+        if action == "request":
+            payout_request(patient=patient, amount=Decimal("10"), requested_by=user)
+        elif action == "approve":
+            payout_approve(payout_id=payout.pk, approved_by=user)
+        else:
+            payout_resolve(payout_id=payout.pk, paid=False, resolved_by=user)
+    assert list(Payout.objects.values_list("status", flat=True)) == [S.REQUESTED] and b2c_calls(daraja) == []
 
 
 @pytest.mark.parametrize(
