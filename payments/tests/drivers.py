@@ -665,7 +665,7 @@ class MpesaB2C(MoneyOut):
         )  # fmt: skip
 
     def success_body(self, subject, amount: Decimal | None = None):
-        body = self.fixture("b2c_result_success.json")
+        body = b2c_result(subject)
         parameters = body["Result"]["ResultParameters"]["ResultParameter"]
         next(p for p in parameters if p["Key"] == "TransactionAmount")["Value"] = int(amount or subject.amount)
         return body
@@ -698,10 +698,39 @@ class MpesaReversal(MoneyOut):
         )  # fmt: skip
 
     def success_body(self, subject):
-        return self.fixture("reversal_result_success.json")
+        return reversal_result()
 
     def forged_url(self):
         return "/webhooks/mpesa/reversal/result/not-our-secret/"
+
+
+def b2c_result(payout: Payout, code: int = 0, desc: str = "", *, originator: str | None = None,
+               conversation_id: str | None = MpesaB2C.conversation_id) -> dict:  # fmt: skip
+    """Daraja's B2C result (fixtures/mpesa) about `payout`: paid, failed with `code`, or its queue timeout (1)."""
+    body = mpesa.fixture(
+        {0: "b2c_result_success.json", 1: "b2c_queue_timeout.json"}.get(code, "b2c_result_failed_2001.json")
+    )
+    result = body["Result"]
+    result.update(ResultCode=code, ConversationID=conversation_id,
+                  OriginatorConversationID=payout.reference if originator is None else originator)  # fmt: skip
+    result["ResultDesc"] = desc or result["ResultDesc"]
+    if code == 0:
+        result["ResultParameters"]["ResultParameter"][0]["Value"] = int(payout.amount)  # TransactionAmount
+    return body
+
+
+def reversal_result(code: int | str = 0, desc: str = "", conversation_id: str = MpesaReversal.conversation_id) -> dict:
+    """Daraja's reversal result (fixtures/mpesa): it reverses TL4RCPT001 (KES 1 000); done, or failed with `code`."""
+    body = mpesa.fixture("reversal_result_success.json")
+    body["Result"].update(ResultCode=code, ConversationID=conversation_id)
+    body["Result"]["ResultDesc"] = desc or body["Result"]["ResultDesc"]
+    return body
+
+
+def request_accepted(conversation_id: str = MpesaReversal.conversation_id) -> dict:
+    """Daraja's answer to a B2C or reversal request: accepted, under `conversation_id`."""
+    return {"OriginatorConversationID": "f1e2-4b95-a71d", "ConversationID": conversation_id, "ResponseCode": "0",
+            "ResponseDescription": "Accept the service request successfully."}  # fmt: skip
 
 
 class MtnTransfer(MoneyOut):

@@ -25,10 +25,21 @@ from payments.services.money_out import MoneyOutRefused
 from payments.services.payouts import payout_approve, payout_request, payouts_reconcile
 from payments.services.refunds import refund_approve, refund_request
 from payments.services.watchdog import watchdog_alerts
-from payments.tests.drivers import Airtel, Mtn, funded_patient, paid_donation, sent_payout
+from payments.tests.drivers import (
+    Airtel,
+    MpesaReversal,
+    Mtn,
+    b2c_result,
+    funded_patient,
+    paid_donation,
+    request_accepted,
+    reversal_result,
+    reversals,
+    sent_payout,
+)
 from payments.tests.factories import staff_user
 from payments.tests.helpers import run_together
-from payments.tests.mpesa_fakes import API, B2C_TOKEN, B2C_URL, TOKEN_URL, fixture
+from payments.tests.mpesa_fakes import API, B2C_TOKEN, B2C_URL
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings")]
 AT_ONCE = pytest.param(4, marks=[pytest.mark.mysql, pytest.mark.django_db(transaction=True)], id="at-once")
@@ -36,7 +47,6 @@ AT_ONCE = pytest.param(4, marks=[pytest.mark.mysql, pytest.mark.django_db(transa
 REVERSAL_URL = f"{API}/mpesa/reversal/v1/request"
 REVERSAL_RESULT = f"/webhooks/mpesa/reversal/result/{B2C_TOKEN}/"
 B2C_RESULT = f"/webhooks/mpesa/b2c/result/{B2C_TOKEN}/"
-CONVERSATION_ID = "AG_20261207_00004e2a5b1c7d9f0aaa"
 RECEIPT = "TL4RCPT001"
 DARAJA_OK = {"ResultCode": 0, "ResultDesc": "Accepted"}
 SETTLED = {"processed", "ignored", "duplicate", "review"}
@@ -51,13 +61,6 @@ def maker():
 def checker():
     perms = ("approve_refund", "resolve_refund", "approve_payout", "resolve_payout")
     return staff_user("checker", *(f"payments.{p}" for p in perms))
-
-
-@pytest.fixture
-def daraja():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:  # patched for every thread
-        mock.get(TOKEN_URL, json={"access_token": "t", "expires_in": "3599"})
-        yield mock
 
 
 @pytest.fixture
@@ -78,39 +81,14 @@ def copies_at_once(path: str, body: dict, copies: int = 4) -> set[int]:
     return {status for status, _ in run_together([lambda c=c: deliver(path, body, c) for c in range(copies)])}
 
 
-def reversal_result(code=0, conversation_id=CONVERSATION_ID) -> dict:
-    """Daraja's reversal result (fixtures/mpesa): it reverses RECEIPT (KES 1 000) under `conversation_id`."""
-    body = fixture("reversal_result_success.json")
-    body["Result"].update(ResultCode=code, ConversationID=conversation_id)
-    return body
-
-
-def b2c_result(payout: Payout, code: int, conversation_id: str) -> dict:
-    """Daraja's B2C result (fixtures/mpesa) about `payout`: paid (0) or failed (2001)."""
-    body = fixture("b2c_result_success.json" if code == 0 else "b2c_result_failed_2001.json")
-    body["Result"].update(OriginatorConversationID=payout.reference, ConversationID=conversation_id)
-    if code == 0:
-        body["Result"]["ResultParameters"]["ResultParameter"][0]["Value"] = int(payout.amount)  # TransactionAmount
-    return body
-
-
-def reversal_answer(conversation_id=CONVERSATION_ID) -> dict:
-    return {"OriginatorConversationID": "f1e2-4b95-a71d", "ConversationID": conversation_id, "ResponseCode": "0",
-            "ResponseDescription": "Accept the service request successfully."}  # fmt: skip
-
-
 def refund_of(donation, maker, amount=None) -> Refund:
     return refund_request(donation=donation, amount=amount or donation.amount, reason="Donor asked", requested_by=maker)
 
 
 def sent_refund(daraja, maker, checker, **answer) -> Refund:
     """A whole-payment M-Pesa refund, approved; Daraja's answer to the reversal request accepted unless `answer`."""
-    daraja.post(REVERSAL_URL, **(answer or {"json": reversal_answer()}))
+    daraja.post(REVERSAL_URL, **(answer or {"json": request_accepted()}))
     return refund_approve(refund_id=refund_of(paid_donation(), maker).pk, approved_by=checker)
-
-
-def reversals(donation) -> list[Decimal]:
-    return list(donation.allocations.filter(entry=Allocation.Entry.REVERSAL).values_list("amount", flat=True))
 
 
 @pytest.fixture
@@ -129,14 +107,14 @@ def test_reversal_results_that_overtake_the_requests_answer_are_kept_and_refund_
 
     def answer_after_the_result(request):
         early.append(copies_at_once(REVERSAL_RESULT, reversal_result(), copies))
-        return 200, {}, json.dumps(reversal_answer())
+        return 200, {}, json.dumps(request_accepted())
 
     daraja.add_callback(responses.POST, REVERSAL_URL, callback=answer_after_the_result)
     refund = refund_approve(refund_id=refund_of(paid_donation(), maker).pk, approved_by=checker)
 
     assert early == [{200}]  # stored and acknowledged, not thrown away as "unknown"
-    assert refund.status == Refund.Status.REFUNDED and refund.provider_reference == CONVERSATION_ID
-    assert reversals(refund.donation) == [Decimal("-1000")]
+    assert refund.status == Refund.Status.REFUNDED and refund.provider_reference == MpesaReversal.conversation_id
+    assert reversals(refund) == [Decimal("-1000")]
     events = CallbackEvent.objects.all()
     assert set(events.values_list("status", flat=True)) <= SETTLED
     assert [e.our_reference for e in events if e.status == CallbackEvent.Status.PROCESSED] == [refund.reference]
@@ -152,7 +130,7 @@ def test_a_reversal_that_timed_out_is_settled_once_by_its_results_through_the_re
     refund.refresh_from_db()
     assert refund.status == Refund.Status.REFUNDED and not refund.needs_review
     assert refund.provider_reference == "AG_never_seen"  # learnt from the result
-    assert reversals(refund.donation) == [Decimal("-1000")]
+    assert reversals(refund) == [Decimal("-1000")]
     call_command("verify_ledger")
 
 
@@ -162,7 +140,7 @@ def test_a_result_is_matched_within_its_own_rail_only():
         provider="mtn", reference="RHCI-PO-mtn00000000001", msisdn="46733123470", amount=Decimal("100"),
         currency="EUR", provider_reference="3f6c1a9e-0000-4000-8000-000000000001",
     )  # fmt: skip
-    deliver(B2C_RESULT, b2c_result(payout, 2001, "AG_x"))
+    deliver(B2C_RESULT, b2c_result(payout, 2001, conversation_id="AG_x"))
     payout.refresh_from_db()
     assert payout.status == Payout.Status.SENT  # still awaiting MTN's own result; funds still committed
 
@@ -172,9 +150,9 @@ def test_a_result_is_matched_within_its_own_rail_only():
 
 @pytest.mark.usefixtures("trust_off")
 def test_with_trust_off_a_b2c_failure_on_the_secret_url_frees_no_funds(daraja, mpesa_payout, checker):
-    daraja.post(B2C_URL, json=reversal_answer("AG_b2c_1"))
+    daraja.post(B2C_URL, json=request_accepted("AG_b2c_1"))
     payout = payout_approve(payout_id=mpesa_payout.pk, approved_by=checker)
-    assert deliver(B2C_RESULT, b2c_result(payout, 2001, "AG_b2c_1"))[0] == 200
+    assert deliver(B2C_RESULT, b2c_result(payout, 2001, conversation_id="AG_b2c_1"))[0] == 200
     payout.refresh_from_db()
     assert payout.status == Payout.Status.SENT  # a forged failure would otherwise free the money to pay twice
     assert CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
@@ -185,13 +163,13 @@ def test_with_trust_off_a_reversal_result_is_held_until_a_person_applies_it(dara
     refund = sent_refund(daraja, maker, checker)
     assert deliver(REVERSAL_RESULT, reversal_result())[0] == 200
     refund.refresh_from_db()
-    assert refund.status == Refund.Status.SENT and reversals(refund.donation) == []
+    assert refund.status == Refund.Status.SENT and reversals(refund) == []
     event = CallbackEvent.objects.get()
     assert event.status == CallbackEvent.Status.REVIEW
     assert any("refund result(s) held" in alert for alert in watchdog_alerts())
 
     settled = money_out_apply_held(event_id=event.pk, applied_by=checker)
-    assert settled.status == Refund.Status.REFUNDED and reversals(refund.donation) == [Decimal("-1000")]
+    assert settled.status == Refund.Status.REFUNDED and reversals(refund) == [Decimal("-1000")]
     assert AuditEntry.objects.filter(action="refund.apply_result", actor=checker).exists()
     event.refresh_from_db()
     assert event.status == CallbackEvent.Status.PROCESSED
@@ -221,9 +199,10 @@ def test_forged_and_untrusted_results_move_nothing_under_concurrency(daraja, mak
 @pytest.mark.mysql
 @pytest.mark.django_db(transaction=True)
 def test_success_and_failure_racing_settle_the_payout_one_way_and_hold_the_other(daraja, mpesa_payout, checker):
-    daraja.post(B2C_URL, json=reversal_answer("AG_b2c"))
+    daraja.post(B2C_URL, json=request_accepted("AG_b2c"))
     payout = payout_approve(payout_id=mpesa_payout.pk, approved_by=checker)
-    run_together([lambda c=c: deliver(B2C_RESULT, b2c_result(payout, c, "AG_b2c")) for c in (0, 2001, 0, 2001)])
+    results = [b2c_result(payout, code, conversation_id="AG_b2c") for code in (0, 2001, 0, 2001)]
+    run_together([lambda body=body: deliver(B2C_RESULT, body) for body in results])
     payout.refresh_from_db()
     statuses = list(CallbackEvent.objects.values_list("status", flat=True))
     assert payout.status in (Payout.Status.PAID, Payout.Status.FAILED)

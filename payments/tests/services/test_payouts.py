@@ -29,15 +29,16 @@ from payments.services.payouts import (
     payout_request,
     payout_resolve,
 )
+from payments.tests.drivers import MpesaB2C, b2c_result
 from payments.tests.factories import CHECKER_PERMISSIONS, MAKER_PERMISSIONS, staff_user
 from payments.tests.helpers import post, run_together
-from payments.tests.mpesa_fakes import ACK, B2C_TOKEN, B2C_URL, SITE_URL, fixture
+from payments.tests.mpesa_fakes import ACK, B2C_TOKEN, B2C_URL, SITE_URL
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings", "daraja")]
 
 RESULT = f"/webhooks/mpesa/b2c/result/{B2C_TOKEN}/"
 TIMEOUT = f"/webhooks/mpesa/b2c/timeout/{B2C_TOKEN}/"
-CONVERSATION_ID = "AG_20240706_20106e9209f64bebd05b"
+CONVERSATION_ID = MpesaB2C.conversation_id
 INVALID = "The initiator information is invalid."
 S = Payout.Status
 
@@ -68,19 +69,6 @@ def b2c_answers(daraja, status: int = 200, conversation_id: str | None = CONVERS
 
 def b2c_calls(daraja) -> list:
     return [c for c in daraja.calls if c.request.url == B2C_URL]
-
-
-def result_body(payout: Payout, code=0, desc="", *, originator: str | None = None,
-                conversation_id: str | None = CONVERSATION_ID) -> dict:  # fmt: skip
-    """Daraja's B2C result (fixtures/mpesa) about `payout`: paid, failed with `code`, or its queue timeout (1)."""
-    body = fixture({0: "b2c_result_success.json", 1: "b2c_queue_timeout.json"}.get(code, "b2c_result_failed_2001.json"))
-    result = body["Result"]
-    result.update(ResultCode=code, ConversationID=conversation_id,
-                  OriginatorConversationID=payout.reference if originator is None else originator)  # fmt: skip
-    result["ResultDesc"] = desc or result["ResultDesc"]
-    if code == 0:
-        result["ResultParameters"]["ResultParameter"][0]["Value"] = int(payout.amount)  # TransactionAmount
-    return body
 
 
 def snapshot() -> list[dict]:
@@ -151,7 +139,7 @@ def test_a_result_with_no_usable_id_matches_no_payout_even_while_payouts_without
     before = snapshot()
 
     # Authentic (our secret URL) but naming nothing we know: kept unsettled for a later match, nothing applied.
-    assert post(path, result_body(without_id[0], **ids)) == (200, ACK)
+    assert post(path, b2c_result(without_id[0], **ids)) == (200, ACK)
     assert snapshot() == before
     event = CallbackEvent.objects.get()
     assert event.status == CallbackEvent.Status.FAILED and event.error == "names no payout we know yet"
@@ -160,21 +148,21 @@ def test_a_result_with_no_usable_id_matches_no_payout_even_while_payouts_without
 def test_a_result_naming_an_unknown_originator_and_a_known_conversation_id_settles_that_payout(payout_in):
     """The contrast: M-Pesa's ConversationID is the fallback when our OriginatorConversationID is not echoed."""
     payout, other = payout_in(S.SENT), payout_in(S.REQUESTED)
-    assert post(RESULT, result_body(payout, originator="not-ours")) == (200, ACK)
+    assert post(RESULT, b2c_result(payout, originator="not-ours")) == (200, ACK)
     assert (fresh(payout).status, payout.receipt) == (S.PAID, "SG632NMUAB")
     assert fresh(other).status == S.REQUESTED
 
 
 def test_a_result_settles_only_the_payout_it_names(payout_in):
     first, second = payout_in(S.AMBIGUOUS, "100"), payout_in(S.AMBIGUOUS, "100")
-    assert post(RESULT, result_body(second, conversation_id="AG_20240706_second")) == (200, ACK)
+    assert post(RESULT, b2c_result(second, conversation_id="AG_20240706_second")) == (200, ACK)
     assert (fresh(first).status, first.provider_reference) == (S.AMBIGUOUS, None)
     assert (fresh(second).status, second.provider_reference) == (S.PAID, "AG_20240706_second")
 
 
 def test_a_result_without_the_secret_is_held_for_review_or_404_when_it_names_no_payout(payout_in):
     payout = payout_in(S.REQUESTED)
-    assert post("/webhooks/mpesa/b2c/result/", result_body(payout)) == (200, ACK)
+    assert post("/webhooks/mpesa/b2c/result/", b2c_result(payout)) == (200, ACK)
     assert CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
     assert fresh(payout).status == S.REQUESTED
     unknown = {"Result": {"ResultCode": 0, "OriginatorConversationID": "nope", "ConversationID": "AG_y"}}
@@ -213,7 +201,7 @@ def test_a_result_on_the_secret_url_by_the_payouts_status(
     payout = payout_in(before)
     fields = ("status", "receipt", "result_code", "completed_at", "provider_reference")
     unchanged = Payout.objects.values(*fields).get(pk=payout.pk)
-    assert post(TIMEOUT if code == TIMED_OUT else RESULT, result_body(payout, code=code, desc=INVALID)) == (200, ACK)
+    assert post(TIMEOUT if code == TIMED_OUT else RESULT, b2c_result(payout, code=code, desc=INVALID)) == (200, ACK)
 
     assert (fresh(payout).status, payout.needs_review) == (after, review)
     assert CallbackEvent.objects.get().status == event
@@ -239,8 +227,8 @@ def test_a_result_on_the_secret_url_by_the_payouts_status(
 )
 def test_a_different_result_after_paid_is_held_and_the_payout_stays_paid(payout_in, change, field):
     payout = payout_in(S.SENT)
-    assert post(RESULT, result_body(payout)) == (200, ACK)
-    other = result_body(payout)
+    assert post(RESULT, b2c_result(payout)) == (200, ACK)
+    other = b2c_result(payout)
     other["Result"].update(change)
     assert post(RESULT, other) == (200, ACK)
     assert (fresh(payout).status, payout.receipt, payout.result_code) == (S.PAID, "SG632NMUAB", "0")
@@ -249,10 +237,10 @@ def test_a_different_result_after_paid_is_held_and_the_payout_stays_paid(payout_
 
 def test_a_queue_timeout_makes_a_sent_payout_ambiguous_and_the_result_then_pays_it(daraja, patient, payout_in):
     payout = payout_in(S.SENT, "20000")
-    assert post(TIMEOUT, result_body(payout, code=1, desc="The service request has timed out.")) == (200, ACK)
+    assert post(TIMEOUT, b2c_result(payout, code=1, desc="The service request has timed out.")) == (200, ACK)
     assert fresh(payout).status == S.AMBIGUOUS
     for _ in range(2):  # the second is a duplicate
-        assert post(RESULT, result_body(payout)) == (200, ACK)
+        assert post(RESULT, b2c_result(payout)) == (200, ACK)
         assert (fresh(payout).status, payout.receipt) == (S.PAID, "SG632NMUAB")
     assert patient_status(patient) == Patient.Status.IN_TREATMENT and len(b2c_calls(daraja)) == 1
 
@@ -261,7 +249,7 @@ def test_the_same_result_again_after_its_first_handling_died_is_ignored_not_sent
     """The first delivery paid the payout but its worker died before settling the inbox row: the provider's
     resend (a copy of an unsettled delivery, so handled again) finds the payout paid by that same result."""
     payout = payout_in(S.SENT)
-    body = json.dumps(result_body(payout)).encode()
+    body = json.dumps(b2c_result(payout)).encode()
     assert post(RESULT, body) == (200, ACK)
     CallbackEvent.objects.update(status=CallbackEvent.Status.RECEIVED)  # as if the mark never committed
     assert post(RESULT, body) == (200, ACK)
@@ -336,7 +324,7 @@ def result_then(daraja, *, code: int, then):
 
     def callback(request):
         payout = Payout.objects.get(reference=json.loads(request.body)["OriginatorConversationID"])
-        answers.append(post(RESULT, result_body(payout, code=code, desc="Result before the answer")))
+        answers.append(post(RESULT, b2c_result(payout, code=code, desc="Result before the answer")))
         if isinstance(then, BaseException):
             raise then
         return then

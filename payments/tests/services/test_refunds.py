@@ -9,7 +9,6 @@ from io import StringIO
 
 import pytest
 import requests
-import responses
 from django.core import mail
 from django.core.management import call_command
 from django.test import TestCase
@@ -20,18 +19,18 @@ from patients.models import Patient
 from patients.tests.factories import PatientFactory
 from payments.models import CallbackEvent, Payout, Refund
 from payments.services.refunds import RefundRefused, refund_approve, refund_request, refund_resolve
-from payments.tests.drivers import paid_donation
+from payments.tests.drivers import MpesaReversal, paid_donation, request_accepted, reversal_result
 from payments.tests.factories import staff_user
 from payments.tests.helpers import credited, post, run_together
-from payments.tests.mpesa_fakes import API, B2C_TOKEN, TOKEN_URL, fixture
+from payments.tests.mpesa_fakes import API, B2C_TOKEN
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings", "daraja")]
 
 REVERSAL_URL = f"{API}/mpesa/reversal/v1/request"
 RESULT = f"/webhooks/mpesa/reversal/result/{B2C_TOKEN}/"
 MAKER = ("payments.add_refund", "payments.view_refund")
 CHECKER = ("payments.approve_refund", "payments.resolve_refund", "payments.view_refund")
-CONVERSATION_ID = "AG_20261201_00004e2a5b1c7d9f0aaa"
+CONVERSATION_ID = MpesaReversal.conversation_id
 S = Refund.Status
 
 
@@ -55,19 +54,9 @@ def donation(patient):
     return paid_donation(patient=patient)
 
 
-def reversal_answers(mock=responses, **answer):
-    """Daraja's token and its answer to the reversal request (accepted unless `answer`); the mocked endpoint."""
-    mock.get(TOKEN_URL, json={"access_token": "t", "expires_in": "3599"})
-    return mock.post(REVERSAL_URL, **(answer or {"json": {
-        "OriginatorConversationID": "f1e2-4b95-a71d-b30d3cdbb7a7735297", "ConversationID": CONVERSATION_ID,
-        "ResponseCode": "0", "ResponseDescription": "Accept the service request successfully."}}))  # fmt: skip
-
-
-def reversal_result(code=0, desc=""):
-    """Daraja's reversal result (fixtures/mpesa) about our reversal: done, or failed with `code`."""
-    body = fixture("reversal_result_success.json")
-    body["Result"].update(ResultCode=code, ResultDesc=desc or body["Result"]["ResultDesc"])
-    return body
+def reversal_answers(daraja, **answer):
+    """Daraja's answer to the reversal request (accepted unless `answer`); the mocked endpoint."""
+    return daraja.post(REVERSAL_URL, **(answer or {"json": request_accepted()}))
 
 
 def sent(donation, maker, checker) -> Refund:
@@ -82,12 +71,11 @@ def reversal_rows(donation) -> bool:
 # --- the whole path -------------------------------------------------------------------------------------
 
 
-@responses.activate
-def test_a_refund_is_requested_approved_by_another_sent_once_and_reverses_the_ledger(patient, maker, checker):
+def test_a_refund_is_requested_approved_by_another_sent_once_and_reverses_the_ledger(daraja, patient, maker, checker):
     donation = paid_donation(patient=patient)
     patient.refresh_from_db()
     assert patient.status == Patient.Status.FULLY_FUNDED and credited(patient) == Decimal("1000")
-    sent_once = reversal_answers()
+    sent_once = reversal_answers(daraja)
 
     refund = refund_request(donation=donation, amount=Decimal("1000"), reason="Donor asked", requested_by=maker)
     assert refund.status == S.REQUESTED and sent_once.call_count == 0
@@ -172,11 +160,10 @@ def test_a_refund_cannot_take_money_already_paid_out(patient, donation, maker):
 # --- faults ---------------------------------------------------------------------------------------------
 
 
-@responses.activate
 def test_a_reversal_that_times_out_after_sending_is_ambiguous_never_resent_then_resolved(
-    patient, donation, maker, checker
+    daraja, patient, donation, maker, checker
 ):
-    sent_once = reversal_answers(body=requests.ReadTimeout("slow"))
+    sent_once = reversal_answers(daraja, body=requests.ReadTimeout("slow"))
     refund = sent(donation, maker, checker)
     assert refund.status == S.AMBIGUOUS and refund.needs_review
     with pytest.raises(RefundRefused, match="receipt"):
@@ -187,9 +174,8 @@ def test_a_reversal_that_times_out_after_sending_is_ambiguous_never_resent_then_
     assert sent_once.call_count == 1
 
 
-@responses.activate
-def test_a_queue_timeout_makes_it_ambiguous_and_the_late_result_settles_it(donation, maker, checker):
-    reversal_answers()
+def test_a_queue_timeout_makes_it_ambiguous_and_the_late_result_settles_it(daraja, donation, maker, checker):
+    reversal_answers(daraja)
     refund = sent(donation, maker, checker)
     post(f"/webhooks/mpesa/reversal/timeout/{B2C_TOKEN}/", reversal_result(1, "The service request has timed out."))
     refund.refresh_from_db()
@@ -199,7 +185,6 @@ def test_a_queue_timeout_makes_it_ambiguous_and_the_late_result_settles_it(donat
     assert refund.status == S.REFUNDED and not refund.needs_review
 
 
-@responses.activate
 @pytest.mark.parametrize(
     ("path", "result", "status", "review"),
     [
@@ -209,9 +194,9 @@ def test_a_queue_timeout_makes_it_ambiguous_and_the_late_result_settles_it(donat
     ids=["refused", "without-the-secret"],
 )
 def test_a_refused_or_unauthenticated_reversal_leaves_the_ledger_alone(
-    patient, donation, maker, checker, path, result, status, review
+    daraja, patient, donation, maker, checker, path, result, status, review
 ):
-    reversal_answers()
+    reversal_answers(daraja)
     refund = sent(donation, maker, checker)
     assert post(path, result)[0] == 200
     refund.refresh_from_db()
@@ -265,22 +250,21 @@ def attempt(call):
 @pytest.mark.mysql
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("race", ["approvals", "requests", "reversals"])
-def test_five_at_once_send_request_and_reverse_once(patient, race):
+def test_five_at_once_send_request_and_reverse_once(daraja, patient, race):
     patient.funding_goal = Decimal("100000")
     patient.save()
     donation = paid_donation(patient=patient)
     people = [staff_user(f"staff{i}", *MAKER, *CHECKER) for i in range(6)]
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as daraja:  # patched for every thread
-        sent_once = reversal_answers(daraja)
-        if race == "approvals":
-            refund = refund_request(donation=donation, amount=Decimal("1000"), reason="", requested_by=people[5])
-            calls = [lambda c=c: refund_approve(refund_id=refund.pk, approved_by=c) for c in people[:5]]
-        elif race == "requests":
-            calls = [lambda m=m: refund_request(donation=donation, amount=Decimal("1000"), reason="", requested_by=m)
-                     for m in people[:5]]  # fmt: skip
-        else:
-            calls = [lambda: donation_refund(donation_id=donation.pk, amount=Decimal("1000"))] * 5
-        answers = run_together([attempt(call) for call in calls])
+    sent_once = reversal_answers(daraja)
+    if race == "approvals":
+        refund = refund_request(donation=donation, amount=Decimal("1000"), reason="", requested_by=people[5])
+        calls = [lambda c=c: refund_approve(refund_id=refund.pk, approved_by=c) for c in people[:5]]
+    elif race == "requests":
+        calls = [lambda m=m: refund_request(donation=donation, amount=Decimal("1000"), reason="", requested_by=m)
+                 for m in people[:5]]  # fmt: skip
+    else:
+        calls = [lambda: donation_refund(donation_id=donation.pk, amount=Decimal("1000"))] * 5
+    answers = run_together([attempt(call) for call in calls])
     if race != "reversals":
         assert sum(isinstance(a, Refund) for a in answers) == 1
         assert Refund.objects.filter(donation=donation).count() == 1
