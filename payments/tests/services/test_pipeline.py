@@ -27,12 +27,6 @@ UNTRUSTED = {"where": lambda driver: not driver.trusted}
 AT_ONCE = pytest.param(True, marks=[pytest.mark.mysql, pytest.mark.django_db(transaction=True)], id="at-once")
 
 
-@pytest.fixture
-def rail(request, settings):
-    with DRIVERS[request.param].running(settings) as driver:
-        yield driver
-
-
 def test_every_registered_provider_has_a_driver():
     """A fifth provider is proven by this suite from its first commit: its driver is all it needs here."""
     assert set(PROVIDER_CLASSES) == set(DRIVERS), "add a Driver for it to payments/tests/drivers.py"

@@ -15,12 +15,6 @@ pytestmark = pytest.mark.django_db
 AT_ONCE = pytest.param(True, marks=[pytest.mark.mysql, pytest.mark.django_db(transaction=True)], id="at-once")
 
 
-@pytest.fixture
-def rail(request, settings):
-    with MONEY_OUT[request.param].running(settings) as driver:
-        yield driver
-
-
 def with_cases(attribute, where=lambda d: True):
     return [
         pytest.param(code, case, id=f"{code}-{name}")

@@ -27,12 +27,6 @@ PENDING = {"data": "Transaction pending.", "message": "Request successful.", "su
 P = Payment.Status
 
 
-@pytest.fixture
-def rail(request, settings):
-    with DRIVERS[request.param].running(settings) as driver:
-        yield driver
-
-
 def due(payment: Payment, **fields) -> Payment:
     Payment.objects.filter(pk=payment.pk).update(**{"next_check_at": timezone.now() - timedelta(seconds=5), **fields})
     payment.refresh_from_db()

@@ -25,12 +25,6 @@ PADDING = "x" * 60_000  # a forger's body can be nearly CALLBACK_MAX_BODY_BYTES 
 RECORD_BUDGET = 1024  # what one refused delivery may cost us, body, headers and error together
 
 
-@pytest.fixture
-def rail(request, settings):
-    with DRIVERS[request.param].running(settings) as driver:
-        yield driver
-
-
 def stored_bytes(event: CallbackEvent) -> int:
     return len(event.body.encode()) + len(json.dumps(event.headers)) + len(event.error.encode())
 
