@@ -24,6 +24,8 @@ class PaymentFactory(factory.django.DjangoModelFactory):
 # The admin powers over money, as the roles hold them (payments.models: Payout, CallbackEvent, Payment Meta).
 MAKER_PERMISSIONS = ("payments.add_payout", "payments.view_payout")
 CHECKER_PERMISSIONS = ("payments.approve_payout", "payments.resolve_payout", "payments.view_payout")
+REFUND_MAKER_PERMISSIONS = ("payments.add_refund", "payments.view_refund")
+REFUND_CHECKER_PERMISSIONS = ("payments.approve_refund", "payments.resolve_refund", "payments.view_refund")
 
 
 def staff_user(username: str, *permissions: str):

@@ -37,7 +37,6 @@ from payments.tests.drivers import (
     reversals,
     sent_payout,
 )
-from payments.tests.factories import staff_user
 from payments.tests.helpers import run_together
 from payments.tests.mpesa_fakes import API, B2C_TOKEN, B2C_URL
 
@@ -50,17 +49,6 @@ B2C_RESULT = f"/webhooks/mpesa/b2c/result/{B2C_TOKEN}/"
 RECEIPT = "TL4RCPT001"
 DARAJA_OK = {"ResultCode": 0, "ResultDesc": "Accepted"}
 SETTLED = {"processed", "ignored", "duplicate", "review"}
-
-
-@pytest.fixture
-def maker():
-    return staff_user("maker", "payments.add_refund", "payments.add_payout")
-
-
-@pytest.fixture
-def checker():
-    perms = ("approve_refund", "resolve_refund", "approve_payout", "resolve_payout")
-    return staff_user("checker", *(f"payments.{p}" for p in perms))
 
 
 @pytest.fixture

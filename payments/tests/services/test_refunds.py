@@ -20,7 +20,7 @@ from patients.tests.factories import PatientFactory
 from payments.models import CallbackEvent, Payout, Refund
 from payments.services.refunds import RefundRefused, refund_approve, refund_request, refund_resolve
 from payments.tests.drivers import MpesaReversal, paid_donation, request_accepted, reversal_result
-from payments.tests.factories import staff_user
+from payments.tests.factories import REFUND_CHECKER_PERMISSIONS, REFUND_MAKER_PERMISSIONS, staff_user
 from payments.tests.helpers import credited, post, run_together
 from payments.tests.mpesa_fakes import API, B2C_TOKEN
 
@@ -28,20 +28,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings", "
 
 REVERSAL_URL = f"{API}/mpesa/reversal/v1/request"
 RESULT = f"/webhooks/mpesa/reversal/result/{B2C_TOKEN}/"
-MAKER = ("payments.add_refund", "payments.view_refund")
-CHECKER = ("payments.approve_refund", "payments.resolve_refund", "payments.view_refund")
+MAKER, CHECKER = REFUND_MAKER_PERMISSIONS, REFUND_CHECKER_PERMISSIONS
 CONVERSATION_ID = MpesaReversal.conversation_id
 S = Refund.Status
-
-
-@pytest.fixture
-def maker():
-    return staff_user("refund-maker", *MAKER)
-
-
-@pytest.fixture
-def checker():
-    return staff_user("refund-checker", *CHECKER)
 
 
 @pytest.fixture
