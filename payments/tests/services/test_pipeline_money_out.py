@@ -25,9 +25,12 @@ def with_cases(attribute, where=lambda d: True):
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("ambiguous", [False, True], ids=["sent", "ambiguous"])  # ambiguous: its send timed out
 @pytest.mark.parametrize("rail", MONEY_OUT, indirect=True)
-def test_a_confirmed_result_settles_once(rail):
+def test_a_confirmed_result_settles_once(rail, ambiguous):
     subject = rail.subject()
+    if ambiguous:
+        type(subject).objects.filter(pk=subject.pk).update(status=type(subject).Status.AMBIGUOUS, needs_review=True)
     rail.says_paid()
     assert deliver(rail.result_path, rail.success_body(subject), method=rail.method) == (200, rail.ack)
 

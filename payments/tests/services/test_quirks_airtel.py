@@ -1,6 +1,6 @@
 """Airtel Money's own ways (the shared properties are test_pipeline.py's and test_pipeline_money_out.py's): its
-legacy callback shape, no secret configured, the hash redacted before storing, notifications, a disbursement
-result settling an ambiguous payout, the id a timed-out payout is known by."""
+legacy callback shape, no secret configured, the hash redacted before storing, notifications, the id a timed-out
+payout is known by (which its result then settles, as every rail's does: test_pipeline_money_out.py)."""
 
 import json
 from decimal import Decimal
@@ -10,12 +10,11 @@ import pytest
 from donor.models import Allocation
 from payments.models import CallbackEvent, Payment, Payout
 from payments.providers.airtel.client import airtel_id
-from payments.tests.drivers import Airtel, AirtelDisbursement, deliver, driver_fixtures, funded_patient
+from payments.tests.drivers import Airtel, deliver, driver_fixtures, funded_patient
 from payments.tests.factories import staff_user
 from payments.tests.helpers import credited
 from payments.tests.providers.airtel.support import (
     AIRTEL_ID,
-    DISBURSEMENT_ENQUIRY_URL,
     DISBURSEMENT_URL,
     ENQUIRY_URL,
     fixture,
@@ -93,24 +92,6 @@ def test_a_notification_with_a_wrong_hash_is_401(airtel, payment):
     status, answer = deliver("/webhooks/airtel/notification/", signed(secret="not-our-secret"))
     assert status == 401, answer  # today: 200 with Airtel's ack, the row settled as processed
     assert CallbackEvent.objects.get().status == CallbackEvent.Status.REJECTED
-
-
-@pytest.fixture
-def ambiguous_payout():
-    """Airtel answered DP00900001000 (or timed out): only the id chosen before sending (our reference in
-    Airtel's alphabet, stored by the payout service before the request) is known."""
-    payout = AirtelDisbursement.subject(AirtelDisbursement)
-    Payout.objects.filter(pk=payout.pk).update(status=Payout.Status.AMBIGUOUS, needs_review=True)
-    return payout
-
-
-def test_a_disbursement_result_settles_an_ambiguous_payout(airtel, ambiguous_payout):
-    enquiry_says(airtel, "disbursement_enquiry_success.json", url=DISBURSEMENT_ENQUIRY_URL)
-    body = AirtelDisbursement.success_body(AirtelDisbursement, ambiguous_payout)
-    assert deliver("/webhooks/airtel/disbursement/", body) == (200, ACK)
-    ambiguous_payout.refresh_from_db()
-    assert ambiguous_payout.status == Payout.Status.PAID
-    assert CallbackEvent.objects.get().status == CallbackEvent.Status.PROCESSED
 
 
 def test_a_payout_whose_send_timed_out_keeps_the_id_airtel_knows_it_by(airtel, settings):
