@@ -29,7 +29,7 @@ from payments.services.payouts import (
     payout_request,
     payout_resolve,
 )
-from payments.tests.drivers import MpesaB2C, b2c_result
+from payments.tests.drivers import MpesaB2C, b2c_result, funded_patient
 from payments.tests.factories import CHECKER_PERMISSIONS, MAKER_PERMISSIONS, staff_user
 from payments.tests.helpers import post, run_together
 from payments.tests.mpesa_fakes import ACK, B2C_TOKEN, B2C_URL, SITE_URL
@@ -46,15 +46,7 @@ S = Payout.Status
 @pytest.fixture
 def patient():
     """Fully funded, with a treatment partner paid through M-Pesa."""
-    partner = TreatmentPartnerFactory(payout_provider="mpesa", payout_msisdn="254708374149", country="KE")
-    return PatientFactory(
-        code="PAT-KE-20",
-        currency="KES",
-        funding_goal=Decimal("50000"),
-        funding_received=Decimal("50000"),
-        status=Patient.Status.FULLY_FUNDED,
-        treatment_partner=partner,
-    )
+    return funded_patient(provider="mpesa", msisdn="254708374149", amount=Decimal("50000"), currency="KES")
 
 
 def b2c_answers(daraja, status: int = 200, conversation_id: str | None = CONVERSATION_ID, **kwargs) -> None:
