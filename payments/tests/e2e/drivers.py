@@ -72,6 +72,8 @@ class E2eDriver:
     trust: ClassVar[str] = "unverified"  # the trust of its payment callbacks (confirmed by the status query)
     event_kind: ClassVar[str] = ""  # the kind of its payment callback events ("": not checked)
     never_stored: ClassVar[tuple[str, ...]] = ()  # body keys of its callbacks the site never keeps
+    reference_prefix: ClassVar[str] = ""  # how the payment's provider reference begins
+    reference_is_transaction: ClassVar[bool] = True  # the donor's "transactionId" is the provider reference
     charge_extra: ClassVar[dict[str, str]] = {}  # what its simulator's charge of a donation records besides
     receipt_key: ClassVar[tuple[str, ...]]  # where its receipt is in the simulator's charge
     receipt_by_query: ClassVar[bool] = True  # its status query tells the receipt (else only its callback does)
@@ -204,6 +206,7 @@ class Airtel(E2eDriver):
     event_kind = "payment"
     never_stored = ("hash",)  # keyed with our secret
     receipt_key = ("transactionId",)  # Airtel's airtel_money_id
+    reference_is_transaction = False  # the donor's "transactionId" is its airtel_money_id too
     insufficient = ("not enough balance", "DP00800001007")
     cancelled = "cancelled"
     expires_by = "reconcile"  # Airtel says TIP/TA while the prompt is open, then TF
@@ -326,6 +329,7 @@ class Mpesa(E2eDriver):
     donor_name = "Wanjiku"
     ack = {"ResultCode": 0, "ResultDesc": "Accepted"}
     callback_path = "/webhooks/mpesa/stkpush/"
+    reference_prefix = "ws_CO_"  # Daraja's CheckoutRequestID
     receipt_key = ("extra", "receipt")
     receipt_by_query = False  # the STK Push Query has no MpesaReceiptNumber
     insufficient = ("insufficient", "(M-Pesa 1)")

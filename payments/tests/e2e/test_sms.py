@@ -5,13 +5,11 @@ from decimal import Decimal
 
 import pytest
 import requests
-from django.core.cache import cache
 
 from donor.models import SmsMessage
 from patients.tests.factories import PatientFactory
 from payments.models import Payment
-from payments.providers.mpesa.config import CONFIG as MPESA_CONFIG
-from payments.sandbox.server import run_sandbox
+from payments.tests.e2e.drivers import DRIVERS
 from payments.tests.e2e.support import donate_via_api, handle_of, wait_for_deliveries, wait_for_status, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -20,28 +18,13 @@ PATIENT = "PAT-KE-SMS"
 
 @pytest.fixture
 def sandbox(live_server, settings):
-    cache.clear()
-    server = run_sandbox(port=0, callback_url=live_server.url + "/unused/", time_scale=0.1)
-    settings.PAYMENT_PROVIDERS = {
-        **settings.PAYMENT_PROVIDERS,
-        "mpesa": {
-            **settings.PAYMENT_PROVIDERS["mpesa"],
-            **MPESA_CONFIG.sandbox_credentials(),
-            "api_url": f"{server.base_url}/daraja",
-            "callback_url": "",
-            "trust_callbacks": False,
-            "allowed_ips": [],
-            "ip_allowlist_strict": False,
-        },
-    }
-    settings.SITE_URL = live_server.url
-    settings.SMS_GATEWAY = "africastalking"
-    settings.AFRICASTALKING_USERNAME = "sandbox"
-    settings.AFRICASTALKING_API_KEY = "sandbox-api-key"
-    settings.AFRICASTALKING_API_URL = f"{server.base_url}/africastalking"
-    yield server
-    server.shutdown()
-    cache.clear()
+    """M-Pesa's sandbox (drivers.py, `Mpesa`), its Africa's Talking SMS gateway the site's."""
+    with DRIVERS["mpesa"].running(live_server, settings) as server:
+        settings.SMS_GATEWAY = "africastalking"
+        settings.AFRICASTALKING_USERNAME = "sandbox"
+        settings.AFRICASTALKING_API_KEY = "sandbox-api-key"
+        settings.AFRICASTALKING_API_URL = f"{server.base_url}/africastalking"
+        yield server
 
 
 def sms_messages(sandbox) -> list[dict]:
