@@ -354,7 +354,7 @@ def test_refund_through_maker_checker_reverses_the_ledger(
     assert simulated["amount"] == case.amount
     named, refunded_payment = driver.refund_target(simulated, payment)
     assert named == refunded_payment
-    assert refund.receipt
+    assert refund.receipt  # which id it holds: payments/tests/drivers.py, e.g. MtnRefund (MTN's receipt is dropped)
     if case.at_once:
         assert refund.receipt == refund.provider_reference
     if case.callback_path:
