@@ -122,9 +122,11 @@ class Rail:
         return self.methods[0]
 
     def answer(self, name: str, *, status: int = 200, **changes: Any) -> None:
-        """The far side's status answer: one of its fixtures, with `changes` (an HTTP error when `name` is "")."""
+        """The far side's status answer: one of its fixtures, with `changes`; where `name` is "", a bare HTTP
+        `status` without a body, or (status 0) no answer at all."""
         if not name:
-            self.mock.add(self.status_method, self.status_url, body=requests.ConnectionError("unreachable"))
+            failure = {"status": status} if status else {"body": requests.ConnectionError("unreachable")}
+            self.mock.add(self.status_method, self.status_url, **failure)
             return
         body = self.fixture(name) | changes
         self.mock.add(self.status_method, self.status_url, json=body, status=status)
@@ -160,7 +162,10 @@ class Driver(Rail):
     # Status answers, by fixture name: (name, HTTP status, the event's verdict). A success is never credited on
     # any of these; "failed" ones overrule it (→ payment status, the reason's code).
     paid: ClassVar[tuple[str, dict]] = ("", {})
-    pending: ClassVar[tuple[str, dict]] = ("", {})  # a trusted rail's "not yet" status answer
+    pending: ClassVar[tuple[str, dict]] = ("", {})  # its "not yet" status answer (trusted or secret-bearing rails)
+    down: ClassVar[tuple[str, dict]] = ("", {})  # its far side failing (secret-bearing rails)
+    secret_setting: ClassVar[str] = ""  # the provider setting holding the secret in its bodies, where it has one
+    notice_kind: ClassVar[str] = ""  # the kind its notices are stored as, where it sends any
     unsure: ClassVar[list[tuple[str, int, str]]] = []
     failed: ClassVar[list[tuple[str, str, str]]] = []
     malformed: ClassVar[dict[str, bytes]] = {}
@@ -202,6 +207,14 @@ class Driver(Rail):
         bodies come to."""
         return self.callback_path if self.secret_in_body else f"{self.callback_path}{token_for(payment)}/"
 
+    def notice(self, forged: bool = False) -> tuple[str, dict]:
+        """A notice (not about a payment of ours) on its URL, or on one we never issued; where a rail has notices."""
+        raise NotImplementedError
+
+    def unsigned_body(self, payment: Payment) -> Body:
+        """A success without the secret in its body (what is sent while none is configured)."""
+        raise NotImplementedError
+
     def forged_url(self, payment: Payment) -> str:
         """A URL (with a body below) that no callback of ours can come from."""
         return self.callback_path if self.secret_in_body else f"{self.callback_path}not-a-token-of-ours/"
@@ -235,6 +248,8 @@ class AzamPay(Driver):
     aliases = (azampay.CALLBACK_URL.rstrip("/"),)  # never a redirect, with or without the slash
     paid = ("status_success.json", {})
     pending = ("status_success.json", {"data": "Transaction pending."})
+    down = ("", {"status": 503})
+    secret_setting = "callback_password"
     failed = [("status_failed.json", Payment.Status.FAILED, "")]
     malformed = {
         "truncated": b'{"transactionstatus": "success", "utilityref": ',
@@ -271,6 +286,9 @@ class AzamPay(Driver):
 
     def failure_body(self, payment):
         return self.body(payment, status="failure")
+
+    def unsigned_body(self, payment):
+        return self.body(payment, password=None, amount="1")  # its amount is not believed either
 
     def forgeries(self, payment):
         return {
@@ -367,6 +385,7 @@ class Mtn(Driver):
     msisdn = "46733123454"
     reference = mtn.REFERENCE
     receipt = "1574559373"
+    notice_kind = "remittance"
     aliases = ("/webhooks/mtn/collection/", "/webhooks/mtn/collection")  # the body's references name the payment
     paid = ("status_successful.json", {})
     unsure = [
@@ -404,6 +423,10 @@ class Mtn(Driver):
         self.answer("status_successful.json", amount="1")
         return self.success_body(payment)
 
+    def notice(self, forged=False):
+        path = "/webhooks/mtn/remittance/not-a-token-of-ours/" if forged else "/webhooks/mtn/remittance/"
+        return path, self.fixture("callback_transfer_successful.json")
+
 
 Mtn.malformed = {
     "array": mtn.raw_fixture("callback_malformed_array.json"),
@@ -431,6 +454,10 @@ class Airtel(Driver):
     reference = airtel.REFERENCE
     receipt = "C3648.00993.538XX.XX67"  # the enquiry's airtel_money_id: Airtel's word, not the callback's
     paid = ("enquiry_success.json", {})
+    pending = ("enquiry_in_progress.json", {})
+    down = ("enquiry_success.json", {"status": 500})
+    secret_setting = "callback_secret"
+    notice_kind = "notification"
     unsure = [
         ("enquiry_in_progress.json", 200, CallbackEvent.Status.REVIEW),
         ("enquiry_ambiguous.json", 200, CallbackEvent.Status.REVIEW),
@@ -466,6 +493,12 @@ class Airtel(Driver):
 
     def failure_body(self, payment):
         return self.signed("callback_failure.json")
+
+    def unsigned_body(self, payment):
+        return self.signed(secret=None)
+
+    def notice(self, forged=False):  # Airtel documents no notification shape: whatever it sends is kept
+        return "/webhooks/airtel/notification/", self.signed(secret="not-our-secret" if forged else airtel.SECRET)
 
     def forgeries(self, payment):
         failure = self.signed("callback_failure.json")

@@ -1,12 +1,12 @@
 """What every provider's payment callback must do, written once and run for each provider's driver
-(payments/tests/drivers.py), through the real URLs: record → authenticate → parse → attach → verify (the status
-query) → apply.
+(payments/tests/drivers.py), through the real URLs: record → authenticate → parse → attach → verify (the status query) →
+apply.
 
-Credited once; never on its word unless trusted (AzamPay with its callback password is; M-Pesa, MTN and Airtel
-are confirmed by their status query); a failure or a success overruled by the status query; another amount held
-for review; duplicates and re-encoded copies credited once (one by one here, twenty at once on MariaDB: the
-`mysql` parameters); malformed → 400 and kept; forged → 401 and nothing asked. Each provider's own ways are in
-test_quirks_<code>.py.
+Credited once; never on its word unless trusted (AzamPay with its callback password is; M-Pesa, MTN and Airtel are
+confirmed by their status query); a failure or a success overruled by the status query; another amount held for
+review; duplicates and re-encoded copies credited once (one by one here, twenty at once on MariaDB: the `mysql`
+parameters); malformed → 400 and kept; forged → 401 and nothing asked; with no secret configured, an unsigned success
+only a reason to ask; notices kept and moving nothing. Each provider's own ways are in test_quirks_<code>.py.
 """
 
 import json
@@ -118,6 +118,29 @@ def test_with_trusted_callbacks_off_a_trusted_success_waits_for_the_status_query
     else:
         assert_pending(payment)
         assert CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
+
+
+UNSIGNED = cases(lambda d: {"pending": (d.pending, CallbackEvent.Status.REVIEW),
+                             "confirmed": (d.paid, CallbackEvent.Status.PROCESSED),
+                             "unreachable": (d.down, CallbackEvent.Status.FAILED)},  # the sweeper asks again
+                 where=lambda d: bool(d.secret_setting))  # fmt: skip
+
+
+@pytest.mark.parametrize(("rail", "answer"), UNSIGNED, indirect=["rail"])
+def test_with_no_secret_configured_an_unsigned_success_is_only_a_reason_to_ask(rail, answer, settings):
+    (name, changes), verdict = answer
+    settings.PAYMENT_PROVIDERS[rail.code][rail.secret_setting] = ""
+    payment = rail.payment()
+    rail.answer(name, **changes)
+    assert deliver(rail.secret_url(payment), rail.unsigned_body(payment), method=rail.method) == (200, rail.ack)
+
+    event = CallbackEvent.objects.get()
+    assert (event.trust, event.status) == ("unverified", verdict)
+    if verdict == CallbackEvent.Status.FAILED:
+        assert event.next_attempt_at is not None and event.attempts == 1 and rail.asked() >= 1  # maybe again at once
+    else:
+        assert rail.asked() == 1
+    assert_credited_once(rail, payment) if verdict == CallbackEvent.Status.PROCESSED else assert_pending(payment)
 
 
 @pytest.mark.parametrize("rail", DRIVERS, indirect=True)
@@ -271,6 +294,29 @@ def test_a_callback_about_no_payment_of_ours_is_a_404(rail):
     assert event.status == CallbackEvent.Status.REJECTED and event.payment is None
     assert rail.calls() == 0
     assert_pending(payment)
+
+
+NOTICES = cases(lambda d: {f"{m}-{w}": (m, w == "forged") for m in d.methods for w in ("ours", "forged")},
+                where=lambda d: bool(d.notice_kind))  # fmt: skip
+
+
+@pytest.mark.parametrize(("rail", "notice"), NOTICES, indirect=["rail"])
+def test_a_notice_is_stored_and_acknowledged_and_moves_nothing_and_one_on_a_forged_url_or_hash_is_a_401(rail, notice):
+    method, forged = notice
+    payment = rail.payment()
+    url, body = rail.notice(forged)
+    status, answer = deliver(url, body, method=method)
+
+    event = CallbackEvent.objects.get()
+    if forged:
+        assert (status, answer["code"], event.status) == (401, "AUTH_REQUIRED", CallbackEvent.Status.REJECTED)
+    else:
+        assert (status, answer) == (200, rail.ack)
+        assert (event.kind, event.status) == (rail.notice_kind, CallbackEvent.Status.PROCESSED)
+        assert "notice" in event.error
+        assert json.loads(event.body) == {k: v for k, v in body.items() if k != "hash"}  # the hash: redacted
+    assert len(rail.mock.calls) == 0
+    assert_pending(payment)  # a notice never moves a payment
 
 
 @pytest.mark.parametrize("rail", DRIVERS, indirect=True)

@@ -1,13 +1,12 @@
 """Airtel Money's own ways (the shared properties are test_pipeline.py's and test_pipeline_money_out.py's): its
-legacy callback shape, no secret configured, the hash redacted before storing, notifications, the id a timed-out
-payout is known by (which its result then settles, as every rail's does: test_pipeline_money_out.py)."""
+legacy callback shape, malformed bodies with no secret configured, the hash redacted before storing, the id a
+timed-out payout is known by (which its result then settles, as every rail's does: test_pipeline_money_out.py)."""
 
 import json
 from decimal import Decimal
 
 import pytest
 
-from donor.models import Allocation
 from payments.models import CallbackEvent, Payment, Payout
 from payments.providers.airtel.client import airtel_id
 from payments.tests.drivers import Airtel, deliver, driver_fixtures, funded_patient
@@ -55,16 +54,6 @@ def test_the_legacy_shape_is_confirmed_the_same_way(airtel, payment):
     assert credited(payment) == AMOUNT
 
 
-def test_without_a_secret_configured_an_unsigned_callback_is_still_only_a_reason_to_ask(airtel, payment, settings):
-    settings.PAYMENT_PROVIDERS["airtel"]["callback_secret"] = ""
-    enquiry_says(airtel, "enquiry_in_progress.json")
-    assert deliver(PAYMENT, signed(secret=None)) == (200, ACK)
-    payment.refresh_from_db()
-    assert payment.status == Payment.Status.PENDING
-    event = CallbackEvent.objects.get()
-    assert (event.trust, event.status) == ("unverified", CallbackEvent.Status.REVIEW)
-
-
 @pytest.mark.parametrize(
     "name",
     ["callback_malformed_no_id.json", "callback_malformed_no_status.json", "callback_malformed_no_transaction.json"],
@@ -73,24 +62,6 @@ def test_malformed_bodies_without_a_secret_configured_are_400(airtel, payment, s
     settings.PAYMENT_PROVIDERS["airtel"]["callback_secret"] = ""
     status, answer = deliver(PAYMENT, fixture(name))
     assert (status, answer["code"]) == (400, "INVALID_FORMAT")
-    assert CallbackEvent.objects.get().status == CallbackEvent.Status.REJECTED
-
-
-def test_a_notification_is_stored_and_acknowledged(airtel, payment):
-    body = signed()  # Airtel documents no notification shape: whatever it sends is kept
-    assert deliver("/webhooks/airtel/notification/", body) == (200, ACK)
-    event = CallbackEvent.objects.get()
-    assert (event.kind, event.status) == ("notification", CallbackEvent.Status.PROCESSED)
-    assert "notice" in event.error
-    assert "hash" not in json.loads(event.body)
-    assert len(airtel.calls) == 0 and Allocation.objects.count() == 0
-    payment.refresh_from_db()
-    assert payment.status == Payment.Status.PENDING  # a notice never moves a payment
-
-
-def test_a_notification_with_a_wrong_hash_is_401(airtel, payment):
-    status, answer = deliver("/webhooks/airtel/notification/", signed(secret="not-our-secret"))
-    assert status == 401, answer  # today: 200 with Airtel's ack, the row settled as processed
     assert CallbackEvent.objects.get().status == CallbackEvent.Status.REJECTED
 
 

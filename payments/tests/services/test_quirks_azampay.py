@@ -1,7 +1,8 @@
 """AzamPay's own ways (the shared properties are test_pipeline.py's): card payments matched by the externalId we
-sent, a failure it has no final word on, the callback password never stored, and without a password configured
-its callbacks only a reason to ask; storage failures. MariaDB: many donations to one patient at once, a verdict
-that cannot be written. A failed event's replay is test_inbox.py's, beside the sweeper's and reconciliation's."""
+sent, a failure it has no final word on, the callback password never stored; storage failures (without a password
+configured, its callbacks are only a reason to ask: test_pipeline.py). MariaDB: many donations to one patient at
+once, a verdict that cannot be written. A failed event's replay is test_inbox.py's, beside the sweeper's and
+reconciliation's."""
 
 import json
 from decimal import Decimal
@@ -136,34 +137,6 @@ def test_callback_password_never_reaches_the_stored_event(client, payment):
         if event.body_kept:  # the rejected near-miss keeps no body at all (a fixed-size record)
             assert json.loads(event.body)["password"] == "***"
     assert [event.body_kept for event in events].count(False) == 1
-
-
-@pytest.mark.parametrize(
-    ("answer", "event_status", "paid"),
-    [
-        ({"json": {"data": "Transaction pending.", "success": True, "statusCode": 200}}, CallbackEvent.Status.REVIEW,
-         False),
-        ({"json": fixture("status_success.json")}, CallbackEvent.Status.PROCESSED, True),  # the body's amount unused
-        ({"status": 503}, CallbackEvent.Status.FAILED, False),  # nobody doubts it yet: the sweeper asks again
-    ],
-    ids=["pending", "confirmed", "unreachable"],
-)  # fmt: skip
-def test_without_a_password_an_unsigned_success_is_only_a_reason_to_ask(
-    client, payment, no_callback_password, azam, django_capture_on_commit_callbacks, answer, event_status, paid
-):
-    status = azam.get(STATUS_URL, **answer)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = post(client, callback_body(payment, password=None, amount="1"))
-
-    assert response.status_code == 200 and response.json() == ACK
-    assert status.call_count == 1 or answer == {"status": 503}  # a 503 is asked again at once
-    event = CallbackEvent.objects.get()
-    assert (event.trust, event.status) == ("unverified", event_status)
-    if event_status == CallbackEvent.Status.FAILED:
-        assert event.next_attempt_at is not None and event.attempts == 1
-    payment.refresh_from_db()
-    assert payment.status == (Payment.Status.SUCCEEDED if paid else Payment.Status.PENDING)
-    assert credited(payment) == (Decimal("5000") if paid else 0)
 
 
 def test_database_unavailable_when_recording_is_a_503(client, payment, monkeypatch):

@@ -1,8 +1,6 @@
-"""MTN MoMo's own ways (the shared properties are test_pipeline.py's and test_pipeline_money_out.py's): a callback
-on its secret URL needs no reference in its body, a body naming another payment on it is held, remittance
-notices are stored and acknowledged (and refused on a URL we never issued)."""
-
-import json
+"""MTN MoMo's own ways (the shared properties are test_pipeline.py's and test_pipeline_money_out.py's): a callback on
+its secret URL needs no reference in its body, a body naming another payment on it is held. Its remittance notices
+are test_pipeline.py's, with Airtel's."""
 
 import pytest
 
@@ -50,22 +48,3 @@ def test_a_secret_url_of_one_payment_with_the_body_of_another_is_held_for_review
     assert event.status == CallbackEvent.Status.REVIEW and event.payment == payment
     assert Allocation.objects.count() == 0
     assert rail.asked() == 0
-
-
-@pytest.mark.parametrize("method", ["put", "post"])
-def test_a_remittance_notice_is_stored_and_acknowledged(momo, payment, method):
-    body = fixture("callback_transfer_successful.json")
-    assert deliver("/webhooks/mtn/remittance/", body, method=method) == (200, ACK)
-    event = CallbackEvent.objects.get()
-    assert (event.kind, event.status) == ("remittance", CallbackEvent.Status.PROCESSED)
-    assert "notice" in event.error and json.loads(event.body) == body
-    assert len(momo.calls) == 0 and Allocation.objects.count() == 0
-
-
-def test_a_remittance_notice_on_a_secret_url_we_never_issued_is_401(momo):
-    status, body = deliver(
-        "/webhooks/mtn/remittance/not-a-token-of-ours/", fixture("callback_transfer_successful.json")
-    )
-    assert status == 401, body  # today: 200 {"status": "accepted", ...}, the row settled as processed
-    assert body["code"] == "AUTH_REQUIRED"
-    assert CallbackEvent.objects.get().status == CallbackEvent.Status.REJECTED
