@@ -506,32 +506,6 @@ def test_copies_of_one_confirmation_at_once_make_one_payment_and_one_credit(pati
 
 @pytest.mark.mysql
 @pytest.mark.django_db(transaction=True)
-def test_two_trans_ids_naming_one_pending_donation_at_once_complete_it_once_and_credit_both(patient):
-    pending = DonationFactory(patient=patient, currency="KES", amount=Decimal("500.00"))
-    bodies = [c2b_body(bill_ref=pending.reference, trans_id=trans_id) for trans_id in ("TL7QW2XK9P", "TL7QW2XK9Q")]
-    assert run_together([poster(CONFIRMATION, body) for body in bodies]) == [(200, ACK)] * 2
-
-    pending.refresh_from_db()
-    assert pending.status == Donation.Status.COMPLETED and not pending.needs_review
-    [completing] = pending.payments.all()
-    assert completing.status == Payment.Status.SUCCEEDED and not completing.needs_review
-    other = Donation.objects.exclude(pk=pending.pk).get()
-    assert other.patient == patient and other.amount == Decimal("500.00")
-    assert other.status == Donation.Status.COMPLETED and other.needs_review
-    [flagged] = other.payments.all()
-    assert flagged.needs_review and flagged.status == Payment.Status.SUCCEEDED
-    assert {completing.provider_reference, flagged.provider_reference} == {"TL7QW2XK9P", "TL7QW2XK9Q"}
-    events = dict(CallbackEvent.objects.values_list("provider_reference", "status"))
-    assert events == {completing.provider_reference: E.PROCESSED, flagged.provider_reference: E.REVIEW}
-    flagged_event = CallbackEvent.objects.get(provider_reference=flagged.provider_reference)
-    assert flagged_event.error.startswith(f"names donation {pending.reference}")
-    assert Allocation.objects.count() == 2
-    assert credited(patient) == Decimal("1000.00")
-    ledger_ok()
-
-
-@pytest.mark.mysql
-@pytest.mark.django_db(transaction=True)
 def test_many_trans_ids_naming_one_patient_by_code_and_by_pending_donation_at_once_are_all_credited(patient):
     """Some name the patient's code, some its pending donation: locks taken in different orders must not lose
     a payment (InnoDB deadlock victims are retried)."""
@@ -542,14 +516,21 @@ def test_many_trans_ids_naming_one_patient_by_code_and_by_pending_donation_at_on
 
     assert Payment.objects.filter(status=Payment.Status.SUCCEEDED).count() == Payment.objects.count() == THREADS
     pending.refresh_from_db()
-    assert pending.status == Donation.Status.COMPLETED and pending.payments.count() == 1
+    assert pending.status == Donation.Status.COMPLETED and not pending.needs_review
+    [completing] = pending.payments.all()
+    assert completing.status == Payment.Status.SUCCEEDED and not completing.needs_review
     assert Donation.objects.filter(status=Donation.Status.COMPLETED).count() == THREADS
     assert Allocation.objects.count() == THREADS
     assert credited(patient) == Decimal("500.00") * THREADS
     statuses = list(CallbackEvent.objects.values_list("status", flat=True))
-    assert E.FAILED not in statuses and len(statuses) == THREADS
+    assert len(statuses) == THREADS
     # Half named the donation: one of them completed it, the other half-minus-one are flagged new donations.
-    assert statuses.count(E.REVIEW) == THREADS // 2 - 1
+    assert (statuses.count(E.REVIEW), statuses.count(E.PROCESSED)) == (THREADS // 2 - 1, THREADS // 2 + 1)
+    for event in CallbackEvent.objects.filter(status=E.REVIEW):
+        assert event.error.startswith(f"names donation {pending.reference}")
+        assert event.payment.needs_review and event.payment.status == Payment.Status.SUCCEEDED
+        flagged = event.payment.donation
+        assert (flagged.patient, flagged.amount, flagged.needs_review) == (patient, Decimal("500.00"), True)
     ledger_ok()
 
 
