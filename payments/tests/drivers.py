@@ -625,6 +625,7 @@ class MoneyOut(Rail):
     result_path: ClassVar[str]
     receipt: ClassVar[str]
     another_amount: ClassVar[str] = ""  # the amount `other_amount` claims, where a rail has one
+    timeout_path: ClassVar[str] = ""  # where its queue timeout comes, where it has one
     paid: ClassVar[tuple[str, dict]] = ("", {})
     unsure: ClassVar[list[str]] = []  # status answers that confirm nothing
     malformed: ClassVar[dict[str, bytes]] = {}
@@ -638,6 +639,13 @@ class MoneyOut(Rail):
         raise NotImplementedError
 
     def success_body(self, subject) -> Body:
+        raise NotImplementedError
+
+    def failure_body(self, subject) -> Body:
+        """Its result saying the money did not move (trusted rails)."""
+        raise NotImplementedError
+
+    def queue_timeout_body(self, subject) -> Body:
         raise NotImplementedError
 
     def forged_url(self) -> str:
@@ -679,6 +687,7 @@ class MpesaB2C(MoneyOut):
     status_url = mpesa.QUERY_URL  # never asked: nothing to count
     status_method = "POST"
     result_path = f"/webhooks/mpesa/b2c/result/{mpesa.B2C_TOKEN}/"
+    timeout_path = f"/webhooks/mpesa/b2c/timeout/{mpesa.B2C_TOKEN}/"
     receipt = "SG632NMUAB"
     another_amount = "11"
     conversation_id = "AG_20240706_20106e9209f64bebd05b"
@@ -703,6 +712,12 @@ class MpesaB2C(MoneyOut):
         next(p for p in parameters if p["Key"] == "TransactionAmount")["Value"] = int(amount or subject.amount)
         return body
 
+    def failure_body(self, subject):
+        return b2c_result(subject, 2001)
+
+    def queue_timeout_body(self, subject):
+        return b2c_result(subject, 1, "The service request has timed out.")
+
     def forged_url(self):
         return "/webhooks/mpesa/b2c/result/not-our-secret/"
 
@@ -718,6 +733,7 @@ class MpesaReversal(MoneyOut):
     status_url = mpesa.QUERY_URL
     status_method = "POST"
     result_path = f"/webhooks/mpesa/reversal/result/{mpesa.B2C_TOKEN}/"
+    timeout_path = f"/webhooks/mpesa/reversal/timeout/{mpesa.B2C_TOKEN}/"
     receipt = "TL4RVS0001"
     conversation_id = "AG_20261201_00004e2a5b1c7d9f0aaa"
     malformed = {name: MpesaB2C.malformed[name] for name in ("not-json", "no-result", "result-not-object")}
@@ -732,6 +748,12 @@ class MpesaReversal(MoneyOut):
 
     def success_body(self, subject):
         return reversal_result()
+
+    def failure_body(self, subject):
+        return reversal_result("R000002", "The OriginalTransactionID is invalid")
+
+    def queue_timeout_body(self, subject):
+        return reversal_result(1, "The service request has timed out.")
 
     def forged_url(self):
         return "/webhooks/mpesa/reversal/result/not-our-secret/"

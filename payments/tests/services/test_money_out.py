@@ -137,16 +137,6 @@ def test_a_result_is_matched_within_its_own_rail_only():
 
 
 @pytest.mark.usefixtures("trust_off")
-def test_with_trust_off_a_b2c_failure_on_the_secret_url_frees_no_funds(daraja, mpesa_payout, checker):
-    daraja.post(B2C_URL, json=request_accepted("AG_b2c_1"))
-    payout = payout_approve(payout_id=mpesa_payout.pk, approved_by=checker)
-    assert deliver(B2C_RESULT, b2c_result(payout, 2001, conversation_id="AG_b2c_1"))[0] == 200
-    payout.refresh_from_db()
-    assert payout.status == Payout.Status.SENT  # a forged failure would otherwise free the money to pay twice
-    assert CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
-
-
-@pytest.mark.usefixtures("trust_off")
 def test_with_trust_off_a_reversal_result_is_held_until_a_person_applies_it(daraja, maker, checker):
     refund = sent_refund(daraja, maker, checker)
     assert deliver(REVERSAL_RESULT, reversal_result())[0] == 200

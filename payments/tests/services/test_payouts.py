@@ -227,16 +227,6 @@ def test_a_different_result_after_paid_is_held_and_the_payout_stays_paid(payout_
     assert CallbackEvent.objects.order_by("pk").last().status == CallbackEvent.Status.REVIEW
 
 
-def test_a_queue_timeout_makes_a_sent_payout_ambiguous_and_the_result_then_pays_it(daraja, patient, payout_in):
-    payout = payout_in(S.SENT, "20000")
-    assert post(TIMEOUT, b2c_result(payout, code=1, desc="The service request has timed out.")) == (200, ACK)
-    assert fresh(payout).status == S.AMBIGUOUS
-    for _ in range(2):  # the second is a duplicate
-        assert post(RESULT, b2c_result(payout)) == (200, ACK)
-        assert (fresh(payout).status, payout.receipt) == (S.PAID, "SG632NMUAB")
-    assert patient_status(patient) == Patient.Status.IN_TREATMENT and len(b2c_calls(daraja)) == 1
-
-
 def test_the_same_result_again_after_its_first_handling_died_is_ignored_not_sent_to_review(payout_in):
     """The first delivery paid the payout but its worker died before settling the inbox row: the provider's
     resend (a copy of an unsettled delivery, so handled again) finds the payout paid by that same result."""

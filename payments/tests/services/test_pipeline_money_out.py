@@ -78,14 +78,28 @@ def test_a_result_the_status_query_does_not_confirm_is_held_for_review(rail, ans
     assert rail.asked() == 1
 
 
+@pytest.mark.parametrize("says", ["success", "failure"])  # a forged failure would free the money to pay twice
 @pytest.mark.parametrize("rail", [code for code, d in MONEY_OUT.items() if d.trusted], indirect=True)
-def test_with_trust_off_a_result_is_held_not_applied(rail, settings):
+def test_with_trust_off_a_result_is_held_not_applied(rail, settings, says):
     settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS = False
     subject = rail.subject()
-    assert deliver(rail.result_path, rail.success_body(subject), method=rail.method) == (200, rail.ack)
+    body = getattr(rail, f"{says}_body")(subject)
+    assert deliver(rail.result_path, body, method=rail.method) == (200, rail.ack)
 
     rail.untouched(subject)
     assert CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
+
+
+@pytest.mark.parametrize("rail", [code for code, d in MONEY_OUT.items() if d.timeout_path], indirect=True)
+def test_a_queue_timeout_makes_it_ambiguous_and_its_result_then_settles_it_once(rail):
+    subject = rail.subject()
+    assert deliver(rail.timeout_path, rail.queue_timeout_body(subject)) == (200, rail.ack)
+    subject.refresh_from_db()
+    assert subject.status == type(subject).Status.AMBIGUOUS and subject.needs_review
+    for _ in range(2):  # the second is a duplicate
+        assert deliver(rail.result_path, rail.success_body(subject)) == (200, rail.ack)
+        rail.settled_once(subject)
+    assert rail.calls() == 0  # never sent again
 
 
 @pytest.mark.parametrize("rail", [code for code, d in MONEY_OUT.items() if "other_amount" in d.__dict__], indirect=True)

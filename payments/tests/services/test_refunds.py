@@ -163,17 +163,6 @@ def test_a_reversal_that_times_out_after_sending_is_ambiguous_never_resent_then_
     assert sent_once.call_count == 1
 
 
-def test_a_queue_timeout_makes_it_ambiguous_and_the_late_result_settles_it(daraja, donation, maker, checker):
-    reversal_answers(daraja)
-    refund = sent(donation, maker, checker)
-    post(f"/webhooks/mpesa/reversal/timeout/{B2C_TOKEN}/", reversal_result(1, "The service request has timed out."))
-    refund.refresh_from_db()
-    assert refund.status == S.AMBIGUOUS
-    post(RESULT, reversal_result())
-    refund.refresh_from_db()
-    assert refund.status == S.REFUNDED and not refund.needs_review
-
-
 @pytest.mark.parametrize(
     ("path", "result", "status", "review"),
     [
