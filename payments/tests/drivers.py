@@ -265,21 +265,9 @@ class AzamPay(Driver):
             **fields,
         )
 
-    def body(self, payment: Payment, *, status: str = "success", password: str | None = azampay.PASSWORD, **fields):
-        data = self.fixture("callback_real_sandbox.json")
-        reference = payment.provider_reference
-        data.update(
-            transactionstatus=status,
-            message="success" if status == "success" else "Insufficient balance",
-            utilityref=payment.reference,
-            reference=reference,
-            externalreference=reference,
-            transid=reference,
-            amount=f"{payment.amount:.0f}",
-        )
-        if password is not None:
-            data["password"] = password
-        return data | fields
+    @classmethod
+    def body(cls, payment: Payment, *, status: str = "success", password: str | None = azampay.PASSWORD, **fields):
+        return json.loads(azampay.callback_body(payment, status=status, password=password, **fields))
 
     def success_body(self, payment):
         return self.body(payment)

@@ -26,6 +26,7 @@ from payments.tests.azampay_fakes import (
     callback_body,
     fixture,
 )
+from payments.tests.drivers import deliver
 from payments.tests.factories import PaymentFactory
 from payments.tests.helpers import credited, poster, run_together
 
@@ -34,10 +35,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")
 DONATIONS_URL = "/api/v1.0/donors/donations/"
 THREADS = 20
 ERROR_KEYS = {"error", "message", "code"}
-
-
-def post(client, body: bytes, path: str = CALLBACK_URL):
-    return client.post(path, data=body, content_type="application/json")
 
 
 @pytest.fixture
@@ -49,14 +46,9 @@ def payment() -> Payment:
     )
 
 
-def test_failure_callback_fails_the_donation_with_its_reason_when_the_provider_has_no_final_word(
-    client, payment, azam, django_capture_on_commit_callbacks
-):
+def test_failure_callback_fails_the_donation_with_its_reason_when_the_provider_has_no_final_word(payment, azam):
     status = azam.get(STATUS_URL, json={"data": "Transaction pending.", "success": True, "statusCode": 200})
-    with django_capture_on_commit_callbacks(execute=True):
-        response = post(client, callback_body(payment, status="failure"))
-
-    assert response.status_code == 200 and response.json() == ACK
+    assert deliver(CALLBACK_URL, callback_body(payment, status="failure")) == (200, ACK)
     assert status.call_count == 1  # a failure is re-checked before the donation is given up
     payment.refresh_from_db()
     donation = Donation.objects.get(pk=payment.donation_id)
@@ -86,29 +78,25 @@ def card_callback(payment: Payment, external_id: str) -> bytes:
     )
 
 
-def test_card_payment_callback_is_matched_by_the_external_id_we_sent(client, api_client, azam):
+def test_card_payment_callback_is_matched_by_the_external_id_we_sent(api_client, azam):
     payment, external_id = start_card_donation(api_client, azam)
     assert payment.provider_reference is None
-    response = post(client, card_callback(payment, external_id))
-
-    assert response.status_code == 200 and response.json() == ACK
+    assert deliver(CALLBACK_URL, card_callback(payment, external_id)) == (200, ACK)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED
     assert payment.provider_reference == "d" * 32
     assert credited(payment) == Decimal("5000")
 
 
-def test_card_payment_with_a_reference_over_30_characters_is_still_matched(client, api_client, azam, settings):
+def test_card_payment_with_a_reference_over_30_characters_is_still_matched(api_client, azam, settings):
     settings.DONATION_REFERENCE_PREFIX = "KIDS-HEART-FUND"
     payment, external_id = start_card_donation(api_client, azam)
     assert len(payment.reference) > 30
-    response = post(client, card_callback(payment, external_id))
-
-    assert response.status_code == 200
+    assert deliver(CALLBACK_URL, card_callback(payment, external_id)) == (200, ACK)
     assert credited(payment) == Decimal("5000")
 
 
-def test_a_callback_with_our_id_in_externalreference_finds_the_payment(client, payment):
+def test_a_callback_with_our_id_in_externalreference_finds_the_payment(payment):
     data = fixture("callback_externalreference_variant.json") | {
         "password": PASSWORD,
         "externalreference": payment.reference,
@@ -116,17 +104,15 @@ def test_a_callback_with_our_id_in_externalreference_finds_the_payment(client, p
         "transid": payment.provider_reference,
         "amount": "5000",
     }
-    response = post(client, json.dumps(data).encode())
-    assert response.status_code == 200
+    assert deliver(CALLBACK_URL, data) == (200, ACK)
     assert credited(payment) == Decimal("5000")
 
 
 def test_callback_password_never_reaches_the_stored_event(client, payment):
-    post(client, callback_body(payment))
-    post(client, callback_body(payment, status="failure"))
-    post(client, callback_body(payment, amount="1"))
-    other = PaymentFactory()
-    post(client, callback_body(other, password=PASSWORD.upper()))  # rejected: the near-miss is not kept either
+    bodies = [callback_body(payment), callback_body(payment, status="failure"), callback_body(payment, amount="1")]
+    bodies.append(callback_body(PaymentFactory(), password=PASSWORD.upper()))  # rejected: the near-miss is not kept
+    for body in bodies:
+        client.post(CALLBACK_URL, data=body, content_type="application/json")
 
     events = list(CallbackEvent.objects.all())
     assert len(events) == 4
@@ -139,15 +125,14 @@ def test_callback_password_never_reaches_the_stored_event(client, payment):
     assert [event.body_kept for event in events].count(False) == 1
 
 
-def test_database_unavailable_when_recording_is_a_503(client, payment, monkeypatch):
+def test_database_unavailable_when_recording_is_a_503(payment, monkeypatch):
     def database_down(**kwargs):
         raise OperationalError("(2006, 'MySQL server has gone away')")
 
     monkeypatch.setattr(CallbackEvent.objects, "create", database_down)
-    response = post(client, callback_body(payment))
+    status, answer = deliver(CALLBACK_URL, callback_body(payment))
 
-    assert response.status_code == 503
-    assert set(response.json()) == ERROR_KEYS
+    assert status == 503 and set(answer) == ERROR_KEYS
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PENDING
 

@@ -7,7 +7,6 @@ The attack (issue 18, item 1): with AZAMPAY_CALLBACK_PASSWORD empty, a forged ca
 successful.", with no reference and no amount) must not be taken as ours. AzamPay's far side is `responses`.
 """
 
-import json
 from decimal import Decimal
 
 import pytest
@@ -17,6 +16,7 @@ from donor.models import Donation
 from payments.models import CallbackEvent, Payment
 from payments.services.reconcile import payments_reconcile
 from payments.tests.azampay_fakes import ACK, CALLBACK_URL, PASSWORD, STATUS_URL, fixture
+from payments.tests.drivers import AzamPay, deliver
 from payments.tests.factories import PaymentFactory
 from payments.tests.helpers import credited
 
@@ -43,30 +43,14 @@ def unpaid() -> Payment:
     return make_unpaid()
 
 
-def forged_callback(payment: Payment, azampay_id: str = OTHER_ID, status: str = "success") -> bytes:
+def forged_callback(payment: Payment, azampay_id: str = OTHER_ID, status: str = "success") -> dict:
     """What anyone can send: our reference (guessable) and someone else's AzamPay id; no password."""
-    data = fixture("callback_real_sandbox.json")
-    data.update(
-        transactionstatus=status,
-        message=status,
-        utilityref=payment.reference,
-        reference=azampay_id,
-        externalreference=azampay_id,
-        transid=azampay_id,
-        amount=f"{payment.amount:.0f}",
-    )
-    return json.dumps(data).encode()
-
-
-def deliver(client, body: bytes, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):  # runs the verification task the callback queued
-        return client.post(CALLBACK_URL, data=body, content_type="application/json")
+    ids = dict.fromkeys(("reference", "externalreference", "transid"), azampay_id)
+    return AzamPay.body(payment, status=status, password=None, **ids)
 
 
 @pytest.mark.parametrize("other_is_ours", [True, False], ids=["another-donations-id", "an-outside-id"])
-def test_a_forged_callback_naming_another_transactions_id_credits_nothing(
-    client, azam, other_is_ours, django_capture_on_commit_callbacks
-):
+def test_a_forged_callback_naming_another_transactions_id_credits_nothing(azam, other_is_ours):
     if other_is_ours:  # the id of an earlier donor's completed donation, as its status page showed it
         PaymentFactory(provider_reference=OTHER_ID, status=Payment.Status.SUCCEEDED)
     unpaid = make_unpaid()
@@ -76,9 +60,7 @@ def test_a_forged_callback_naming_another_transactions_id_credits_nothing(
         match=[matchers.query_param_matcher({"pgReferenceId": OTHER_ID}, strict_match=False)],
     )
 
-    response = deliver(client, forged_callback(unpaid), django_capture_on_commit_callbacks)
-
-    assert response.status_code == 200 and response.json() == ACK  # nothing tells the forger what happened
+    assert deliver(CALLBACK_URL, forged_callback(unpaid)) == (200, ACK)  # nothing tells the forger what happened
     unpaid.refresh_from_db()
     assert unpaid.status == Payment.Status.PENDING
     assert Donation.objects.get(pk=unpaid.donation_id).status == Donation.Status.PENDING
@@ -90,12 +72,10 @@ def test_a_forged_callback_naming_another_transactions_id_credits_nothing(
     assert asked.call_count <= 1
 
 
-def test_a_pending_answer_about_a_forged_id_is_not_remembered_for_the_next_query(
-    client, azam, unpaid, django_capture_on_commit_callbacks
-):
+def test_a_pending_answer_about_a_forged_id_is_not_remembered_for_the_next_query(azam, unpaid):
     """Otherwise the forged id becomes the payment's own, and the next scheduled query credits on it."""
     azam.get(STATUS_URL, json={"data": "Transaction pending.", "message": "Request successful.", "success": True})
-    deliver(client, forged_callback(unpaid), django_capture_on_commit_callbacks)
+    deliver(CALLBACK_URL, forged_callback(unpaid))
     unpaid.refresh_from_db()
     assert unpaid.provider_reference is None
 
@@ -120,13 +100,13 @@ ANSWERS = {
 
 @pytest.mark.parametrize(("extra", "credits"), list(ANSWERS.values()), ids=list(ANSWERS))
 def test_an_answer_about_an_unauthenticated_id_credits_only_when_it_names_our_reference_and_amount(
-    client, azam, unpaid, extra, credits, django_capture_on_commit_callbacks
+    azam, unpaid, extra, credits
 ):
     answer = fixture("status_success.json")
     answer.update({key: value.format(reference=unpaid.reference) for key, value in extra.items()})
     azam.get(STATUS_URL, json=answer)
 
-    deliver(client, forged_callback(unpaid), django_capture_on_commit_callbacks)
+    deliver(CALLBACK_URL, forged_callback(unpaid))
 
     unpaid.refresh_from_db()
     assert (unpaid.status == Payment.Status.SUCCEEDED) is credits
@@ -135,9 +115,7 @@ def test_an_answer_about_an_unauthenticated_id_credits_only_when_it_names_our_re
         assert unpaid.provider_reference == OTHER_ID
 
 
-def test_the_id_from_the_checkout_answer_is_asked_about_whatever_id_the_callback_names(
-    client, azam, django_capture_on_commit_callbacks
-):
+def test_the_id_from_the_checkout_answer_is_asked_about_whatever_id_the_callback_names(azam):
     """An MNO payment has AzamPay's id from the checkout answer: that id, never the callback's, is asked about."""
     payment = PaymentFactory(
         provider_reference="b85e971981844a6f8888b42579655b8f",
@@ -150,16 +128,14 @@ def test_the_id_from_the_checkout_answer_is_asked_about_whatever_id_the_callback
         match=[matchers.query_param_matcher({"pgReferenceId": payment.provider_reference}, strict_match=False)],
     )
 
-    deliver(client, forged_callback(payment), django_capture_on_commit_callbacks)
+    deliver(CALLBACK_URL, forged_callback(payment))
 
     assert ours.call_count == 1
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PENDING and credited(payment) == 0
 
 
-def test_an_authenticated_callback_binds_the_id_it_names(
-    client, azam, unpaid, settings, django_capture_on_commit_callbacks
-):
+def test_an_authenticated_callback_binds_the_id_it_names(azam, unpaid, settings):
     """With the dashboard password the callback is authenticated: the id it names is ours to ask about (here a
     failure, which is always re-asked before it is applied)."""
     settings.PAYMENT_PROVIDERS = {
@@ -167,10 +143,7 @@ def test_an_authenticated_callback_binds_the_id_it_names(
         "azampay": {**settings.PAYMENT_PROVIDERS["azampay"], "callback_password": PASSWORD},
     }
     azam.get(STATUS_URL, json={**fixture("status_failed.json")})
-    body = json.loads(forged_callback(unpaid, status="failure"))
-    body["password"] = PASSWORD
-
-    deliver(client, json.dumps(body).encode(), django_capture_on_commit_callbacks)
+    deliver(CALLBACK_URL, forged_callback(unpaid, status="failure") | {"password": PASSWORD})
 
     unpaid.refresh_from_db()
     assert unpaid.status == Payment.Status.FAILED and unpaid.provider_reference == OTHER_ID
