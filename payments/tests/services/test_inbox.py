@@ -51,7 +51,7 @@ def make_due(*events: CallbackEvent) -> None:
 # --- a worker dies between storing and handling, or its handler crashes: every entry point finishes it --
 
 
-def test_a_resend_of_a_delivery_that_never_finished_is_handled_not_swallowed(client, payment):
+def test_a_resend_of_a_delivery_that_never_finished_is_handled_not_swallowed(client, payment, azam_pending):
     body = callback_body(payment)
     original = stored_only(payment, body)
     assert original.status == CallbackEvent.Status.RECEIVED and credited(payment) == 0
@@ -62,6 +62,12 @@ def test_a_resend_of_a_delivery_that_never_finished_is_handled_not_swallowed(cli
     assert credited(payment) == Decimal("5000")
     resend = CallbackEvent.objects.exclude(pk=original.pk).get()
     assert resend.duplicate_of_id == original.pk and resend.status == CallbackEvent.Status.PROCESSED
+    for _ in range(2):  # more copies, then reconciliation re-runs what is open: still credited once
+        client.post(CALLBACK_URL, data=body, content_type="application/json")
+    payments_reconcile(older_than=timedelta(0))
+    assert credited(payment) == Decimal("5000")
+    assert Allocation.objects.filter(donation=payment.donation).count() == 1
+    assert not CallbackEvent.objects.exclude(status__in=CallbackEvent.SETTLED).exists()
 
 
 def crashed(client, payment: Payment, monkeypatch, *, crashing: bool = False) -> CallbackEvent:
@@ -286,17 +292,6 @@ def test_a_content_length_that_is_not_a_number_of_bytes_is_a_json_400(client, le
 def test_deeply_nested_json_at_the_donation_api_is_a_400(client):
     response = client.post("/api/v1.0/donors/donations/", data=b"[" * 50000, content_type="application/json")
     assert response.status_code == 400 and response.json()["code"] == "INVALID_FORMAT"
-
-
-def test_a_replayed_duplicate_of_a_stored_delivery_credits_once(client, payment, azam_pending):
-    body = callback_body(payment)
-    stored_only(payment, body)
-    for _ in range(3):
-        client.post(CALLBACK_URL, data=body, content_type="application/json")
-    payments_reconcile(older_than=timedelta(0))
-    assert credited(payment) == Decimal("5000")
-    assert Allocation.objects.filter(donation=payment.donation).count() == 1
-    assert not CallbackEvent.objects.exclude(status__in=CallbackEvent.SETTLED).exists()
 
 
 def test_the_database_going_away_mid_handling_is_a_503_and_the_resend_is_handled(client, payment, monkeypatch):
