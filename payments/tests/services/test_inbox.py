@@ -215,8 +215,10 @@ def test_a_throttled_callback_is_stored_and_finished_later(client, payment, sett
 
     assert response.status_code == 429 and set(response.json()) >= ERROR_KEYS
     assert response["X-RateLimit-Limit"] == "0"
-    event = CallbackEvent.objects.get()
-    assert event.status == CallbackEvent.Status.RECEIVED and credited(payment) == 0
+    event = CallbackEvent.objects.get()  # authentic: its body is kept for the sweeper
+    assert (event.status, event.trust, event.body_kept) == (CallbackEvent.Status.RECEIVED, "trusted", True)
+    assert event.next_attempt_at is not None and credited(payment) == 0
+    assert Payment.objects.get(pk=payment.pk).status == Payment.Status.PENDING
 
     settings.WEBHOOK_RATE_LIMIT_PER_MINUTE = 1000
     make_due(event)
