@@ -7,11 +7,11 @@
    (bench/setup_payments.py, no repeats).
 2. Stores one authenticated success callback per payment **through the real webhook**: gunicorn
    (config.wsgi, 2 sync workers) with CALLBACK_ACK=stored and TASKS_BACKEND=database, wrk through the bodies,
-   and no task worker running — so every delivery is an inbox row `received` plus a `process_callback` task
-   row, exactly what the webhook leaves behind. Then mysqldump keeps that state as a snapshot.
+   and no task worker running — so every delivery is an inbox row `received`, and the queue holds what the
+   webhook leaves behind (one coalesced `callbacks_drain` task for the backlog, its flag set). Then mysqldump keeps that state as a snapshot.
 3. Per backend and per N: reloads the snapshot (so every run starts from the same backlog); for `rq` the
-   tasks are then put on the RQ queue by calling `process_callback.enqueue(event_id)` for every stored event
-   (what the webhook does after `callback_record`) in a process with TASKS_BACKEND=rq; starts N workers —
+   task the webhook queued is put on the RQ queue (one `callbacks_drain`: the webhook queues one for a backlog)
+   in a process with TASKS_BACKEND=rq; starts N workers —
    `manage.py db_worker --interval 0.1`, or `manage.py rqworker --job-class django_tasks_rq.Job default` —
    and times, polling SQL every 0.2 s, until every event is settled and every payment credited (bounded by
    --timeout; a run that times out reports its partial rate), then until the queue is empty (the donors'
@@ -213,13 +213,14 @@ def enqueue_rq(db: str) -> None:
     import django
 
     django.setup()
-    from payments.models import CallbackEvent
-    from payments.services.dispatch import process_callback
+    from payments.models import QueuedFlag
+    from payments.services.dispatch import callbacks_drain
 
-    ids = list(CallbackEvent.objects.filter(status=CallbackEvent.Status.RECEIVED).values_list("pk", flat=True))
-    for event_id in ids:
-        process_callback.enqueue(event_id)
-    print(f"enqueued {len(ids)}")
+    # What the webhook leaves on the queue for a backlog of payment callbacks: one drain (its flag is in the
+    # snapshot, set); the drain itself queues a second one while its claims come back full.
+    QueuedFlag.objects.update(queued_at=None)
+    callbacks_drain.enqueue()
+    print("enqueued 1 drain")
 
 
 def redis_usable(url: str) -> str:
@@ -424,7 +425,7 @@ def main() -> None:
         events = int(sql.scalar("SELECT COUNT(*) FROM payments_callbackevent WHERE status = 'received'"))
         tasks = int(sql.scalar("SELECT COUNT(*) FROM django_tasks_database_dbtaskresult WHERE status = 'READY'"))
         sql.close()
-        log(f"  stored: {events} inbox rows received, {tasks} process_callback tasks queued")
+        log(f"  stored: {events} inbox rows received, {tasks} tasks queued (callbacks_drain, coalesced)")
         snapshot = work / "stored.sql"
         with snapshot.open("wb") as out:
             run(

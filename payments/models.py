@@ -374,3 +374,14 @@ class SchedulerLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.holder} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+
+class QueuedFlag(models.Model):
+    """ "A task of this kind is waiting to run" (payments/services/coalesce.py): set with a compare-and-set by whoever
+    enqueues it, cleared by the task as its first step, so a storm of deliveries queues one drain, not one each."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'queued at ' + f'{self.queued_at:%H:%M:%S}' if self.queued_at else 'clear'}"

@@ -27,7 +27,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial, reduce
+from functools import reduce
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -36,12 +36,13 @@ from django.utils import timezone
 
 from donor.completions import donations_complete
 from donor.models import Donation
-from donor.notifications import donation_notify_queue, notices_record_credits
+from donor.notifications import notices_record_credits
 from payments.models import CallbackEvent, Payment, PaymentHistory, fit
 from payments.providers.base import CallbackRole, CallbackTrust, PaymentStatus, ProviderResult
 from payments.providers.registry import PROVIDER_CLASSES
 from payments.services.callback_steps import Delivery, held
 from payments.services.callbacks import PAYMENT, TRACEBACK_CHARS, verification_ask, verification_verdict
+from payments.services.coalesce import notices_relay_queue
 from payments.services.inbox import (
     MARK_FIELDS,
     Outcome,
@@ -75,6 +76,7 @@ class BatchReport:
     """What a batch did: the outcome of each event it settled, and the events left to the per-event path."""
 
     own: Outcome | None = None  # the task's own event, if this batch finished it (or another worker has it)
+    claimed: int = 0  # how many inbox rows the claim took (0: nothing claimable was left)
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     fallback: list[int] = field(default_factory=list)
 
@@ -85,14 +87,16 @@ class _ItemFailed(Exception):
         self.item = item
 
 
-def callbacks_apply_batch(*, event_id: int, size: int) -> BatchReport:
+def callbacks_apply_batch(*, event_id: int | None, size: int) -> BatchReport:
     """Claim the task's own event and up to `size`-1 other pending payment callbacks, and apply them together.
-    `own` is None when the task's event is not for the batch (another role, a retry): the caller runs it."""
+    `own` is None when the task's event is not for the batch (another role, a retry): the caller runs it.
+    `event_id` None (the drain, dispatch.callbacks_drain): the `size` oldest pending ones."""
     report = BatchReport()
     claimed: list[CallbackEvent] = []
     verify: list[Item] = []
     try:
         busy, claimed = _claim(event_id, size)
+        report.claimed = len(claimed)
         if busy:
             report.own = Outcome.QUEUED  # in another worker's hands (a batch, a verification): theirs to finish
         credit, verify, fallback = _classify(claimed)
@@ -101,10 +105,10 @@ def callbacks_apply_batch(*, event_id: int, size: int) -> BatchReport:
             _apply_safely(credit, report)
     except Exception:  # the database went away mid-batch, or a bug: every delivery on its own, as before
         logger.exception("Callback batch from #%s failed; %s deliveries go one by one", event_id, len(claimed))
-        return BatchReport(own=None, fallback=[e.pk for e in claimed if e.pk != event_id])
+        return BatchReport(own=None, claimed=len(claimed), fallback=[e.pk for e in claimed if e.pk != event_id])
     if verify:
         _apply_safely(_verified(verify, report), report)
-    if any(e.pk == event_id for e in claimed):
+    if event_id is not None and any(e.pk == event_id for e in claimed):
         report.own = report.outcomes.get(event_id)  # None when it went to the per-event path
     report.fallback = [pk for pk in report.fallback if pk != event_id]
     logger.info(
@@ -125,7 +129,9 @@ def _payment_kinds() -> Q:
     return reduce(lambda a, b: a | b, parts, Q(pk__in=[]))
 
 
-def _claim(event_id: int, size: int) -> tuple[bool, list[CallbackEvent]]:  # (the task's event is busy, the batch)
+def _claim(
+    event_id: int | None, size: int
+) -> tuple[bool, list[CallbackEvent]]:  # (the task's event is busy, the batch)
     """Take the batch's inbox rows, in a short transaction of its own: the task's own event first (when free and
     for the batch), then the oldest pending ones by primary key (the status index's order, so the scan stops at
     `size`), locked with SKIP LOCKED so that two workers claiming at once take different rows. The claim is
@@ -141,10 +147,11 @@ def _claim(event_id: int, size: int) -> tuple[bool, list[CallbackEvent]]:  # (th
     eligible = Q(status=CallbackEvent.Status.RECEIVED, attempts=0) & _payment_kinds()
     now = timezone.now()
     with transaction.atomic():
-        own = rows.filter(pk=event_id).first()
+        own = rows.filter(pk=event_id).first() if event_id is not None else None
         mine = own is not None and own.status == CallbackEvent.Status.RECEIVED and _is_payment(own)
         events = [own] if own is not None and mine and own.attempts == 0 else []
-        events += rows.filter(eligible).exclude(pk=event_id).order_by("pk")[: max(0, size - len(events))]
+        others = rows.filter(eligible).exclude(pk=event_id) if event_id is not None else rows.filter(eligible)
+        events += others.order_by("pk")[: max(0, size - len(events))]
         due = now + timedelta(seconds=settings.CALLBACK_RETRY_GRACE_SECONDS)
         CallbackEvent.objects.filter(pk__in=[e.pk for e in events]).update(attempts=F("attempts") + 1,
                                                                             next_attempt_at=due)  # fmt: skip
@@ -328,8 +335,8 @@ def _apply(items: list[Item]) -> dict[int, Outcome]:
     Payment.objects.bulk_update({payments[i.payment.pk] for i in credits}, PAYMENT_FIELDS)
     PaymentHistory.objects.bulk_create(history)
     notices_record_credits(credits=notices)  # the outbox: commits with the credits, or not at all
-    for donation, rail, _ in notices:
-        transaction.on_commit(partial(donation_notify_queue, donation.pk, rail))
+    if notices:  # one relay for the batch (coalesced: none if one is already waiting), not a task per credit
+        transaction.on_commit(notices_relay_queue)
     for item in one_by_one:
         try:
             with transaction.atomic():

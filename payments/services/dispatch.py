@@ -11,6 +11,7 @@ import logging
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
+from time import monotonic
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -26,6 +27,7 @@ from payments.services import money_out, payouts, refunds
 from payments.services.callback_batch import callbacks_apply_batch
 from payments.services.callback_steps import Delivery, Role, callback_steps, held
 from payments.services.callbacks import PAYMENT, TRACEBACK_CHARS
+from payments.services.coalesce import DRAIN, RUN_SECONDS, enqueue_once, flag_clear
 from payments.services.inbox import ACCEPTED, CallbackOutcome, Outcome, callback_event_mark, retry_delay
 from payments.services.money_out_results import ResultRole, apply_held
 from payments.services.paybill import CONFIRMATION, VALIDATION
@@ -67,14 +69,32 @@ def callback_accept(*, event: CallbackEvent, raw_body: bytes) -> CallbackOutcome
     acknowledged as soon as it is durably in the inbox; `process_callback` applies it in a worker, and the
     sweeper runs any whose task was lost (queue down, worker killed). What the provider learns from our answer
     is then only "we have it" — forged deliveries still get their 401 here, judged on the raw bytes.
+
+    A payment callback (with CALLBACK_BATCH_SIZE > 1) queues no task of its own: it makes sure one drain is
+    waiting (`callbacks_drain`, coalesced: a storm of deliveries queues a handful of drains, not one task each).
+    The row is committed before the flag is read (the webhook runs in autocommit), so either the flag is still
+    set — its drain has not started and will claim this row — or this call queues the next drain.
     """
     if not _deferrable(event):
         return callback_handle(event=event, raw_body=raw_body)
     try:
-        process_callback.enqueue(event.pk)
+        if settings.CALLBACK_BATCH_SIZE > 1 and _batched(event):
+            enqueue_once(DRAIN, callbacks_drain.enqueue)
+        else:
+            process_callback.enqueue(event.pk)
     except Exception:  # the queue is down: the row is stored and due for the sweeper (next_attempt_at)
         logger.exception("Callback %s stored but not queued; the sweeper will run it", event.pk)
     return CallbackOutcome(ACCEPTED, 200, "Callback received")
+
+
+def _batched(event: CallbackEvent) -> bool:
+    """A delivery the drain's claim takes (callback_batch._claim: a payment callback of a collection provider)."""
+    provider = PROVIDER_CLASSES.get(event.provider)
+    return (
+        provider is not None
+        and event.provider in settings.PAYMENT_PROVIDERS
+        and provider.callback_role(event.kind) == CallbackRole.PAYMENT
+    )
 
 
 def _deferrable(event: CallbackEvent) -> bool:
@@ -101,6 +121,44 @@ def process_callback(event_id: int) -> str:
         if batch.own is not None:
             return str(batch.own)
     return _process_one(event_id)
+
+
+# A drain run stops after this many batches (or coalesce.RUN_SECONDS) and hands over to a fresh run, so that it
+# never holds a worker for long while other tasks wait.
+DRAIN_MAX_BATCHES = 200
+
+
+@task()
+def callbacks_drain() -> str:
+    """Apply every pending payment callback, CALLBACK_BATCH_SIZE at a time, until none is claimable.
+
+    First the flag is cleared (committed), then the inbox is read: a delivery stored after the clear is seen by
+    one of this run's claims or queues the next drain itself (callback_accept). While the claims come back
+    full, this run makes sure another drain is waiting (the flag again, one task, not one per batch), so a
+    second worker joins a backlog instead of idling; that run finds nothing and returns if this one finishes
+    first. Bounded (DRAIN_MAX_BATCHES, coalesce.RUN_SECONDS): then it queues its successor and returns.
+
+    Nothing waits for a task that never comes: every stored delivery is due for the sweeper
+    (`next_attempt_at`, CALLBACK_RETRY_GRACE_SECONDS after it was stored or claimed), whatever happens to the
+    flag or the queue, so a lost drain (the queue flushed, a worker killed mid-run) delays a credit by at most
+    the grace plus one sweep interval of reconcile_payments, never more."""
+    flag_clear(DRAIN)
+    size = max(2, settings.CALLBACK_BATCH_SIZE)
+    started = monotonic()
+    batches = claimed = 0
+    while True:
+        batch = callbacks_apply_batch(event_id=None, size=size)
+        for other in batch.fallback:
+            _process_one(other)
+        if not batch.claimed:
+            break
+        batches, claimed = batches + 1, claimed + batch.claimed
+        if batches >= DRAIN_MAX_BATCHES or monotonic() - started > RUN_SECONDS:
+            enqueue_once(DRAIN, callbacks_drain.enqueue)  # the rest is the next run's
+            break
+        if batch.claimed >= size:
+            enqueue_once(DRAIN, callbacks_drain.enqueue)  # more than one batch waits: room for a second worker
+    return f"{claimed} in {batches} batches"
 
 
 def _process_one(event_id: int) -> str:

@@ -51,7 +51,8 @@ CHECKOUT_ID = "ws_CO_191220191020363925"
 CALLBACK_PATH = "/webhooks/mpesa/stkpush/"
 VERIFY = "payments.services.callbacks.verify_callback"
 NOTIFY = "donor.notifications.donation_notify"
-PROCESS = "payments.services.dispatch.process_callback"  # CALLBACK_ACK=stored: the whole callback in a worker
+DRAIN = "payments.services.dispatch.callbacks_drain"  # … a payment callback's: the drain, queued once for a backlog
+RELAY = "payments.services.coalesce.notices_relay"  # the batch's notices: one relay per batch, not one per credit
 RENDER = "receipts.documents.receipt_render"  # the receipt email issues the PDF receipt, rendered by its own task
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -167,8 +168,10 @@ def ack(request, settings) -> str:
 
 def jobs(ack: str, *names: str) -> list[str]:
     """The tasks a burst worker runs for one callback, sorted as RQ.work() reports them: under "stored" the
-    worker's process_callback verifies inline, so it takes the verification's place (one queue hop, not two)."""
-    return sorted([PROCESS if ack == "stored" and name == VERIFY else name for name in names])
+    worker's drain verifies inline, so it takes the verification's place (one queue hop, not two), and its
+    batch's relay takes the receipt task's."""
+    stored = {VERIFY: DRAIN, NOTIFY: RELAY} if ack == "stored" else {}
+    return sorted([stored.get(name, name) for name in names])
 
 
 @pytest.fixture
@@ -237,10 +240,11 @@ def test_a_callback_is_verified_by_an_rq_worker_and_credited_once(rq_queue, ack,
     assert event.status == CallbackEvent.Status.PROCESSED
     assert queries(daraja) == 1
     assert len(receipts()) == 1
-    verifier = (dispatch.process_callback, PROCESS) if ack == "stored" else (callbacks.verify_callback, VERIFY)
+    verifier = (dispatch.callbacks_drain, DRAIN) if ack == "stored" else (callbacks.verify_callback, VERIFY)
     (job_id,) = [i for i in rq_queue.queue.finished_job_registry.get_job_ids() if rq_queue.func_name(i) == verifier[1]]
     verification = verifier[0].get_result(job_id)  # the result, read back from Redis
-    assert verification.status == "SUCCESSFUL" and verification.return_value == "accepted"
+    said = "1 in 1 batches" if ack == "stored" else "accepted"
+    assert verification.status == "SUCCESSFUL" and verification.return_value == said
 
 
 @redis_test

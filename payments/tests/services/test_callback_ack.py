@@ -24,6 +24,7 @@ from payments.tests.helpers import poster, run_together
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("azampay_settings")]
 
 TASK = "payments.services.dispatch.process_callback"
+DRAIN = "payments.services.dispatch.callbacks_drain"  # what a payment callback queues (CALLBACK_BATCH_SIZE > 1)
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def test_answered_once_stored_and_credited_by_the_worker(client, stored_ack):
     event = CallbackEvent.objects.get()
     assert payment.status == Payment.Status.PENDING and event.status == CallbackEvent.Status.RECEIVED
     assert event.trust == "trusted" and PASSWORD not in event.body  # stored redacted, judged on the raw bytes
-    assert DBTaskResult.objects.filter(task_path=TASK).count() == 1
+    assert DBTaskResult.objects.filter(task_path=DRAIN).count() == 1
     assert event.next_attempt_at is not None  # due for the sweeper should the task be lost
 
     run_worker()
@@ -64,13 +65,15 @@ def test_answered_once_stored_and_credited_by_the_worker(client, stored_ack):
     assert credited(payment) == payment.amount
 
 
-def test_copies_before_the_worker_runs_are_all_queued_and_credit_once(client, stored_ack):
+def test_copies_before_the_worker_runs_are_all_stored_and_credit_once(client, stored_ack):
     payment = PaymentFactory()
     body = callback_body(payment)
     answers = [post(client, body) for _ in range(3)]
     assert answers == [(200, ACK)] * 3
-    # the original is not settled yet, so each copy is work to do, not a "duplicate" answered and forgotten
-    assert DBTaskResult.objects.filter(task_path=TASK).count() == 3
+    # the original is not settled yet, so each copy is work to do, not a "duplicate" answered and forgotten; one
+    # drain is queued for the three (coalesced)
+    assert CallbackEvent.objects.filter(status=CallbackEvent.Status.RECEIVED).count() == 3
+    assert DBTaskResult.objects.filter(task_path=DRAIN).count() == 1
 
     run_worker()
     assert credited(payment) == payment.amount and Allocation.objects.count() == 1
@@ -78,14 +81,14 @@ def test_copies_before_the_worker_runs_are_all_queued_and_credit_once(client, st
     assert statuses == ["ignored", "ignored", "processed"]
     # once settled, a further copy is answered as a duplicate with no work queued
     assert post(client, body) == (200, ACK)
-    assert DBTaskResult.objects.filter(task_path=TASK).count() == 3
+    assert DBTaskResult.objects.filter(task_path=DRAIN).count() == 1
     assert CallbackEvent.objects.order_by("-pk").first().status == CallbackEvent.Status.DUPLICATE
 
 
 def test_an_unsigned_callback_is_verified_by_the_worker_that_runs_it_not_by_a_second_task(
     client, stored_ack, no_callback_password, azam_says_paid
 ):
-    """One queue hop: process_callback asks the provider itself instead of queueing verify_callback."""
+    """One queue hop: the drain asks the provider itself instead of queueing verify_callback."""
     payment = PaymentFactory()
     assert post(client, callback_body(payment, password="")) == (200, ACK)
     assert CallbackEvent.objects.get().trust == "unverified"
@@ -96,7 +99,7 @@ def test_an_unsigned_callback_is_verified_by_the_worker_that_runs_it_not_by_a_se
     assert payment.status == Payment.Status.SUCCEEDED and credited(payment) == payment.amount
     assert event.status == CallbackEvent.Status.PROCESSED
     assert not DBTaskResult.objects.filter(task_path="payments.services.callbacks.verify_callback").exists()
-    assert DBTaskResult.objects.get(task_path=TASK).return_value == "accepted"  # the verification's own outcome
+    assert DBTaskResult.objects.get(task_path=DRAIN).return_value == "1 in 1 batches"
 
 
 def test_a_forged_callback_is_still_refused_in_the_request(client, stored_ack):
