@@ -8,7 +8,8 @@
 2. Stores one authenticated success callback per payment **through the real webhook**: gunicorn
    (config.wsgi, 2 sync workers) with CALLBACK_ACK=stored and TASKS_BACKEND=database, wrk through the bodies,
    and no task worker running — so every delivery is an inbox row `received`, and the queue holds what the
-   webhook leaves behind (one coalesced `callbacks_drain` task for the backlog, its flag set). Then mysqldump keeps that state as a snapshot.
+   webhook leaves behind (one coalesced `callbacks_drain` task for the backlog, its flag set). Then mysqldump
+   keeps that state as a snapshot.
 3. Per backend and per N: reloads the snapshot (so every run starts from the same backlog); for `rq` the
    task the webhook queued is put on the RQ queue (one `callbacks_drain`: the webhook queues one for a backlog)
    in a process with TASKS_BACKEND=rq; starts N workers —
