@@ -82,9 +82,21 @@ def notices_relay_queue() -> None:
     """Queue the relay once for every credit committed meanwhile (on commit of a batch); a queue that is down only
     delays the messages: the outbox rows are committed and the scheduler's relay sends them."""
     try:
-        enqueue_once(RELAY, notices_relay.enqueue)
+        enqueue_once(RELAY, _relay_enqueue)
     except Exception:
         logger.exception("Notice relay not queued (task queue unavailable); the scheduler will send")
+
+
+# Behind the drain on a queue that orders by priority (django-tasks-db): the credit (what the donor's page shows)
+# first, the receipts (an email with its PDF costs more than the credit) after; rq's queue is FIFO.
+RELAY_PRIORITY = -10
+
+
+def _relay_enqueue() -> None:
+    relay = notices_relay
+    if relay.get_backend().supports_priority:
+        relay = relay.using(priority=RELAY_PRIORITY)
+    relay.enqueue()
 
 
 @task()
