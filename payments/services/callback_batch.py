@@ -1,10 +1,12 @@
 """Applying stored payment callbacks many at a time (CALLBACK_BATCH_SIZE): what keeps the worker's credits up.
 
-`process_callback` (dispatch.py), when it runs, claims its own event and up to CALLBACK_BATCH_SIZE-1 other
-pending payment callbacks with SELECT … FOR UPDATE SKIP LOCKED on the inbox, and applies every one whose word
+The drain `callbacks_drain` (dispatch.py) claims CALLBACK_BATCH_SIZE pending payment callbacks at a time, and
+`process_callback` (tasks queued before the drain, replays) its own event and up to CALLBACK_BATCH_SIZE-1 other
+pending payment callbacks, with SELECT … FOR UPDATE SKIP LOCKED on the inbox, and applies every one whose word
 needs no provider call in one transaction: the payments locked in one query, compare-and-set under those locks as
 payment_apply_result does, history, allocations and outbox notices in bulk INSERTs, each patient's total moved
-once by the batch's sum. The tasks of the others find their event settled and return at once. It works the same
+once by the batch's sum, and one notice relay queued for the batch (coalesce.notices_relay). A task of one of
+the others (queued before the drain) finds its event settled and returns at once. It works the same
 under both task backends (django-tasks-db, rq): no new process, only a task that does more when there is more.
 
 The claim is a short transaction of its own that marks the rows taken as the per-event path marks a delivery it
