@@ -9,10 +9,10 @@ are one INSERT, each patient's total moves once by the batch's sum (F()), the do
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from donor.models import Allocation, Donation
@@ -65,9 +65,35 @@ def donations_complete(*, donation_ids: Sequence[int]) -> list[CompletionResult]
     for patient_id, amount in added.items():
         patient_add_funds(patient=patients[patient_id], amount=amount)  # once per patient: the batch's sum
     if completed:
-        Donation.objects.bulk_update(
-            completed, ["status", "completed_at", "status_reason", "needs_review", "updated_at"]
-        )
+        rows_update(completed, ["status", "completed_at", "status_reason", "needs_review", "updated_at"])
     for donation in completed:
         logger.info("Donation %s completed: %s %s credited", donation.reference, donation.amount, donation.currency)
     return results
+
+
+def rows_update(objs: Iterable[models.Model], fields: Sequence[str]) -> None:
+    """QuerySet.bulk_update's statement (UPDATE … SET f = CASE pk WHEN … THEN … END … WHERE pk IN (…)) without its
+    cost: each value prepared by its field, the SQL written once. Django builds and resolves an expression tree
+    per row and field, which was three quarters of the batch worker's CPU (cProfile of a 10 000-callback drain).
+    Like bulk_update: no save() or signals, auto_now not applied; the objects are of one model, each pk once."""
+    rows = list(objs)
+    if not rows:
+        return
+    model = type(rows[0])
+    conn = transaction.get_connection()
+    quote = conn.ops.quote_name
+    pk = model._meta.pk
+    assert pk is not None
+    keys = [pk.get_db_prep_value(row.pk, conn) for row in rows]
+    sets: list[str] = []
+    params: list[object] = []
+    for name in fields:
+        field = model._meta.get_field(name)
+        assert isinstance(field, models.Field) and field.concrete
+        sets.append(f"{quote(field.column)} = CASE {quote(pk.column)} {' '.join(['WHEN %s THEN %s'] * len(rows))} END")
+        for key, row in zip(keys, rows, strict=True):
+            params += [key, field.get_db_prep_save(getattr(row, field.attname), conn)]
+    marks = ", ".join(["%s"] * len(rows))
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {', '.join(sets)} WHERE {quote(pk.column)} IN ({marks})"  # noqa: S608 (names from the model, values bound)
+    with conn.cursor() as cursor:
+        cursor.execute(sql, [*params, *keys])

@@ -36,7 +36,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from donor.completions import donations_complete
+from donor.completions import donations_complete, rows_update
 from donor.models import Donation
 from donor.notifications import notices_record_credits
 from payments.models import CallbackEvent, Payment, PaymentHistory, fit
@@ -334,7 +334,7 @@ def _apply(items: list[Item]) -> dict[int, Outcome]:
         summary = f"{item.previous} → {PaymentStatus.SUCCEEDED}"
         history.append(PaymentHistory(payment_id=payment.pk, kind=PaymentHistory.Kind.TRANSITION,
                                       summary=summary, cause=fit(PaymentHistory, "cause", item.cause)))  # fmt: skip
-    Payment.objects.bulk_update({payments[i.payment.pk] for i in credits}, PAYMENT_FIELDS)
+    rows_update({payments[i.payment.pk] for i in credits}, PAYMENT_FIELDS)
     PaymentHistory.objects.bulk_create(history)
     notices_record_credits(credits=notices)  # the outbox: commits with the credits, or not at all
     if notices:  # one relay for the batch (coalesced: none if one is already waiting), not a task per credit
@@ -347,7 +347,7 @@ def _apply(items: list[Item]) -> dict[int, Outcome]:
             raise _ItemFailed(item) from exc
     # The inbox rows last, as the per-event path writes its own (see _claim).
     later = {id(item) for item in one_by_one}
-    CallbackEvent.objects.bulk_update([i.event for i in items if id(i) not in later], MARK_FIELDS)
+    rows_update([i.event for i in items if id(i) not in later], MARK_FIELDS)
     return outcomes
 
 
