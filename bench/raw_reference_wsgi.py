@@ -32,8 +32,8 @@ _connection = None
 OK = b'{"success": true, "message": "Callback received"}'
 INSERT_EVENT = (
     "INSERT INTO payments_callbackevent (provider, kind, body, headers, client_ip, body_digest, url_token_digest, "
-    "trust, status, error, attempts, our_reference, provider_reference, received_at) "
-    "VALUES ('azampay', 'payment', %s, '{}', %s, %s, '', 'trusted', 'processed', '', 1, %s, %s, %s)"
+    "trust, status, error, attempts, our_reference, provider_reference, received_at, body_kept, body_size, traceback) "
+    "VALUES ('azampay', 'payment', %s, '{}', %s, %s, '', 'trusted', 'processed', '', 1, %s, %s, %s, 1, %s, '')"
 )
 
 
@@ -76,6 +76,7 @@ def _process(body: bytes, client_ip: str | None) -> tuple[str, bytes]:
                 reference,
                 str(data.get("reference") or "")[:100],
                 now,
+                len(body),
             ),
         )
         cursor.execute("START TRANSACTION")

@@ -20,6 +20,9 @@ class CallbackEvent(models.Model):
     our_reference = models.CharField(max_length=64)
     provider_reference = models.CharField(max_length=100)
     received_at = models.DateTimeField()
+    body_kept = models.BooleanField()
+    body_size = models.PositiveIntegerField()
+    traceback = models.TextField()
 
     class Meta:
         managed = False

@@ -60,6 +60,9 @@ def callback(request: HttpRequest) -> JsonResponse:
         our_reference=reference,
         provider_reference=str(data.get("reference") or "")[:100],
         received_at=now,
+        body_kept=True,
+        body_size=len(body),
+        traceback="",
     )
     with transaction.atomic():
         locked = Donation.objects.select_for_update().only("amount", "status", "patient_id")
