@@ -90,6 +90,11 @@ def notices_relay_queue() -> None:
 # Behind the drain on a queue that orders by priority (django-tasks-db): the credit (what the donor's page shows)
 # first, the receipts (an email with its PDF costs more than the credit) after; rq's queue is FIFO.
 RELAY_PRIORITY = -10
+# A receipt email renders its PDF (0.1-0.2 s): the relay sends a few at a time and hands over to a fresh run after
+# about a second, so a drain queued meanwhile (higher priority) is claimed next. With 20 s runs, the credits of a
+# burst arriving while receipts were being sent waited ~20 s (bench/README, 2026-12-07).
+RELAY_CHUNK = 5
+RELAY_RUN_SECONDS = 1.0
 
 
 def _relay_enqueue() -> None:
@@ -102,16 +107,16 @@ def _relay_enqueue() -> None:
 @task()
 def notices_relay() -> str:
     """The outbox relay for every due notice, queued once per batch of credits (not once per donation): clear the
-    flag, then send until nothing is due; after RUN_SECONDS hand over to a fresh run."""
+    flag, then send until nothing is due; after RELAY_RUN_SECONDS hand over to a fresh run."""
     flag_clear(RELAY)
     sent = failed = 0
     started = monotonic()
     while True:
-        counts = notices_send(limit=100)
+        counts = notices_send(limit=RELAY_CHUNK)
         sent, failed = sent + counts["sent"], failed + counts["failed"] + counts["dead"]
         if not any(counts.values()):
             break
-        if monotonic() - started > RUN_SECONDS:
+        if monotonic() - started > RELAY_RUN_SECONDS:
             notices_relay_queue()
             break
     return f"sent {sent}, failed {failed}"
