@@ -150,7 +150,7 @@ def _claim(
     now = timezone.now()
     with transaction.atomic():
         own = rows.filter(pk=event_id).first() if event_id is not None else None
-        mine = own is not None and own.status == CallbackEvent.Status.RECEIVED and _is_payment(own)
+        mine = own is not None and own.status == CallbackEvent.Status.RECEIVED and batch_takes(own)
         events = [own] if own is not None and mine and own.attempts == 0 else []
         others = rows.filter(eligible).exclude(pk=event_id) if event_id is not None else rows.filter(eligible)
         events += others.order_by("pk")[: max(0, size - len(events))]
@@ -165,7 +165,8 @@ def _claim(
     return busy, events
 
 
-def _is_payment(event: CallbackEvent) -> bool:
+def batch_takes(event: CallbackEvent) -> bool:
+    """A delivery the drain's claim takes (`_payment_kinds`): a payment callback of a configured collection provider."""
     cls = PROVIDER_CLASSES.get(event.provider)
     return (
         cls is not None

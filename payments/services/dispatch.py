@@ -24,7 +24,7 @@ from payments.models import CallbackEvent, MoneyOut
 from payments.providers.base import CallbackRole, CallbackTrust
 from payments.providers.registry import PROVIDER_CLASSES
 from payments.services import money_out, payouts, refunds
-from payments.services.callback_batch import callbacks_apply_batch
+from payments.services.callback_batch import batch_takes, callbacks_apply_batch
 from payments.services.callback_steps import Delivery, Role, callback_steps, held
 from payments.services.callbacks import PAYMENT, TRACEBACK_CHARS
 from payments.services.coalesce import DRAIN, RUN_SECONDS, enqueue_once, flag_clear
@@ -78,23 +78,13 @@ def callback_accept(*, event: CallbackEvent, raw_body: bytes) -> CallbackOutcome
     if not _deferrable(event):
         return callback_handle(event=event, raw_body=raw_body)
     try:
-        if settings.CALLBACK_BATCH_SIZE > 1 and _batched(event):
+        if settings.CALLBACK_BATCH_SIZE > 1 and batch_takes(event):
             enqueue_once(DRAIN, callbacks_drain.enqueue)
         else:
             process_callback.enqueue(event.pk)
     except Exception:  # the queue is down: the row is stored and due for the sweeper (next_attempt_at)
         logger.exception("Callback %s stored but not queued; the sweeper will run it", event.pk)
     return CallbackOutcome(ACCEPTED, 200, "Callback received")
-
-
-def _batched(event: CallbackEvent) -> bool:
-    """A delivery the drain's claim takes (callback_batch._claim: a payment callback of a collection provider)."""
-    provider = PROVIDER_CLASSES.get(event.provider)
-    return (
-        provider is not None
-        and event.provider in settings.PAYMENT_PROVIDERS
-        and provider.callback_role(event.kind) == CallbackRole.PAYMENT
-    )
 
 
 def _deferrable(event: CallbackEvent) -> bool:
