@@ -327,6 +327,10 @@ if len(PLEDGE_PROMPT_HOURS) != 2 or not 0 <= PLEDGE_PROMPT_HOURS[0] < PLEDGE_PRO
 # The outbox (donor/notifications.py): a receipt or notice that keeps failing is parked `dead` after this many tries
 # (retried at 1 min, doubling, at most 6 h apart; the watchdog alerts).
 NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=8)
+# Receipts yield to a callback storm (payments/services/coalesce.py): while more than this many payment callbacks a
+# second have been arriving, the relay waits (0: never), unless a notice has been due for NOTICE_YIELD_MAX_SECONDS.
+NOTICE_YIELD_RATE = env.int("NOTICE_YIELD_RATE", default=20)
+NOTICE_YIELD_MAX_SECONDS = env.int("NOTICE_YIELD_MAX_SECONDS", default=300)
 # `manage.py sandbox` only: 0.1 makes every scripted delay (1 s callback, 30 s timeout) ten times shorter.
 SANDBOX_TIME_SCALE = env.float("SANDBOX_TIME_SCALE", default=1.0)
 # One block of constructor arguments per provider, from the variables each provider declares in

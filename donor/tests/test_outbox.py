@@ -11,11 +11,13 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from donor import notifications
 from donor.models import Notice
 from donor.notifications import notices_send
-from payments.models import Payment
+from payments.models import CallbackEvent, Payment
+from payments.services import coalesce
 from payments.services.watchdog import watchdog_alerts
 from payments.tests.azampay_fakes import CALLBACK_URL, callback_body
 from payments.tests.factories import PaymentFactory
@@ -140,4 +142,36 @@ def test_an_operator_sends_a_parked_notice_again_from_the_admin(payment, admin_u
     action = {"action": "send_again", "_selected_action": list(Notice.objects.values_list("pk", flat=True))}
     assert admin_client.post("/admin/donor/notice/", action, follow=True).status_code == 200
     assert notices_send()["sent"] == Notice.objects.count()
+    assert len(receipts()) == 1
+
+
+def stored_callbacks(count: int) -> None:
+    """`count` deliveries stored just now (settled ones: the yield counts arrivals, not work left)."""
+    CallbackEvent.objects.bulk_create(
+        CallbackEvent(provider="azampay", body="{}", body_digest=f"{n:064x}", status=CallbackEvent.Status.IGNORED)
+        for n in range(count)
+    )
+
+
+def test_receipts_yield_to_a_callback_storm_for_a_bounded_time_and_are_sent_once_it_passes(payment, settings):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}  # a backend that can defer
+    settings.NOTICE_YIELD_RATE = 20  # 40 callbacks over the last 2 s is a storm
+    credit(payment)  # the receipt is recorded with the credit; its relay task waits in the queue
+    stored_callbacks(39)
+    assert not coalesce.notices_yield()  # 40 with the credit's own delivery: 20 a second is not yet a storm …
+    stored_callbacks(1)  # … 41 is
+
+    assert "yielding" in coalesce.notices_relay.call()
+    assert receipts() == [] and Notice.objects.get(channel="email").status == Notice.Status.PENDING
+    later = DBTaskResult.objects.filter(task_path="payments.services.coalesce.notices_relay", status="READY")
+    assert later.filter(run_after__gt=timezone.now()).count() == 1  # it looks again in 2 s, queued once
+    out = StringIO()
+    call_command("reconcile_payments", stdout=out)
+    assert "notices sent 0" in out.getvalue()  # the scheduler's relay yields too
+
+    Notice.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=settings.NOTICE_YIELD_MAX_SECONDS + 1))
+    assert not coalesce.notices_yield()  # due for too long: sent whatever the storm
+    Notice.objects.update(next_attempt_at=timezone.now())
+    CallbackEvent.objects.update(received_at=timezone.now() - timedelta(seconds=3))  # the storm has passed
+    assert coalesce.notices_relay.call() == "sent 1, failed 0"
     assert len(receipts()) == 1
