@@ -145,11 +145,10 @@ def test_an_operator_sends_a_parked_notice_again_from_the_admin(payment, admin_u
     assert len(receipts()) == 1
 
 
-def stored_callbacks(count: int) -> None:
-    """`count` deliveries stored just now (settled ones: the yield counts arrivals, not work left)."""
+def stored_callbacks(count: int, status=CallbackEvent.Status.IGNORED) -> None:
+    """`count` deliveries stored just now (settled ones unless told: the yield counts arrivals, then work left)."""
     CallbackEvent.objects.bulk_create(
-        CallbackEvent(provider="azampay", body="{}", body_digest=f"{n:064x}", status=CallbackEvent.Status.IGNORED)
-        for n in range(count)
+        CallbackEvent(provider="azampay", body="{}", body_digest=f"{n:064x}", status=status) for n in range(count)
     )
 
 
@@ -172,6 +171,10 @@ def test_receipts_yield_to_a_callback_storm_for_a_bounded_time_and_are_sent_once
     Notice.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=settings.NOTICE_YIELD_MAX_SECONDS + 1))
     assert not coalesce.notices_yield()  # due for too long: sent whatever the storm
     Notice.objects.update(next_attempt_at=timezone.now())
-    CallbackEvent.objects.update(received_at=timezone.now() - timedelta(seconds=3))  # the storm has passed
+    CallbackEvent.objects.update(received_at=timezone.now() - timedelta(seconds=3))  # no more arrivals, but …
+    stored_callbacks(41, status=CallbackEvent.Status.RECEIVED)
+    CallbackEvent.objects.update(received_at=timezone.now() - timedelta(seconds=3))
+    assert coalesce.notices_yield()  # … a backlog the drain has not applied yet is still a storm
+    CallbackEvent.objects.filter(status=CallbackEvent.Status.RECEIVED).update(status=CallbackEvent.Status.PROCESSED)
     assert coalesce.notices_relay.call() == "sent 1, failed 0"
     assert len(receipts()) == 1
