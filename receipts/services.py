@@ -81,7 +81,8 @@ def _next_number(year: int) -> tuple[int, str]:
 
 def receipt_issue(*, donation_id: int) -> Receipt:
     """The current receipt of a completed (or refunded) donation, written now if the ledger says something the
-    last version does not. Raises ReceiptRefused for a donation that was never completed."""
+    last version does not. Raises ReceiptRefused for a donation that was never completed. Its PDF is rendered by
+    whoever reads it first (the email relay or a download), once: documents.document_pdf keeps it by content hash."""
     unlocked = Donation.objects.get(pk=donation_id)
     if unlocked.status in RECEIPTED and not unlocked.receipts.exists():
         _counter_ready(receipt_year_of(unlocked))  # completed_at no longer changes: the year is known unlocked
@@ -117,20 +118,8 @@ def receipt_issue(*, donation_id: int) -> Receipt:
             voided_at=timezone.now() if void else None,
             language=(donation.donor.language if donation.donor else "") or settings.LANGUAGE_CODE[:2],
         )
-        transaction.on_commit(lambda: _render_queue(receipt.pk))
     logger.info("Receipt %s v%s issued for donation %s", receipt.number, receipt.version, donation.reference)
     return receipt
-
-
-def _render_queue(receipt_id: int) -> None:
-    """Render the PDF in a task, so the download or the email finds it ready; a queue that is down only means
-    the first reader renders it."""
-    from receipts.documents import receipt_render
-
-    try:
-        receipt_render.enqueue(receipt_id)
-    except Exception:
-        logger.exception("Receipt %s: rendering not queued (task queue unavailable); rendered when read", receipt_id)
 
 
 def receipt_deliver(*, receipt: Receipt) -> bool:

@@ -53,7 +53,6 @@ VERIFY = "payments.services.callbacks.verify_callback"
 NOTIFY = "donor.notifications.donation_notify"
 DRAIN = "payments.services.dispatch.callbacks_drain"  # … a payment callback's: the drain, queued once for a backlog
 RELAY = "payments.services.coalesce.notices_relay"  # the batch's notices: one relay per batch, not one per credit
-RENDER = "receipts.documents.receipt_render"  # the receipt email issues the PDF receipt, rendered by its own task
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -229,8 +228,9 @@ def test_a_callback_is_verified_by_an_rq_worker_and_credited_once(rq_queue, ack,
     assert rq_queue.queue.count == 1
     assert queries(daraja) == 0 and credited(payment) == 0
 
-    # The verification (inside process_callback under "stored"), the receipt it enqueued on commit, its PDF.
-    assert rq_queue.work() == jobs(ack, NOTIFY, VERIFY, RENDER)
+    # The verification (inside process_callback under "stored"), then the receipt it enqueued on commit (its PDF
+    # rendered as the email is sent).
+    assert rq_queue.work() == jobs(ack, NOTIFY, VERIFY)
 
     payment.refresh_from_db()
     event.refresh_from_db()
@@ -256,7 +256,7 @@ def test_the_same_verification_enqueued_twice_credits_once(rq_queue, payment, da
     again = callbacks.verify_callback.enqueue(event.pk)  # a replay, a sweeper run, a job delivered twice
     assert rq_queue.queue.count == 2
 
-    assert rq_queue.work() == [NOTIFY, VERIFY, VERIFY, RENDER]  # two verifications, one receipt
+    assert rq_queue.work() == [NOTIFY, VERIFY, VERIFY]  # two verifications, one receipt
 
     assert credited(payment) == Decimal("10.00")
     assert Allocation.objects.filter(donation=payment.donation).count() == 1
@@ -305,7 +305,7 @@ def test_redis_down_at_enqueue_the_callback_is_stored_answered_and_swept_later(
     report = callbacks_sweep()  # reconcile_payments' inbox sweep, once the event's next attempt is due
     assert report.examined == 1 and rq_queue.queue.count == 1  # the sweep ran the handler: verification queued
 
-    assert rq_queue.work() == [NOTIFY, VERIFY, RENDER]  # the sweeper runs the handler itself, whatever the ack
+    assert rq_queue.work() == [NOTIFY, VERIFY]  # the sweeper runs the handler itself, whatever the ack
 
     event.refresh_from_db()
     assert event.status == CallbackEvent.Status.PROCESSED
