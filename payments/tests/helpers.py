@@ -71,3 +71,12 @@ def poster(path: str, body: Any) -> Callable[[], tuple[int, dict]]:
         return response.status_code, response.json()
 
     return send
+
+
+def worker() -> None:
+    """django-tasks-db's worker loop as `db_worker --batch` runs it, until the queue is empty (the command itself
+    installs signal handlers, which only the main thread may do)."""
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    Worker(queue_names=["default"], interval=0, batch=True, backend_name="default", startup_delay=False,
+           max_tasks=None, worker_id=f"test-{threading.get_ident()}", excluded_queue_names=[]).run()  # fmt: skip

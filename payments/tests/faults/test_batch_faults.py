@@ -30,8 +30,7 @@ from payments.services.dispatch import callbacks_sweep
 from payments.services.ledger_check import book_check
 from payments.tests.azampay_fakes import ACK, CALLBACK_URL, callback_body
 from payments.tests.factories import PaymentFactory
-from payments.tests.helpers import poster
-from payments.tests.services.test_batch import worker
+from payments.tests.helpers import poster, worker
 
 pytestmark = [
     pytest.mark.mysql,

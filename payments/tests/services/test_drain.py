@@ -1,29 +1,31 @@
-"""The coalesced drain (issue 20): a storm of stored payment callbacks queues a handful of `callbacks_drain` tasks,
-not one task per delivery, and one notice relay per batch, not one `donation_notify` per credit; and no delivery
-is left behind — stored while a drain runs, after its last claim, with the flag broken or stuck.
+"""The coalesced drain (issue 20) and batched application (CALLBACK_BATCH_SIZE): a storm of stored payment callbacks
+queues a handful of `callbacks_drain` tasks, not one task per delivery, and one notice relay per batch, not one
+`donation_notify` per credit; each batch is claimed with SKIP LOCKED and every delivery ends as the per-event path
+would end it; and none is left behind: stored while a drain runs, after its last claim, with the flag broken or stuck.
 
-On SQLite and on MariaDB; the `mysql` test posts while two real workers drain.
+On SQLite and on MariaDB; the `mysql` tests run two real workers over a mixed backlog, or while deliveries arrive.
 """
 
+import json
 import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.utils import timezone
-from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
 from donor.models import Allocation, Notice
 from patients.models import Patient
 from patients.tests.factories import PatientFactory
-from payments.models import CallbackEvent, Payment, QueuedFlag
-from payments.services import coalesce, dispatch
+from payments.models import CallbackEvent, Payment, PaymentHistory, QueuedFlag
+from payments.services import callback_batch, coalesce, dispatch
+from payments.services.dispatch import callbacks_sweep, process_callback
 from payments.services.ledger_check import book_check
-from payments.tests.azampay_fakes import ACK, CALLBACK_URL, callback_body
+from payments.tests.azampay_fakes import ACK, CALLBACK_URL, STATUS_URL, callback_body, fixture
 from payments.tests.factories import PaymentFactory
-from payments.tests.helpers import poster, run_together
+from payments.tests.helpers import poster, run_together, worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("azampay_settings")]
 
@@ -38,12 +40,6 @@ def stored_ack(settings):
     settings.CALLBACK_ACK = "stored"
     settings.CALLBACK_BATCH_SIZE = 10
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-
-
-def worker() -> None:
-    """django-tasks-db's worker loop as `db_worker --batch` runs it (until the queue is empty)."""
-    Worker(queue_names=["default"], interval=0, batch=True, backend_name="default", startup_delay=False,
-           max_tasks=None, worker_id=f"test-{threading.get_ident()}", excluded_queue_names=[]).run()  # fmt: skip
 
 
 def tasks(path: str) -> int:
@@ -87,45 +83,28 @@ def test_a_storm_queues_one_drain_and_one_relay_per_batch_and_credits_each_once(
     assert QueuedFlag.objects.get(name=coalesce.DRAIN).queued_at is None
 
 
-def test_a_callback_stored_after_the_drain_s_last_claim_queues_the_next_drain(monkeypatch):
-    first, late = PaymentFactory(), PaymentFactory()
-    post(first)
-    apply_batch = dispatch.callbacks_apply_batch
-    posted: list[bool] = []
-
-    def apply_then_post_when_empty(**kwargs):
-        report = apply_batch(**kwargs)
-        if not report.claimed and not posted:  # the drain found nothing more and is about to return
-            posted.append(True)
-            post(late)  # the flag was cleared when the drain started: this delivery queues another
-        return report
-
-    monkeypatch.setattr(dispatch, "callbacks_apply_batch", apply_then_post_when_empty)
-    worker()
-
-    assert posted and tasks(DRAIN) == 2
-    assert_each_credited_once([first, late])
-
-
-def test_a_callback_stored_while_a_drain_runs_is_credited_by_it_or_the_next(monkeypatch):
-    payments = [PaymentFactory() for _ in range(12)]
-    for payment in payments[:10]:
+@pytest.mark.parametrize("arriving", ["before-the-first-claim", "between-two-claims", "after-the-last-claim"])
+def test_a_callback_stored_while_a_drain_runs_is_credited_by_it_or_the_next(monkeypatch, arriving):
+    """After its last claim, the drain is about to return: the flag was cleared when it started, so the late
+    delivery queues the next drain."""
+    payments = [PaymentFactory() for _ in range(6)]
+    for payment in payments[:5]:
         post(payment)
     apply_batch = dispatch.callbacks_apply_batch
-    calls: list[int] = []
+    late = [payments[5]]
 
-    def apply_with_deliveries_arriving(**kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            post(payments[10])  # between the flag's clear and the first claim
+    def apply_with_a_delivery_arriving(**kwargs):
+        if late and arriving == "before-the-first-claim":
+            post(late.pop())
         report = apply_batch(**kwargs)
-        if len(calls) == 1:
-            post(payments[11])  # between two claims
+        if late and (arriving == "between-two-claims" or (arriving == "after-the-last-claim" and not report.claimed)):
+            post(late.pop())
         return report
 
-    monkeypatch.setattr(dispatch, "callbacks_apply_batch", apply_with_deliveries_arriving)
+    monkeypatch.setattr(dispatch, "callbacks_apply_batch", apply_with_a_delivery_arriving)
     worker()
 
+    assert not late and tasks(DRAIN) == 2
     assert_each_credited_once(payments)
 
 
@@ -160,7 +139,7 @@ def test_a_flag_left_set_by_a_lost_task_is_taken_over_after_the_grace(settings):
     assert_each_credited_once([first, second])
 
 
-def test_a_queue_that_refuses_the_drain_clears_the_flag_for_the_next_delivery(monkeypatch):
+def test_a_queue_that_refuses_the_drain_loses_nothing_and_clears_the_flag_for_the_next_delivery(monkeypatch):
     from django_tasks_db.backend import DatabaseBackend
 
     enqueue = DatabaseBackend.enqueue
@@ -174,8 +153,13 @@ def test_a_queue_that_refuses_the_drain_clears_the_flag_for_the_next_delivery(mo
 
     monkeypatch.setattr(DatabaseBackend, "enqueue", down_once)
     first, second = PaymentFactory(), PaymentFactory()
-    post(first)  # stored, not queued: due for the sweeper, and the flag is not left set
+    post(first)  # stored (the provider need not resend), not queued: due for the sweeper; the flag is not left set
     assert tasks(DRAIN) == 0 and QueuedFlag.objects.get(name=coalesce.DRAIN).queued_at is None
+    event = CallbackEvent.objects.get()
+    assert event.status == CallbackEvent.Status.RECEIVED
+    assert callbacks_sweep(received_before=event.received_at).settled == 1
+    first.refresh_from_db()
+    assert first.status == Payment.Status.SUCCEEDED
     post(second)
     assert tasks(DRAIN) == 1
 
@@ -184,20 +168,30 @@ def test_a_queue_that_refuses_the_drain_clears_the_flag_for_the_next_delivery(mo
     assert_each_credited_once([first, second])
 
 
-def test_process_callback_still_works_for_tasks_queued_before_the_drain(settings):
-    """Tasks from before a deploy, replays: process_callback(event_id) batches as before."""
+def transitions(payment: Payment) -> list[str]:
+    return list(PaymentHistory.objects.filter(payment=payment, kind="transition").values_list("cause", flat=True))
+
+
+def test_batch_size_one_is_the_per_event_path_and_a_task_queued_before_the_drain_batches_as_before(settings):
+    """Tasks from before a deploy, replays: process_callback(event_id) still works, and batches."""
+    settings.CALLBACK_BATCH_SIZE = 1
     payments = [PaymentFactory() for _ in range(3)]
     for payment in payments:
         post(payment)
     event = CallbackEvent.objects.order_by("pk").first()
-    assert dispatch.process_callback.call(event.pk) == "accepted"
-    assert dispatch.process_callback.call(event.pk) == "settled"
+    assert process_callback.call(event.pk) == "accepted"
+    assert Payment.objects.filter(status="succeeded").count() == 1  # only its own
+    settings.CALLBACK_BATCH_SIZE = 50
+    last = CallbackEvent.objects.order_by("pk").last()
+    assert process_callback.call(last.pk) == "accepted"  # its own and the one still waiting
+    assert process_callback.call(event.pk) == "settled"
     assert dispatch.callbacks_drain.call() == "0 in 0 batches"
     assert_each_credited_once(payments)
+    assert [transitions(p)[0].endswith("(batch)") for p in payments] == [False, True, True]
 
 
 @pytest.mark.mysql
-def test_deliveries_posted_while_two_workers_drain_are_each_credited_once(settings):
+def test_deliveries_posted_while_two_workers_and_the_sweeper_drain_are_each_credited_once(settings):
     settings.CALLBACK_BATCH_SIZE = 20
     patients = [PatientFactory(funding_goal=Decimal("100000000")) for _ in range(3)]
     payments = [PaymentFactory(donation__patient=patients[i % 3]) for i in range(160)]
@@ -206,9 +200,106 @@ def test_deliveries_posted_while_two_workers_drain_are_each_credited_once(settin
     assert tasks(DRAIN) == 1
     senders = [lambda part=payments[80 + i * 20 : 100 + i * 20]: [post(p) for p in part] for i in range(4)]
 
-    run_together([worker, worker, *senders])
+    run_together([worker, worker, lambda: callbacks_sweep(received_before=None), *senders])
     worker()  # what the two left queued when the last deliveries arrived after they had stopped
 
     assert_each_credited_once(payments)
     assert tasks(DRAIN) < 80, tasks(DRAIN)  # 160 deliveries, a few drains
     assert tasks(PROCESS) == 0 and tasks(NOTIFY) == 0
+
+
+@pytest.mark.mysql
+def test_two_workers_drain_a_mixed_backlog_in_batches_and_credit_each_payment_once(settings, azam, monkeypatch):
+    settings.CALLBACK_BATCH_SIZE = 50
+    settings.CALLBACK_VERIFY_CONCURRENCY = 4
+    azam.get(STATUS_URL, json=fixture("status_failed.json"))  # asked only about the failure callbacks
+    patients = [PatientFactory(funding_goal=Decimal("100000000")) for _ in range(4)]
+    failing = [PaymentFactory(donation__patient=patients[0]) for _ in range(3)]
+    paid = [PaymentFactory(donation__patient=patients[i % 4]) for i in range(150)]
+    wrong = PaymentFactory(donation__patient=patients[1])
+    raising = paid[77]
+    bodies = [callback_body(p, status="failure") for p in failing]  # first: verified together, in threads
+    bodies += [callback_body(p) for p in paid]
+    bodies += [callback_body(p) for p in paid[:25]]  # exact repeats: linked to their first copy
+    bodies += [json.dumps(json.loads(callback_body(p)), indent=2).encode() for p in paid[25:46]]  # re-encoded
+    bodies.append(callback_body(wrong, amount=f"{wrong.amount + 1:.0f}"))
+    assert len(bodies) == 200
+    for body in bodies:
+        assert poster(CALLBACK_URL, body)() == (200, ACK)
+
+    plan = callback_batch._plan
+
+    def plan_that_breaks_once_payment(item, payment, *args):
+        if payment.pk == raising.pk:
+            raise RuntimeError("a bug in one delivery's step")
+        return plan(item, payment, *args)
+
+    monkeypatch.setattr(callback_batch, "_plan", plan_that_breaks_once_payment)
+    run_together([worker, worker])
+
+    assert Payment.objects.filter(pk__in=[p.pk for p in paid], status="succeeded").count() == 150
+    assert Payment.objects.filter(pk__in=[p.pk for p in failing], status="failed").count() == 3
+    assert Allocation.objects.count() == 150  # once each, copies and all
+    for patient in Patient.objects.all():
+        assert patient.funding_received == sum(a.amount for a in Allocation.objects.filter(patient=patient))
+    assert sum(p.funding_received for p in Patient.objects.all()) == sum(p.amount for p in paid)
+    check = book_check()
+    assert check.ok, (check.drifts, check.problems)
+    emailed = Notice.objects.filter(kind="receipt", channel=Notice.Channel.EMAIL)
+    assert emailed.count() == 150 and emailed.values("donation").distinct().count() == 150
+
+    wrong.refresh_from_db()
+    assert wrong.status == Payment.Status.PENDING
+    held = CallbackEvent.objects.get(status=CallbackEvent.Status.REVIEW)
+    assert held.payment_id == wrong.pk and held.error == f"amount {wrong.amount + 1:.0f} is not {wrong.amount}"
+    assert not CallbackEvent.objects.filter(status__in=["received", "failed", "dead"]).exists()
+    assert CallbackEvent.objects.filter(status="processed").count() == 153
+
+    # The one whose step raised was applied by the per-event path; the rest (nearly all) by batches.
+    assert transitions(raising) == [f"authenticated callback #{raising.callback_events.order_by('pk')[0].pk}"]
+    batched = PaymentHistory.objects.filter(kind="transition", cause__endswith="(batch)").count()
+    assert batched >= 140, batched
+    assert all(transitions(p)[0].endswith("checked by status query (batch)") for p in failing)
+
+
+@pytest.mark.mysql
+def test_a_batch_skips_the_rows_another_worker_holds(settings):
+    """SKIP LOCKED: events locked by a batch in progress are neither waited for nor taken twice."""
+    settings.CALLBACK_BATCH_SIZE = 3  # queued; no worker runs
+    for payment in [PaymentFactory() for _ in range(6)]:
+        assert poster(CALLBACK_URL, callback_body(payment))() == (200, ACK)
+    first, second = list(CallbackEvent.objects.order_by("pk"))[:2]
+    claims: dict[str, list[int]] = {}
+    inside = threading.Event()
+    release = threading.Event()
+    claim = callback_batch._claim
+
+    def slow_claim(event_id, size):
+        own, events = claim(event_id, size)
+        claims.setdefault(threading.current_thread().name, []).extend(e.pk for e in events)
+        if event_id == first.pk:
+            inside.set()
+            release.wait(10)  # hold the locks while the other worker claims
+        return own, events
+
+    def run(event_id: int) -> None:
+        try:
+            process_callback.call(event_id)
+        finally:
+            connection.close()
+
+    callback_batch._claim = slow_claim
+    try:
+        holder = threading.Thread(target=run, args=(first.pk,), name="a")
+        holder.start()
+        assert inside.wait(10)
+        other = threading.Thread(target=run, args=(second.pk,), name="b")
+        other.start()
+        other.join(10)
+        release.set()
+        holder.join(10)
+    finally:
+        callback_batch._claim = claim
+    assert not set(claims["a"]) & set(claims["b"]) and len(claims["a"]) == len(claims["b"]) == 3
+    assert Payment.objects.filter(status="succeeded").count() == 6
+    assert Allocation.objects.count() == 6
