@@ -296,7 +296,8 @@ def test_deeply_nested_json_at_the_donation_api_is_a_400(client):
     assert response.status_code == 400 and response.json()["code"] == "INVALID_FORMAT"
 
 
-def test_the_database_going_away_mid_handling_is_a_503_and_the_resend_is_handled(client, payment, monkeypatch):
+@pytest.mark.parametrize("while_", ["recording", "handling"])
+def test_the_database_going_away_is_a_503_and_the_resend_is_handled(client, payment, monkeypatch, while_):
     from django.db import OperationalError
 
     from payments.services import dispatch
@@ -305,11 +306,17 @@ def test_the_database_going_away_mid_handling_is_a_503_and_the_resend_is_handled
         raise OperationalError(2006, "MySQL server has gone away")
 
     with monkeypatch.context() as patch:
-        patch.setattr("payments.services.callbacks.payment_apply_result", database_gone)
-        patch.setattr(dispatch, "callback_event_mark", database_gone)
+        if while_ == "recording":
+            patch.setattr(CallbackEvent.objects, "create", database_gone)
+        else:
+            patch.setattr("payments.services.callbacks.payment_apply_result", database_gone)
+            patch.setattr(dispatch, "callback_event_mark", database_gone)
         response = client.post(CALLBACK_URL, data=callback_body(payment), content_type="application/json")
 
     assert response.status_code == 503 and response.json()["code"] == "SERVICE_UNAVAILABLE"
-    assert CallbackEvent.objects.get().status == CallbackEvent.Status.RECEIVED  # stored, still work to do
+    assert set(response.json()) == ERROR_KEYS
+    assert Payment.objects.get(pk=payment.pk).status == Payment.Status.PENDING
+    stored = list(CallbackEvent.objects.values_list("status", flat=True))
+    assert stored == ([] if while_ == "recording" else [CallbackEvent.Status.RECEIVED])  # stored: still work to do
     resend = client.post(CALLBACK_URL, data=callback_body(payment), content_type="application/json")
     assert resend.status_code == 200 and credited(payment) == Decimal("5000")

@@ -1,8 +1,8 @@
 """AzamPay's own ways (the shared properties are test_pipeline.py's): card payments matched by the externalId we
-sent, a failure it has no final word on, the callback password never stored; storage failures (without a password
-configured, its callbacks are only a reason to ask: test_pipeline.py). MariaDB: many donations to one patient at
-once, a verdict that cannot be written. A failed event's replay is test_inbox.py's, beside the sweeper's and
-reconciliation's."""
+sent, a failure it has no final word on, the callback password never stored (without a password configured, its
+callbacks are only a reason to ask: test_pipeline.py; the database going away: test_inbox.py). MariaDB: many
+donations to one patient at once, a verdict that cannot be written. A failed event's replay is test_inbox.py's,
+beside the sweeper's and reconciliation's."""
 
 import json
 from decimal import Decimal
@@ -34,7 +34,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")
 
 DONATIONS_URL = "/api/v1.0/donors/donations/"
 THREADS = 20
-ERROR_KEYS = {"error", "message", "code"}
 
 
 @pytest.fixture
@@ -118,18 +117,6 @@ def test_callback_password_never_reaches_the_stored_event(client, payment):
         if event.body_kept:  # the rejected near-miss keeps no body at all (a fixed-size record)
             assert json.loads(event.body)["password"] == "***"
     assert [event.body_kept for event in events].count(False) == 1
-
-
-def test_database_unavailable_when_recording_is_a_503(payment, monkeypatch):
-    def database_down(**kwargs):
-        raise OperationalError("(2006, 'MySQL server has gone away')")
-
-    monkeypatch.setattr(CallbackEvent.objects, "create", database_down)
-    status, answer = deliver(CALLBACK_URL, callback_body(payment))
-
-    assert status == 503 and set(answer) == ERROR_KEYS
-    payment.refresh_from_db()
-    assert payment.status == Payment.Status.PENDING
 
 
 # --- on MariaDB ---------------------------------------------------------------------------------------------
