@@ -18,7 +18,7 @@ from payments.models import CallbackEvent, Payment
 from payments.services.dispatch import callbacks_sweep, process_callback
 from payments.tests.azampay_fakes import ACK, CALLBACK_URL, PASSWORD, callback_body
 from payments.tests.factories import PaymentFactory
-from payments.tests.helpers import poster, run_together, worker
+from payments.tests.helpers import credited, poster, run_together, worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("azampay_settings")]
 
@@ -39,10 +39,6 @@ def post(client, body: bytes):
 
 def run_worker() -> None:
     call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload")
-
-
-def credited(payment: Payment) -> Decimal:
-    return sum((a.amount for a in Allocation.objects.filter(donation=payment.donation_id)), Decimal("0"))
 
 
 def test_answered_once_stored_and_credited_by_the_worker(client, stored_ack):

@@ -40,12 +40,26 @@ def cycles(monkeypatch, runs: int) -> str:
     monkeypatch.setattr(command.time, "sleep", lambda seconds: next(left, None) is None and _stop())
     out = StringIO()
     with pytest.raises(KeyboardInterrupt):
-        call_command("reconcile_payments", "--loop", "5", stdout=out, stderr=StringIO())
+        call_command("reconcile_payments", "--loop", "5", stdout=out, stderr=out)
     return out.getvalue()
 
 
 def _stop():
     raise KeyboardInterrupt
+
+
+def test_the_loop_survives_a_failed_run_and_says_so(monkeypatch):
+    runs = []
+    real = command.payments_reconcile
+
+    def flaky(**kwargs):
+        runs.append(kwargs)
+        if len(runs) == 1:
+            raise RuntimeError("database blip")
+        return real(**kwargs)
+
+    monkeypatch.setattr(command, "payments_reconcile", flaky)
+    assert "database blip" in cycles(monkeypatch, 2) and len(runs) == 2
 
 
 def test_a_second_scheduler_skips_its_cycles_while_the_first_holds_the_lease(monkeypatch):
