@@ -15,7 +15,6 @@ from payments.tests.helpers import credited
 from payments.tests.providers.airtel.support import (
     AIRTEL_ID,
     DISBURSEMENT_URL,
-    ENQUIRY_URL,
     fixture,
 )
 
@@ -31,8 +30,8 @@ rail, payment = driver_fixtures(Airtel)
 airtel = pytest.fixture(lambda rail: rail.mock, name="airtel")
 
 
-def test_a_signed_success_is_stored_without_its_hash_and_with_our_id(airtel, payment):
-    enquiry_says(airtel, "enquiry_success.json")
+def test_a_signed_success_is_stored_without_its_hash_and_with_our_id(rail, payment):
+    rail.says_paid(payment)
     assert deliver(PAYMENT, signed()) == (200, ACK)
     event = CallbackEvent.objects.get()
     assert (event.kind, event.status) == ("payment", CallbackEvent.Status.PROCESSED)
@@ -42,12 +41,8 @@ def test_a_signed_success_is_stored_without_its_hash_and_with_our_id(airtel, pay
     assert payment.provider_reference == Airtel.receipt  # learnt from the enquiry
 
 
-def enquiry_says(airtel, name: str, *, url: str = ENQUIRY_URL, status: int = 200) -> None:
-    airtel.get(url, json=fixture(name), status=status)
-
-
-def test_the_legacy_shape_is_confirmed_the_same_way(airtel, payment):
-    enquiry_says(airtel, "enquiry_success.json")
+def test_the_legacy_shape_is_confirmed_the_same_way(rail, payment):
+    rail.says_paid(payment)
     assert deliver(PAYMENT, signed("callback_legacy_shape.json")) == (200, ACK)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED

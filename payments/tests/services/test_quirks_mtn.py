@@ -9,7 +9,6 @@ from payments.models import CallbackEvent, Payment
 from payments.tests.drivers import Mtn, deliver, driver_fixtures
 from payments.tests.factories import PaymentFactory, token_for
 from payments.tests.helpers import credited
-from payments.tests.providers.mtn.support import X_REFERENCE_ID, fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -17,10 +16,6 @@ rail, payment = driver_fixtures(Mtn)
 momo = pytest.fixture(lambda rail: rail.mock, name="momo")
 ACK, AMOUNT, STATUS_URL = Mtn.ack, Mtn.amount, Mtn.status_url
 COLLECTION = "/webhooks/mtn/collection/"
-
-
-def success_body() -> dict:
-    return fixture("callback_collection_with_reference_id.json") | {"referenceId": X_REFERENCE_ID}
 
 
 def test_a_callback_on_the_secret_url_attaches_to_its_payment_without_any_reference_in_the_body(rail, payment):
@@ -42,7 +37,7 @@ def test_a_secret_url_of_one_payment_with_the_body_of_another_is_held_for_review
         donation__currency="EUR",
         donation__patient__currency="EUR",
     )
-    body = success_body() | {"externalId": other.reference, "referenceId": other.provider_reference}
+    body = rail.success_body(payment) | {"externalId": other.reference, "referenceId": other.provider_reference}
     assert deliver(f"{COLLECTION}{token_for(payment)}/", body) == (200, ACK)
     event = CallbackEvent.objects.get()
     assert event.status == CallbackEvent.Status.REVIEW and event.payment == payment

@@ -89,7 +89,6 @@ def test_a_pending_answer_about_a_forged_id_is_not_remembered_for_the_next_query
 
 
 ANSWERS = {
-    "neither": ({}, False),
     "reference-only": ({"utilityref": "{reference}"}, False),
     "amount-only": ({"amount": "900000"}, False),
     "another-reference": ({"utilityref": "RHCI-DN-1-20260101000000", "amount": "900000"}, False),
