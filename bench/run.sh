@@ -25,7 +25,7 @@
 # stored with the task workers under `nice -n $BENCH_NICE` (10); stored_split: stored with the task workers
 # stopped while wrk runs and started after it — the web host's share when the workers run on other hosts
 # (README "Deployment on several hosts"); its drain is then the workers' catch-up on one box], BENCH_CONNECTIONS [16],
-# BENCH_PAYMENTS [5000], BENCH_PATIENTS [100], BENCH_MAX_DURATION [90s], BENCH_WARMUP [4s], BENCH_WORKERS [2],
+# BENCH_PAYMENTS [5000], BENCH_PATIENTS [100], BENCH_MAX_DURATION [90s], BENCH_WARMUP [4s], BENCH_WORKERS [4],
 # BENCH_WORKER_CLASS [sync], BENCH_THREADS [1], BENCH_TASK_WORKERS [2], BENCH_TASK_INTERVAL [0.1],
 # BENCH_TASKS_BACKEND [database|rq], BENCH_REDIS_URL [redis://127.0.0.1:6379/14, rq only], BENCH_DRAIN_TIMEOUT
 # [180], BENCH_LATENCY [1], BENCH_LATENCY_RATE [20], BENCH_LATENCY_DURATION [20], BENCH_LATENCY_POLL_MS [100],
@@ -46,7 +46,7 @@ MAX_DURATION=${BENCH_MAX_DURATION:-90s}
 WARMUP=${BENCH_WARMUP:-4s}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-30}
 QUIET_LIMIT=${BENCH_QUIET_LIMIT:-20}
-WORKERS=${BENCH_WORKERS:-2}
+WORKERS=${BENCH_WORKERS:-4}  # the README's production line
 WORKER_CLASS=${BENCH_WORKER_CLASS:-sync}
 THREADS=${BENCH_THREADS:-1}
 TASK_WORKERS=${BENCH_TASK_WORKERS:-2}
