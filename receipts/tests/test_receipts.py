@@ -7,6 +7,7 @@ import pytest
 from django.core import mail
 from django.db import transaction
 from django.test import Client
+from django.utils import timezone
 
 from donor.models import Donation
 from donor.notifications import notices_record, notices_send
@@ -56,7 +57,8 @@ def test_the_receipt_shows_the_organisation_the_gift_and_the_no_goods_line():
     text = pdf_text(pdf)
     assert pdf.startswith(b"%PDF")
     for expected in ("Tumaini Medical Fund", "OONGO/R/1234", receipt.number, "TSh 5,000", "SGH7K2L9QW", "M-Pesa",
-                     donation.completed_at.strftime("%Y-%m-%d"), donation.donor.name, donation.patient.code,
+                     timezone.localtime(donation.completed_at).strftime("%Y-%m-%d"), donation.donor.name,
+                     donation.patient.code,
                      NO_GOODS):  # fmt: skip
         assert expected in text, expected
     assert "VOID" not in text and "DUPLICATE" not in text
