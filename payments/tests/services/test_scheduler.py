@@ -18,7 +18,7 @@ from payments.tests.helpers import run_together
 pytestmark = pytest.mark.django_db
 
 
-def test_a_lease_is_one_holders_until_it_expires():
+def test_a_lease_is_one_holders_until_it_expires_and_one_without_renewal_is_a_once_a_day_guard():
     assert lease_acquire("job", "host-a", seconds=60)
     assert lease_acquire("job", "host-a", seconds=60)  # renewed by its holder
     assert not lease_acquire("job", "host-b", seconds=60)
@@ -27,9 +27,6 @@ def test_a_lease_is_one_holders_until_it_expires():
     assert not lease_acquire("job", "host-a", seconds=60)
     lease_release("job", "host-b")
     assert lease_acquire("job", "host-a", seconds=60)
-
-
-def test_a_lease_without_renewal_is_a_once_a_day_guard():
     assert lease_acquire("daily", "host-a", seconds=86400, renew=False)
     assert not lease_acquire("daily", "host-a", seconds=86400, renew=False)  # not even its holder, until it expires
 
