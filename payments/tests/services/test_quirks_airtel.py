@@ -6,17 +6,14 @@ import json
 from decimal import Decimal
 
 import pytest
+import requests
 
 from payments.models import CallbackEvent, Payment, Payout
 from payments.providers.airtel.client import airtel_id
+from payments.services.payouts import payout_approve, payout_request
 from payments.tests.drivers import Airtel, deliver, driver_fixtures, funded_patient
-from payments.tests.factories import staff_user
 from payments.tests.helpers import credited
-from payments.tests.providers.airtel.support import (
-    AIRTEL_ID,
-    DISBURSEMENT_URL,
-    fixture,
-)
+from payments.tests.providers.airtel.support import AIRTEL_ID, DISBURSEMENT_URL, fixture, public_pem
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +24,6 @@ signed = Airtel.signed
 
 
 rail, payment = driver_fixtures(Airtel)
-airtel = pytest.fixture(lambda rail: rail.mock, name="airtel")
 
 
 def test_a_signed_success_is_stored_without_its_hash_and_with_our_id(rail, payment):
@@ -53,30 +49,19 @@ def test_the_legacy_shape_is_confirmed_the_same_way(rail, payment):
     "name",
     ["callback_malformed_no_id.json", "callback_malformed_no_status.json", "callback_malformed_no_transaction.json"],
 )
-def test_malformed_bodies_without_a_secret_configured_are_400(airtel, payment, settings, name):
+def test_malformed_bodies_without_a_secret_configured_are_400(rail, payment, settings, name):
     settings.PAYMENT_PROVIDERS["airtel"]["callback_secret"] = ""
     status, answer = deliver(PAYMENT, fixture(name))
     assert (status, answer["code"]) == (400, "INVALID_FORMAT")
     assert CallbackEvent.objects.get().status == CallbackEvent.Status.REJECTED
 
 
-def test_a_payout_whose_send_timed_out_keeps_the_id_airtel_knows_it_by(airtel, settings):
+def test_a_payout_whose_send_timed_out_keeps_the_id_airtel_knows_it_by(rail, settings, maker, checker):
     """The id is stored before the request, so the result callback and the enquiry find an ambiguous payout."""
-    import requests
-
-    from payments.services.payouts import payout_approve, payout_request
-    from payments.tests.providers.airtel.support import public_pem
-
-    airtel_config = settings.PAYMENT_PROVIDERS["airtel"]
-    settings.PAYMENT_PROVIDERS = {
-        **settings.PAYMENT_PROVIDERS,
-        "airtel": {**airtel_config, "disbursement_pin": "1234", "public_key_pem": public_pem()},
-    }
+    settings.PAYMENT_PROVIDERS["airtel"].update(disbursement_pin="1234", public_key_pem=public_pem())  # the rail's
     patient = funded_patient(provider="airtel", msisdn="256700160185", amount=Decimal("1000"), currency="UGX")
-    maker = staff_user("po-maker", "payments.add_payout", "payments.view_payout")
-    checker = staff_user("po-checker", "payments.approve_payout", "payments.view_payout")
     requested = payout_request(patient=patient, amount=Decimal("1000"), requested_by=maker)
-    airtel.post(DISBURSEMENT_URL, body=requests.exceptions.ReadTimeout("read timed out"))
+    rail.mock.post(DISBURSEMENT_URL, body=requests.exceptions.ReadTimeout("read timed out"))
     sent = payout_approve(payout_id=requested.pk, approved_by=checker)
     assert sent.status == Payout.Status.AMBIGUOUS
     assert sent.provider_reference == airtel_id(sent.reference)

@@ -17,16 +17,8 @@ from patients.tests.factories import PatientFactory
 from payments.models import CallbackEvent, Payment
 from payments.services import callbacks
 from payments.services.dispatch import callback_replay
-from payments.tests.azampay_fakes import (
-    ACK,
-    CALLBACK_URL,
-    PASSWORD,
-    POST_CHECKOUT_URL,
-    STATUS_URL,
-    callback_body,
-    fixture,
-)
-from payments.tests.drivers import deliver
+from payments.tests.azampay_fakes import ACK, CALLBACK_URL, PASSWORD, POST_CHECKOUT_URL, callback_body, fixture
+from payments.tests.drivers import AzamPay, deliver, driver_fixtures
 from payments.tests.factories import PaymentFactory
 from payments.tests.helpers import credited, poster, run_together
 
@@ -35,20 +27,14 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")
 DONATIONS_URL = "/api/v1.0/donors/donations/"
 THREADS = 20
 
-
-@pytest.fixture
-def payment() -> Payment:
-    return PaymentFactory(
-        donation__amount=Decimal("5000"),
-        donation__patient__funding_goal=Decimal("1000000"),
-        donation__donor__email="donor@example.org",
-    )
+rail, payment = driver_fixtures(AzamPay)
 
 
-def test_failure_callback_fails_the_donation_with_its_reason_when_the_provider_has_no_final_word(payment, azam):
-    status = azam.get(STATUS_URL, json={"data": "Transaction pending.", "success": True, "statusCode": 200})
+def test_failure_callback_fails_the_donation_with_its_reason_when_the_provider_has_no_final_word(rail, payment):
+    name, changes = rail.pending
+    rail.answer(name, **changes)
     assert deliver(CALLBACK_URL, callback_body(payment, status="failure")) == (200, ACK)
-    assert status.call_count == 1  # a failure is re-checked before the donation is given up
+    assert rail.asked() == 1  # a failure is re-checked before the donation is given up
     payment.refresh_from_db()
     donation = Donation.objects.get(pk=payment.donation_id)
     assert payment.status == Payment.Status.FAILED
@@ -59,9 +45,9 @@ def test_failure_callback_fails_the_donation_with_its_reason_when_the_provider_h
     assert not Allocation.objects.exists()
 
 
-def start_card_donation(api_client, azam) -> tuple[Payment, str]:
+def start_card_donation(api_client, mock) -> tuple[Payment, str]:
     """A card donation through the API; returns its payment and the externalId AzamPay was given."""
-    page = azam.post(POST_CHECKOUT_URL, body=fixture("post_checkout_url.json"), content_type="text/plain")
+    page = mock.post(POST_CHECKOUT_URL, body=fixture("post_checkout_url.json"), content_type="text/plain")
     patient = PatientFactory(currency="TZS", funding_goal=Decimal("1000000"))
     request = {"patient": patient.code, "amount": "5000", "currency": "TZS", "provider": "azampay", "channel": "card"}
     response = api_client.post(DONATIONS_URL, request, format="json")
@@ -78,10 +64,10 @@ def card_callback(payment: Payment, external_id: str) -> bytes:
 
 
 @pytest.mark.parametrize("prefix", ["", "KIDS-HEART-FUND"], ids=["short-reference", "reference-over-30"])
-def test_card_payment_callback_is_matched_by_the_external_id_we_sent(api_client, azam, settings, prefix):
+def test_card_payment_callback_is_matched_by_the_external_id_we_sent(api_client, rail, settings, prefix):
     if prefix:
         settings.DONATION_REFERENCE_PREFIX = prefix
-    payment, external_id = start_card_donation(api_client, azam)
+    payment, external_id = start_card_donation(api_client, rail.mock)
     assert payment.provider_reference is None and (len(payment.reference) > 30) == bool(prefix)
     assert deliver(CALLBACK_URL, card_callback(payment, external_id)) == (200, ACK)
     payment.refresh_from_db()
@@ -161,15 +147,12 @@ def test_a_credit_whose_verdict_cannot_be_written_is_undone_then_credited_once_b
     assert event.status == CallbackEvent.Status.FAILED
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PENDING
-    patient = payment.donation.patient
-    patient.refresh_from_db()  # the factory's instance says 0 whatever the database holds
-    assert Allocation.objects.count() == 0 and patient.funding_received == 0
+    assert Allocation.objects.count() == 0 and credited(payment) == 0  # read from the database, not the factory's
 
     assert callback_replay(event=event).code == "accepted"  # what the sweeper runs
     assert callback_replay(event=event).code == "accepted"  # and once more: nothing changes
     payment.refresh_from_db()
-    patient.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED
-    assert patient.funding_received == payment.amount and Allocation.objects.count() == 1
+    assert credited(payment) == payment.amount and Allocation.objects.count() == 1
     event.refresh_from_db()
     assert event.status == CallbackEvent.Status.IGNORED  # the second replay found it done

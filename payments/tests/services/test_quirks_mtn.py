@@ -13,8 +13,7 @@ from payments.tests.helpers import credited
 pytestmark = pytest.mark.django_db
 
 rail, payment = driver_fixtures(Mtn)
-momo = pytest.fixture(lambda rail: rail.mock, name="momo")
-ACK, AMOUNT, STATUS_URL = Mtn.ack, Mtn.amount, Mtn.status_url
+ACK = Mtn.ack
 COLLECTION = "/webhooks/mtn/collection/"
 
 
@@ -23,7 +22,7 @@ def test_a_callback_on_the_secret_url_attaches_to_its_payment_without_any_refere
     assert deliver(f"{COLLECTION}{token_for(payment)}/", Mtn.unknown(Mtn, payment)[1], method="put") == (200, ACK)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED
-    assert credited(payment) == AMOUNT
+    assert credited(payment) == Mtn.amount
     event = CallbackEvent.objects.get()
     assert event.payment == payment and event.status == CallbackEvent.Status.PROCESSED
     assert rail.asked() == 1  # asked about the payment's own X-Reference-Id
