@@ -257,7 +257,7 @@ def test_two_workers_drain_a_mixed_backlog_in_batches_and_credit_each_payment_on
 
 
 @pytest.mark.mysql
-def test_a_batch_skips_the_rows_another_worker_holds(settings):
+def test_a_batch_skips_the_rows_another_worker_holds(settings, monkeypatch):
     """SKIP LOCKED: events locked by a batch in progress are neither waited for nor taken twice."""
     settings.CALLBACK_BATCH_SIZE = 3  # queued; no worker runs
     stored(6)
@@ -281,18 +281,15 @@ def test_a_batch_skips_the_rows_another_worker_holds(settings):
         finally:
             connection.close()
 
-    callback_batch._claim = slow_claim
-    try:
-        holder = threading.Thread(target=run, args=(first.pk,), name="a")
-        holder.start()
-        assert inside.wait(10)
-        other = threading.Thread(target=run, args=(second.pk,), name="b")
-        other.start()
-        other.join(10)
-        release.set()
-        holder.join(10)
-    finally:
-        callback_batch._claim = claim
+    monkeypatch.setattr(callback_batch, "_claim", slow_claim)
+    holder = threading.Thread(target=run, args=(first.pk,), name="a")
+    holder.start()
+    assert inside.wait(10)
+    other = threading.Thread(target=run, args=(second.pk,), name="b")
+    other.start()
+    other.join(10)
+    release.set()
+    holder.join(10)
     assert not set(claims["a"]) & set(claims["b"]) and len(claims["a"]) == len(claims["b"]) == 3
     assert Payment.objects.filter(status="succeeded").count() == 6
     assert Allocation.objects.count() == 6
