@@ -78,7 +78,7 @@ def test_finished_task_rows_are_pruned_once_a_day_by_the_scheduler(monkeypatch, 
     settings.TASKS_BACKEND = "database"
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
     settings.TASK_RESULTS_KEEP_DAYS = 14
-    old, new = (
+    _old, new = (
         DBTaskResult.objects.create(
             status="SUCCESSFUL", task_path="payments.services.dispatch.process_callback", queue_name="default",
             args_kwargs={"args": [], "kwargs": {}}, backend_name="default",
@@ -88,8 +88,7 @@ def test_finished_task_rows_are_pruned_once_a_day_by_the_scheduler(monkeypatch, 
     )  # fmt: skip
     printed = cycles(monkeypatch, 3)
     assert printed.count("pruned finished task rows") == 1
-    assert list(DBTaskResult.objects.values_list("pk", flat=True)) == [new.pk]
-    assert not DBTaskResult.objects.filter(pk=old.pk).exists()
+    assert list(DBTaskResult.objects.values_list("pk", flat=True)) == [new.pk]  # the old one is gone
 
 
 @pytest.mark.mysql
