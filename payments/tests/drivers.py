@@ -25,12 +25,16 @@ import requests
 import responses
 from django.core.cache import cache
 from django.test import Client, TestCase
+from django.utils.timezone import now
 
 from donor.models import Allocation, Donation
 from donor.services import donation_complete, donation_create, donor_for_guest
 from patients.models import Patient
 from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
 from payments.models import CallbackEvent, Payment, Payout, Refund
+from payments.services.money_out import funds_available
+from payments.services.payouts import payout_approve, payout_cancel, payout_request, payout_resolve
+from payments.services.refunds import refund_approve, refund_cancel, refund_request, refund_resolve
 from payments.tests import azampay_fakes as azampay
 from payments.tests import mpesa_fakes as mpesa
 from payments.tests.factories import PaymentFactory, staff_user, token_for
@@ -877,3 +881,118 @@ MONEY_OUT: dict[str, type[MoneyOut]] = {
     "mtn-refund": MtnRefund,
     "airtel-disbursement": AirtelDisbursement,
 }
+
+
+# --- money out by kind: the maker-checker rules payouts and refunds share (services/test_money_out.py) ----------
+
+
+class PayoutKind:
+    """Payouts as those rules see them: an M-Pesa B2C payout of KES 1 000 from a patient's 50 000 received."""
+
+    model: type[Payout] | type[Refund] = Payout
+    received, amount = Decimal("50000"), Decimal("1000")
+    send_url = mpesa.B2C_URL
+    result_path, timeout_path = MpesaB2C.result_path, MpesaB2C.timeout_path
+    conversation_id, receipt = MpesaB2C.conversation_id, MpesaB2C.receipt
+    codes: ClassVar[dict[str, int | str]] = {"paid": 0, "failed": 2001, "queue-timeout": 1}
+
+    def __init__(self, daraja: responses.RequestsMock, maker, checker) -> None:
+        self.daraja, self.maker, self.checker = daraja, maker, checker
+        self.name = self.model._meta.model_name
+        self.patient = self.funded()
+
+    def funded(self) -> Patient:
+        return funded_patient(provider="mpesa", msisdn="254708374149", amount=self.received, currency="KES")
+
+    def request(self, by=None):
+        return payout_request(patient=self.patient, amount=self.amount, requested_by=by or self.maker)
+
+    def approve(self, obj, by=None):
+        return payout_approve(payout_id=obj.pk, approved_by=by or self.checker)
+
+    def resolve(self, obj, done: bool, by=None, receipt: str = ""):
+        return payout_resolve(payout_id=obj.pk, paid=done, resolved_by=by or self.checker, receipt=receipt)
+
+    def cancel(self, obj):
+        return payout_cancel(payout_id=obj.pk, cancelled_by=self.checker)
+
+    def result(self, obj, says: str, desc: str = "") -> dict:
+        return b2c_result(obj, int(self.codes[says]), desc)
+
+    def recorded(self, says: str, desc: str) -> tuple[str, str]:
+        """The result_code and result_desc such a result leaves."""
+        return str(self.codes[says]), desc
+
+    def moved(self, obj) -> bool:
+        """Whether the money's move is on the books: the patient is in treatment."""
+        self.patient.refresh_from_db()
+        return self.patient.status == Patient.Status.IN_TREATMENT
+
+    def available(self) -> Decimal:
+        self.patient.refresh_from_db()
+        return funds_available(self.patient)
+
+    def answers(self, **answer: Any) -> None:
+        """Daraja's answer to the next send (replacing any earlier one): accepted unless `answer`."""
+        self.daraja.remove(responses.POST, self.send_url)
+        self.daraja.add(responses.POST, self.send_url, **(answer or {"json": request_accepted(self.conversation_id)}))
+
+    def sends(self) -> int:
+        return sum(c.request.url == self.send_url for c in self.daraja.calls)
+
+    def brought_to(self, status: str):
+        """One in `status` the way it happens (sending: its sender died; ambiguous: the send timed out)."""
+        obj = self.request()
+        if status == "cancelled":
+            return self.cancel(obj)
+        if status == "sending":
+            self.model.objects.filter(pk=obj.pk).update(status=status, approved_by=self.checker, approved_at=now())
+        elif status != "requested":
+            failures = {"ambiguous": requests.ReadTimeout("slow"), "failed": requests.ConnectTimeout("no route")}
+            self.answers(**({"body": failures[status]} if status in failures else {}))
+            obj = self.approve(obj)
+        obj.refresh_from_db()
+        assert obj.status == status
+        return obj
+
+
+class RefundKind(PayoutKind):
+    """Refunds: the M-Pesa reversal of a whole KES 1 000 payment."""
+
+    model = Refund
+    received = amount = Decimal("1000")
+    send_url = f"{mpesa.API}/mpesa/reversal/v1/request"
+    result_path, timeout_path = MpesaReversal.result_path, MpesaReversal.timeout_path
+    conversation_id, receipt = MpesaReversal.conversation_id, MpesaReversal.receipt
+    codes = {"paid": 0, "failed": "R000002", "queue-timeout": 1}
+
+    def funded(self) -> Patient:
+        self.donation = paid_donation()
+        return self.donation.patient
+
+    def request(self, by=None):
+        return refund_request(donation=self.donation, amount=self.amount, reason="", requested_by=by or self.maker)
+
+    def approve(self, obj, by=None):
+        return refund_approve(refund_id=obj.pk, approved_by=by or self.checker)
+
+    def resolve(self, obj, done: bool, by=None, receipt: str = ""):
+        return refund_resolve(refund_id=obj.pk, refunded=done, resolved_by=by or self.checker, receipt=receipt)
+
+    def cancel(self, obj):
+        return refund_cancel(refund_id=obj.pk, cancelled_by=self.checker)
+
+    def result(self, obj, says: str, desc: str = "") -> dict:
+        return reversal_result(self.codes[says], desc)
+
+    def recorded(self, says: str, desc: str) -> tuple[str, str]:
+        return "", f"{desc} (M-Pesa {self.codes[says]})"
+
+    def moved(self, obj) -> bool:
+        """Whether the ledger holds its reversal (once), the patient credited the rest."""
+        rows = reversals(obj)
+        assert rows in ([], [-obj.amount]) and credited(self.patient) == self.received + sum(rows)
+        return bool(rows)
+
+
+KINDS = {"payout": PayoutKind, "refund": RefundKind}

@@ -12,8 +12,8 @@ from io import StringIO
 import pytest
 import requests
 import responses
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.test import Client
 from django.utils import timezone
 
 from donor.models import Allocation
@@ -26,10 +26,16 @@ from payments.services.payouts import payout_approve, payout_request, payouts_re
 from payments.services.refunds import refund_approve, refund_request
 from payments.services.watchdog import watchdog_alerts
 from payments.tests.drivers import (
+    KINDS,
     Airtel,
     MpesaReversal,
     Mtn,
+    PayoutKind,
+    RefundKind,
     b2c_result,
+    deliver,
+    deliver_together,
+    encode,
     funded_patient,
     paid_donation,
     request_accepted,
@@ -37,18 +43,24 @@ from payments.tests.drivers import (
     reversals,
     sent_payout,
 )
+from payments.tests.factories import staff_user
 from payments.tests.helpers import run_together
-from payments.tests.mpesa_fakes import API, B2C_TOKEN, B2C_URL
+from payments.tests.mpesa_fakes import ACK, B2C_URL
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings")]
 AT_ONCE = pytest.param(4, marks=[pytest.mark.mysql, pytest.mark.django_db(transaction=True)], id="at-once")
+MYSQL = [pytest.mark.mysql, pytest.mark.django_db(transaction=True)]
 
-REVERSAL_URL = f"{API}/mpesa/reversal/v1/request"
-REVERSAL_RESULT = f"/webhooks/mpesa/reversal/result/{B2C_TOKEN}/"
-B2C_RESULT = f"/webhooks/mpesa/b2c/result/{B2C_TOKEN}/"
-RECEIPT = "TL4RCPT001"
-DARAJA_OK = {"ResultCode": 0, "ResultDesc": "Accepted"}
+REVERSAL_URL, REVERSAL_RESULT, B2C_RESULT = RefundKind.send_url, RefundKind.result_path, PayoutKind.result_path
 SETTLED = {"processed", "ignored", "duplicate", "review"}
+S, E = Payout.Status, CallbackEvent.Status
+INVALID = "The initiator information is invalid."
+
+
+@pytest.fixture(params=KINDS)
+def kind(request, daraja, maker, checker):
+    """A payout or a refund (payments/tests/drivers.py: PayoutKind, RefundKind), its far side Daraja."""
+    return KINDS[request.param](daraja, maker, checker)
 
 
 @pytest.fixture
@@ -56,17 +68,12 @@ def trust_off(settings):
     settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS = False
 
 
-def deliver(path: str, body: dict, copy: int = 0) -> tuple[int, dict]:
-    """One delivery; `copy` changes the bytes (not the meaning), so each is stored."""
-    response = Client().post(path, data=json.dumps(body, indent=copy or None), content_type="application/json")
-    return response.status_code, response.json()
-
-
 def copies_at_once(path: str, body: dict, copies: int = 4) -> set[int]:
-    """The statuses of `copies` deliveries of one result, each from its own thread and connection (one: here)."""
+    """The statuses of `copies` deliveries of one result (each re-encoded, so each is stored), each from its own
+    thread and connection (one: here)."""
     if copies == 1:
         return {deliver(path, body)[0]}
-    return {status for status, _ in run_together([lambda c=c: deliver(path, body, c) for c in range(copies)])}
+    return {status for status, _ in deliver_together([("post", path, encode(body, c or None)) for c in range(copies)])}
 
 
 def refund_of(donation, maker, amount=None) -> Refund:
@@ -75,14 +82,193 @@ def refund_of(donation, maker, amount=None) -> Refund:
 
 def sent_refund(daraja, maker, checker, **answer) -> Refund:
     """A whole-payment M-Pesa refund, approved; Daraja's answer to the reversal request accepted unless `answer`."""
-    daraja.post(REVERSAL_URL, **(answer or {"json": request_accepted()}))
-    return refund_approve(refund_id=refund_of(paid_donation(), maker).pk, approved_by=checker)
+    kind = RefundKind(daraja, maker, checker)
+    kind.answers(**answer)
+    return kind.approve(kind.request())
+
+
+def stuck_for(obj, minutes: int) -> None:
+    type(obj).objects.filter(pk=obj.pk).update(approved_at=timezone.now() - timedelta(minutes=minutes))
 
 
 @pytest.fixture
 def mpesa_payout(maker):
     patient = funded_patient(provider="mpesa", msisdn="254708374149", amount=Decimal("5000"), currency="KES")
     return payout_request(patient=patient, amount=Decimal("5000"), requested_by=maker)
+
+
+# --- the rules every payout and refund keeps, stated once over both kinds --------------------------------------
+
+WHO = {
+    "outsider": lambda kind: get_user_model().objects.create_user("outsider", password="x"),
+    "plain-staff": lambda kind: staff_user("plain-staff", f"payments.view_{kind.name}"),
+    "maker": lambda kind: staff_user("maker-only", f"payments.add_{kind.name}", f"payments.view_{kind.name}"),
+    "approver-only": lambda kind: staff_user("approver", f"payments.approve_{kind.name}", f"payments.view_{kind.name}"),
+    "change-only": lambda kind: staff_user("changer", f"payments.change_{kind.name}"),
+    "both-roles": lambda kind: staff_user("both", *(f"payments.{p}_{kind.name}" for p in ("add", "approve"))),
+}
+REFUSALS = [
+    ("outsider", "request", "staff"),
+    ("outsider", "approve", "staff"),
+    ("plain-staff", "request", "add_"),
+    ("plain-staff", "approve", "approve_"),
+    *[(who, "resolve", "resolve_") for who in ("plain-staff", "maker", "approver-only", "change-only")],
+    ("both-roles", "approve", "someone other than its requester"),  # its own request
+]
+
+
+@pytest.mark.parametrize(("who", "action", "message"), REFUSALS, ids=[f"{w}-{a}" for w, a, _ in REFUSALS])
+def test_who_may_request_approve_and_resolve_is_checked_by_the_service(kind, who, action, message):
+    """Admin powers are permissions, checked by the service itself (not only by the admin's buttons)."""
+    user = WHO[who](kind)
+    obj = kind.request(user if who == "both-roles" else None)
+    if action == "resolve":  # stuck in sending for an hour: resolvable, but not by them
+        kind.model.objects.filter(pk=obj.pk).update(status=S.SENDING)
+        stuck_for(obj, 60)
+    before = kind.model.objects.get().status
+    with pytest.raises(MoneyOutRefused, match=message):
+        if action == "request":
+            kind.request(user)
+        elif action == "approve":
+            kind.approve(obj, user)
+        else:
+            kind.resolve(obj, False, user)
+    assert list(kind.model.objects.values_list("status", flat=True)) == [before] and kind.sends() == 0
+
+
+SEND_FAILURES = {
+    "timed-out-after-sending": ({"body": requests.ReadTimeout("slow")}, S.AMBIGUOUS),  # it may have left: never resent
+    "never-connected": ({"body": requests.ConnectTimeout("no route")}, S.FAILED),  # nothing left us: nothing moved
+    "refused": ({"status": 400, "json": {"requestId": "x", "errorCode": "400.002.02",
+                                         "errorMessage": "Bad Request - Invalid PartyB"}}, S.FAILED),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("failure", SEND_FAILURES)
+def test_how_a_send_fails_decides_its_status_and_the_funds(kind, failure):
+    answer, status = SEND_FAILURES[failure]
+    kind.answers(**answer)
+    obj = kind.approve(kind.request())
+    assert obj.status == status and obj.needs_review is (status == S.AMBIGUOUS)
+    assert kind.sends() == 1 and not kind.moved(obj)
+    assert kind.available() == kind.received - (kind.amount if status == S.AMBIGUOUS else 0)
+    if "json" in answer:
+        assert "Invalid PartyB" in obj.result_desc
+
+
+def test_cancelling_a_request_frees_its_funds_and_it_is_never_sent(kind):
+    obj = kind.request()
+    assert kind.available() == kind.received - kind.amount
+    kind.cancel(obj)
+    assert kind.available() == kind.received
+    with pytest.raises(MoneyOutRefused, match="not awaiting approval"):
+        kind.approve(obj)
+    assert kind.sends() == 0
+
+
+@pytest.mark.parametrize("done", [True, False], ids=["as-done", "as-failed"])
+def test_one_stuck_sending_is_named_and_resolvable_by_hand_only_after_ten_minutes(kind, done):
+    obj = kind.brought_to(S.SENDING)
+    for minutes in (0, 9):
+        stuck_for(obj, minutes)
+        with pytest.raises(MoneyOutRefused, match="still sending"):
+            kind.resolve(obj, done, receipt=kind.receipt if done else "")
+    assert not any("stuck sending" in alert for alert in watchdog_alerts())
+    stuck_for(obj, 11)
+    assert any(f"1 {kind.name}(s) stuck sending" in alert for alert in watchdog_alerts())
+    obj = kind.resolve(obj, done, receipt=f" {kind.receipt} " if done else "")
+    assert (obj.status, obj.receipt, obj.needs_review) == (
+        (kind.model.DONE, kind.receipt, False) if done else (S.FAILED, "", False)
+    )
+    assert kind.moved(obj) is done and kind.available() == kind.received - (kind.amount if done else 0)
+    assert kind.sends() == 0  # resolving never sends
+
+
+def test_an_ambiguous_one_is_resolved_by_hand_with_its_receipt_once(kind):
+    obj = kind.brought_to(S.AMBIGUOUS)
+    assert obj.needs_review and kind.sends() == 1
+    assert kind.available() == kind.received - kind.amount  # still committed until resolved
+    with pytest.raises(MoneyOutRefused, match="receipt"):
+        kind.resolve(obj, True)
+    obj = kind.resolve(obj, True, receipt="TL4PORTAL9")
+    assert (obj.status, obj.receipt, obj.needs_review) == (kind.model.DONE, "TL4PORTAL9", False) and kind.moved(obj)
+    with pytest.raises(MoneyOutRefused, match="nothing to resolve"):
+        kind.resolve(obj, False)
+    assert kind.sends() == 1
+
+
+@pytest.mark.parametrize("at_once", [pytest.param(5, marks=MYSQL, id="five-checkers-at-once")])
+def test_approvals_at_once_send_it_once(kind, at_once):
+    obj = kind.request()
+    checkers = [staff_user(f"checker{i}", f"payments.approve_{kind.name}") for i in range(at_once)]
+    kind.answers()
+
+    def approve(user):
+        try:
+            return kind.approve(obj, user).status
+        except MoneyOutRefused as refused:
+            return refused.message
+
+    answers = run_together([lambda user=user: approve(user) for user in checkers])
+    assert answers.count(S.SENT) == 1 and all("not awaiting approval" in a for a in answers if a != S.SENT)
+    assert kind.sends() == 1 and kind.model.objects.get().status == S.SENT
+
+
+AWAITING, NOT_SENT = [S.SENDING, S.SENT, S.AMBIGUOUS], [S.REQUESTED, S.CANCELLED, S.FAILED]
+# (its status, Daraja's result) → (its status after, flagged for review, the event, its amount still committed)
+RESULTS = [
+    *[(status, "paid", "done", False, E.PROCESSED, True) for status in AWAITING],
+    *[(status, "failed", S.FAILED, False, E.PROCESSED, False) for status in AWAITING],
+    (S.SENT, "queue-timeout", S.AMBIGUOUS, True, E.PROCESSED, True),
+]
+# A payout we did not send: held, never applied; flagged when money moved for it (or one we called failed).
+HELD = [
+    *[(status, "paid", status, True, E.REVIEW, status == S.REQUESTED) for status in NOT_SENT],
+    *[(status, "failed", status, False, E.REVIEW, status == S.REQUESTED) for status in NOT_SENT],
+    *[(status, "queue-timeout", status, False, E.REVIEW, status == S.REQUESTED) for status in NOT_SENT[:2]],
+]
+CASES = [("payout", *row) for row in RESULTS + HELD] + [("refund", *row) for row in RESULTS]
+
+
+@pytest.mark.parametrize(
+    ("kind", "before", "says", "after", "review", "event", "committed"),
+    CASES,
+    ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES],
+    indirect=["kind"],
+)
+def test_a_result_on_the_secret_url_by_its_status(kind, before, says, after, review, event, committed):
+    obj = kind.brought_to(before)
+    fields = ("status", "receipt", "result_code", "completed_at", "provider_reference")
+    unchanged = kind.model.objects.values(*fields).get(pk=obj.pk)
+    path = kind.timeout_path if says == "queue-timeout" else kind.result_path
+    assert deliver(path, kind.result(obj, says, INVALID)) == (200, ACK)
+
+    obj.refresh_from_db()
+    done = after == "done"
+    assert (obj.status, obj.needs_review) == (kind.model.DONE if done else after, review)
+    assert CallbackEvent.objects.get().status == event
+    assert kind.available() == kind.received - (kind.amount if committed else 0)
+    assert kind.moved(obj) is done
+    assert kind.sends() == (before in (S.SENT, S.AMBIGUOUS, S.FAILED))  # never (re-)sent by a result
+    if event == E.REVIEW:
+        assert kind.model.objects.values(*fields).get(pk=obj.pk) == unchanged
+        what = "queue timeout" if says == "queue-timeout" else "result"
+        assert CallbackEvent.objects.get().error == f"{what} for {kind.name} {obj.reference} in {before}"
+    elif done:
+        code = kind.recorded("paid", INVALID)[0]
+        assert (obj.receipt, obj.result_code, obj.provider_reference) == (kind.receipt, code, kind.conversation_id)
+        assert obj.completed_at is not None
+    elif after == S.FAILED:
+        assert (obj.result_code, obj.result_desc) == kind.recorded("failed", INVALID)
+
+
+def test_a_result_without_the_secret_is_held_for_review(kind):
+    obj = kind.brought_to(S.SENT)
+    unsigned = kind.result_path.removesuffix(f"{kind.result_path.split('/')[-2]}/")
+    assert deliver(unsigned, kind.result(obj, "paid")) == (200, ACK)  # anyone could have sent it
+    obj.refresh_from_db()
+    assert obj.status == S.SENT and not kind.moved(obj)
+    assert CallbackEvent.objects.get().status == E.REVIEW
 
 
 # --- matched by what we knew before sending ----------------------------------------------------------------
