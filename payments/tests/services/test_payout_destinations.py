@@ -11,9 +11,10 @@ import pytest
 
 from patients.destinations import destination_change_approve, destination_change_request
 from patients.models import Patient, TreatmentPartner
-from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
+from patients.tests.factories import TreatmentPartnerFactory
 from payments.models import Payout
 from payments.services.payouts import PayoutRefused, payout_approve, payout_request
+from payments.tests.drivers import funded_patient
 from payments.tests.factories import MAKER_PERMISSIONS, staff_user
 from payments.tests.mpesa_fakes import B2C_URL
 
@@ -23,21 +24,9 @@ OLD, NEW = "254708374149", "254799999999"
 
 
 @pytest.fixture
-def partner():
-    return TreatmentPartnerFactory(
-        name="Kijabe Hospital", country="KE", payout_provider="mpesa", payout_msisdn=OLD, payout_account_name="KIJABE"
-    )
-
-
-@pytest.fixture
-def patient(partner):
-    return PatientFactory(
-        currency="KES",
-        funding_goal=Decimal("50000"),
-        funding_received=Decimal("50000"),
-        status=Patient.Status.FULLY_FUNDED,
-        treatment_partner=partner,
-    )
+def patient():
+    """Fully funded, its partner's approved destination M-Pesa number OLD."""
+    return funded_patient(provider="mpesa", msisdn=OLD, amount=Decimal("50000"), currency="KES")
 
 
 @pytest.fixture
@@ -79,47 +68,53 @@ def test_a_payout_requested_while_a_change_is_pending_goes_to_the_approved_numbe
     assert sent_to(daraja) == [OLD]
 
 
-def test_a_partner_whose_destination_nobody_approved_gets_no_payout(patient, insider):
-    unapproved = TreatmentPartnerFactory(payout_provider="mpesa", payout_msisdn=NEW, approved=False)
-    Patient.objects.filter(pk=patient.pk).update(treatment_partner=unapproved)
+@pytest.mark.parametrize(
+    ("partner", "message"),
+    [
+        ({"payout_msisdn": NEW, "approved": False}, "not been approved by a second person"),
+        ("written-outside-the-approval", "not the one last approved"),
+        ({"payout_msisdn": ""}, "M-Pesa payout number"),
+        ({"payout_provider": "", "payout_msisdn": ""}, "no payout provider"),
+    ],
+    ids=["nobody-approved-it", "written-outside-the-approval", "no-number", "no-provider"],
+)
+def test_a_destination_we_may_not_or_cannot_pay_gets_no_payout(patient, insider, partner, message):
+    if partner == "written-outside-the-approval":
+        TreatmentPartner.objects.filter(pk=patient.treatment_partner_id).update(payout_msisdn=NEW)
+    else:
+        partner = TreatmentPartnerFactory(**{"payout_provider": "mpesa", **partner})
+        Patient.objects.filter(pk=patient.pk).update(treatment_partner=partner)
     patient.refresh_from_db()
-    with pytest.raises(PayoutRefused, match="not been approved by a second person"):
+    with pytest.raises(PayoutRefused, match=message):
         payout_request(patient=patient, amount=Decimal("1000"), requested_by=insider)
     assert not Payout.objects.exists()
 
 
-def test_a_destination_written_outside_the_approval_gets_no_payout(patient, insider):
-    TreatmentPartner.objects.filter(pk=patient.treatment_partner_id).update(payout_msisdn=NEW)
-    patient.refresh_from_db()
-    with pytest.raises(PayoutRefused, match="not the one last approved"):
-        payout_request(patient=patient, amount=Decimal("1000"), requested_by=insider)
-    assert not Payout.objects.exists()
+def new_number(patient, insider, dest_checker) -> str:
+    change = ask_for_new_number(patient.treatment_partner, insider)
+    destination_change_approve(change_id=change.pk, approved_by=dest_checker)
+    return NEW
 
 
-def test_a_payout_whose_destination_changed_after_its_request_is_not_sent(
-    daraja, patient, insider, checker, dest_checker
-):
-    payout = payout_request(patient=patient, amount=Decimal("20000"), requested_by=insider)
-    destination_change_approve(
-        change_id=ask_for_new_number(patient.treatment_partner, insider).pk, approved_by=dest_checker
-    )
-    with pytest.raises(PayoutRefused, match="changed after it was requested"):
-        payout_approve(payout_id=payout.pk, approved_by=checker)
-    assert Payout.objects.get().status == Payout.Status.REQUESTED and sent_to(daraja) == []
-    accept(daraja)
-    again = payout_request(patient=patient, amount=Decimal("10000"), requested_by=insider)
-    assert payout_approve(payout_id=again.pk, approved_by=checker).msisdn == NEW
-    assert sent_to(daraja) == [NEW]
-
-
-def test_a_payout_for_a_patient_moved_to_another_partner_after_its_request_is_not_sent(
-    daraja, patient, insider, checker, dest_checker
-):
-    payout = payout_request(patient=patient, amount=Decimal("20000"), requested_by=insider)
+def another_partner(patient, insider, dest_checker) -> str:
     other = TreatmentPartnerFactory(payout_provider="mpesa", payout_msisdn="254711111111")
     clerk = staff_user("clerk", "patients.change_patient")
     move = destination_change_request(requested_by=clerk, patient=patient, new={"treatment_partner": other.pk})
     destination_change_approve(change_id=move.pk, approved_by=dest_checker)
+    return other.payout_msisdn
+
+
+@pytest.mark.parametrize("change", [new_number, another_partner], ids=["new-number", "moved-to-another-partner"])
+def test_a_payout_whose_destination_changed_after_its_request_is_not_sent(
+    daraja, patient, insider, checker, dest_checker, change
+):
+    payout = payout_request(patient=patient, amount=Decimal("20000"), requested_by=insider)
+    number = change(patient, insider, dest_checker)
     with pytest.raises(PayoutRefused, match="changed after it was requested"):
         payout_approve(payout_id=payout.pk, approved_by=checker)
-    assert sent_to(daraja) == []
+    assert Payout.objects.get().status == Payout.Status.REQUESTED and sent_to(daraja) == []
+    accept(daraja)
+    patient.refresh_from_db()
+    again = payout_request(patient=patient, amount=Decimal("10000"), requested_by=insider)
+    assert payout_approve(payout_id=again.pk, approved_by=checker).msisdn == number
+    assert sent_to(daraja) == [number]

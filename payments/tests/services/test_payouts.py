@@ -16,7 +16,6 @@ import pytest
 import requests
 import responses
 
-from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
 from payments.models import CallbackEvent, Payout
 from payments.services.payouts import PayoutRefused, payout_approve, payout_available, payout_request
 from payments.tests.drivers import MpesaB2C, PayoutKind, b2c_result, request_accepted
@@ -208,16 +207,3 @@ def test_over_limit_payout_refused(kind, maker):
 def test_amount_must_be_whole_and_positive(kind, maker, amount):
     with pytest.raises(PayoutRefused, match="whole, positive"):
         payout_request(patient=kind.patient, amount=Decimal(amount), requested_by=maker)
-
-
-@pytest.mark.parametrize(
-    ("partner", "message"),
-    [({"payout_provider": "mpesa", "payout_msisdn": ""}, "M-Pesa payout number"), (None, "no payout provider")],
-    ids=["no-number", "no-provider"],
-)
-def test_a_partner_we_cannot_pay_is_refused(maker, partner, message):
-    partner = TreatmentPartnerFactory(**partner) if partner else None
-    patient = PatientFactory(currency="KES", funding_received=Decimal("1000"),
-                             **({"treatment_partner": partner} if partner else {}))  # fmt: skip
-    with pytest.raises(PayoutRefused, match=message):
-        payout_request(patient=patient, amount=Decimal("10"), requested_by=maker)
