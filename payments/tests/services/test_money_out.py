@@ -19,8 +19,7 @@ from django.utils import timezone
 from donor.models import Allocation
 from patients.models import Patient
 from patients.tests.factories import TreatmentPartnerFactory
-from payments.models import AuditEntry, CallbackEvent, Payout, Refund
-from payments.services.dispatch import money_out_apply_held
+from payments.models import CallbackEvent, Payout, Refund
 from payments.services.money_out import MoneyOutRefused
 from payments.services.payouts import payout_approve, payout_request, payouts_reconcile
 from payments.services.refunds import refund_approve, refund_request
@@ -45,7 +44,7 @@ from payments.tests.drivers import (
 )
 from payments.tests.factories import staff_user
 from payments.tests.helpers import run_together
-from payments.tests.mpesa_fakes import ACK, B2C_URL
+from payments.tests.mpesa_fakes import ACK
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings")]
 AT_ONCE = pytest.param(4, marks=[pytest.mark.mysql, pytest.mark.django_db(transaction=True)], id="at-once")
@@ -61,11 +60,6 @@ INVALID = "The initiator information is invalid."
 def kind(request, daraja, maker, checker):
     """A payout or a refund (payments/tests/drivers.py: PayoutKind, RefundKind), its far side Daraja."""
     return KINDS[request.param](daraja, maker, checker)
-
-
-@pytest.fixture
-def trust_off(settings):
-    settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS = False
 
 
 def copies_at_once(path: str, body: dict, copies: int = 4) -> set[int]:
@@ -89,12 +83,6 @@ def sent_refund(daraja, maker, checker, **answer) -> Refund:
 
 def stuck_for(obj, minutes: int) -> None:
     type(obj).objects.filter(pk=obj.pk).update(approved_at=timezone.now() - timedelta(minutes=minutes))
-
-
-@pytest.fixture
-def mpesa_payout(maker):
-    patient = funded_patient(provider="mpesa", msisdn="254708374149", amount=Decimal("5000"), currency="KES")
-    return payout_request(patient=patient, amount=Decimal("5000"), requested_by=maker)
 
 
 # --- the rules every payout and refund keeps, stated once over both kinds --------------------------------------
@@ -152,6 +140,7 @@ def test_how_a_send_fails_decides_its_status_and_the_funds(kind, failure):
     assert obj.status == status and obj.needs_review is (status == S.AMBIGUOUS)
     assert kind.sends() == 1 and not kind.moved(obj)
     assert kind.available() == kind.received - (kind.amount if status == S.AMBIGUOUS else 0)
+    assert any(f"1 {kind.name}(s) ambiguous" in alert for alert in watchdog_alerts()) is (status == S.AMBIGUOUS)
     if "json" in answer:
         assert "Invalid PartyB" in obj.result_desc
 
@@ -262,13 +251,18 @@ def test_a_result_on_the_secret_url_by_its_status(kind, before, says, after, rev
         assert (obj.result_code, obj.result_desc) == kind.recorded("failed", INVALID)
 
 
-def test_a_result_without_the_secret_is_held_for_review(kind):
+def test_a_result_without_the_secret_is_held_and_a_queue_timeout_without_it_moves_nothing(kind):
     obj = kind.brought_to(S.SENT)
     unsigned = kind.result_path.removesuffix(f"{kind.result_path.split('/')[-2]}/")
     assert deliver(unsigned, kind.result(obj, "paid")) == (200, ACK)  # anyone could have sent it
-    obj.refresh_from_db()
-    assert obj.status == S.SENT and not kind.moved(obj)
     assert CallbackEvent.objects.get().status == E.REVIEW
+    timeout = kind.timeout_path.removesuffix(f"{kind.timeout_path.split('/')[-2]}/")
+    for path in (timeout, f"{timeout}guess/"):
+        deliver(path, kind.result(obj, "queue-timeout"))
+    obj.refresh_from_db()
+    assert (obj.status, obj.needs_review) == (S.SENT, False) and not kind.moved(obj)
+    kind.model.objects.filter(pk=obj.pk).update(sent_at=timezone.now() - timedelta(hours=2))
+    assert any(f"1 {kind.name}(s) sent more than an hour ago" in alert for alert in watchdog_alerts())
 
 
 # --- matched by what we knew before sending ----------------------------------------------------------------
@@ -322,31 +316,6 @@ def test_a_result_is_matched_within_its_own_rail_only():
 # --- settings mean what they say ---------------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("trust_off")
-def test_with_trust_off_a_reversal_result_is_held_until_a_person_applies_it(daraja, maker, checker):
-    refund = sent_refund(daraja, maker, checker)
-    assert deliver(REVERSAL_RESULT, reversal_result())[0] == 200
-    refund.refresh_from_db()
-    assert refund.status == Refund.Status.SENT and reversals(refund) == []
-    event = CallbackEvent.objects.get()
-    assert event.status == CallbackEvent.Status.REVIEW
-    assert any("refund result(s) held" in alert for alert in watchdog_alerts())
-
-    settled = money_out_apply_held(event_id=event.pk, applied_by=checker)
-    assert settled.status == Refund.Status.REFUNDED and reversals(refund) == [Decimal("-1000")]
-    assert AuditEntry.objects.filter(action="refund.apply_result", actor=checker).exists()
-    event.refresh_from_db()
-    assert event.status == CallbackEvent.Status.PROCESSED
-
-
-@pytest.mark.parametrize("path", ["/webhooks/mpesa/reversal/timeout/", "/webhooks/mpesa/reversal/timeout/guess/"])
-def test_an_unauthenticated_reversal_queue_timeout_moves_nothing(daraja, maker, checker, path):
-    refund = sent_refund(daraja, maker, checker)
-    deliver(path, reversal_result(1))
-    refund.refresh_from_db()
-    assert refund.status == Refund.Status.SENT and not refund.needs_review
-
-
 @pytest.mark.mysql
 @pytest.mark.django_db(transaction=True)
 def test_forged_and_untrusted_results_move_nothing_under_concurrency(daraja, maker, checker, settings):
@@ -362,17 +331,17 @@ def test_forged_and_untrusted_results_move_nothing_under_concurrency(daraja, mak
 
 @pytest.mark.mysql
 @pytest.mark.django_db(transaction=True)
-def test_success_and_failure_racing_settle_the_payout_one_way_and_hold_the_other(daraja, mpesa_payout, checker):
-    daraja.post(B2C_URL, json=request_accepted("AG_b2c"))
-    payout = payout_approve(payout_id=mpesa_payout.pk, approved_by=checker)
-    results = [b2c_result(payout, code, conversation_id="AG_b2c") for code in (0, 2001, 0, 2001)]
-    run_together([lambda body=body: deliver(B2C_RESULT, body) for body in results])
-    payout.refresh_from_db()
+def test_success_and_failure_racing_settle_it_one_way_and_hold_the_other(kind):
+    obj = kind.brought_to(S.SENT)
+    run_together(
+        [lambda says=says: deliver(kind.result_path, kind.result(obj, says)) for says in ["paid", "failed"] * 2]
+    )
+    obj.refresh_from_db()
     statuses = list(CallbackEvent.objects.values_list("status", flat=True))
-    assert payout.status in (Payout.Status.PAID, Payout.Status.FAILED)
+    assert obj.status in (kind.model.DONE, S.FAILED) and kind.moved(obj) is (obj.status == kind.model.DONE)
     assert statuses.count("processed") == 1  # one verdict applied, the contradicting ones held for a person
     assert "review" in statuses and set(statuses) <= SETTLED
-    assert payout.needs_review == (payout.status == Payout.Status.FAILED)  # money moved after we said failed
+    assert obj.needs_review == (obj.status == S.FAILED)  # money moved after we said failed
 
 
 @pytest.mark.mysql
@@ -439,16 +408,6 @@ def test_an_mtn_payout_stuck_sending_is_polled_by_the_id_stored_before_sending(s
         assert payouts_reconcile() == 1
     payout.refresh_from_db()
     assert payout.status == Payout.Status.PAID and payout.receipt == "363440463"
-
-
-def test_the_watchdog_names_every_payout_and_refund_waiting_for_a_person(daraja, mpesa_payout, maker, checker):
-    daraja.post(B2C_URL, body=requests.ReadTimeout("slow"))
-    assert payout_approve(payout_id=mpesa_payout.pk, approved_by=checker).status == Payout.Status.AMBIGUOUS
-    alerts = watchdog_alerts()
-    assert any("1 payout(s) ambiguous" in alert for alert in alerts), alerts
-    refund = refund_of(paid_donation(), maker)
-    Refund.objects.filter(pk=refund.pk).update(status=Refund.Status.SENT, sent_at=timezone.now() - timedelta(hours=2))
-    assert any("1 refund(s) sent more than" in alert for alert in watchdog_alerts())
 
 
 # --- verify_ledger proves the whole book --------------------------------------------------------------------

@@ -93,7 +93,7 @@ def test_a_result_settles_only_the_payout_it_names(kind):
 
 
 def test_a_result_without_the_secret_naming_no_payout_is_a_404():
-    """One naming a payout is held (test_money_out.py::test_a_result_without_the_secret_is_held_for_review)."""
+    """One naming a payout is held (test_money_out.py: test_a_result_without_the_secret_is_held_and_…)."""
     unknown = {"Result": {"ResultCode": 0, "OriginatorConversationID": "nope", "ConversationID": "AG_y"}}
     assert post("/webhooks/mpesa/b2c/result/", unknown)[0] == 404
 

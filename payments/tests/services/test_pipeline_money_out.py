@@ -7,8 +7,11 @@ test_quirks_<code>.py, test_payouts.py, test_refunds.py.
 
 import pytest
 
-from payments.models import CallbackEvent
+from payments.models import AuditEntry, CallbackEvent
+from payments.services.dispatch import money_out_apply_held
+from payments.services.watchdog import watchdog_alerts
 from payments.tests.drivers import MONEY_OUT, THREADS, deliver, deliver_together, encode, statuses
+from payments.tests.factories import staff_user
 
 pytestmark = pytest.mark.django_db
 
@@ -80,14 +83,23 @@ def test_a_result_the_status_query_does_not_confirm_is_held_for_review(rail, ans
 
 @pytest.mark.parametrize("says", ["success", "failure"])  # a forged failure would free the money to pay twice
 @pytest.mark.parametrize("rail", [code for code, d in MONEY_OUT.items() if d.trusted], indirect=True)
-def test_with_trust_off_a_result_is_held_not_applied(rail, settings, says):
+def test_with_trust_off_a_result_is_held_until_a_person_applies_it(rail, settings, says):
     settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS = False
     subject = rail.subject()
     body = getattr(rail, f"{says}_body")(subject)
     assert deliver(rail.result_path, body, method=rail.method) == (200, rail.ack)
 
     rail.untouched(subject)
-    assert CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
+    event = CallbackEvent.objects.get()
+    assert event.status == CallbackEvent.Status.REVIEW
+    assert any(f"1 {rail.kind} result(s) held" in alert for alert in watchdog_alerts())
+    if says == "success":  # a person applies it, after checking the provider's portal: once, audited
+        checker = staff_user("applier", f"payments.resolve_{rail.kind}")
+        assert money_out_apply_held(event_id=event.pk, applied_by=checker).pk == subject.pk
+        rail.settled_once(subject)
+        assert AuditEntry.objects.filter(action=f"{rail.kind}.apply_result", actor=checker).exists()
+        event.refresh_from_db()
+        assert event.status == CallbackEvent.Status.PROCESSED
 
 
 @pytest.mark.parametrize("rail", [code for code, d in MONEY_OUT.items() if d.timeout_path], indirect=True)
