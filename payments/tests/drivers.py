@@ -539,14 +539,16 @@ def driver_fixtures(driver: type[Driver]):
     return rail, payment
 
 
-def cases(attribute: Callable[[type[Driver]], Any], *, where: Callable[[type[Driver]], bool] = lambda d: True):
-    """pytest params (driver code, case) of every driver's cases: `attribute` gives a dict (name → case) or a list."""
+def cases(attribute: Callable[[Any], Any], *, where: Callable[[Any], bool] = lambda d: True, drivers: dict = DRIVERS):
+    """pytest params (driver code, case) of every driver's cases: `attribute` gives a dict (name → case) or a list
+    (a fixture's name names its case)."""
     params = []
-    for code, driver in DRIVERS.items():
+    for code, driver in drivers.items():
         if not where(driver):
             continue
         found = attribute(driver)
-        items = found.items() if isinstance(found, dict) else ((str(i), case) for i, case in enumerate(found))
+        named = ((c.removesuffix(".json") if isinstance(c, str) else str(i), c) for i, c in enumerate(found))
+        items = found.items() if isinstance(found, dict) else named
         params += [pytest.param(code, case, id=f"{code}-{name}") for name, case in items]
     return params
 

@@ -62,6 +62,19 @@ def run_together(targets: list[Callable[[], Any]]) -> list:
     return results
 
 
+def or_refusal(call: Callable[[], Any]) -> Callable[[], Any]:
+    """A target for run_together: what `call` returns, or the message of the MoneyOutRefused it raises."""
+    from payments.services.money_out import MoneyOutRefused
+
+    def run() -> Any:
+        try:
+            return call()
+        except MoneyOutRefused as refused:
+            return refused.message
+
+    return run
+
+
 def poster(path: str, body: Any) -> Callable[[], tuple[int, dict]]:
     """A thunk that POSTs the body to the path with a test client of its own (for run_together)."""
     data = encode(body)

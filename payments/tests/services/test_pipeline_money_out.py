@@ -10,22 +10,12 @@ import pytest
 from payments.models import AuditEntry, CallbackEvent
 from payments.services.dispatch import money_out_apply_held
 from payments.services.watchdog import watchdog_alerts
-from payments.tests.drivers import MONEY_OUT, THREADS, deliver, deliver_together, encode, statuses
+from payments.tests.drivers import MONEY_OUT, THREADS, cases, deliver, deliver_together, encode, statuses
 from payments.tests.factories import staff_user
 
 pytestmark = pytest.mark.django_db
 
 AT_ONCE = pytest.param(True, marks=[pytest.mark.mysql, pytest.mark.django_db(transaction=True)], id="at-once")
-
-
-def with_cases(attribute, where=lambda d: True):
-    return [
-        pytest.param(code, case, id=f"{code}-{name}")
-        for code, driver in MONEY_OUT.items()
-        if where(driver)
-        for name, case in (attribute(driver).items() if isinstance(attribute(driver), dict) else
-                           ((c.removesuffix(".json"), c) for c in attribute(driver)))
-    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("ambiguous", [False, True], ids=["sent", "ambiguous"])  # ambiguous: its send timed out
@@ -70,7 +60,9 @@ def test_copies_of_one_result_settle_once(rail, reencoded, at_once):
         assert repeats == {CallbackEvent.Status.IGNORED if reencoded else CallbackEvent.Status.DUPLICATE}
 
 
-@pytest.mark.parametrize(("rail", "answer"), with_cases(lambda d: d.unsure, lambda d: not d.trusted), indirect=["rail"])
+@pytest.mark.parametrize(
+    ("rail", "answer"), cases(lambda d: d.unsure, where=lambda d: not d.trusted, drivers=MONEY_OUT), indirect=["rail"]
+)
 def test_a_result_the_status_query_does_not_confirm_is_held_for_review(rail, answer):
     subject = rail.subject()
     rail.answer(answer)
@@ -137,7 +129,7 @@ def test_a_forged_result_is_a_401_and_nothing_is_asked(rail):
     rail.untouched(subject)
 
 
-@pytest.mark.parametrize(("rail", "body"), with_cases(lambda d: d.malformed), indirect=["rail"])
+@pytest.mark.parametrize(("rail", "body"), cases(lambda d: d.malformed, drivers=MONEY_OUT), indirect=["rail"])
 def test_a_malformed_result_is_a_400_and_kept(rail, body):
     subject = rail.subject()
     status, answer = deliver(rail.result_path, body, method=rail.method)

@@ -22,7 +22,7 @@ from payments.models import Payout, Refund
 from payments.services.refunds import RefundRefused, refund_approve, refund_request
 from payments.tests.drivers import MpesaReversal, paid_donation, request_accepted, reversal_result
 from payments.tests.factories import REFUND_CHECKER_PERMISSIONS, REFUND_MAKER_PERMISSIONS, staff_user
-from payments.tests.helpers import credited, post, run_together
+from payments.tests.helpers import credited, or_refusal, post, run_together
 from payments.tests.mpesa_fakes import API, B2C_TOKEN
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings", "daraja")]
@@ -153,16 +153,6 @@ def test_an_azampay_refund_is_paid_back_outside_recorded_with_its_receipt_and_th
 # --- at once, on MariaDB --------------------------------------------------------------------------------
 
 
-def attempt(call):
-    def run():
-        try:
-            return call()
-        except RefundRefused as refused:
-            return refused.message
-
-    return run
-
-
 @pytest.mark.mysql
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("race", ["requests", "reversals"])  # approvals: test_money_out.py's, for both kinds
@@ -176,7 +166,7 @@ def test_five_at_once_request_and_reverse_once(daraja, patient, race):
                  for m in makers]  # fmt: skip
     else:
         calls = [lambda: donation_refund(donation_id=donation.pk, amount=Decimal("1000"))] * 5
-    answers = run_together([attempt(call) for call in calls])
+    answers = run_together([or_refusal(call) for call in calls])
     if race == "requests":
         assert sum(isinstance(a, Refund) for a in answers) == 1
         assert Refund.objects.filter(donation=donation).count() == 1
