@@ -27,10 +27,7 @@ from payments.services.watchdog import watchdog_alerts
 from payments.tests.drivers import (
     KINDS,
     Airtel,
-    MpesaReversal,
     Mtn,
-    PayoutKind,
-    RefundKind,
     b2c_result,
     deliver,
     deliver_together,
@@ -50,7 +47,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings")]
 AT_ONCE = pytest.param(4, marks=[pytest.mark.mysql, pytest.mark.django_db(transaction=True)], id="at-once")
 MYSQL = [pytest.mark.mysql, pytest.mark.django_db(transaction=True)]
 
-REVERSAL_RESULT, B2C_RESULT = RefundKind.result_path, PayoutKind.result_path
+REVERSAL_RESULT, B2C_RESULT = KINDS["refund"].result_path, KINDS["payout"].result_path
 REFUND = pytest.mark.parametrize("kind", ["refund"], indirect=True)
 SETTLED = {"processed", "ignored", "duplicate", "review"}
 S, E = Payout.Status, CallbackEvent.Status
@@ -265,7 +262,7 @@ def test_reversal_results_that_overtake_the_requests_answer_are_kept_and_refund_
     refund = kind.approve(kind.request())
 
     assert early == [{200}]  # stored and acknowledged, not thrown away as "unknown"
-    assert refund.status == Refund.Status.REFUNDED and refund.provider_reference == MpesaReversal.conversation_id
+    assert refund.status == Refund.Status.REFUNDED and refund.provider_reference == kind.conversation_id
     assert reversals(refund) == [Decimal("-1000")]
     events = CallbackEvent.objects.all()
     assert set(events.values_list("status", flat=True)) <= SETTLED

@@ -68,19 +68,21 @@ def test_a_result_with_no_usable_id_matches_no_payout_even_while_payouts_without
     assert event.status == CallbackEvent.Status.FAILED and event.error == "names no payout we know yet"
 
 
-def test_a_result_naming_an_unknown_originator_and_a_known_conversation_id_settles_that_payout(kind):
-    """The contrast: M-Pesa's ConversationID is the fallback when our OriginatorConversationID is not echoed."""
-    payout, other = kind.brought_to(S.SENT), kind.brought_to(S.REQUESTED)
-    assert post(RESULT, b2c_result(payout, originator="not-ours")) == (200, ACK)
-    assert (fresh(payout).status, payout.receipt) == (S.PAID, "SG632NMUAB")
-    assert fresh(other).status == S.REQUESTED
-
-
-def test_a_result_settles_only_the_payout_it_names(kind):
-    first, second = kind.brought_to(S.AMBIGUOUS), kind.brought_to(S.AMBIGUOUS)
-    assert post(RESULT, b2c_result(second, conversation_id="AG_20240706_second")) == (200, ACK)
-    assert (fresh(first).status, first.provider_reference) == (S.AMBIGUOUS, None)
-    assert (fresh(second).status, second.provider_reference) == (S.PAID, "AG_20240706_second")
+@pytest.mark.parametrize(
+    ("statuses", "ids", "learnt"),
+    [
+        ((S.SENT, S.REQUESTED), {"originator": "not-ours"}, CONVERSATION_ID),
+        ((S.AMBIGUOUS, S.AMBIGUOUS), {"conversation_id": "AG_20240706_second"}, "AG_20240706_second"),
+    ],
+    ids=["by-mpesas-id-when-ours-is-not-echoed", "by-our-id-among-two-awaiting"],
+)
+def test_a_result_settles_only_the_payout_it_names(kind, statuses, ids, learnt):
+    """M-Pesa's ConversationID is the fallback when our OriginatorConversationID is not echoed."""
+    payout, other = (kind.brought_to(status) for status in statuses)
+    unchanged = Payout.objects.values().get(pk=other.pk)
+    assert post(RESULT, b2c_result(payout, **ids)) == (200, ACK)
+    assert (fresh(payout).status, payout.receipt, payout.provider_reference) == (S.PAID, "SG632NMUAB", learnt)
+    assert Payout.objects.values().get(pk=other.pk) == unchanged
 
 
 def test_a_result_without_the_secret_naming_no_payout_is_a_404():

@@ -44,11 +44,6 @@ def donation(patient):
     return paid_donation(patient=patient)
 
 
-def reversal_answers(daraja, **answer):
-    """Daraja's answer to the reversal request (accepted unless `answer`); the mocked endpoint."""
-    return daraja.post(REVERSAL_URL, **(answer or {"json": request_accepted()}))
-
-
 # --- the whole path -------------------------------------------------------------------------------------
 
 
@@ -58,7 +53,7 @@ def test_a_refund_is_requested_approved_by_another_sent_once_and_reverses_the_le
     donation = paid_donation(patient=patient)
     patient.refresh_from_db()
     assert patient.status == Patient.Status.FULLY_FUNDED and credited(patient) == Decimal("1000")
-    sent_once = reversal_answers(daraja)
+    sent_once = daraja.post(REVERSAL_URL, json=request_accepted())
 
     refund = refund_request(donation=donation, amount=Decimal("1000"), reason="Donor asked", requested_by=maker)
     refund = refund_approve(refund_id=refund.pk, approved_by=checker)
