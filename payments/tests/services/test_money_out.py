@@ -1,8 +1,9 @@
 """Money out as exact as money in: the cases where a payout or refund used to be lost, settled on a word the
 settings said not to trust, or left waiting in silence. Each ends in the state docs/fault-safety.md promises
 ("Money out"): settled once or held for a person, the book proven by verify_ledger. The providers' far sides are
-`responses`; callbacks go through the real webhook URLs. The `at-once` parameters and the `mysql` tests send
-copies together at a real MariaDB (skipped on SQLite)."""
+`responses`; callbacks go through the real webhook URLs. The maker-checker rules payouts and refunds share are
+written once, over both kinds (the `kind` fixture). The `at-once` parameters and the `mysql` tests send copies
+together at a real MariaDB (skipped on SQLite)."""
 
 import json
 from datetime import timedelta
