@@ -11,11 +11,13 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from donor.models import Allocation
+from patients.tests.factories import PatientFactory
 from payments.models import CallbackEvent, Payment
 from payments.services.dispatch import callback_replay, callbacks_sweep
 from payments.services.inbox import callback_record
 from payments.services.reconcile import payments_reconcile
 from payments.services.watchdog import watchdog_alerts
+from payments.tests import mpesa_fakes as mpesa
 from payments.tests.azampay_fakes import ACK, CALLBACK_URL, STATUS_URL, callback_body, fixture
 from payments.tests.factories import PaymentFactory
 from payments.tests.helpers import credited
@@ -23,6 +25,7 @@ from payments.tests.helpers import credited
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")]
 
 ERROR_KEYS = {"error", "message", "code"}
+PAYBILL = "c2b_confirmation_hashed_msisdn.json"
 
 
 @pytest.fixture
@@ -30,9 +33,11 @@ def payment() -> Payment:
     return PaymentFactory(donation__amount=Decimal("5000"), donation__patient__funding_goal=Decimal("1000000"))
 
 
-def stored_only(payment: Payment, body: bytes) -> CallbackEvent:
+def stored_only(body: bytes, provider: str = "azampay", kind: str = "payment", token: str = "") -> CallbackEvent:
     """What a worker killed right after storing a delivery leaves behind: the row, never handled."""
-    return callback_record(provider_code="azampay", kind="payment", body=body, headers={}, client_ip="127.0.0.1")
+    return callback_record(
+        provider_code=provider, kind=kind, body=body, headers={}, client_ip="127.0.0.1", url_token=token
+    )
 
 
 @pytest.fixture
@@ -51,22 +56,48 @@ def make_due(*events: CallbackEvent) -> None:
 # --- a worker dies between storing and handling, or its handler crashes: every entry point finishes it --
 
 
-def test_a_resend_of_a_delivery_that_never_finished_is_handled_not_swallowed(client, payment, azam_pending):
+def azampay_delivery(request) -> tuple:
+    payment = request.getfixturevalue("payment")
+    request.getfixturevalue("azam_pending")
     body = callback_body(payment)
-    original = stored_only(payment, body)
-    assert original.status == CallbackEvent.Status.RECEIVED and credited(payment) == 0
+    return stored_only(body), CALLBACK_URL, body, ACK, payment.donation.patient, Decimal("5000")
 
-    response = client.post(CALLBACK_URL, data=body, content_type="application/json")
 
-    assert response.status_code == 200 and response.json() == ACK
-    assert credited(payment) == Decimal("5000")
-    resend = CallbackEvent.objects.exclude(pk=original.pk).get()
+def paybill_delivery(request) -> tuple:
+    """A paybill confirmation on its secret URL, credited on its word: the money already moved."""
+    for name in ("mpesa_settings", "paybill_rules", "daraja"):
+        request.getfixturevalue(name)
+    patient = PatientFactory(code="PAT-KE-07", currency="KES", funding_goal=Decimal("100000"))
+    path, body = f"/webhooks/mpesa/c2b/confirmation/{mpesa.C2B_TOKEN}/", mpesa.raw_fixture(PAYBILL)
+    return (
+        stored_only(body, "mpesa", "c2b_confirmation", mpesa.C2B_TOKEN),
+        path,
+        body,
+        mpesa.ACK,
+        patient,
+        Decimal("1500.00"),
+    )
+
+
+@pytest.mark.parametrize("delivery", [azampay_delivery, paybill_delivery], ids=["azampay", "paybill"])
+def test_a_resend_of_a_delivery_that_never_finished_is_handled_not_swallowed(client, request, delivery):
+    """A stored delivery whose worker died is credited once by the provider's resend; the sweep then ignores it."""
+    original, path, body, ack, patient, amount = delivery(request)
+    assert original.status == CallbackEvent.Status.RECEIVED and credited(patient) == 0
+    assert not Allocation.objects.exists()
+
+    for _ in range(3):  # the resend, then more copies
+        response = client.post(path, data=body, content_type="application/json")
+        assert response.status_code == 200 and response.json() == ack
+    assert credited(patient) == amount
+    resend = CallbackEvent.objects.exclude(pk=original.pk).order_by("pk").first()
     assert resend.duplicate_of_id == original.pk and resend.status == CallbackEvent.Status.PROCESSED
-    for _ in range(2):  # more copies, then reconciliation re-runs what is open: still credited once
-        client.post(CALLBACK_URL, data=body, content_type="application/json")
-    payments_reconcile(older_than=timedelta(0))
-    assert credited(payment) == Decimal("5000")
-    assert Allocation.objects.filter(donation=payment.donation).count() == 1
+    payment = Payment.objects.get()
+
+    assert payments_reconcile(older_than=timedelta(0)).replayed >= 1  # the original, still open
+    original.refresh_from_db()
+    assert original.status == CallbackEvent.Status.IGNORED and original.payment_id == payment.pk
+    assert credited(patient) == amount and Allocation.objects.count() == 1
     assert not CallbackEvent.objects.exclude(status__in=CallbackEvent.SETTLED).exists()
 
 
@@ -89,7 +120,7 @@ def crashed(client, payment: Payment, monkeypatch, *, crashing: bool = False) ->
 
 
 def worker_died(client, payment: Payment, monkeypatch) -> CallbackEvent:
-    event = stored_only(payment, callback_body(payment))
+    event = stored_only(callback_body(payment))
     assert event.status == CallbackEvent.Status.RECEIVED
     return event
 

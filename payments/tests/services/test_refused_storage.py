@@ -10,12 +10,13 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
+from donor.models import Donation
 from payments.models import CallbackEvent, CallbackRefusal
 from payments.tests.azampay_fakes import CALLBACK_URL, callback_body
 from payments.tests.drivers import DRIVERS
 from payments.tests.factories import PaymentFactory
 from payments.tests.helpers import run_together
-from payments.tests.mpesa_fakes import C2B_TOKEN
+from payments.tests.mpesa_fakes import ACK, C2B_TOKEN
 from payments.tests.mpesa_fakes import fixture as mpesa_fixture
 from payments.url_tokens import new_url_token
 
@@ -103,22 +104,26 @@ def paybill_confirmation() -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("path", "limit", "answer"),
+    ("path", "limit", "answer", "verdict"),
     [
-        ("/webhooks/mpesa/c2b/confirmation/", 0, 429),  # no secret, over the limit
-        ("/webhooks/mpesa/c2b/confirmation/", 1000, 200),  # no secret: held for review
-        (f"/webhooks/mpesa/c2b/confirmation/{new_url_token()}/", 1000, 401),  # a secret we never registered
-        (f"/webhooks/mpesa/c2b/confirmation/{C2B_TOKEN}/", 0, 429),  # the right secret, over the limit
+        ("/webhooks/mpesa/c2b/confirmation/", 0, 429, CallbackEvent.Status.RECEIVED),  # no secret, over the limit
+        ("/webhooks/mpesa/c2b/confirmation/", 1000, 200, CallbackEvent.Status.REVIEW),  # no secret: held for review
+        (f"/webhooks/mpesa/c2b/confirmation/{new_url_token()}/", 1000, 401, CallbackEvent.Status.REJECTED),
+        (f"/webhooks/mpesa/c2b/confirmation/{C2B_TOKEN}/", 0, 429, CallbackEvent.Status.RECEIVED),  # the right one
     ],
     ids=["no-secret-throttled", "no-secret", "wrong-secret", "right-secret-throttled"],
 )
-def test_a_paybill_confirmation_is_always_kept_whole(settings, path, limit, answer):
-    """The money already moved and no query can confirm it: whatever we make of it, a person can read it."""
-    settings.WEBHOOK_RATE_LIMIT_PER_MINUTE = limit
+def test_a_paybill_confirmation_is_always_kept_whole(paybill_rules, path, limit, answer, verdict):
+    """The money already moved and no query can confirm it: whatever we make of it, a person can read it; nothing
+    is credited off its secret URL (a wrong one refused, none held for review) or over the limit."""
+    paybill_rules.WEBHOOK_RATE_LIMIT_PER_MINUTE = limit
     body = paybill_confirmation()
     response = Client().post(path, data=body, content_type="application/json")
 
     assert response.status_code == answer
+    assert answer != 401 or response.json()["code"] == "AUTH_REQUIRED"
+    assert answer != 200 or response.json() == ACK
     event = CallbackEvent.objects.get()
+    assert event.status == verdict
     assert event.body_kept and json.loads(event.body)["TransID"] == json.loads(body)["TransID"]
-    assert not CallbackRefusal.objects.exists()
+    assert not CallbackRefusal.objects.exists() and not Donation.objects.exists()
