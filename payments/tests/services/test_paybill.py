@@ -300,7 +300,7 @@ def test_a_confirmation_its_account_cannot_take_as_written_is_a_new_flagged_dona
     patient, account, to_the_patient, reason
 ):
     """For the account's patient when it has one who can take it, else for the general fund; a donation it names
-    is left as it was (only a pending one of the same amount is completed: AT_ONCE's naming-a-pending-donation)."""
+    is left as it was (only a pending one of the same amount is completed: CONFIRMATIONS' naming-a-pending-donation)."""
     bill_ref, named = account(patient)
     named_before = Donation.objects.values().get(pk=named.pk) if named else None
     assert post(CONFIRMATION, c2b_body(bill_ref=bill_ref)) == (200, ACK)
