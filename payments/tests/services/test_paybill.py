@@ -252,56 +252,41 @@ def test_an_amount_that_would_overflow_the_patients_total_is_held_for_review_not
 # --- where the money goes -----------------------------------------------------------------------------------
 
 
-def typed(bill_ref: str = "PAT-KE-07", **patient_state):
-    """An account as the payer typed it, after the patient's state changed (to one who can take no money)."""
-
-    def account(patient):
-        Patient.objects.filter(pk=patient.pk).update(**patient_state)
-        return bill_ref, None
-
-    return account
-
-
-def a_donation(**fields):
-    """An account naming one of our donations: the payer typed its reference."""
-
-    def account(patient):
-        donation = DonationFactory(**{"patient": patient, "currency": "KES", "amount": Decimal("500.00"), **fields})
-        return donation.reference, donation
-
-    return account
-
-
-def a_pending_donation_in_another_currency(patient):
-    elsewhere = PatientFactory(code="PAT-TZ-01", currency="TZS")
-    return a_donation(patient=elsewhere, currency="TZS")(patient)
-
-
 GENERAL_FUND = "credited to the general fund"
 NAMED = "names donation {reference}"
-# How the account is written, whether its patient gets the money (else the general fund), and why it is flagged.
+DONATION = "a donation's reference"  # the payer typed the reference of one of ours, made with the row's changes
+# How the account is written and the changes to its patient (or donation) → whether the patient gets the money
+# (else the general fund), and why it is flagged.
 ACCOUNTS = {
-    "unknown": (typed("WHO-KNOWS"), False, "unknown account"),
-    "empty": (typed(""), False, "unknown account"),
-    "blank": (typed("   "), False, "unknown account"),
-    "a-code-prefix": (typed("PAT-KE-0"), False, "unknown account"),
-    "a-completed-donation": (a_donation(status=Donation.Status.COMPLETED), True, NAMED),
-    "a-pending-donation-of-another-amount": (a_donation(amount=Decimal("1000.00")), True, NAMED),
-    "a-pending-donation-in-another-currency": (a_pending_donation_in_another_currency, False, "TZS"),
-    "a-fully-funded-patient": (typed(status=Patient.Status.FULLY_FUNDED), False, GENERAL_FUND),
-    "a-patient-in-treatment": (typed(status=Patient.Status.IN_TREATMENT), False, GENERAL_FUND),
-    "an-unpublished-patient": (typed(published=False), False, GENERAL_FUND),
-    "a-patient-funded-in-TZS": (typed(currency="TZS"), False, GENERAL_FUND),
+    "unknown": ("WHO-KNOWS", {}, False, "unknown account"),
+    "empty": ("", {}, False, "unknown account"),
+    "blank": ("   ", {}, False, "unknown account"),
+    "a-code-prefix": ("PAT-KE-0", {}, False, "unknown account"),
+    "a-completed-donation": (DONATION, {"status": Donation.Status.COMPLETED}, True, NAMED),
+    "a-pending-donation-of-another-amount": (DONATION, {"amount": Decimal("1000.00")}, True, NAMED),
+    "a-pending-donation-in-another-currency": (DONATION, {"currency": "TZS"}, False, "TZS"),
+    "a-fully-funded-patient": ("PAT-KE-07", {"status": Patient.Status.FULLY_FUNDED}, False, GENERAL_FUND),
+    "a-patient-in-treatment": ("PAT-KE-07", {"status": Patient.Status.IN_TREATMENT}, False, GENERAL_FUND),
+    "an-unpublished-patient": ("PAT-KE-07", {"published": False}, False, GENERAL_FUND),
+    "a-patient-funded-in-TZS": ("PAT-KE-07", {"currency": "TZS"}, False, GENERAL_FUND),
 }
 
 
-@pytest.mark.parametrize(("account", "to_the_patient", "reason"), ACCOUNTS.values(), ids=ACCOUNTS)
+@pytest.mark.parametrize(("bill_ref", "changes", "to_the_patient", "reason"), ACCOUNTS.values(), ids=ACCOUNTS)
 def test_a_confirmation_its_account_cannot_take_as_written_is_a_new_flagged_donation(
-    patient, account, to_the_patient, reason
+    patient, bill_ref, changes, to_the_patient, reason
 ):
     """For the account's patient when it has one who can take it, else for the general fund; a donation it names
-    is left as it was (only a pending one of the same amount is completed: CONFIRMATIONS' naming-a-pending-donation)."""
-    bill_ref, named = account(patient)
+    is left as it was (only a pending one of the same amount is completed: CONFIRMATIONS)."""
+    named = None
+    if bill_ref == DONATION:
+        fields = {"patient": patient, "currency": "KES", "amount": Decimal("500.00"), **changes}
+        if "currency" in changes:  # a pending donation to a patient funded in TZS
+            fields["patient"] = PatientFactory(code="PAT-TZ-01", currency="TZS")
+        named = DonationFactory(**fields)
+        bill_ref = named.reference
+    else:
+        Patient.objects.filter(pk=patient.pk).update(**changes)
     named_before = Donation.objects.values().get(pk=named.pk) if named else None
     assert post(CONFIRMATION, c2b_body(bill_ref=bill_ref)) == (200, ACK)
 
