@@ -1,13 +1,12 @@
 """CALLBACK_ACK=stored: a callback is answered once it is durably in the inbox and applied by a task worker.
 
 The worker is django-tasks-db's `db_worker` run in batch mode (a real worker over the database backend); the
-sweeper finishes what a lost task leaves. On SQLite and on MariaDB; the `mysql` tests send copies at once and
+sweeper finishes what a lost task leaves. On SQLite and on MariaDB; the `at-once` cases send copies at once and
 race several workers and the sweeper over their tasks on a real MariaDB (many payments at once, a backlog with
 copies: test_drain.py).
 """
 
 import json
-from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -40,39 +39,56 @@ def run_worker() -> None:
     call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload")
 
 
+def sweeper() -> None:
+    callbacks_sweep(received_before=None)
+
+
+@pytest.mark.parametrize("at_once", [False, pytest.param(True, marks=pytest.mark.mysql, id="at-once")])
 @pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
-def test_copies_are_answered_once_stored_and_credited_once_by_the_worker(client, stored_ack, request, signed):
+def test_copies_are_answered_once_stored_and_credited_once_by_the_worker(client, stored_ack, request, signed, at_once):
     """Unsigned, the callback is only a reason to ask: one queue hop, the drain asks the provider itself instead of
-    queueing verify_callback."""
+    queueing verify_callback. At once (MariaDB), twenty copies, half exact repeats (the inbox links them), half
+    re-encoded (only the payment's row lock can tell), then three workers and the sweeper at once."""
     if not signed:
         request.getfixturevalue("no_callback_password")
         request.getfixturevalue("azam_says_paid")
     payment = PaymentFactory()
     body = callback_body(payment, password=PASSWORD if signed else "")
-    assert [post(client, body) for _ in range(3)] == [(200, ACK)] * 3
+    if at_once:
+        bodies = [body] * 10 + [json.dumps(json.loads(body), indent=i).encode() for i in range(10)]
+        sent = run_together([poster(CALLBACK_URL, copy) for copy in bodies])
+    else:
+        bodies = [body] * 3
+        sent = [post(client, copy) for copy in bodies]
+    assert sent == [(200, ACK)] * len(bodies)
 
     payment.refresh_from_db()
-    assert payment.status == Payment.Status.PENDING
+    assert payment.status == Payment.Status.PENDING  # nothing applied in the requests
     # The original is not settled yet, so each copy is work to do, not a "duplicate" answered and forgotten; one
-    # drain is queued for the three (coalesced). Each is due for the sweeper should the task be lost.
+    # drain is queued for them all (coalesced; at once, each first caller may queue one). Each is due for the
+    # sweeper should the task be lost.
     events = CallbackEvent.objects.order_by("pk")
     trust = "trusted" if signed else "unverified"
     assert {(event.status, event.trust) for event in events} == {(CallbackEvent.Status.RECEIVED, trust)}
     assert all(event.body_kept and PASSWORD not in event.body for event in events)  # redacted, judged on the raw bytes
     assert None not in {event.next_attempt_at for event in events}
-    assert DBTaskResult.objects.filter(task_path=DRAIN).count() == 1
+    drains = DBTaskResult.objects.filter(task_path=DRAIN).count()
+    assert drains == 1 or at_once
 
-    run_worker()
+    if at_once:
+        run_together([worker, worker, worker, sweeper])
+    else:
+        run_worker()
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED and (payment.receipt or not signed)  # the query has none
     assert credited(payment) == payment.amount and Allocation.objects.count() == 1
-    assert sorted(events.values_list("status", flat=True)) == ["ignored", "ignored", "processed"]
+    assert sorted(events.values_list("status", flat=True)) == ["ignored"] * (len(bodies) - 1) + ["processed"]
     assert set(events.values_list("next_attempt_at", flat=True)) == {None}
     assert not DBTaskResult.objects.filter(task_path="payments.services.callbacks.verify_callback").exists()
-    assert DBTaskResult.objects.get(task_path=DRAIN).return_value == "3 in 1 batches"
+    assert at_once or DBTaskResult.objects.get(task_path=DRAIN).return_value == "3 in 1 batches"
     # once settled, a further copy is answered as a duplicate with no work queued
     assert post(client, body) == (200, ACK)
-    assert DBTaskResult.objects.filter(task_path=DRAIN).count() == 1
+    assert DBTaskResult.objects.filter(task_path=DRAIN).count() == drains
     assert CallbackEvent.objects.order_by("-pk").first().status == CallbackEvent.Status.DUPLICATE
 
 
@@ -115,33 +131,3 @@ def test_with_the_immediate_backend_stored_means_applied_in_the_request(client, 
     assert post(client, callback_body(payment)) == (200, ACK)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED and credited(payment) == payment.amount
-
-
-# --- at once, on MariaDB ----------------------------------------------------------------------------
-
-
-def sweeper() -> None:
-    callbacks_sweep(received_before=None)
-
-
-@pytest.mark.mysql
-@pytest.mark.usefixtures("stored_ack")
-def test_twenty_copies_at_once_then_three_workers_and_the_sweeper_credit_once():
-    payment = PaymentFactory(donation__patient__funding_goal=Decimal("1000000"))
-    data = json.loads(callback_body(payment))
-    # half exact repeats (the inbox links them), half re-encoded (only the payment's row lock can tell)
-    bodies = [callback_body(payment)] * (20 // 2) + [json.dumps(data, indent=i).encode() for i in range(20 // 2)]
-    answers = run_together([poster(CALLBACK_URL, body) for body in bodies])
-    assert answers == [(200, ACK)] * 20
-    payment.refresh_from_db()
-    assert payment.status == Payment.Status.PENDING  # nothing applied in the requests
-
-    run_together([worker, worker, worker, sweeper])
-
-    assert credited(payment) == payment.amount
-    assert Allocation.objects.filter(donation=payment.donation).count() == 1
-    payment.refresh_from_db()
-    assert payment.status == Payment.Status.SUCCEEDED
-    assert CallbackEvent.objects.count() == 20
-    assert not CallbackEvent.objects.filter(status__in=["received", "failed", "dead", "review"]).exists()
-    assert CallbackEvent.objects.filter(status=CallbackEvent.Status.PROCESSED).count() == 1
