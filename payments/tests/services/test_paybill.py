@@ -413,7 +413,7 @@ def test_replaying_a_stored_or_held_c2b_confirmation_by_id_credits_it_once_a_dry
         call_command("replay_callbacks", "--id", str(replayed.pk), stdout=StringIO())
         replayed.refresh_from_db()
     assert (event.status, validation.status) == (E.IGNORED, E.PROCESSED)
-    assert Payment.objects.count() == 1 and Allocation.objects.count() == 1
+    assert Donation.objects.count() == Payment.objects.count() == Allocation.objects.count() == 1
     assert credited(patient) == Decimal("1500.00")
 
 
