@@ -1,15 +1,13 @@
 """The coalesced drain (issue 20) and batched application (CALLBACK_BATCH_SIZE): a storm of stored payment callbacks
-queues a handful of `callbacks_drain` tasks, not one task per delivery, and one notice relay per batch, not one
-`donation_notify` per credit; each batch is claimed with SKIP LOCKED and every delivery ends as the per-event path
-would end it; and none is left behind: stored while a drain runs, after its last claim, with the flag broken or stuck.
-
-On SQLite and on MariaDB; the `mysql` tests run two real workers over a mixed backlog, or while deliveries arrive.
-"""
+queues a handful of `callbacks_drain` tasks and one notice relay per batch, not a task per delivery or per credit;
+each batch is claimed with SKIP LOCKED, every delivery ends as the per-event path would end it, and none is left
+behind. On SQLite and on MariaDB; the `mysql` tests run two real workers."""
 
 import json
 import threading
 from datetime import timedelta
 from decimal import Decimal
+from unittest.mock import Mock
 
 import pytest
 from django.db import DatabaseError, connection
@@ -113,11 +111,7 @@ def test_a_callback_stored_while_a_drain_runs_is_credited_by_it_or_the_next(monk
 
 
 def test_a_broken_flag_falls_back_to_one_task_per_delivery(monkeypatch):
-    class Down:
-        def filter(self, *args, **kwargs):
-            raise DatabaseError("the flag table is gone")
-
-    monkeypatch.setattr(QueuedFlag, "objects", Down())
+    monkeypatch.setattr(QueuedFlag, "objects", Mock(filter=Mock(side_effect=DatabaseError("the flag table is gone"))))
     payments = stored(4)
     assert tasks(DRAIN) == 4  # enqueued anyway, each: a spare drain finds nothing and returns
 

@@ -19,9 +19,6 @@ pytestmark = pytest.mark.django_db
 
 ACK = Airtel.ack
 PAYMENT = "/webhooks/airtel/payment/"
-AMOUNT = Airtel.amount
-signed = Airtel.signed
-
 
 rail, payment = driver_fixtures(Airtel)
 
@@ -29,13 +26,13 @@ rail, payment = driver_fixtures(Airtel)
 @pytest.mark.parametrize("name", ["callback_success.json", "callback_legacy_shape.json"], ids=["current", "legacy"])
 def test_a_signed_success_in_either_shape_is_stored_without_its_hash_and_with_our_id(rail, payment, name):
     rail.says_paid(payment)
-    assert deliver(PAYMENT, signed(name)) == (200, ACK)
+    assert deliver(PAYMENT, Airtel.signed(name)) == (200, ACK)
     event = CallbackEvent.objects.get()
     assert (event.kind, event.status) == ("payment", CallbackEvent.Status.PROCESSED)
     assert "hash" not in json.loads(event.body)  # keyed with our secret: redacted before it is stored
     assert event.our_reference == AIRTEL_ID and event.payment == payment
     payment.refresh_from_db()
-    assert payment.status == Payment.Status.SUCCEEDED and credited(payment) == AMOUNT
+    assert payment.status == Payment.Status.SUCCEEDED and credited(payment) == Airtel.amount
     assert payment.provider_reference == Airtel.receipt  # learnt from the enquiry
 
 

@@ -18,14 +18,11 @@ from payments.models import CallbackEvent, Payment
 from payments.services import callbacks
 from payments.services.dispatch import callback_replay
 from payments.tests.azampay_fakes import ACK, CALLBACK_URL, PASSWORD, POST_CHECKOUT_URL, callback_body, fixture
-from payments.tests.drivers import AzamPay, deliver, driver_fixtures
+from payments.tests.drivers import THREADS, AzamPay, deliver, driver_fixtures
 from payments.tests.factories import PaymentFactory
 from payments.tests.helpers import credited, poster, run_together
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings")]
-
-DONATIONS_URL = "/api/v1.0/donors/donations/"
-THREADS = 20
 
 rail, payment = driver_fixtures(AzamPay)
 
@@ -44,22 +41,17 @@ def test_failure_callback_fails_the_donation_with_its_reason_when_the_provider_h
     assert credited(payment) == 0 and not Allocation.objects.exists()
 
 
-def start_card_donation(api_client, mock) -> tuple[Payment, str]:
-    """A card donation through the API; returns its payment and the externalId AzamPay was given."""
-    page = mock.post(POST_CHECKOUT_URL, body=fixture("post_checkout_url.json"), content_type="text/plain")
-    patient = PatientFactory(currency="TZS", funding_goal=Decimal("1000000"))
-    request = {"patient": patient.code, "amount": "5000", "currency": "TZS", "provider": "azampay", "channel": "card"}
-    response = api_client.post(DONATIONS_URL, request, format="json")
-    assert response.status_code == 201, response.json()
-    external_id = json.loads(page.calls[0].request.body)["externalId"]
-    return Payment.objects.get(reference=response.json()["reference"]), external_id
-
-
 @pytest.mark.parametrize("prefix", ["", "KIDS-HEART-FUND"], ids=["short-reference", "reference-over-30"])
 def test_card_payment_callback_is_matched_by_the_external_id_we_sent(api_client, rail, settings, prefix):
     if prefix:
         settings.DONATION_REFERENCE_PREFIX = prefix
-    payment, external_id = start_card_donation(api_client, rail.mock)
+    page = rail.mock.post(POST_CHECKOUT_URL, body=fixture("post_checkout_url.json"), content_type="text/plain")
+    patient = PatientFactory(currency="TZS", funding_goal=Decimal("1000000"))
+    request = {"patient": patient.code, "amount": "5000", "currency": "TZS", "provider": "azampay", "channel": "card"}
+    response = api_client.post("/api/v1.0/donors/donations/", request, format="json")
+    assert response.status_code == 201, response.json()
+    payment = Payment.objects.get(reference=response.json()["reference"])
+    external_id = json.loads(page.calls[0].request.body)["externalId"]  # the id AzamPay was given
     assert payment.provider_reference is None and (len(payment.reference) > 30) == bool(prefix)
     azampay_ids = dict.fromkeys(("reference", "externalreference", "transid"), "d" * 32)  # the callback brings them
     assert deliver(CALLBACK_URL, callback_body(payment, utilityref=external_id, **azampay_ids)) == (200, ACK)
