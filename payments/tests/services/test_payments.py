@@ -36,30 +36,6 @@ def donate_kes(kes_patient, amount="100"):
     return donation_create(patient=kes_patient, amount=Decimal(amount), currency="KES")
 
 
-def stk_success() -> dict:
-    """Daraja's documented success callback, about CHECKOUT_ID and the KES 100 we asked for."""
-    body = fixture("callback_success_documented.json")
-    callback = body["Body"]["stkCallback"]
-    callback["CheckoutRequestID"] = CHECKOUT_ID
-    next(item for item in callback["CallbackMetadata"]["Item"] if item["Name"] == "Amount")["Value"] = 100
-    return body
-
-
-def settled_first(then):
-    """Daraja's answer to the push: first the payer is quicker (the payment is settled while we still wait for
-    Daraja's answer to us), then `then` (an exception to raise, or a (status, headers, body) answer)."""
-
-    def answer(request):
-        payment = Payment.objects.get()
-        paid = ProviderResult(status=PaymentStatus.SUCCEEDED, amount=payment.amount, receipt="TL9")
-        payment_apply_result(payment_id=payment.pk, result=paid, verified=True)
-        if isinstance(then, Exception):
-            raise then
-        return then
-
-    return answer
-
-
 # --- ambiguous is not failed ----------------------------------------------------------------------------
 
 
@@ -85,7 +61,11 @@ def test_stk_push_timing_out_leaves_the_payment_pending_and_its_token_callback_s
     assert len(daraja.calls) == 2  # the token, then the push: sent once, never again
 
     daraja.post(QUERY_URL, json=fixture(query) | {"CheckoutRequestID": CHECKOUT_ID})
-    assert deliver(f"/webhooks/mpesa/stkpush/{tokens[0]}/", stk_success()) == (200, ACK)  # verified on commit
+    body = fixture("callback_success_documented.json")  # Daraja's documented success, about the KES 100 we asked
+    callback = body["Body"]["stkCallback"]
+    callback["CheckoutRequestID"] = CHECKOUT_ID
+    next(item for item in callback["CallbackMetadata"]["Item"] if item["Name"] == "Amount")["Value"] = 100
+    assert deliver(f"/webhooks/mpesa/stkpush/{tokens[0]}/", body) == (200, ACK)  # verified on commit
 
     payment.refresh_from_db()
     asked = json.loads([c for c in daraja.calls if c.request.url == QUERY_URL][0].request.body)
@@ -111,7 +91,16 @@ def test_stk_push_timing_out_leaves_the_payment_pending_and_its_token_callback_s
 def test_a_push_answer_arriving_after_the_callback_credited_the_payment_never_undoes_it(
     daraja, kes_patient, api_client, answer, via_api
 ):
-    daraja.add_callback(responses.POST, STK_URL, callback=settled_first(answer))
+
+    def settled_first(request):  # the payer is quicker: the payment is settled while we still wait for Daraja
+        payment = Payment.objects.get()
+        paid = ProviderResult(status=PaymentStatus.SUCCEEDED, amount=payment.amount, receipt="TL9")
+        payment_apply_result(payment_id=payment.pk, result=paid, verified=True)
+        if isinstance(answer, Exception):  # then Daraja's late answer: raised, or (status, headers, body)
+            raise answer
+        return answer
+
+    daraja.add_callback(responses.POST, STK_URL, callback=settled_first)
     if via_api:  # the API answers with what the callback settled, not with the refusal
         request = {"patient": kes_patient.code, "amount": "100", "currency": "KES", "provider": "mpesa",
                    "phone_number": "0708374149"}  # fmt: skip

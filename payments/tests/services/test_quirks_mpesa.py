@@ -47,7 +47,7 @@ def test_a_callback_claiming_another_amount_credits_what_was_asked_and_says_so(r
 @pytest.mark.parametrize("copies", [1, pytest.param(THREADS, marks=AT_ONCE, id="at-once")])
 def test_trust_setting_applies_token_url_callbacks_once_without_query(rail, payment, settings, copies):
     settings.PAYMENT_PROVIDERS["mpesa"]["trust_callbacks"] = True
-    path, data = f"/webhooks/mpesa/stkpush/{token_for(payment)}/", rail.success_body(payment)
+    path, data = rail.secret_url(payment), rail.success_body(payment)
     posts = [poster(path, json.dumps(data, indent=i or None).encode()) for i in range(copies)]
     assert (run_together(posts) if copies > 1 else [posts[0]()]) == [(200, ACK)] * copies  # at once: own connections
     payment.refresh_from_db()

@@ -7,19 +7,18 @@ import pytest
 from donor.models import Allocation
 from payments.models import CallbackEvent, Payment
 from payments.tests.drivers import Mtn, deliver, driver_fixtures
-from payments.tests.factories import PaymentFactory, token_for
+from payments.tests.factories import PaymentFactory
 from payments.tests.helpers import credited
 
 pytestmark = pytest.mark.django_db
 
 rail, payment = driver_fixtures(Mtn)
 ACK = Mtn.ack
-COLLECTION = "/webhooks/mtn/collection/"
 
 
 def test_a_callback_on_the_secret_url_attaches_to_its_payment_without_any_reference_in_the_body(rail, payment):
     rail.answer("status_successful.json")
-    assert deliver(f"{COLLECTION}{token_for(payment)}/", Mtn.unknown(Mtn, payment)[1], method="put") == (200, ACK)
+    assert deliver(rail.secret_url(payment), rail.unknown(payment)[1], method="put") == (200, ACK)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED
     assert credited(payment) == Mtn.amount
@@ -37,7 +36,7 @@ def test_a_secret_url_of_one_payment_with_the_body_of_another_is_held_for_review
         donation__patient__currency="EUR",
     )
     body = rail.success_body(payment) | {"externalId": other.reference, "referenceId": other.provider_reference}
-    assert deliver(f"{COLLECTION}{token_for(payment)}/", body) == (200, ACK)
+    assert deliver(rail.secret_url(payment), body) == (200, ACK)
     event = CallbackEvent.objects.get()
     assert event.status == CallbackEvent.Status.REVIEW and event.payment == payment
     assert Allocation.objects.count() == 0

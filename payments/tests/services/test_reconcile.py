@@ -36,11 +36,6 @@ def due_payment(**fields) -> Payment:
     return due(PaymentFactory(donation__patient__funding_goal=Decimal("1000000")), **fields)
 
 
-def past_expiry(payment: Payment, settings) -> None:
-    long_ago = timezone.now() - timedelta(seconds=settings.PAYMENT_EXPIRY_SECONDS + 60)
-    Payment.objects.filter(pk=payment.pk).update(created_at=long_ago)
-
-
 @pytest.mark.parametrize(("rail", "answer"), cases(lambda d: [("", P.SUCCEEDED, ""), *d.failed]), indirect=["rail"])
 def test_a_due_payment_the_provider_calls_successful_or_failed_is_settled_once_however_often_it_runs(rail, answer):
     name, status, reason = answer  # failed: given up with its reason
@@ -120,7 +115,8 @@ def test_a_payment_past_its_expiry_is_expired_unless_the_provider_calls_it_succe
     verified success later (an admin's "check now") is still applied, and flagged for a person."""
     azam.get(STATUS_URL, **answer)
     payment = PaymentFactory(**fields) if fields else due_payment()
-    past_expiry(payment, settings)
+    long_ago = timezone.now() - timedelta(seconds=settings.PAYMENT_EXPIRY_SECONDS + 60)
+    Payment.objects.filter(pk=payment.pk).update(created_at=long_ago)
     report = payments_reconcile()
     assert (report.checked, report.changed) == (1, 1)
     payment.refresh_from_db()

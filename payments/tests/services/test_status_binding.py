@@ -1,11 +1,9 @@
 """A status answer credits a payment only when something a forger cannot choose binds it to that payment: the id
 we asked about was learnt from an authenticated source (the checkout answer, an authenticated callback, the
 payment's own secret URL, or an id we chose ourselves), or the answer itself names our reference and the amount.
-
 The attack (issue 18, item 1): with AZAMPAY_CALLBACK_PASSWORD empty, a forged callback names our reference and
-*another* transaction's AzamPay id. We ask AzamPay about that other id; its documented answer ("Transaction
-successful.", with no reference and no amount) must not be taken as ours. AzamPay's far side is `responses`.
-"""
+*another* transaction's AzamPay id; AzamPay's documented answer about that id ("Transaction successful.", with no
+reference and no amount) must not be taken as ours."""
 
 from decimal import Decimal
 
@@ -24,7 +22,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings",
 
 AMOUNT = Decimal("900000")
 OTHER_ID = "5aae72e0c93a4d0e9a1b2c3d4e5f6a7b"  # a completed transaction's AzamPay id (public on its status page)
-PENDING = {"data": "Transaction pending.", "message": "Request successful.", "success": True}
 
 
 def unpaid() -> Payment:
@@ -98,7 +95,7 @@ def test_the_id_from_the_checkout_answer_is_asked_about_whatever_id_the_callback
         donation__patient__funding_goal=Decimal("5000000"),
     )
     match = [matchers.query_param_matcher({"pgReferenceId": payment.provider_reference}, strict_match=False)]
-    ours = azam.get(STATUS_URL, json=PENDING, match=match)
+    ours = azam.get(STATUS_URL, json=fixture("status_success.json") | ANSWERS["pending"], match=match)
 
     deliver(CALLBACK_URL, forged_callback(payment))
 
