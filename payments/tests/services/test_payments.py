@@ -28,19 +28,16 @@ CHECKOUT_ID = "ws_CO_011220261200000001"
 
 
 @pytest.fixture
-def kes_patient():
-    return PatientFactory(currency="KES", funding_goal=Decimal("100000"))
-
-
-def donate_kes(kes_patient, amount="100"):
-    return donation_create(patient=kes_patient, amount=Decimal(amount), currency="KES")
+def donation():
+    patient = PatientFactory(currency="KES", funding_goal=Decimal("100000"))
+    return donation_create(patient=patient, amount=Decimal("100"), currency="KES")
 
 
 # --- ambiguous is not failed ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("query", ["query_success.json", "query_pending_4999.json"], ids=["paid", "still-pending"])
-def test_stk_push_timing_out_leaves_the_payment_pending_and_its_token_callback_settles_it(daraja, kes_patient, query):
+def test_stk_push_timing_out_leaves_the_payment_pending_and_its_token_callback_settles_it(daraja, donation, query):
     """The push reached Daraja (the phone rang) but the answer never came back: we never learnt the
     CheckoutRequestID. The callback on the payment's own secret URL still finds it, and the STK query
     with the callback's CheckoutRequestID confirms it before anything is credited (while Daraja says pending,
@@ -52,7 +49,6 @@ def test_stk_push_timing_out_leaves_the_payment_pending_and_its_token_callback_s
         raise requests.ReadTimeout("read timed out")
 
     daraja.add_callback(responses.POST, STK_URL, callback=push_then_time_out)
-    donation = donate_kes(kes_patient)
     payment = payment_start(donation=donation, provider_code="mpesa", msisdn="254708374149")
 
     assert payment.status == Payment.Status.PENDING and payment.start_outcome_unknown
@@ -71,11 +67,11 @@ def test_stk_push_timing_out_leaves_the_payment_pending_and_its_token_callback_s
     asked = json.loads([c for c in daraja.calls if c.request.url == QUERY_URL][0].request.body)
     assert asked["CheckoutRequestID"] == CHECKOUT_ID
     if query == "query_pending_4999.json":
-        assert payment.status == Payment.Status.PENDING and credited(kes_patient) == 0
+        assert payment.status == Payment.Status.PENDING and credited(donation.patient) == 0
         assert CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
         return
     assert payment.status == Payment.Status.SUCCEEDED and payment.provider_reference == CHECKOUT_ID
-    assert credited(kes_patient) == Decimal("100")
+    assert credited(donation.patient) == Decimal("100")
 
 
 # --- no stale write moves a state backwards -------------------------------------------------------------
@@ -89,9 +85,8 @@ def test_stk_push_timing_out_leaves_the_payment_pending_and_its_token_callback_s
     ids=["timeout", "refusal", "refusal-answered-by-the-api"],
 )  # fmt: skip
 def test_a_push_answer_arriving_after_the_callback_credited_the_payment_never_undoes_it(
-    daraja, kes_patient, api_client, answer, via_api
+    daraja, donation, api_client, answer, via_api
 ):
-
     def settled_first(request):  # the payer is quicker: the payment is settled while we still wait for Daraja
         payment = Payment.objects.get()
         paid = ProviderResult(status=PaymentStatus.SUCCEEDED, amount=payment.amount, receipt="TL9")
@@ -102,23 +97,22 @@ def test_a_push_answer_arriving_after_the_callback_credited_the_payment_never_un
 
     daraja.add_callback(responses.POST, STK_URL, callback=settled_first)
     if via_api:  # the API answers with what the callback settled, not with the refusal
-        request = {"patient": kes_patient.code, "amount": "100", "currency": "KES", "provider": "mpesa",
+        request = {"patient": donation.patient.code, "amount": "100", "currency": "KES", "provider": "mpesa",
                    "phone_number": "0708374149"}  # fmt: skip
         response = api_client.post("/api/v1.0/donors/donations/", request, format="json")
         assert response.status_code == 201, response.json()
         assert response.json()["status"] == "completed"
     else:
-        payment_start(donation=donate_kes(kes_patient), provider_code="mpesa", msisdn="254708374149")
+        payment_start(donation=donation, provider_code="mpesa", msisdn="254708374149")
 
     payment = Payment.objects.get()
     assert payment.status == Payment.Status.SUCCEEDED
     assert Donation.objects.get(pk=payment.donation_id).status == Donation.Status.COMPLETED
-    assert credited(kes_patient) == Decimal("100")
+    assert credited(donation.patient) == Decimal("100")
     assert Allocation.objects.filter(donation=payment.donation_id).count() == 1
 
 
-def test_a_second_payment_of_an_already_paid_donation_is_recorded_and_flagged_not_lost(kes_patient):
-    donation = donate_kes(kes_patient)
+def test_a_second_payment_of_an_already_paid_donation_is_recorded_and_flagged_not_lost(donation):
     first = PaymentFactory(donation=donation, provider="mpesa", reference=donation.reference)
     second = PaymentFactory(donation=donation, provider="mpesa", reference=f"{donation.reference}-2")
     paid = ProviderResult(status=PaymentStatus.SUCCEEDED, amount=Decimal("100"))
@@ -127,5 +121,5 @@ def test_a_second_payment_of_an_already_paid_donation_is_recorded_and_flagged_no
 
     second.refresh_from_db()
     assert second.status == Payment.Status.SUCCEEDED and second.needs_review  # the money moved: someone looks
-    assert credited(kes_patient) == Decimal("100")  # credited once
+    assert credited(donation.patient) == Decimal("100")  # credited once
     assert Allocation.objects.filter(donation=donation).count() == 1

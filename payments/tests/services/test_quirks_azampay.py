@@ -1,8 +1,7 @@
-"""AzamPay's own ways (the shared properties are test_pipeline.py's): card payments matched by the externalId we
-sent, a failure it has no final word on, the callback password never stored (without a password configured, its
-callbacks are only a reason to ask: test_pipeline.py; the database going away: test_inbox.py). MariaDB: many
-donations to one patient at once, a verdict that cannot be written. A failed event's replay is test_inbox.py's,
-beside the sweeper's and reconciliation's."""
+"""AzamPay's own ways (the shared properties are test_pipeline.py's, its callbacks without a password configured
+too; the database going away and a failed event's replay are test_inbox.py's): card payments matched by the
+externalId we sent, a failure it has no final word on, the callback password never stored. MariaDB: many donations
+to one patient at once, a verdict that cannot be written."""
 
 import json
 from decimal import Decimal
@@ -12,7 +11,6 @@ from django.db import OperationalError
 from django.test import Client
 
 from donor.models import Allocation, Donation
-from donor.tests.factories import DonationFactory
 from patients.tests.factories import PatientFactory
 from payments.models import CallbackEvent, Payment
 from payments.services import callbacks
@@ -96,9 +94,7 @@ def test_callback_password_never_reaches_the_stored_event(client, payment):
 @pytest.mark.django_db(transaction=True)
 def test_twenty_donations_to_one_patient_completing_at_once_all_land():
     patient = PatientFactory(funding_goal=Decimal("10000000"))
-    payments = [
-        PaymentFactory(donation=DonationFactory(patient=patient, amount=Decimal(1000 + i))) for i in range(THREADS)
-    ]
+    payments = [PaymentFactory(donation__patient=patient, donation__amount=Decimal(1000 + i)) for i in range(THREADS)]
     answers = run_together([poster(CALLBACK_URL, callback_body(p)) for p in payments])
 
     assert answers == [(200, ACK)] * THREADS
