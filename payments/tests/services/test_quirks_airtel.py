@@ -36,10 +36,7 @@ def test_a_signed_success_in_either_shape_is_stored_without_its_hash_and_with_ou
     assert payment.provider_reference == Airtel.receipt  # learnt from the enquiry
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["callback_malformed_no_id.json", "callback_malformed_no_status.json", "callback_malformed_no_transaction.json"],
-)
+@pytest.mark.parametrize("name", [f"callback_malformed_{n}.json" for n in ("no_id", "no_status", "no_transaction")])
 def test_malformed_bodies_without_a_secret_configured_are_400(rail, payment, settings, name):
     settings.PAYMENT_PROVIDERS["airtel"]["callback_secret"] = ""
     status, answer = deliver(PAYMENT, fixture(name))

@@ -24,22 +24,21 @@ AMOUNT = Decimal("900000")
 OTHER_ID = "5aae72e0c93a4d0e9a1b2c3d4e5f6a7b"  # a completed transaction's AzamPay id (public on its status page)
 
 
-def unpaid() -> Payment:
-    """A card payment: AzamPay's hosted page gives no transaction id up front, so we have none for it."""
+def unpaid(provider_reference: str | None = None) -> Payment:
+    """A card payment: AzamPay's hosted page gives no transaction id up front, so we have none for it; or, with the
+    id from its checkout answer, an MNO payment."""
     return PaymentFactory(
-        channel="card",
-        provider_reference=None,
+        channel="Mpesa" if provider_reference else "card",
+        provider_reference=provider_reference,
         donation__amount=AMOUNT,
-        donation__currency="TZS",
-        donation__patient__currency="TZS",
         donation__patient__funding_goal=Decimal("5000000"),
-    )
+    )  # in TZS, the factories' currency
 
 
-def forged_callback(payment: Payment, azampay_id: str = OTHER_ID, status: str = "success") -> dict:
-    """What anyone can send: our reference (guessable) and someone else's AzamPay id; no password."""
-    ids = dict.fromkeys(("reference", "externalreference", "transid"), azampay_id)
-    return AzamPay.body(payment, status=status, password=None, **ids)
+def forged_callback(payment: Payment, status: str = "success", password: str | None = None) -> dict:
+    """What anyone can send: our reference (guessable) and someone else's AzamPay id; no password (unless given)."""
+    ids = dict.fromkeys(("reference", "externalreference", "transid"), OTHER_ID)
+    return AzamPay.body(payment, status=status, password=password, **ids)
 
 
 # What AzamPay answers about the forged id (over its documented answer, which names no reference and no amount).
@@ -87,30 +86,22 @@ def test_an_answer_about_an_unauthenticated_id_credits_only_when_it_names_our_re
     assert payment.status == Payment.Status.PENDING and credited(payment) == 0
 
 
-def test_the_id_from_the_checkout_answer_is_asked_about_whatever_id_the_callback_names(azam):
-    """An MNO payment has AzamPay's id from the checkout answer: that id, never the callback's, is asked about."""
-    payment = PaymentFactory(
-        provider_reference="b85e971981844a6f8888b42579655b8f",
-        donation__amount=AMOUNT,
-        donation__patient__funding_goal=Decimal("5000000"),
-    )
-    match = [matchers.query_param_matcher({"pgReferenceId": payment.provider_reference}, strict_match=False)]
-    ours = azam.get(STATUS_URL, json=fixture("status_success.json") | ANSWERS["pending"], match=match)
+@pytest.mark.parametrize("bound_by", ["the-checkout-answer", "an-authenticated-callback"])
+def test_the_id_from_the_checkout_answer_or_an_authenticated_callback_is_the_one_asked_about(azam, settings, bound_by):
+    """An MNO payment has AzamPay's id from the checkout answer: that id, never the callback's, is asked about (here
+    still pending). With the dashboard password the callback is authenticated: the id it names is ours to ask about
+    (here a failure, which is always re-asked before it is applied)."""
+    checkout = bound_by == "the-checkout-answer"
+    payment = unpaid("b85e971981844a6f8888b42579655b8f" if checkout else None)
+    if not checkout:
+        settings.PAYMENT_PROVIDERS["azampay"]["callback_password"] = PASSWORD
+    bound = payment.provider_reference or OTHER_ID
+    answer = fixture("status_success.json") | ANSWERS["pending"] if checkout else fixture("status_failed.json")
+    match = [matchers.query_param_matcher({"pgReferenceId": bound}, strict_match=False)]
+    asked = azam.get(STATUS_URL, json=answer, match=match)
+    deliver(CALLBACK_URL, forged_callback(payment) if checkout else forged_callback(payment, "failure", PASSWORD))
 
-    deliver(CALLBACK_URL, forged_callback(payment))
-
-    assert ours.call_count == 1
+    assert asked.call_count == 1
     payment.refresh_from_db()
-    assert payment.status == Payment.Status.PENDING and credited(payment) == 0
-
-
-def test_an_authenticated_callback_binds_the_id_it_names(azam, settings):
-    """With the dashboard password the callback is authenticated: the id it names is ours to ask about (here a
-    failure, which is always re-asked before it is applied)."""
-    settings.PAYMENT_PROVIDERS["azampay"]["callback_password"] = PASSWORD
-    payment = unpaid()
-    azam.get(STATUS_URL, json=fixture("status_failed.json"))
-    deliver(CALLBACK_URL, forged_callback(payment, status="failure") | {"password": PASSWORD})
-
-    payment.refresh_from_db()
-    assert payment.status == Payment.Status.FAILED and payment.provider_reference == OTHER_ID
+    assert payment.provider_reference == bound and credited(payment) == 0
+    assert payment.status == (Payment.Status.PENDING if checkout else Payment.Status.FAILED)
