@@ -1,8 +1,6 @@
 """Payouts go only to a destination a second person approved (patients.destinations): the request snapshots the
 approved one (never a change still pending), refuses one nobody approved, and an approval of a payout whose
-destination changed since its request is refused (the checker's page showing it is test_admin.py's). Daraja is
-mocked with `responses`.
-"""
+destination changed since its request is refused (the checker's page showing it is test_admin.py's)."""
 
 import json
 from decimal import Decimal
@@ -14,7 +12,7 @@ from patients.models import Patient, TreatmentPartner
 from patients.tests.factories import TreatmentPartnerFactory
 from payments.models import Payout
 from payments.services.payouts import PayoutRefused, payout_approve, payout_request
-from payments.tests.drivers import funded_patient
+from payments.tests.drivers import funded_patient, request_accepted
 from payments.tests.factories import MAKER_PERMISSIONS, staff_user
 from payments.tests.mpesa_fakes import B2C_URL
 
@@ -35,32 +33,24 @@ def insider():
     return staff_user("insider", *MAKER_PERMISSIONS, "patients.change_treatmentpartner")
 
 
-@pytest.fixture
-def dest_checker():
-    return staff_user("dest-checker", "patients.approve_destination_change")
-
-
 def sent_to(daraja) -> list[str]:
     return [json.loads(c.request.body)["PartyB"] for c in daraja.calls if c.request.url == B2C_URL]
 
 
-def accept(daraja) -> None:
-    daraja.post(B2C_URL, json={"ConversationID": "AG_1", "OriginatorConversationID": "x", "ResponseCode": "0"})
-
-
-def ask_for_new_number(partner, user):
-    return destination_change_request(
-        requested_by=user,
-        partner=partner,
-        new={"payout_provider": "mpesa", "payout_msisdn": NEW, "payout_account_name": "MINE"},
+def approved(change) -> None:
+    destination_change_approve(
+        change_id=change.pk, approved_by=staff_user("dest-checker", "patients.approve_destination_change")
     )
 
 
-def test_a_payout_requested_while_a_change_is_pending_goes_to_the_approved_number(
-    daraja, patient, insider, checker, dest_checker
-):
+def ask_for_new_number(partner, user):
+    new = {"payout_provider": "mpesa", "payout_msisdn": NEW, "payout_account_name": "MINE"}
+    return destination_change_request(requested_by=user, partner=partner, new=new)
+
+
+def test_a_payout_requested_while_a_change_is_pending_goes_to_the_approved_number(daraja, patient, insider, checker):
     ask_for_new_number(patient.treatment_partner, insider)
-    accept(daraja)
+    daraja.post(B2C_URL, json=request_accepted())
     payout = payout_request(patient=patient, amount=Decimal("20000"), requested_by=insider)
     assert (payout.provider, payout.msisdn) == ("mpesa", OLD)
     payout = payout_approve(payout_id=payout.pk, approved_by=checker)
@@ -90,30 +80,26 @@ def test_a_destination_we_may_not_or_cannot_pay_gets_no_payout(patient, insider,
     assert not Payout.objects.exists()
 
 
-def new_number(patient, insider, dest_checker) -> str:
-    change = ask_for_new_number(patient.treatment_partner, insider)
-    destination_change_approve(change_id=change.pk, approved_by=dest_checker)
+def new_number(patient, insider) -> str:
+    approved(ask_for_new_number(patient.treatment_partner, insider))
     return NEW
 
 
-def another_partner(patient, insider, dest_checker) -> str:
+def another_partner(patient, insider) -> str:
     other = TreatmentPartnerFactory(payout_provider="mpesa", payout_msisdn="254711111111")
     clerk = staff_user("clerk", "patients.change_patient")
-    move = destination_change_request(requested_by=clerk, patient=patient, new={"treatment_partner": other.pk})
-    destination_change_approve(change_id=move.pk, approved_by=dest_checker)
+    approved(destination_change_request(requested_by=clerk, patient=patient, new={"treatment_partner": other.pk}))
     return other.payout_msisdn
 
 
 @pytest.mark.parametrize("change", [new_number, another_partner], ids=["new-number", "moved-to-another-partner"])
-def test_a_payout_whose_destination_changed_after_its_request_is_not_sent(
-    daraja, patient, insider, checker, dest_checker, change
-):
+def test_a_payout_whose_destination_changed_after_its_request_is_not_sent(daraja, patient, insider, checker, change):
     payout = payout_request(patient=patient, amount=Decimal("20000"), requested_by=insider)
-    number = change(patient, insider, dest_checker)
+    number = change(patient, insider)
     with pytest.raises(PayoutRefused, match="changed after it was requested"):
         payout_approve(payout_id=payout.pk, approved_by=checker)
     assert Payout.objects.get().status == Payout.Status.REQUESTED and sent_to(daraja) == []
-    accept(daraja)
+    daraja.post(B2C_URL, json=request_accepted())
     patient.refresh_from_db()
     again = payout_request(patient=patient, amount=Decimal("10000"), requested_by=insider)
     assert payout_approve(payout_id=again.pk, approved_by=checker).msisdn == number
