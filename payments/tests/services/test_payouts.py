@@ -32,11 +32,6 @@ def kind(daraja, maker, checker):
     return PayoutKind(daraja, maker, checker)
 
 
-def fresh(payout: Payout) -> Payout:
-    payout.refresh_from_db()
-    return payout
-
-
 # --- an empty or unknown id matches nothing ---------------------------------------------------------------
 
 
@@ -81,7 +76,8 @@ def test_a_result_settles_only_the_payout_it_names(kind, statuses, ids, learnt):
     payout, other = (kind.brought_to(status) for status in statuses)
     unchanged = Payout.objects.values().get(pk=other.pk)
     assert post(RESULT, b2c_result(payout, **ids)) == (200, ACK)
-    assert (fresh(payout).status, payout.receipt, payout.provider_reference) == (S.PAID, "SG632NMUAB", learnt)
+    payout.refresh_from_db()
+    assert (payout.status, payout.receipt, payout.provider_reference) == (S.PAID, "SG632NMUAB", learnt)
     assert Payout.objects.values().get(pk=other.pk) == unchanged
 
 
@@ -93,11 +89,8 @@ def test_a_result_without_the_secret_naming_no_payout_is_a_404():
 
 # --- a result after the payout is paid ---------------------------------------------------------------------
 
-INVALID = "The initiator information is invalid."
-
-
 CHANGES = {
-    "failure": {"ResultCode": 2001, "ResultDesc": INVALID},
+    "failure": {"ResultCode": 2001, "ResultDesc": "The initiator information is invalid."},
     "another-receipt": {"TransactionID": "SG999OTHER"},
     # The first delivery paid the payout but its worker died before settling the inbox row: the provider's resend
     # (a copy of an unsettled delivery, so handled again) finds the payout paid by that same result.
@@ -117,45 +110,37 @@ def test_a_result_after_paid_leaves_it_paid_held_when_different_ignored_when_the
     assert post(RESULT, body) == (200, ACK)
     held = CHANGES[case] is not None
     assert CallbackEvent.objects.order_by("pk").last().status == ("review" if held else "ignored")
-    assert (fresh(payout).status, payout.receipt, payout.result_code) == (S.PAID, "SG632NMUAB", "0")
+    payout.refresh_from_db()
+    assert (payout.status, payout.receipt, payout.result_code) == (S.PAID, "SG632NMUAB", "0")
     assert not payout.needs_review
 
 
 # --- the send's answer comes after the result ----------------------------------------------------------------
 
 
-def result_then(daraja, *, code: int, then):
-    """Daraja's answer to the B2C request: first the result callback arrives (through the webhook), then
-    `then` (an exception to raise, or a (status, headers, body) answer)."""
-    answers: list = []
-
-    def callback(request):
-        payout = Payout.objects.get(reference=json.loads(request.body)["OriginatorConversationID"])
-        answers.append(post(RESULT, b2c_result(payout, code=code, desc="Result before the answer")))
-        if isinstance(then, BaseException):
-            raise then
-        return then
-
-    daraja.remove(responses.POST, B2C_URL)
-    daraja.add_callback(responses.POST, B2C_URL, callback=callback)
-    return answers
-
-
-LATE_ANSWERS = {
+LATE_ANSWERS = {  # an exception to raise, or a (status, headers, body) answer
     "read-timeout": requests.ReadTimeout("slow"),
     "connection-reset": requests.ConnectionError("connection reset by peer"),
     "connect-timeout": requests.ConnectTimeout("no route"),
     "http-500": (500, {}, json.dumps({"errorCode": "500.003.02", "errorMessage": "System is busy"})),
     "accepted": (200, {}, json.dumps({"ConversationID": "AG_late", "ResponseCode": "0"})),
 }
-
-
 LATE = [(PAID, name) for name in LATE_ANSWERS] + [(FAILED, "read-timeout"), (FAILED, "accepted")]
 
 
 @pytest.mark.parametrize(("code", "then"), LATE, ids=[f"{SAYS[c]}-{t}" for c, t in LATE])
 def test_a_send_answered_after_the_result_leaves_the_payout_as_the_result_said(kind, code, then):
-    answers = result_then(kind.daraja, code=code, then=LATE_ANSWERS[then])
+    """Daraja's answer to the B2C request comes after its result callback has arrived through the webhook."""
+    answers = []
+
+    def result_then(request):
+        payout = Payout.objects.get(reference=json.loads(request.body)["OriginatorConversationID"])
+        answers.append(post(RESULT, b2c_result(payout, code=code, desc="Result before the answer")))
+        if isinstance(LATE_ANSWERS[then], BaseException):
+            raise LATE_ANSWERS[then]
+        return LATE_ANSWERS[then]
+
+    kind.daraja.add_callback(responses.POST, B2C_URL, callback=result_then)
     payout = kind.approve(kind.request())
     assert answers == [(200, ACK)]
     paid = code == PAID
@@ -186,15 +171,12 @@ def test_approval_by_a_second_user_sends_once(kind, checker):
     assert kind.sends() == 1
 
 
-def test_over_limit_payout_refused(kind, maker):
-    payout_request(patient=kind.patient, amount=Decimal("30000"), requested_by=maker)
-    with pytest.raises(PayoutRefused, match="not yet paid out"):
-        payout_request(patient=kind.patient, amount=Decimal("20001"), requested_by=maker)
+@pytest.mark.parametrize(
+    ("amount", "message"), [("20001", "not yet paid out"), *[(a, "whole, positive") for a in ("0", "-5", "10.50")]]
+)
+def test_a_payout_over_what_is_left_or_not_whole_and_positive_is_refused(kind, maker, amount, message):
+    payout_request(patient=kind.patient, amount=Decimal("30000"), requested_by=maker)  # of 50 000
+    with pytest.raises(PayoutRefused, match=message):
+        payout_request(patient=kind.patient, amount=Decimal(amount), requested_by=maker)
     payout_request(patient=kind.patient, amount=Decimal("20000"), requested_by=maker)
     assert payout_available(patient=kind.patient) == 0
-
-
-@pytest.mark.parametrize("amount", ["0", "-5", "10.50"])
-def test_amount_must_be_whole_and_positive(kind, maker, amount):
-    with pytest.raises(PayoutRefused, match="whole, positive"):
-        payout_request(patient=kind.patient, amount=Decimal(amount), requested_by=maker)
