@@ -1,9 +1,6 @@
 """What every payout and refund result callback must do, written once and run for each rail's driver
-(payments/tests/drivers.py): M-Pesa B2C and Reversal (trusted on their secret URL while
-PAYMENTS_APPLY_TRUSTED_CALLBACKS is on), MTN transfer and refund (confirmed by the status GET), Airtel disbursement
-(its hash, then the enquiry). The lifecycle is payments/services/money_out.py; each rail's own ways are in
-test_quirks_<code>.py, test_payouts.py, test_refunds.py.
-"""
+(payments/tests/drivers.py: MONEY_OUT). Each rail's own ways are in test_quirks_<code>.py, test_payouts.py and
+test_refunds.py."""
 
 import pytest
 
@@ -118,25 +115,20 @@ def test_a_result_for_another_amount_is_held_for_review(rail):
     assert CallbackEvent.objects.get().status == CallbackEvent.Status.REVIEW
 
 
-@pytest.mark.parametrize("rail", MONEY_OUT, indirect=True)
-def test_a_forged_result_is_a_401_and_nothing_is_asked(rail):
+FORGED = [pytest.param(code, None, id=f"{code}-forged") for code in MONEY_OUT]
+
+
+@pytest.mark.parametrize(("rail", "body"), FORGED + cases(lambda d: d.malformed, drivers=MONEY_OUT), indirect=["rail"])
+def test_a_forged_result_is_a_401_a_malformed_one_a_400_both_kept_and_nothing_is_asked(rail, body):
     subject = rail.subject()
-    status, answer = deliver(rail.forged_url(), rail.forged_body(subject), method=rail.method)
+    forged = body is None
+    url, body = (rail.forged_url(), rail.forged_body(subject)) if forged else (rail.result_path, body)
+    status, answer = deliver(url, body, method=rail.method)
 
-    assert (status, answer["code"]) == (401, "AUTH_REQUIRED")
-    assert CallbackEvent.objects.get().status == CallbackEvent.Status.REJECTED
-    assert rail.calls() == 0
-    rail.untouched(subject)
-
-
-@pytest.mark.parametrize(("rail", "body"), cases(lambda d: d.malformed, drivers=MONEY_OUT), indirect=["rail"])
-def test_a_malformed_result_is_a_400_and_kept(rail, body):
-    subject = rail.subject()
-    status, answer = deliver(rail.result_path, body, method=rail.method)
-
-    assert (status, answer["code"]) == (400, "INVALID_FORMAT")
+    assert (status, answer["code"]) == ((401, "AUTH_REQUIRED") if forged else (400, "INVALID_FORMAT"))
     event = CallbackEvent.objects.get()
-    assert event.status == CallbackEvent.Status.REJECTED and "malformed" in event.error and event.body
+    assert event.status == CallbackEvent.Status.REJECTED and event.body
+    assert forged or "malformed" in event.error
     assert rail.calls() == 0
     rail.untouched(subject)
 
