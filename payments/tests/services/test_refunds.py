@@ -17,17 +17,14 @@ from patients.models import Patient
 from patients.tests.factories import PatientFactory
 from payments.models import Payout, Refund
 from payments.services.refunds import RefundRefused, refund_approve, refund_request
-from payments.tests.drivers import MpesaReversal, paid_donation, request_accepted, reversal_result
-from payments.tests.factories import REFUND_CHECKER_PERMISSIONS, REFUND_MAKER_PERMISSIONS, staff_user
+from payments.tests.drivers import MpesaReversal, RefundKind, paid_donation, request_accepted, reversal_result
+from payments.tests.factories import REFUND_MAKER_PERMISSIONS, staff_user
 from payments.tests.helpers import credited, or_refusal, post, run_together
-from payments.tests.mpesa_fakes import ACK, API, B2C_TOKEN, SITE_URL
+from payments.tests.mpesa_fakes import ACK, SITE_URL
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings", "daraja")]
 
-REVERSAL_URL = f"{API}/mpesa/reversal/v1/request"
-RESULT = f"/webhooks/mpesa/reversal/result/{B2C_TOKEN}/"
-MAKER, CHECKER = REFUND_MAKER_PERMISSIONS, REFUND_CHECKER_PERMISSIONS
-CONVERSATION_ID = MpesaReversal.conversation_id
+REVERSAL_URL, RESULT = RefundKind.send_url, MpesaReversal.result_path
 S = Refund.Status
 
 
@@ -54,7 +51,7 @@ def test_a_refund_is_requested_approved_by_another_sent_once_and_reverses_the_le
 
     refund = refund_request(donation=donation, amount=Decimal("1000"), reason="Donor asked", requested_by=maker)
     refund = refund_approve(refund_id=refund.pk, approved_by=checker)
-    assert refund.status == S.SENT and refund.provider_reference == CONVERSATION_ID
+    assert refund.status == S.SENT and refund.provider_reference == MpesaReversal.conversation_id
     body = json.loads(sent_once.calls[0].request.body)
     assert (body["TransactionID"], body["Amount"], body["ResultURL"]) == ("TL4RCPT001", 1000, f"{SITE_URL}{RESULT}")
     assert credited(patient) == Decimal("1000")  # nothing reversed before the result
@@ -145,7 +142,7 @@ def test_an_azampay_refund_is_paid_back_outside_recorded_with_its_receipt_and_th
 def test_five_at_once_request_and_reverse_once(daraja, race, refunds, reversals):
     """Five approvals at once are test_money_out.py's, for both kinds."""
     donation = paid_donation()
-    makers = [staff_user(f"staff{i}", *MAKER) for i in range(5)]
+    makers = [staff_user(f"staff{i}", *REFUND_MAKER_PERMISSIONS) for i in range(5)]
     if race == "requests":
         calls = [lambda m=m: refund_request(donation=donation, amount=Decimal("1000"), reason="", requested_by=m)
                  for m in makers]  # fmt: skip
