@@ -40,6 +40,8 @@ from payments.tests.drivers import (
 from payments.tests.factories import staff_user
 from payments.tests.helpers import or_refusal, run_together
 from payments.tests.mpesa_fakes import ACK
+from payments.tests.providers.airtel.support import REFUND_URL
+from payments.tests.providers.mtn.support import TRANSFER_URL
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings")]
 AT_ONCE = pytest.param(4, marks=[pytest.mark.mysql, pytest.mark.django_db(transaction=True)], id="at-once")
@@ -336,8 +338,6 @@ def test_a_payout_and_a_refund_asked_at_once_for_the_same_funds_commit_them_once
 
 
 def test_an_airtel_refund_answered_in_progress_goes_to_a_person_at_once(settings, maker, checker):
-    from payments.tests.providers.airtel.support import REFUND_URL
-
     with Airtel.running(settings) as airtel:
         donation = paid_donation(provider="airtel", currency="UGX", amount="5000", receipt="MP210603.1234.L06941")
         airtel.mock.post(REFUND_URL, json={
@@ -350,8 +350,6 @@ def test_an_airtel_refund_answered_in_progress_goes_to_a_person_at_once(settings
 
 
 def test_an_mtn_payout_stuck_sending_is_polled_by_the_id_stored_before_sending(settings, maker, checker):
-    from payments.tests.providers.mtn.support import TRANSFER_URL, fixture
-
     def killed_mid_send(request):
         raise KeyboardInterrupt  # the process dies after the claim, before any answer is recorded
 
@@ -367,7 +365,7 @@ def test_an_mtn_payout_stuck_sending_is_polled_by_the_id_stored_before_sending(s
         stuck_for(payout, 11)
         assert any("sending" in alert for alert in watchdog_alerts())
 
-        mtn.mock.get(f"{TRANSFER_URL}/{payout.provider_reference}", json=fixture("transfer_status_successful.json"))
+        mtn.mock.get(f"{TRANSFER_URL}/{payout.provider_reference}", json=mtn.fixture("transfer_status_successful.json"))
         assert payouts_reconcile() == 1
     payout.refresh_from_db()
     assert payout.status == Payout.Status.PAID and payout.receipt == "363440463"
