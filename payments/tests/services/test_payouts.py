@@ -1,8 +1,7 @@
 """Payouts (M-Pesa B2C) of their own: a result applies only to the one payout it names exactly (an empty id never
-matches: a filter on it would match every payout without one), a different result after the payout is paid is
-held, and a send answered after its result leaves the payout as the result said. The rules payouts share with
-refunds are test_money_out.py's, every payout rail's result callback test_pipeline_money_out.py's, the admin's
-payout actions payments/tests/test_admin.py's. Daraja is mocked with `responses`."""
+matches: a filter on it would match every payout without one), a different result after paid is held, a send
+answered after its result leaves it as the result said. Shared rules are test_money_out.py's, every payout rail's
+result callback test_pipeline_money_out.py's, the admin's payout actions payments/tests/test_admin.py's."""
 
 import json
 from decimal import Decimal
