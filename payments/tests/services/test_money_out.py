@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from donor.models import Allocation
 from patients.models import Patient
-from patients.tests.factories import TreatmentPartnerFactory
+from patients.tests.factories import PatientFactory, TreatmentPartnerFactory
 from payments.models import CallbackEvent, Payout, Refund
 from payments.services.money_out import MoneyOutRefused
 from payments.services.payouts import payout_approve, payout_request, payouts_reconcile
@@ -320,10 +320,9 @@ def test_success_and_failure_racing_settle_it_one_way_and_hold_the_other(kind):
 @pytest.mark.django_db(transaction=True)
 def test_a_payout_and_a_refund_asked_at_once_for_the_same_funds_commit_them_once(maker):
     """The one funds-available rule, under the patient's lock: 1 000 received, 1 000 asked for twice at once."""
-    donation = paid_donation()
     partner = TreatmentPartnerFactory(payout_provider="mpesa", payout_msisdn="254708374149", country="KE")
-    Patient.objects.filter(pk=donation.patient_id).update(treatment_partner=partner)
-    patient = Patient.objects.get(pk=donation.patient_id)
+    patient = PatientFactory(currency="KES", funding_goal=Decimal("1000000"), treatment_partner=partner)
+    donation = paid_donation(patient=patient)
     for _ in range(3):
         answers = run_together([
             or_refusal(lambda: payout_request(patient=patient, amount=Decimal("1000"), requested_by=maker)),
