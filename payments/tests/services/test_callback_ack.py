@@ -1,9 +1,6 @@
-"""CALLBACK_ACK=stored: a callback is answered once it is durably in the inbox and applied by a task worker.
-
-The worker is django-tasks-db's `db_worker` run in batch mode (a real worker over the database backend); the
-sweeper finishes what a lost task leaves. On SQLite and on MariaDB; the `at-once` cases send copies at once and
-race several workers and the sweeper over their tasks on a real MariaDB (many payments at once, a backlog with
-copies: test_drain.py).
+"""CALLBACK_ACK=stored: a callback is answered once it is durably in the inbox and applied by a task worker
+(django-tasks-db's `db_worker` in batch mode); the sweeper finishes what a lost task leaves. The `at-once` cases
+race copies, workers and the sweeper on a real MariaDB (many payments at once, a backlog with copies: test_drain.py).
 """
 
 import json
@@ -17,7 +14,7 @@ from payments.models import CallbackEvent, Payment
 from payments.services.dispatch import callbacks_sweep, process_callback
 from payments.tests.azampay_fakes import ACK, CALLBACK_URL, PASSWORD, callback_body
 from payments.tests.factories import PaymentFactory
-from payments.tests.helpers import credited, poster, run_together, worker
+from payments.tests.helpers import credited, post, poster, run_together, worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("azampay_settings")]
 
@@ -30,22 +27,13 @@ def stored_ack(settings):
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 
-def post(client, body: bytes):
-    response = client.post(CALLBACK_URL, body, content_type="application/json")
-    return response.status_code, response.json()
-
-
 def run_worker() -> None:
     call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload")
 
 
-def sweeper() -> None:
-    callbacks_sweep(received_before=None)
-
-
 @pytest.mark.parametrize("at_once", [False, pytest.param(True, marks=pytest.mark.mysql, id="at-once")])
 @pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
-def test_copies_are_answered_once_stored_and_credited_once_by_the_worker(client, stored_ack, request, signed, at_once):
+def test_copies_are_answered_once_stored_and_credited_once_by_the_worker(stored_ack, request, signed, at_once):
     """Unsigned, the callback is only a reason to ask: one queue hop, the drain asks the provider itself instead of
     queueing verify_callback. At once (MariaDB), twenty copies, half exact repeats (the inbox links them), half
     re-encoded (only the payment's row lock can tell), then three workers and the sweeper at once."""
@@ -54,13 +42,10 @@ def test_copies_are_answered_once_stored_and_credited_once_by_the_worker(client,
         request.getfixturevalue("azam_says_paid")
     payment = PaymentFactory()
     body = callback_body(payment, password=PASSWORD if signed else "")
-    if at_once:
-        bodies = [body] * 10 + [json.dumps(json.loads(body), indent=i).encode() for i in range(10)]
-        sent = run_together([poster(CALLBACK_URL, copy) for copy in bodies])
-    else:
-        bodies = [body] * 3
-        sent = [post(client, copy) for copy in bodies]
-    assert sent == [(200, ACK)] * len(bodies)
+    encoded_again = [json.dumps(json.loads(body), indent=i).encode() for i in range(10)]
+    bodies = [body] * 10 + encoded_again if at_once else [body] * 3
+    posts = [poster(CALLBACK_URL, copy) for copy in bodies]
+    assert (run_together(posts) if at_once else [send() for send in posts]) == [(200, ACK)] * len(bodies)
 
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PENDING  # nothing applied in the requests
@@ -76,7 +61,7 @@ def test_copies_are_answered_once_stored_and_credited_once_by_the_worker(client,
     assert drains == 1 or at_once
 
     if at_once:
-        run_together([worker, worker, worker, sweeper])
+        run_together([worker, worker, worker, lambda: callbacks_sweep(received_before=None)])
     else:
         run_worker()
     payment.refresh_from_db()
@@ -87,7 +72,7 @@ def test_copies_are_answered_once_stored_and_credited_once_by_the_worker(client,
     assert not DBTaskResult.objects.filter(task_path="payments.services.callbacks.verify_callback").exists()
     assert at_once or DBTaskResult.objects.get(task_path=DRAIN).return_value == "3 in 1 batches"
     # once settled, a further copy is answered as a duplicate with no work queued
-    assert post(client, body) == (200, ACK)
+    assert post(CALLBACK_URL, body) == (200, ACK)
     assert DBTaskResult.objects.filter(task_path=DRAIN).count() == drains
     assert CallbackEvent.objects.order_by("-pk").first().status == CallbackEvent.Status.DUPLICATE
 
@@ -98,12 +83,12 @@ def test_copies_are_answered_once_stored_and_credited_once_by_the_worker(client,
     ids=["forged", "about-no-payment-of-ours"],
 )
 def test_a_forged_callback_is_refused_in_the_request_one_about_no_payment_of_ours_by_the_worker(
-    client, stored_ack, password, ours, answer, error
+    stored_ack, password, ours, answer, error
 ):
     payment = PaymentFactory()
     if not ours:
         Payment.objects.filter(pk=payment.pk).update(reference="SOMEONE-ELSE", provider_reference="other")
-    status, body = post(client, callback_body(payment, password=password))
+    status, body = post(CALLBACK_URL, callback_body(payment, password=password))
     assert status == answer and (answer == 200 or body["code"] == "AUTH_REQUIRED")
     assert DBTaskResult.objects.exists() == (answer == 200)  # a forgery queues no work
 
@@ -115,9 +100,9 @@ def test_a_forged_callback_is_refused_in_the_request_one_about_no_payment_of_our
     assert payment.status == Payment.Status.PENDING
 
 
-def test_a_task_run_after_the_sweeper_settled_the_event_changes_nothing(client, stored_ack):
+def test_a_task_run_after_the_sweeper_settled_the_event_changes_nothing(stored_ack):
     payment = PaymentFactory()
-    post(client, callback_body(payment))
+    post(CALLBACK_URL, callback_body(payment))
     event = CallbackEvent.objects.get()
     callbacks_sweep(received_before=event.received_at)
     run_worker()  # the queued task finds the event settled
@@ -125,9 +110,9 @@ def test_a_task_run_after_the_sweeper_settled_the_event_changes_nothing(client, 
     assert process_callback.call(event.pk) == "settled"
 
 
-def test_with_the_immediate_backend_stored_means_applied_in_the_request(client, settings):
+def test_with_the_immediate_backend_stored_means_applied_in_the_request(settings):
     settings.CALLBACK_ACK = "stored"
     payment = PaymentFactory()
-    assert post(client, callback_body(payment)) == (200, ACK)
+    assert post(CALLBACK_URL, callback_body(payment)) == (200, ACK)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED and credited(payment) == payment.amount
