@@ -13,8 +13,7 @@ from donor.models import Donation
 from payments.models import CallbackEvent, CallbackRefusal
 from payments.tests.drivers import DRIVERS
 from payments.tests.helpers import run_together
-from payments.tests.mpesa_fakes import ACK, C2B_TOKEN
-from payments.tests.mpesa_fakes import fixture as mpesa_fixture
+from payments.tests.mpesa_fakes import ACK, C2B_TOKEN, raw_fixture
 from payments.url_tokens import new_url_token
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("azampay_settings", "mpesa_settings")]
@@ -87,10 +86,6 @@ def test_refused_callbacks_one_by_one_or_at_once_add_a_small_bounded_amount_of_s
         "203.0.113.9", rail.code, count, count * len(body))  # fmt: skip
 
 
-def paybill_confirmation() -> bytes:
-    return json.dumps(mpesa_fixture("c2b_confirmation_hashed_msisdn.json")).encode()
-
-
 @pytest.mark.parametrize(
     ("path", "limit", "answer", "verdict"),
     [
@@ -105,7 +100,7 @@ def test_a_paybill_confirmation_is_always_kept_whole(paybill_rules, path, limit,
     """The money already moved and no query can confirm it: whatever we make of it, a person can read it; nothing
     is credited off its secret URL (a wrong one refused, none held for review) or over the limit."""
     paybill_rules.WEBHOOK_RATE_LIMIT_PER_MINUTE = limit
-    body = paybill_confirmation()
+    body = raw_fixture("c2b_confirmation_hashed_msisdn.json")
     response = Client().post(path, data=body, content_type="application/json")
 
     assert response.status_code == answer
