@@ -1,14 +1,11 @@
 """Paybill (M-Pesa C2B): validation, and confirmations (money that already moved) always recorded, credited by
-a clear rule or flagged for review, never a 500 (the rules: payments/services/paybill.py's module docstring);
-the URL registration command.
-
-Runs on SQLite and on MariaDB, where strict mode refuses a value longer than its column (SQLite keeps it); the
-`mariadb` parameters and `mysql` tests commit for real and send deliveries at once, each thread with its own
-Client and connection, so InnoDB's row locks are what keep a donation completed once. Nothing here may call
-out: `daraja` answers only the token, any other request fails the test loudly.
+a clear rule or flagged for review, never a 500 (the rules: payments/services/paybill.py); URL registration.
+On MariaDB strict mode refuses a value longer than its column (SQLite keeps it), and the `mariadb` parameters send
+deliveries at once, so InnoDB's row locks keep a donation completed once. `daraja` fails any call out but the token.
 """
 
 import json
+import re
 from decimal import Decimal
 from io import StringIO
 
@@ -21,8 +18,9 @@ from patients.models import Patient
 from patients.tests.factories import PatientFactory
 from payments.models import CallbackEvent, Payment
 from payments.services.inbox import callback_record
+from payments.tests.drivers import encode
 from payments.tests.factories import staff_user
-from payments.tests.helpers import credited, encode, post, poster, run_together
+from payments.tests.helpers import credited, post, poster, run_together
 from payments.tests.mpesa_fakes import ACCEPT, ACK, C2B_REGISTER_URL, C2B_SHORTCODE, C2B_TOKEN, SITE_URL, fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mpesa_settings", "paybill_rules", "daraja")]
@@ -50,23 +48,9 @@ def c2b_body(bill_ref="PAT-KE-07", amount="500.00", trans_id="RKL51ZDR4F", **ove
                               **overrides}  # fmt: skip
 
 
-def reencoded(body: dict, indent: int = 2) -> bytes:
-    return json.dumps(body, indent=indent).encode()
-
-
 def encodings(body: dict, kinds: int = THREADS) -> list[bytes]:
     """THREADS copies of the body in `kinds` encodings: the same TransID in other bytes."""
-    return [reencoded(body, i % kinds) for i in range(THREADS)]
-
-
-def ledger_ok() -> None:
-    call_command("verify_ledger")  # CommandError (the test fails) on any drift
-
-
-def assert_nothing_credited() -> None:
-    assert Donation.objects.count() == 0
-    assert Payment.objects.count() == 0
-    assert Allocation.objects.count() == 0
+    return [encode(body, i % kinds) for i in range(THREADS)]
 
 
 def assert_flagged(donation: Donation, *, error_contains: str) -> CallbackEvent:
@@ -107,11 +91,8 @@ def test_validation_accepts_a_patient_code_or_donation_reference_case_and_spaces
     assert post(path, c2b_body(**overrides)) == (200, answer)
 
 
-def without(field: str) -> bytes:
-    return encode({k: v for k, v in c2b_body().items() if k != field})
-
-
-MALFORMED = [b"not json", b"[1]", without("TransID"), without("BillRefNumber"), encode(c2b_body(TransID=""))]
+MALFORMED = [b"not json", b"[1]", encode(c2b_body(TransID=""))]
+MALFORMED += [encode({k: v for k, v in c2b_body().items() if k != field}) for field in ("TransID", "BillRefNumber")]
 MALFORMED += [encode(c2b_body(TransAmount=amount)) for amount in ("lots", None, True)]
 MALFORMED += [encode(c2b_body(BillRefNumber=["PAT-KE-07"])), encode(c2b_body(TransTime={"when": "now"}))]
 
@@ -129,22 +110,17 @@ def test_missing_or_wrong_typed_fields_are_a_clear_400_and_stored(patient, path,
 # --- confirmations: one by one, or at once on MariaDB -----------------------------------------------------
 
 
-def naming_a_pending_donation(patient) -> list[bytes]:
-    """At once, the losers find the donation completed, start a new one, meet the unique TransID and roll it all
-    back; the account as typed, in lower case and spaced."""
+def naming_a_pending_donation(patient, many_trans_ids: bool = False) -> list[bytes]:
+    """One TransID: at once, the losers find the donation completed, start a new one, meet the unique TransID and
+    roll it all back; the account as typed, in lower case and spaced. Many: half name the patient's code, half its
+    pending donation: at once, locks taken in different orders must not lose a payment (deadlocks are retried)."""
     pending = DonationFactory(patient=patient, currency="KES", amount=Decimal("500.00"))
-    return encodings(c2b_body(bill_ref=f" {pending.reference.lower()} "))
-
-
-def by_code_and_by_pending_donation(patient) -> list[bytes]:
-    """Each its own TransID, half naming the patient's code, half its pending donation: at once, locks taken in
-    different orders must not lose a payment (InnoDB deadlock victims are retried)."""
-    pending = DonationFactory(patient=patient, currency="KES", amount=Decimal("500.00"))
+    if not many_trans_ids:
+        return encodings(c2b_body(bill_ref=f" {pending.reference.lower()} "))
     accounts = ["PAT-KE-07", pending.reference]
     return [encode(c2b_body(bill_ref=accounts[i % 2], trans_id=f"TL7QW2X{i:03d}")) for i in range(THREADS)]
 
 
-HASH = fixture(HASHED)["MSISDN"]  # Daraja's MSISDN since 2024; masked (2022-2024) or hashed, it is no phone number
 # THREADS bodies and the URL they come to → how many of them are flagged new donations.
 CONFIRMATIONS = {
     "hashed-same-bytes": (lambda patient: [encode(fixture(HASHED))] * THREADS, CONFIRMATION, 0),
@@ -153,7 +129,7 @@ CONFIRMATIONS = {
     "in-clear-mixed": (lambda patient: encodings(c2b_body(MSISDN="254708374149"), 2), CONFIRMATION, 0),
     "naming-a-pending-donation": (naming_a_pending_donation, CONFIRMATION, 0),
     # One of those naming the donation completes it; the others are new donations, flagged.
-    "many-trans-ids": (by_code_and_by_pending_donation, CONFIRMATION, THREADS // 2 - 1),
+    "many-trans-ids": (lambda patient: naming_a_pending_donation(patient, True), CONFIRMATION, THREADS // 2 - 1),
 }
 
 
@@ -162,7 +138,8 @@ CONFIRMATIONS = {
 def test_confirmations_one_by_one_or_at_once_are_completed_donations_credited_once_per_trans_id(
     patient, copies, at_once
 ):
-    assert len(HASH) == 64 and all(ch in "0123456789abcdef" for ch in HASH)  # a hex hash
+    # Daraja's MSISDN since 2024 is a hex hash; masked (2022-2024) or hashed, it is no phone number.
+    assert re.fullmatch("[0-9a-f]{64}", fixture(HASHED)["MSISDN"])
     make, path, flagged = CONFIRMATIONS[copies]
     bodies = make(patient)
     posts = [poster(path, body) for body in bodies]
@@ -196,7 +173,7 @@ def test_confirmations_one_by_one_or_at_once_are_completed_donations_credited_on
     for event in CallbackEvent.objects.filter(status=E.REVIEW):
         assert event.error.startswith(f"names donation {named.get().reference}")
         assert event.payment.needs_review and event.payment.status == Payment.Status.SUCCEEDED
-    ledger_ok()
+    call_command("verify_ledger")  # CommandError (the test fails) on any drift
 
 
 # --- amounts ----------------------------------------------------------------------------------------------
@@ -227,7 +204,7 @@ def test_a_confirmations_amount_is_credited_flagged_held_or_refused(patient, pai
     assert stored.status == event and reason in stored.error
     assert credited(patient) == Decimal(recorded or 0)
     if recorded is None:
-        assert_nothing_credited()
+        assert Donation.objects.count() == Payment.objects.count() == Allocation.objects.count() == 0
         assert event == E.REJECTED or stored.provider_reference == "RKL51ZDR4F"  # held: findable by its TransID
         return
     donation = Donation.objects.get()
@@ -309,10 +286,9 @@ def test_a_confirmation_its_account_cannot_take_as_written_is_a_new_flagged_dona
 # --- over-long provider values: fitted to their columns (SQLite keeps them; MariaDB's strict mode refuses) ---
 
 
-def over_long_body() -> dict:
-    return c2b_body(bill_ref="B" * 300, trans_id="T" * 150, MSISDN="e" * 300, FirstName="F" * 500,
-                    MiddleName="M" * 500, LastName="L" * 500, InvoiceNumber="I" * 300,
-                    ThirdPartyTransID="P" * 300)  # fmt: skip
+OVER_LONG = c2b_body(bill_ref="B" * 300, trans_id="T" * 150, MSISDN="e" * 300, FirstName="F" * 500,
+                     MiddleName="M" * 500, LastName="L" * 500, InvoiceNumber="I" * 300,
+                     ThirdPartyTransID="P" * 300)  # fmt: skip
 
 
 @pytest.mark.parametrize("_", BOTH)
@@ -321,8 +297,8 @@ def test_over_long_provider_values_are_fitted_to_their_columns_credited_held_or_
     patient, settings, trusted, _
 ):
     settings.PAYMENTS_APPLY_TRUSTED_CALLBACKS = trusted  # off: the confirmation is held for review
-    assert post(VALIDATION, over_long_body()) == (200, {"ResultCode": "C2B00012", "ResultDesc": "Rejected"})
-    assert post(CONFIRMATION, over_long_body()) == (200, ACK)
+    assert post(VALIDATION, OVER_LONG) == (200, {"ResultCode": "C2B00012", "ResultDesc": "Rejected"})
+    assert post(CONFIRMATION, OVER_LONG) == (200, ACK)
     validation, event = CallbackEvent.objects.order_by("pk")
     assert validation.status == E.PROCESSED
     assert event.status == E.REVIEW and event.provider_reference == "T" * 100
@@ -339,9 +315,9 @@ def test_over_long_provider_values_are_fitted_to_their_columns_credited_held_or_
     assert "unknown account" in event.error and event.our_reference == "B" * 64
     assert Allocation.objects.get().amount == Decimal("500.00")
     assert credited(patient) == 0
-    ledger_ok()
+    call_command("verify_ledger")  # CommandError (the test fails) on any drift
 
-    assert post(CONFIRMATION, reencoded(over_long_body())) == (200, ACK)
+    assert post(CONFIRMATION, encode(OVER_LONG, 2)) == (200, ACK)
     assert Payment.objects.count() == 1
     assert CallbackEvent.objects.order_by("pk").last().status == E.IGNORED
 
@@ -396,7 +372,7 @@ def test_replaying_a_stored_or_held_c2b_confirmation_by_id_credits_it_once_a_dry
     out = StringIO()
     call_command("replay_callbacks", "--id", str(event.pk), "--dry-run", stdout=out)
     assert "would be accepted" in out.getvalue()
-    assert_nothing_credited()
+    assert Donation.objects.count() == Payment.objects.count() == Allocation.objects.count() == 0
     event.refresh_from_db()
     assert event.status == (E.RECEIVED if held == "worker-died" else E.REVIEW)
 
