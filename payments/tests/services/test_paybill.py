@@ -84,9 +84,8 @@ def test_validation_accepts_a_patient_code_or_donation_reference_case_and_spaces
 ):
     PatientFactory(code="PAT-TZ-01", currency="TZS")
     if overrides.get("BillRefNumber") == "donation":
-        overrides = {
-            "BillRefNumber": DonationFactory(patient=patient, currency="KES", amount=Decimal("500")).reference.lower()
-        }
+        donation = DonationFactory(patient=patient, currency="KES", amount=Decimal("500"))
+        overrides = {"BillRefNumber": donation.reference.lower()}
     answer = {"ResultCode": code, "ResultDesc": "Rejected"} if code else ACCEPT
     assert post(path, c2b_body(**overrides)) == (200, answer)
 
@@ -272,11 +271,8 @@ def test_a_confirmation_its_account_cannot_take_as_written_is_a_new_flagged_dona
     assert new.patient == (patient if to_the_patient else None)
     assert_flagged(new, error_contains=reason.format(reference=getattr(named, "reference", "")))
     allocation = Allocation.objects.get()
-    if to_the_patient:
-        assert allocation.patient == patient and credited(patient) == Decimal("500.00")
-    else:
-        assert allocation.patient is None and allocation.target == Allocation.GENERAL_FUND
-        assert credited(patient) == 0
+    assert (allocation.patient, allocation.target) == (new.patient, Allocation.target_for(new.patient))
+    assert credited(patient) == (Decimal("500.00") if to_the_patient else 0)
     if named:
         assert Donation.objects.values().get(pk=named.pk) == named_before  # untouched
         assert not named.payments.exists() and not named.allocations.exists()
