@@ -11,7 +11,7 @@ from django_tasks_db.models import DBTaskResult
 
 from donor.models import Allocation
 from payments.models import CallbackEvent, Payment
-from payments.services.dispatch import callbacks_sweep, process_callback
+from payments.services.dispatch import callbacks_sweep
 from payments.tests.azampay_fakes import ACK, CALLBACK_URL, PASSWORD, callback_body
 from payments.tests.factories import PaymentFactory
 from payments.tests.helpers import credited, post, poster, run_together, worker
@@ -98,16 +98,6 @@ def test_a_forged_callback_is_refused_in_the_request_one_about_no_payment_of_our
     assert not Allocation.objects.exists()
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PENDING
-
-
-def test_a_task_run_after_the_sweeper_settled_the_event_changes_nothing(stored_ack):
-    payment = PaymentFactory()
-    post(CALLBACK_URL, callback_body(payment))
-    event = CallbackEvent.objects.get()
-    callbacks_sweep(received_before=event.received_at)
-    run_worker()  # the queued task finds the event settled
-    assert credited(payment) == payment.amount and Allocation.objects.count() == 1
-    assert process_callback.call(event.pk) == "settled"
 
 
 def test_with_the_immediate_backend_stored_means_applied_in_the_request(settings):
