@@ -95,9 +95,7 @@ def test_a_forged_callback_is_refused_in_the_request_one_about_no_payment_of_our
     run_worker()
     event = CallbackEvent.objects.get()
     assert event.status == CallbackEvent.Status.REJECTED and error in event.error
-    assert not Allocation.objects.exists()
-    payment.refresh_from_db()
-    assert payment.status == Payment.Status.PENDING
+    assert not Allocation.objects.exists() and Payment.objects.get(pk=payment.pk).status == Payment.Status.PENDING
 
 
 def test_with_the_immediate_backend_stored_means_applied_in_the_request(settings):

@@ -79,16 +79,15 @@ def test_refused_callbacks_one_by_one_or_at_once_add_a_small_bounded_amount_of_s
         "203.0.113.9", rail.code, count, count * len(body))  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("path", "limit", "answer", "verdict"),
-    [
-        ("/webhooks/mpesa/c2b/confirmation/", 0, 429, CallbackEvent.Status.RECEIVED),  # no secret, over the limit
-        ("/webhooks/mpesa/c2b/confirmation/", 1000, 200, CallbackEvent.Status.REVIEW),  # no secret: held for review
-        (f"/webhooks/mpesa/c2b/confirmation/{new_url_token()}/", 1000, 401, CallbackEvent.Status.REJECTED),
-        (f"/webhooks/mpesa/c2b/confirmation/{C2B_TOKEN}/", 0, 429, CallbackEvent.Status.RECEIVED),  # the right one
-    ],
-    ids=["no-secret-throttled", "no-secret", "wrong-secret", "right-secret-throttled"],
-)
+KEPT_WHOLE = {  # the URL and its rate limit → our answer, the event's status
+    "no-secret-throttled": ("/webhooks/mpesa/c2b/confirmation/", 0, 429, CallbackEvent.Status.RECEIVED),
+    "no-secret": ("/webhooks/mpesa/c2b/confirmation/", 1000, 200, CallbackEvent.Status.REVIEW),  # held for review
+    "wrong-secret": (f"/webhooks/mpesa/c2b/confirmation/{new_url_token()}/", 1000, 401, CallbackEvent.Status.REJECTED),
+    "right-secret-throttled": (f"/webhooks/mpesa/c2b/confirmation/{C2B_TOKEN}/", 0, 429, CallbackEvent.Status.RECEIVED),
+}
+
+
+@pytest.mark.parametrize(("path", "limit", "answer", "verdict"), KEPT_WHOLE.values(), ids=KEPT_WHOLE)
 def test_a_paybill_confirmation_is_always_kept_whole(paybill_rules, path, limit, answer, verdict):
     """The money already moved and no query can confirm it: whatever we make of it, a person can read it; nothing
     is credited off its secret URL (a wrong one refused, none held for review) or over the limit."""
