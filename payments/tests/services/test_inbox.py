@@ -50,10 +50,8 @@ def azam_pending(azam):
     return azam
 
 
-def make_due(*events: CallbackEvent) -> None:
-    CallbackEvent.objects.filter(pk__in=[e.pk for e in events]).update(
-        next_attempt_at=timezone.now() - timedelta(seconds=1)
-    )
+def make_due(event: CallbackEvent) -> None:
+    CallbackEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
 
 
 # --- a worker dies between storing and handling, or its handler crashes: every entry point finishes it --
@@ -105,11 +103,10 @@ def crashed(client, payment: Payment, monkeypatch, *, crashing: bool = False) ->
     def crash(**kwargs):
         raise RuntimeError("lock wait timeout")
 
-    with monkeypatch.context() as patch:
-        patch.setattr("payments.services.callbacks.payment_apply_result", crash)
-        response = client.post(CALLBACK_URL, data=callback_body(payment), content_type="application/json")
-    if crashing:
-        monkeypatch.setattr("payments.services.callbacks.payment_apply_result", crash)
+    monkeypatch.setattr("payments.services.callbacks.payment_apply_result", crash)
+    response = client.post(CALLBACK_URL, data=callback_body(payment), content_type="application/json")
+    if not crashing:
+        monkeypatch.undo()
     assert response.status_code == 200  # stored: the provider need not send it again
     event = CallbackEvent.objects.get()
     assert (event.status, event.attempts, event.error) == ("failed", 1, "RuntimeError: lock wait timeout")
