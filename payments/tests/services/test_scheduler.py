@@ -41,32 +41,9 @@ def cycles(monkeypatch, runs: int) -> str:
     return out.getvalue()
 
 
-def test_the_loop_survives_a_failed_run_and_says_so(monkeypatch):
-    runs = []
-    real = command.payments_reconcile
-
-    def flaky(**kwargs):
-        runs.append(kwargs)
-        if len(runs) == 1:
-            raise RuntimeError("database blip")
-        return real(**kwargs)
-
-    monkeypatch.setattr(command, "payments_reconcile", flaky)
-    assert "database blip" in cycles(monkeypatch, 2) and len(runs) == 2
-
-
-def test_a_second_scheduler_skips_its_cycles_while_the_first_holds_the_lease_and_takes_over_when_it_stops(monkeypatch):
-    assert lease_acquire(command.LEASE, "other-host:123:abcd", seconds=600)
-    printed = cycles(monkeypatch, 2)
-    assert printed.count("skipped: the scheduler lease is held by other-host:123:abcd") == 2
-    assert "checked" not in printed  # it ran nothing
-    lease_release(command.LEASE, "other-host:123:abcd")
-    printed = cycles(monkeypatch, 2)
-    assert printed.count("checked 0") == 2
-    assert SchedulerLease.objects.get(name=command.LEASE).expires_at <= timezone.now()  # released on the way out
-
-
-def test_finished_task_rows_are_pruned_once_a_day_by_the_scheduler(monkeypatch, settings):
+def test_a_second_scheduler_skips_its_cycles_while_the_first_holds_the_lease_then_takes_over_and_prunes_once_a_day(
+    monkeypatch, settings
+):
     settings.TASKS_BACKEND = "database"
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
     settings.TASK_RESULTS_KEEP_DAYS = 14
@@ -78,9 +55,15 @@ def test_finished_task_rows_are_pruned_once_a_day_by_the_scheduler(monkeypatch, 
         )
         for days in (15, 1)
     )  # fmt: skip
+    assert lease_acquire(command.LEASE, "other-host:123:abcd", seconds=600)
+    printed = cycles(monkeypatch, 2)
+    assert printed.count("skipped: the scheduler lease is held by other-host:123:abcd") == 2
+    assert "checked" not in printed and "pruned" not in printed  # it ran nothing
+    lease_release(command.LEASE, "other-host:123:abcd")
     printed = cycles(monkeypatch, 3)
-    assert printed.count("pruned finished task rows") == 1
+    assert printed.count("checked 0") == 3 and printed.count("pruned finished task rows") == 1
     assert list(DBTaskResult.objects.values_list("pk", flat=True)) == [new.pk]  # the old one is gone
+    assert SchedulerLease.objects.get(name=command.LEASE).expires_at <= timezone.now()  # released on the way out
 
 
 @pytest.mark.mysql
@@ -92,10 +75,17 @@ def test_schedulers_racing_for_a_free_lease_one_wins():
         assert won.count(True) == 1, won
 
 
-def test_scheduled_commands_run_once_per_their_interval_and_a_failing_one_does_not_stop_the_cycle(
+def test_the_loop_survives_a_failed_run_or_scheduled_command_and_runs_each_command_once_per_its_interval(
     monkeypatch, settings
 ):
-    ran = []
+    runs, ran = [], []
+    real = command.payments_reconcile
+
+    def flaky(**kwargs):
+        runs.append(kwargs)
+        if len(runs) == 1:
+            raise RuntimeError("database blip")  # this cycle's scheduled commands are not reached either
+        return real(**kwargs)
 
     def fake_call_command(name, *arguments, **options):
         if name == "prune_db_task_results":
@@ -104,13 +94,16 @@ def test_scheduled_commands_run_once_per_their_interval_and_a_failing_one_does_n
         if name == "balance_query":
             raise RuntimeError("provider down")
 
+    monkeypatch.setattr(command, "payments_reconcile", flaky)
     monkeypatch.setattr(command, "call_command", fake_call_command)
     settings.SCHEDULED_COMMANDS = [
         ("balance_query", ["--all"], 3600),
         ("statement_pull", ["--all"], 3600),
         ("never", [], 0),
     ]
-    cycles(monkeypatch, 3)
+    printed = cycles(monkeypatch, 3)
+    assert "database blip" in printed and "balance_query failed (RuntimeError: provider down)" in printed
+    assert len(runs) == 3
     assert ran == [("balance_query", ("--all",)), ("statement_pull", ("--all",))]  # once each in three cycles
     SchedulerLease.objects.filter(name="scheduled:statement_pull").update(expires_at=timezone.now())
     cycles(monkeypatch, 1)
