@@ -1,6 +1,6 @@
 """M-Pesa's own ways (the shared properties are test_pipeline.py's): Daraja's query carries no amount, the
-trust setting, the IP allowlist, the neutral STK path, the same body on an alias,
-the deploy checks. MariaDB: trusted secret-URL callbacks at once."""
+trust setting (on the secret URL and the neutral STK path), the IP allowlist, the same body on an alias, the deploy
+checks. MariaDB: trusted secret-URL callbacks at once."""
 
 import json
 from decimal import Decimal
@@ -45,9 +45,10 @@ def test_a_callback_claiming_another_amount_credits_what_was_asked_and_says_so(r
 
 
 @pytest.mark.parametrize("copies", [1, pytest.param(THREADS, marks=AT_ONCE, id="at-once")])
-def test_trust_setting_applies_token_url_callbacks_once_without_query(rail, payment, settings, copies):
+@pytest.mark.parametrize("path", [Mpesa.callback_path, "/webhooks/stk/"], ids=["secret-url", "neutral-stk-path"])
+def test_trust_setting_applies_token_url_callbacks_once_without_query(rail, payment, settings, path, copies):
     settings.PAYMENT_PROVIDERS["mpesa"]["trust_callbacks"] = True
-    path, data = rail.secret_url(payment), rail.success_body(payment)
+    path, data = f"{path}{token_for(payment)}/", rail.success_body(payment)  # neutral: for a CALLBACK_URL override
     posts = [poster(path, json.dumps(data, indent=i or None).encode()) for i in range(copies)]
     assert (run_together(posts) if copies > 1 else [posts[0]()]) == [(200, ACK)] * copies  # at once: own connections
     payment.refresh_from_db()
@@ -89,10 +90,3 @@ def test_deploy_checks_warn_about_weak_mpesa_policy(rail, settings):
     mpesa.update(trust_callbacks=False, allowed_ips=["196.201.214.200"], c2b_token="a", b2c_token="b")
     settings.SITE_URL = "https://donate.example.org"
     assert not warnings & {problem.id for problem in callback_trust_policy(None)}
-
-
-def test_neutral_stk_path_with_token_for_the_callback_url_override(rail, payment):
-    rail.says_paid(payment)
-    assert deliver(f"/webhooks/stk/{token_for(payment)}", rail.success_body(payment)) == (200, ACK)
-    payment.refresh_from_db()
-    assert payment.status == Payment.Status.SUCCEEDED
