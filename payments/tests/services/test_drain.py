@@ -1,7 +1,6 @@
-"""The coalesced drain (issue 20) and batched application (CALLBACK_BATCH_SIZE): a storm of stored payment callbacks
-queues a handful of `callbacks_drain` tasks and one notice relay per batch, not a task per delivery or per credit;
-each batch is claimed with SKIP LOCKED, every delivery ends as the per-event path would end it, and none is left
-behind. On SQLite and on MariaDB; the `mysql` tests run two real workers."""
+"""The coalesced drain (issue 20) and batched application (CALLBACK_BATCH_SIZE): stored payment callbacks queue a
+handful of `callbacks_drain` tasks and one notice relay per batch, never a task per delivery or per credit; each batch
+is claimed with SKIP LOCKED and ends every delivery as the per-event path would. The `mysql` tests run two workers."""
 
 import json
 import threading
@@ -10,7 +9,7 @@ from decimal import Decimal
 from unittest.mock import Mock
 
 import pytest
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
@@ -266,24 +265,19 @@ def test_a_batch_skips_the_rows_another_worker_holds(settings, monkeypatch):
         claims.setdefault(threading.current_thread().name, []).extend(e.pk for e in events)
         if event_id == first.pk:
             inside.set()
-            release.wait(10)  # hold the locks while the other worker claims
+            assert release.wait(10), "the other worker waited for these rows"  # held until it is done
         return own, events
 
-    def run(event_id: int) -> None:
+    def the_other_worker() -> None:
+        assert inside.wait(10)
         try:
-            process_callback.call(event_id)
+            process_callback.call(second.pk)
         finally:
-            connection.close()
+            release.set()
 
     monkeypatch.setattr(callback_batch, "_claim", slow_claim)
-    holder = threading.Thread(target=run, args=(first.pk,), name="a")
-    holder.start()
-    assert inside.wait(10)
-    other = threading.Thread(target=run, args=(second.pk,), name="b")
-    other.start()
-    other.join(10)
-    release.set()
-    holder.join(10)
-    assert not set(claims["a"]) & set(claims["b"]) and len(claims["a"]) == len(claims["b"]) == 3
+    run_together([lambda: process_callback.call(first.pk), the_other_worker])
+    held, other = claims.values()  # the holder claimed first
+    assert not set(held) & set(other) and len(held) == len(other) == 3
     assert Payment.objects.filter(status="succeeded").count() == 6
     assert Allocation.objects.count() == 6
