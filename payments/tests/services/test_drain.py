@@ -66,6 +66,13 @@ def assert_each_credited_once(payments: list[Payment]) -> None:
     assert check.ok, (check.drifts, check.problems)
 
 
+def the_next_delivery_queues_a_drain_that_credits_both(first: Payment) -> None:
+    [second] = stored(1)
+    assert tasks(DRAIN) == 1
+    worker()
+    assert_each_credited_once([first, second])
+
+
 def test_a_storm_queues_one_drain_and_one_relay_per_batch_and_credits_each_once(monkeypatch):
     # A relay also hands over to a fresh run after RELAY_RUN_SECONDS (so drains go first): not what this counts, and
     # how often it happens depends on how fast this machine renders the receipt PDFs.
@@ -122,16 +129,10 @@ def test_a_broken_flag_falls_back_to_one_task_per_delivery(monkeypatch):
 def test_a_flag_left_set_by_a_lost_task_is_taken_over_after_the_grace(settings):
     settings.CALLBACK_RETRY_GRACE_SECONDS = 60
     QueuedFlag.objects.create(name=coalesce.DRAIN, queued_at=timezone.now())  # its task was lost with the queue
-    first, second = PaymentFactory(), PaymentFactory()
-    post(first)
+    [first] = stored(1)
     assert tasks(DRAIN) == 0  # believed waiting: the sweeper would still run it after the grace
     QueuedFlag.objects.update(queued_at=timezone.now() - timedelta(seconds=61))
-    post(second)
-    assert tasks(DRAIN) == 1
-
-    worker()
-
-    assert_each_credited_once([first, second])
+    the_next_delivery_queues_a_drain_that_credits_both(first)
 
 
 def test_a_queue_that_refuses_the_drain_loses_nothing_and_clears_the_flag_for_the_next_delivery(monkeypatch):
@@ -147,20 +148,14 @@ def test_a_queue_that_refuses_the_drain_loses_nothing_and_clears_the_flag_for_th
         return enqueue(self, task, args, kwargs)
 
     monkeypatch.setattr(DatabaseBackend, "enqueue", down_once)
-    first, second = PaymentFactory(), PaymentFactory()
-    post(first)  # stored (the provider need not resend), not queued: due for the sweeper; the flag is not left set
+    [first] = stored(1)  # stored (the provider need not resend), not queued: due for the sweeper; no flag left set
     assert tasks(DRAIN) == 0 and QueuedFlag.objects.get(name=coalesce.DRAIN).queued_at is None
     event = CallbackEvent.objects.get()
     assert event.status == CallbackEvent.Status.RECEIVED
     assert callbacks_sweep(received_before=event.received_at).settled == 1
     first.refresh_from_db()
     assert first.status == Payment.Status.SUCCEEDED
-    post(second)
-    assert tasks(DRAIN) == 1
-
-    worker()
-
-    assert_each_credited_once([first, second])
+    the_next_delivery_queues_a_drain_that_credits_both(first)
 
 
 def transitions(payment: Payment) -> list[str]:

@@ -1,8 +1,6 @@
-"""Fault paths of the money path, provider side mocked with `responses`: a request that may have reached the
-provider, a callback that races the answer to our own request. Each case ends with the money recorded and
-either credited once or held for review. (What every provider's callback does is test_pipeline.py's; the
-trust setting's meaning for a trusted callback is there too.)
-"""
+"""Fault paths of the money path, provider side mocked with `responses`: a request that may have reached the provider,
+a callback that races the answer to our own request. Each case ends with the money recorded and either credited once
+or held for review. (What every provider's callback does is test_pipeline.py's, with the trust setting's meaning.)"""
 
 import json
 from decimal import Decimal

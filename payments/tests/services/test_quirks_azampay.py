@@ -1,7 +1,6 @@
-"""AzamPay's own ways (the shared properties are test_pipeline.py's, its callbacks without a password configured
-too; the database going away and a failed event's replay are test_inbox.py's): card payments matched by the
-externalId we sent, a failure it has no final word on, the callback password never stored. MariaDB: many donations
-to one patient at once, a verdict that cannot be written."""
+"""AzamPay's own ways (the shared ones, a missing password included, are test_pipeline.py's; the database going away and
+a failed event's replay test_inbox.py's): card payments matched by the externalId we sent, a failure it has no final
+word on, the password never stored. MariaDB: many donations to one patient at once, an unwritable verdict."""
 
 import json
 from decimal import Decimal
@@ -91,8 +90,7 @@ def test_twenty_donations_to_one_patient_completing_at_once_all_land():
     answers = run_together([poster(CALLBACK_URL, callback_body(p)) for p in payments])
 
     assert answers == [(200, ACK)] * THREADS
-    patient.refresh_from_db()
-    assert patient.funding_received == sum(p.amount for p in payments)
+    assert credited(patient) == sum(p.amount for p in payments)
     assert Allocation.objects.filter(patient=patient).count() == THREADS
     assert Donation.objects.filter(status=Donation.Status.COMPLETED).count() == THREADS
     assert CallbackEvent.objects.filter(status=CallbackEvent.Status.PROCESSED).count() == THREADS

@@ -11,10 +11,6 @@ from payments.tests.factories import PaymentFactory
 pytestmark = pytest.mark.django_db
 
 
-def age(payment: Payment, minutes: int) -> None:
-    Payment.objects.filter(pk=payment.pk).update(created_at=timezone.now() - timedelta(minutes=minutes))
-
-
 @pytest.mark.parametrize(
     ("minutes", "rejected", "reported"),
     [
@@ -25,7 +21,8 @@ def age(payment: Payment, minutes: int) -> None:
     ids=["all-clear", "stuck-and-silent", "error-rate"],
 )
 def test_the_dry_run_reports_stuck_and_silent_payments_and_a_high_error_rate(capsys, minutes, rejected, reported):
-    age(PaymentFactory(), minutes=minutes)
+    PaymentFactory()
+    Payment.objects.update(created_at=timezone.now() - timedelta(minutes=minutes))
     for i in range(20 if rejected else 0):
         status = CallbackEvent.Status.REJECTED if i < rejected else CallbackEvent.Status.PROCESSED
         CallbackEvent.objects.create(provider="azampay", body="{}", body_digest=str(i), status=status)
@@ -38,7 +35,8 @@ def test_alerts_go_to_the_admin_chat(settings, capsys):
     settings.ADMIN_CHAT_ID = "-100123"
     settings.TELEGRAM_BOT_TOKEN = "1:abc"
     settings.TELEGRAM_API_URL = "https://telegram.test"
-    age(PaymentFactory(), minutes=10)
+    PaymentFactory()
+    Payment.objects.update(created_at=timezone.now() - timedelta(minutes=10))
     with responses.RequestsMock() as mock:
         sent = mock.post("https://telegram.test/bot1:abc/sendMessage", json={"ok": True, "result": {"message_id": 1}})
         call_command("payments_watchdog")
