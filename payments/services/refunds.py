@@ -77,9 +77,13 @@ class RefundFlow(lifecycle.Flow):
 
     def matches(self, verdict: Verdict) -> list[Q]:
         # A reversal names the receipt it gave back (M-Pesa), known before sending: after a lost answer or a
-        # timeout that is all that ties its result to us.
-        by_receipt = Q(payment__receipt=verdict.reversed_receipt, status__in=Refund.AWAITING_RESULT)
-        return super().matches(verdict) + ([by_receipt] if verdict.reversed_receipt else [])
+        # timeout that is all that ties its result to us. One awaiting its result first; else the newest refund of
+        # that payment in any status, so a reversal we never sent (made in Daraja's portal, or after we called the
+        # send failed) is held for a person at once, as a payout's is, rather than retried for a day until dead.
+        if not verdict.reversed_receipt:
+            return super().matches(verdict)
+        by_receipt = Q(payment__receipt=verdict.reversed_receipt)
+        return [*super().matches(verdict), by_receipt & Q(status__in=Refund.AWAITING_RESULT), by_receipt]
 
     def before_approve(self, obj: Refund, receipt: str) -> None:
         if obj.manual and not receipt:
