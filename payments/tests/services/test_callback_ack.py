@@ -33,13 +33,16 @@ def run_worker() -> None:
 
 @pytest.mark.parametrize("at_once", [False, pytest.param(True, marks=pytest.mark.mysql, id="at-once")])
 @pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
-def test_copies_are_answered_once_stored_and_credited_once_by_the_worker(stored_ack, request, signed, at_once):
+def test_copies_are_answered_once_stored_and_credited_once_by_the_worker(
+    stored_ack, request, settings, signed, at_once
+):
     """Unsigned, the callback is only a reason to ask: one queue hop, the drain asks the provider itself instead of
     queueing verify_callback. At once (MariaDB), twenty copies, half exact repeats (the inbox links them), half
     re-encoded (only the payment's row lock can tell), then three workers and the sweeper at once."""
     if not signed:
         request.getfixturevalue("no_callback_password")
         request.getfixturevalue("azam_says_paid")
+        settings.CALLBACK_VERIFY_CONCURRENCY = 4 if at_once else 1  # asked in threads, or one after another
     payment = PaymentFactory()
     body = callback_body(payment, password=PASSWORD if signed else "")
     encoded_again = [json.dumps(json.loads(body), indent=i).encode() for i in range(10)]
