@@ -170,7 +170,9 @@ def test_approval_by_a_second_user_sends_once(kind, checker):
 
 
 @pytest.mark.parametrize(
-    ("amount", "message"), [("20001", "not yet paid out"), *[(a, "whole, positive") for a in ("0", "-5", "10.50")]]
+    ("amount", "message"),
+    [("20001", "not yet paid out"), *[(a, "whole, positive") for a in ("0", "-5", "10.50")]],
+    ids=["over-what-is-left", "zero", "negative", "not-whole"],
 )
 def test_a_payout_over_what_is_left_or_not_whole_and_positive_is_refused(kind, maker, amount, message):
     payout_request(patient=kind.patient, amount=Decimal("30000"), requested_by=maker)  # of 50 000
